@@ -1,0 +1,23 @@
+//! The fwup firmware format: read, verify, create, sign and apply `.fw` archives,
+//! compatible with the C [`fwup`](https://github.com/fwup-home/fwup) tool (version 1.16.0).
+//!
+//! A `.fw` file is a ZIP archive read strictly front to back: an optional 64-byte Ed25519
+//! signature entry `meta.conf.ed25519`, then `meta.conf` (the firmware's description, in
+//! fwup's libconfuse syntax), then one entry per resource. The signature covers the exact
+//! bytes of `meta.conf`; `meta.conf` carries a BLAKE2b-256 of every resource, checked as the
+//! data streams past.
+//!
+//! This crate does no network I/O and reads no clock: inputs are `Read`/`Seek` values and
+//! byte slices, and anything time- or environment-dependent (apply-time variables) is passed
+//! in by the caller.
+#![forbid(unsafe_code)]
+
+mod error;
+mod metaconf;
+mod zip;
+
+pub use error::{Error, Result};
+
+/// The fwup version whose behaviour this crate implements. Archives that say
+/// `require-fwup-version` with a newer version are refused, as fwup 1.16.0 refuses them.
+pub const FWUP_VERSION: &str = "1.16.0";

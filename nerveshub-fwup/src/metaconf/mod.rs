@@ -1,0 +1,1 @@
+//! meta.conf parsing and the typed model (being written).

@@ -1,0 +1,1 @@
+//! The ZIP container: a streaming local-header reader and a seekable reader (being written).
