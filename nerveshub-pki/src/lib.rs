@@ -1,3 +1,92 @@
 //! NervesHub device identity: certificates, Device CAs and chain validation, with no I/O.
 //!
-//! This crate is being built; see the project's issue tracker.
+//! This crate decides who a device is, the way NervesHub does (see the project's research
+//! notes, §2.2 of `nerves_hub_web.md`), as a library that does no I/O and reads no clock —
+//! every check takes the time as an argument:
+//!
+//! - [`Certificate`] parses device and CA certificates (DER or PEM) into the fields NervesHub
+//!   stores: decimal serial, subject common name, issuer, SKI, AKI, validity, the SHA-1
+//!   fingerprint in upper-case hex, the SHA-256 fingerprint and the public key's fingerprint.
+//! - [`CaRegistration`] vets a Device CA at registration: CA basic constraint, `keyCertSign`,
+//!   validity and proof of possession (a verification certificate signed by the CA's key
+//!   carrying the server-issued token as SAN URI `urn:nerveshub:verify:<token>` or as its common
+//!   name), with an optional [`JitpProfile`].
+//! - [`TrustStore::verify_device`] decides a presented chain against the registered CAs with
+//!   rustls-webpki and returns a [`VerifiedDevice`]; known certificates are recognised by
+//!   fingerprint (even expired) and renewed ones by public key.
+//! - [`DeviceCertVerifier`] is the rustls [`ClientCertVerifier`](rustls::server::danger::ClientCertVerifier)
+//!   for the device endpoint, reading a [`SharedTrustStore`] the server swaps when CAs or
+//!   device certificates change. Client certificates are optional; no root hints are sent.
+//! - With the `gen` feature: [`DeviceCa`] (a Device CA that issues device certificates from a
+//!   fresh key or a CSR, intermediates and registration verification certificates) and
+//!   [`dev_server_certificate`]. ECDSA P-256 by default; Ed25519, ECDSA and RSA chains are
+//!   accepted when verifying.
+//!
+//! Cryptography is rustls' aws-lc-rs provider, used explicitly (no process-wide default is
+//! needed or installed).
+//!
+//! # Example
+//!
+//! ```
+//! # #[cfg(feature = "gen")]
+//! # fn main() -> Result<(), nerveshub_pki::Error> {
+//! use nerveshub_pki::{
+//!     CaRegistration, CertOptions, DeviceAuth, DeviceCa, ProofPlacement, TrustStore, UnixTime,
+//! };
+//! use std::time::Duration;
+//!
+//! let now = UnixTime::since_unix_epoch(Duration::from_secs(1_800_000_000));
+//! let year = Duration::from_secs(365 * 24 * 3600);
+//! let (from, until) = (
+//!     UnixTime::since_unix_epoch(Duration::from_secs(1_790_000_000)),
+//!     UnixTime::since_unix_epoch(Duration::from_secs(1_800_000_000) + year),
+//! );
+//!
+//! // An organisation makes a Device CA and proves it holds the key.
+//! let ca = DeviceCa::generate(&CertOptions::new("Acme Device CA", from, until))?;
+//! let token = "token-from-the-server";
+//! let proof = ca.verification_certificate(token, ProofPlacement::SanUri, from, until)?;
+//! let vetted = CaRegistration::new(ca.certificate().clone(), proof, token).vet(now)?;
+//!
+//! // The server trusts it; a device presents a certificate issued by it.
+//! let store = TrustStore::builder().ca(vetted.registered().clone()).build();
+//! let (device_cert, _device_key) = ca.issue_device(&CertOptions::new("nerves-1234", from, until))?;
+//! let device = store.verify_device(&[device_cert.der().clone()], now)?;
+//! assert_eq!(device.identifier(), "nerves-1234");
+//! assert_eq!(device.auth(), DeviceAuth::NewCertificate);
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "gen"))]
+//! # fn main() {}
+//! ```
+//!
+//! # Crate features
+//!
+//! - `gen` (off by default): certificate generation with rcgen.
+
+mod ca;
+mod cert;
+mod error;
+#[cfg(feature = "gen")]
+mod generate;
+mod sig;
+mod trust;
+mod verifier;
+
+pub use ca::{
+    CaRegistration, JitpProfile, ProofPlacement, RegisteredCa, VERIFY_URI_PREFIX, VettedCa,
+};
+pub use cert::Certificate;
+pub use error::Error;
+#[cfg(feature = "gen")]
+pub use generate::{
+    CertOptions, DevServerCertificate, DeviceCa, KeyAlgorithm, PrivateKey, dev_server_certificate,
+};
+pub use trust::{DeviceAuth, KnownCertificate, TrustStore, TrustStoreBuilder, VerifiedDevice};
+pub use verifier::{DeviceCertVerifier, SharedTrustStore};
+
+pub use rustls::time_provider::TimeProvider;
+pub use rustls_pki_types::{CertificateDer, UnixTime};
+
+#[doc(hidden)]
+pub mod fuzzing;
