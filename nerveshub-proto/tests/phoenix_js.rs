@@ -45,7 +45,11 @@ impl Node {
             .map_err(|e| format!("cannot run node: {e}"))?;
         let stdin = child.stdin.take().ok_or("no stdin")?;
         let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        Ok(Node { child, stdin, stdout })
+        Ok(Node {
+            child,
+            stdin,
+            stdout,
+        })
     }
 
     /// Sends one command; returns (frames the client sent, what it logged).
@@ -54,8 +58,14 @@ impl Node {
         self.stdin.flush().unwrap();
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
-        let sent = v["sent"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
+        let v: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
+        let sent = v["sent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect();
         let log = v["log"].as_array().unwrap().clone();
         for entry in &log {
             assert!(entry.get("error").is_none(), "the script failed: {entry}");
@@ -71,6 +81,7 @@ impl Drop for Node {
     }
 }
 
+#[allow(clippy::print_stdout, reason = "the skip notice is the test's output")]
 fn start_or_skip() -> Option<Node> {
     match Node::start() {
         Ok(n) => Some(n),
@@ -98,7 +109,10 @@ fn server_answers(node: &mut Node, server: &mut ServerSession) -> Vec<Value> {
     while let Some(f) = server.poll_transmit() {
         let (sent, l) = node.cmd(json!({"cmd": "deliver", "data": text(&f)}));
         // Only a rejoin timer of the JS client could fire in between; nothing else is sent.
-        assert!(sent.iter().all(|s| s.contains("phx_join")), "unexpected client frames {sent:?}");
+        assert!(
+            sent.iter().all(|s| s.contains("phx_join")),
+            "unexpected client frames {sent:?}"
+        );
         log.extend(l);
     }
     log
@@ -108,7 +122,9 @@ fn decode_all(server: &mut ServerSession, sent: &[String]) -> Vec<Frame> {
     let codec = Codec::new(Vsn::V2Json);
     sent.iter()
         .map(|s| {
-            let f = codec.decode(s.as_bytes()).unwrap_or_else(|e| panic!("cannot decode {s}: {e}"));
+            let f = codec
+                .decode(s.as_bytes())
+                .unwrap_or_else(|e| panic!("cannot decode {s}: {e}"));
             server.handle_frame(f.clone(), Duration::ZERO);
             f
         })
@@ -117,7 +133,9 @@ fn decode_all(server: &mut ServerSession, sent: &[String]) -> Vec<Frame> {
 
 #[test]
 fn phoenix_js_client_talks_to_our_server_session() {
-    let Some(mut node) = start_or_skip() else { return };
+    let Some(mut node) = start_or_skip() else {
+        return;
+    };
     let mut server = ServerSession::new(ServerConfig::default(), Duration::ZERO);
 
     // Connect: the client picks vsn=2.0.0, which we map to the JSON serializer.
@@ -137,30 +155,49 @@ fn phoenix_js_client_talks_to_our_server_session() {
         fwup_version: Some("1.16.0".into()),
         device_api_version: Some("2.3.0".into()),
         console_version: Some("2.0.0".into()),
-        meta: Some(DeviceMeta { firmware_validated: Some(true), ..Default::default() }),
+        meta: Some(DeviceMeta {
+            firmware_validated: Some(true),
+            ..Default::default()
+        }),
         fwup_public_keys: Some("on_connect".into()),
         ..Default::default()
     };
-    let (sent, _) = node.cmd(json!({"cmd": "join", "topic": "device", "params": params.to_payload()}));
+    let (sent, _) =
+        node.cmd(json!({"cmd": "join", "topic": "device", "params": params.to_payload()}));
     assert_eq!(sent.len(), 1, "{sent:?}");
     let frames = decode_all(&mut server, &sent);
     assert_eq!(frames[0].event, Event::Join);
     assert_eq!(frames[0].topic, "device");
     assert!(frames[0].join_ref.is_some());
     assert_eq!(frames[0].join_ref, frames[0].msg_ref);
-    let Some(ServerEvent::JoinRequest(req)) = server.poll_event() else { panic!("no join request") };
-    assert_eq!(DeviceJoinParams::from_payload(req.params.clone()).unwrap(), params);
+    let Some(ServerEvent::JoinRequest(req)) = server.poll_event() else {
+        panic!("no join request")
+    };
+    assert_eq!(
+        DeviceJoinParams::from_payload(req.params.clone()).unwrap(),
+        params
+    );
     server.accept_join(&req, json!({})).unwrap();
     let log = server_answers(&mut node, &mut server);
-    assert!(log.contains(&json!({"joined": {"topic": "device", "response": {}}})), "{log:?}");
+    assert!(
+        log.contains(&json!({"joined": {"topic": "device", "response": {}}})),
+        "{log:?}"
+    );
 
     // After the join the server pushes the org's keys and an update; the client's channel
     // receives both with their payloads intact.
-    let keys = DeviceServerEvent::FwupPublicKeys(PublicKeys { keys: vec!["a2V5".into()], ..Default::default() });
+    let keys = DeviceServerEvent::FwupPublicKeys(PublicKeys {
+        keys: vec!["a2V5".into()],
+        ..Default::default()
+    });
     let update = DeviceServerEvent::Update(Box::new(UpdatePayload {
         update_available: true,
         firmware_url: "https://nerves.example/firmware/1/abc.fw".into(),
-        firmware_meta: FirmwareMetadata { uuid: Some("abc".into()), version: Some("0.2.0".into()), ..Default::default() },
+        firmware_meta: FirmwareMetadata {
+            uuid: Some("abc".into()),
+            version: Some("0.2.0".into()),
+            ..Default::default()
+        },
         size: Some(1_048_577),
         checksum: Some("AB".repeat(32)),
         partials_checksums: Some(vec!["CD".repeat(32), "EF".repeat(32)]),
@@ -168,7 +205,9 @@ fn phoenix_js_client_talks_to_our_server_session() {
         extra: Default::default(),
     }));
     for msg in [&keys, &update] {
-        server.push(DEVICE_TOPIC, msg.event(), msg.to_payload()).unwrap();
+        server
+            .push(DEVICE_TOPIC, msg.event(), msg.to_payload())
+            .unwrap();
         let log = server_answers(&mut node, &mut server);
         let got = log
             .iter()
@@ -176,7 +215,10 @@ fn phoenix_js_client_talks_to_our_server_session() {
             .unwrap_or_else(|| panic!("client did not see {}: {log:?}", msg.event()));
         assert_eq!(got["topic"], "device");
         assert_eq!(got["ref"], Value::Null);
-        assert_eq!(DeviceServerEvent::from_parts(msg.event(), got["payload"].clone()).unwrap(), *msg);
+        assert_eq!(
+            DeviceServerEvent::from_parts(msg.event(), got["payload"].clone()).unwrap(),
+            *msg
+        );
     }
 
     // The client pushes status updates; the server gets them and sends nothing back.
@@ -188,12 +230,24 @@ fn phoenix_js_client_talks_to_our_server_session() {
     let (sent, _) = node.cmd(json!({"cmd": "push", "topic": "device", "event": status.event(), "payload": status.to_payload()}));
     let frames = decode_all(&mut server, &sent);
     assert_eq!(frames.len(), 1);
-    assert_eq!(frames[0].join_ref, req.join_ref, "pushes carry the join ref");
+    assert_eq!(
+        frames[0].join_ref, req.join_ref,
+        "pushes carry the join ref"
+    );
     assert!(frames[0].msg_ref.is_some());
-    let Some(ServerEvent::Push(push)) = server.poll_event() else { panic!("no push") };
+    let Some(ServerEvent::Push(push)) = server.poll_event() else {
+        panic!("no push")
+    };
     let InboundPush { event, payload, .. } = &push;
-    assert_eq!(DeviceEvent::from_parts(event, payload.clone()).unwrap(), status);
-    assert!(server.reply(&push, &nerveshub_proto::Reply::ok(json!({}))).is_err());
+    assert_eq!(
+        DeviceEvent::from_parts(event, payload.clone()).unwrap(),
+        status
+    );
+    assert!(
+        server
+            .reply(&push, &nerveshub_proto::Reply::ok(json!({})))
+            .is_err()
+    );
     assert!(server.poll_transmit().is_none());
 
     // Heartbeat: answered on `phoenix`; the client matches the reply to its ref.
@@ -203,38 +257,62 @@ fn phoenix_js_client_talks_to_our_server_session() {
     assert_eq!(frames[0].event, Event::Heartbeat);
     assert_eq!(frames[0].join_ref, None);
     let log = server_answers(&mut node, &mut server);
-    let reply = log.iter().find_map(|e| e.get("socket_message")).expect("heartbeat reply seen");
-    assert_eq!(reply["ref"], Value::String(frames[0].msg_ref.clone().unwrap()));
+    let reply = log
+        .iter()
+        .find_map(|e| e.get("socket_message"))
+        .expect("heartbeat reply seen");
+    assert_eq!(
+        reply["ref"],
+        Value::String(frames[0].msg_ref.clone().unwrap())
+    );
     assert_eq!(reply["payload"]["status"], "ok");
 
     // Join and leave `console`.
-    let (sent, _) = node.cmd(json!({"cmd": "join", "topic": "console", "params": {"console_version": "2.0.0"}}));
+    let (sent, _) = node
+        .cmd(json!({"cmd": "join", "topic": "console", "params": {"console_version": "2.0.0"}}));
     decode_all(&mut server, &sent);
-    let Some(ServerEvent::JoinRequest(console)) = server.poll_event() else { panic!("no join request") };
+    let Some(ServerEvent::JoinRequest(console)) = server.poll_event() else {
+        panic!("no join request")
+    };
     accept(&mut server, &console);
     let log = server_answers(&mut node, &mut server);
-    assert!(log.contains(&json!({"joined": {"topic": "console", "response": {}}})), "{log:?}");
+    assert!(
+        log.contains(&json!({"joined": {"topic": "console", "response": {}}})),
+        "{log:?}"
+    );
     let (sent, leave_log) = node.cmd(json!({"cmd": "leave", "topic": "console"}));
     let frames = decode_all(&mut server, &sent);
     assert_eq!(frames[0].event, Event::Leave);
     assert!(matches!(server.poll_event(), Some(ServerEvent::Left { topic }) if topic == "console"));
     // Phoenix JS 1.8 considers the channel left as soon as phx_leave is sent; our ok reply
     // then arrives for a channel it no longer has, and is dropped without harm.
-    assert!(leave_log.contains(&json!({"left": "console"})), "{leave_log:?}");
-    let log = server_answers(&mut node, &mut server);
-    assert!(log.iter().all(|e| e.get("socket_message").is_some()), "{log:?}");
-
-    // A rejected join reaches the client as an error (last: the client then arms a rejoin timer).
-    let (sent, _) = node.cmd(json!({"cmd": "join", "topic": "extensions", "params": {"health": "0.0.1"}}));
-    decode_all(&mut server, &sent);
-    let Some(ServerEvent::JoinRequest(ext)) = server.poll_event() else { panic!("no join request") };
-    server.reject_join(&ext, json!({"reason": "not allowed"})).unwrap();
+    assert!(
+        leave_log.contains(&json!({"left": "console"})),
+        "{leave_log:?}"
+    );
     let log = server_answers(&mut node, &mut server);
     assert!(
-        log.contains(&json!({"join_error": {"topic": "extensions", "response": {"reason": "not allowed"}}})),
+        log.iter().all(|e| e.get("socket_message").is_some()),
         "{log:?}"
     );
 
+    // A rejected join reaches the client as an error (last: the client then arms a rejoin timer).
+    let (sent, _) =
+        node.cmd(json!({"cmd": "join", "topic": "extensions", "params": {"health": "0.0.1"}}));
+    decode_all(&mut server, &sent);
+    let Some(ServerEvent::JoinRequest(ext)) = server.poll_event() else {
+        panic!("no join request")
+    };
+    server
+        .reject_join(&ext, json!({"reason": "not allowed"}))
+        .unwrap();
+    let log = server_answers(&mut node, &mut server);
+    assert!(
+        log.contains(
+            &json!({"join_error": {"topic": "extensions", "response": {"reason": "not allowed"}}})
+        ),
+        "{log:?}"
+    );
 
     // The server closes `device`: the client sees phx_close for its channel.
     server.close_topic(DEVICE_TOPIC).unwrap();
@@ -248,20 +326,58 @@ fn accept(server: &mut ServerSession, req: &JoinRequest) {
 
 #[test]
 fn serializers_decode_each_other() {
-    let Some(mut node) = start_or_skip() else { return };
+    let Some(mut node) = start_or_skip() else {
+        return;
+    };
     let ours = [
-        Frame::new(None, None, "device", "update", json!({"firmware_url": "u", "size": 1})),
-        Frame::new(Some("1".into()), Some("2".into()), "device", Event::Reply, json!({"status": "ok", "response": {}})),
-        Frame::new(Some("1".into()), Some("1".into()), "device", Event::Close, json!({})),
-        Frame::new(Some("3".into()), Some("3".into()), "device", Event::Error, json!({})),
+        Frame::new(
+            None,
+            None,
+            "device",
+            "update",
+            json!({"firmware_url": "u", "size": 1}),
+        ),
+        Frame::new(
+            Some("1".into()),
+            Some("2".into()),
+            "device",
+            Event::Reply,
+            json!({"status": "ok", "response": {}}),
+        ),
+        Frame::new(
+            Some("1".into()),
+            Some("1".into()),
+            "device",
+            Event::Close,
+            json!({}),
+        ),
+        Frame::new(
+            Some("3".into()),
+            Some("3".into()),
+            "device",
+            Event::Error,
+            json!({}),
+        ),
         Frame::heartbeat("42"),
-        Frame::new(None, None, "console", "dn", json!({"data": "ü\"\\\n\u{1F600}"})),
+        Frame::new(
+            None,
+            None,
+            "console",
+            "dn",
+            json!({"data": "ü\"\\\n\u{1F600}"}),
+        ),
     ];
     for f in &ours {
         let (_, log) = node.cmd(json!({"cmd": "decode", "data": text(f)}));
         let d = &log[0]["decoded"];
-        assert_eq!(d["join_ref"], f.join_ref.clone().map_or(Value::Null, Value::String));
-        assert_eq!(d["ref"], f.msg_ref.clone().map_or(Value::Null, Value::String));
+        assert_eq!(
+            d["join_ref"],
+            f.join_ref.clone().map_or(Value::Null, Value::String)
+        );
+        assert_eq!(
+            d["ref"],
+            f.msg_ref.clone().map_or(Value::Null, Value::String)
+        );
         assert_eq!(d["topic"], f.topic.as_str());
         assert_eq!(d["event"], f.event.as_str());
         assert_eq!(d["payload"], f.payload);
@@ -281,6 +397,10 @@ fn serializers_decode_each_other() {
         assert_eq!(f.topic, m["topic"]);
         assert_eq!(f.event.as_str(), m["event"]);
         assert_eq!(f.payload, m["payload"]);
-        assert_eq!(f.to_json(), raw, "our encoding is byte-identical to the JS serializer's");
+        assert_eq!(
+            f.to_json(),
+            raw,
+            "our encoding is byte-identical to the JS serializer's"
+        );
     }
 }
