@@ -27,3 +27,7 @@ pub use uuid::FirmwareUuid;
 /// The fwup version whose behaviour this crate implements. Archives that say
 /// `require-fwup-version` with a newer version are refused, as fwup 1.16.0 refuses them.
 pub const FWUP_VERSION: &str = "1.16.0";
+pub use metaconf::{
+    FunctionCall, Gpt, GptPartition, Mbr, MbrOsii, MbrPartition, MetaConf, Metadata, OnResource,
+    Resource, Task, UbootEnvironment, Variables,
+};
