@@ -31,3 +31,5 @@ pub use metaconf::{
     FunctionCall, Gpt, GptPartition, Mbr, MbrOsii, MbrPartition, MetaConf, Metadata, OnResource,
     Resource, Task, UbootEnvironment, Variables,
 };
+#[doc(hidden)]
+pub use zip::fuzz_zip_stream;
