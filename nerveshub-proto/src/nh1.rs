@@ -348,6 +348,26 @@ mod tests {
         );
     }
 
+    /// plug_crypto also accepts the legacy `{data, signed_at}` payload.
+    #[test]
+    fn legacy_two_tuple_token() {
+        let (alg, key, time) = (NH1_ALG, "nhp_k", "100");
+        let derived = nh1_derive_key(alg, key, time, b"s").unwrap();
+        let payload =
+            Term::Tuple(vec![Term::Binary(b"dev".to_vec()), Term::Integer(100_000)]).encode();
+        let mut token = format!("{TOKEN_PREFIX}.{}", B64URL.encode(payload));
+        let mut m = mac(&derived).unwrap();
+        m.update(token.as_bytes());
+        token = format!("{token}.{}", B64URL.encode(m.finalize().into_bytes()));
+        let h = SharedSecretHeaders {
+            alg: alg.into(),
+            key: key.into(),
+            time: time.into(),
+            signature: token,
+        };
+        assert_eq!(h.verify(b"s", 100_000).unwrap().identifier, "dev");
+    }
+
     #[test]
     fn freshness_and_tampering() {
         let h = SharedSecretHeaders::sign("nhd_k", b"secret", "dev-1", 1_000_000);
