@@ -276,10 +276,14 @@ impl ClientSession {
     /// are used for every rejoin. Joining a topic already known replaces its params, which
     /// take effect on its next (re)join.
     pub fn join(&mut self, topic: &str, params: Value) {
-        if let Some(ch) = self.channels.iter_mut().find(|c| c.topic == topic) {
+        if let Some(idx) = self.channels.iter().position(|c| c.topic == topic) {
+            let ch = &mut self.channels[idx];
             ch.params = params;
-            if matches!(ch.state, ChanState::Leaving { .. }) {
+            if matches!(ch.state, ChanState::Leaving { .. } | ChanState::Idle) {
                 ch.state = ChanState::Idle;
+                if self.is_connected() {
+                    self.send_join(idx);
+                }
             }
             return;
         }
@@ -431,10 +435,10 @@ impl ClientSession {
             } => {
                 if now >= *next_heartbeat {
                     if pending_heartbeat.is_some() {
-                        self.schedule_reconnect(now);
                         self.events.push_back(ClientEvent::Close {
                             reason: CloseReason::HeartbeatTimeout,
                         });
+                        self.schedule_reconnect(now);
                         return;
                     }
                     *next_heartbeat = now.saturating_add(self.config.heartbeat_interval);

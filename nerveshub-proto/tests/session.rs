@@ -130,10 +130,10 @@ fn heartbeat_every_30s_and_timeout_when_unanswered() {
     c.handle_timeout(secs(90.0));
     let ev = drain_ev(&mut c);
     let [
-        ClientEvent::Disconnected { reconnect_at },
         ClientEvent::Close {
             reason: CloseReason::HeartbeatTimeout,
         },
+        ClientEvent::Disconnected { reconnect_at },
     ] = ev.as_slice()
     else {
         panic!("{ev:?}")
@@ -243,6 +243,28 @@ fn leave_completes_on_reply() {
         }]
     );
     assert!(c.leave("console").is_err());
+    // Joining again while a leave is in flight joins again at once.
+    c.join("console", json!({}));
+    c.leave("console").unwrap();
+    c.join("console", json!({"again": true}));
+    let tx = drain_tx(&mut c);
+    assert_eq!(tx.len(), 3, "{tx:?}");
+    assert!(
+        tx[2].contains(r#""console","phx_join",{"again":true}"#),
+        "{tx:?}"
+    );
+    c.leave("console").unwrap();
+    c.handle_frame(
+        frame(r#"["6","7","console","phx_reply",{"status":"ok","response":{}}]"#),
+        secs(1.0),
+    );
+    assert_eq!(
+        drain_ev(&mut c),
+        [ClientEvent::Left {
+            topic: "console".into()
+        }]
+    );
+    drain_tx(&mut c);
     // Not rejoined on the next connection.
     c.handle_disconnected(secs(2.0));
     drain_ev(&mut c);
