@@ -17,9 +17,9 @@
 //! - [`DeviceCertVerifier`] is the rustls [`ClientCertVerifier`](rustls::server::danger::ClientCertVerifier)
 //!   for the device endpoint, reading a [`SharedTrustStore`] the server swaps when CAs or
 //!   device certificates change. Client certificates are optional; no root hints are sent.
-//! - With the `gen` feature: [`DeviceCa`] (a Device CA that issues device certificates from a
+//! - With the `gen` feature: `DeviceCa` (a Device CA that issues device certificates from a
 //!   fresh key or a CSR, intermediates and registration verification certificates) and
-//!   [`dev_server_certificate`]. ECDSA P-256 by default; Ed25519, ECDSA and RSA chains are
+//!   `dev_server_certificate`. ECDSA P-256 by default; Ed25519, ECDSA and RSA chains are
 //!   accepted when verifying.
 //!
 //! Cryptography is rustls' aws-lc-rs provider, used explicitly (no process-wide default is

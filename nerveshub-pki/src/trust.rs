@@ -302,19 +302,19 @@ impl TrustStore {
         Ok(VerifiedDevice {
             certificate: cert,
             identifier,
-            ca: Some(self.cas[ca].certificate().clone()),
+            ca: Some(ca.certificate().clone()),
             auth,
         })
     }
 
-    /// Path validation against the registered CAs; returns the index of the CA that anchors it.
+    /// Path validation against the registered CAs; returns the CA that anchors it.
     fn verify_chain(
         &self,
         cert: &Certificate,
         first: &CertificateDer<'_>,
         rest: &[CertificateDer<'_>],
         now: UnixTime,
-    ) -> Result<usize, Error> {
+    ) -> Result<&RegisteredCa, Error> {
         let ee = webpki::EndEntityCert::try_from(first).map_err(|e| Error::from_webpki(&e))?;
 
         // Candidate CAs: those whose subject is the issuer of a presented certificate, the
@@ -325,22 +325,24 @@ impl TrustStore {
             .filter_map(|c| webpki::EndEntityCert::try_from(c).ok())
             .collect();
         issuers.extend(parsed_rest.iter().map(|c| c.issuer()));
-        let mut candidates: Vec<usize> = Vec::new();
+        let mut candidates: Vec<&RegisteredCa> = Vec::new();
         for issuer in issuers {
             for &i in self.by_subject.get(issuer).into_iter().flatten() {
-                if !candidates.contains(&i) {
-                    candidates.push(i);
+                if let Some(ca) = self.cas.get(i)
+                    && !candidates.iter().any(|c| std::ptr::eq(*c, ca))
+                {
+                    candidates.push(ca);
                 }
             }
         }
         if let Some(aki) = cert.aki() {
-            candidates.sort_by_key(|&i| self.cas[i].certificate().ski() != Some(aki));
+            candidates.sort_by_key(|ca| ca.certificate().ski() != Some(aki));
         }
 
         let mut first_error = None;
-        for i in candidates {
-            match self.verify_with_ca(&ee, cert, rest, &self.cas[i], now) {
-                Ok(()) => return Ok(i),
+        for ca in candidates {
+            match self.verify_with_ca(&ee, cert, rest, ca, now) {
+                Ok(()) => return Ok(ca),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }

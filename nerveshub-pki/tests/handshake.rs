@@ -242,3 +242,88 @@ fn verifier_offers_optional_auth_without_root_hints() {
     assert!(!v.supported_verify_schemes().is_empty());
     assert!(v.identify(None, now()).is_err());
 }
+
+/// `openssl s_client` presenting OpenSSL-made device certificates (ECDSA, RSA, Ed25519) to a
+/// rustls server using `DeviceCertVerifier`: handshake signatures of each key type verify, and
+/// an unregistered device is refused.
+#[test]
+fn openssl_s_client_devices() {
+    use std::process::{Command, Stdio};
+
+    let Some(openssl) = common::openssl() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    common::make_openssl_chains(&openssl, dir.path());
+    let d = dir.path();
+    let load = |f: &str| Certificate::parse(&std::fs::read(d.join(f)).unwrap()).unwrap();
+    let now = now();
+    let trust = SharedTrustStore::new(
+        TrustStore::builder()
+            .ca(RegisteredCa::new(load("root.pem"), true).unwrap())
+            .ca(RegisteredCa::new(load("ed-root.pem"), true).unwrap())
+            .build(),
+    );
+    let srv = server(trust, now);
+    std::fs::write(d.join("server-ca.pem"), srv.server_ca.to_pem()).unwrap();
+
+    for (dev, tls, expect_ok) in [
+        ("dev-valid", "-tls1_3", true),
+        ("dev-valid", "-tls1_2", true),
+        ("dev-rsa", "-tls1_3", true),
+        ("dev-rsa", "-tls1_2", true),
+        ("dev-ed25519", "-tls1_3", true),
+        ("dev-unknown", "-tls1_3", false),
+        ("dev-expired", "-tls1_2", false),
+    ] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let config = srv.config.clone();
+        let verifier = srv.verifier.clone();
+        let handle = thread::spawn(move || -> Result<String, String> {
+            let (mut sock, _) = listener.accept().map_err(|e| e.to_string())?;
+            let mut conn = rustls::ServerConnection::new(config).map_err(|e| e.to_string())?;
+            while conn.is_handshaking() {
+                conn.complete_io(&mut sock).map_err(|e| e.to_string())?;
+            }
+            let device = verifier
+                .identify(conn.peer_certificates(), UnixTime::now())
+                .map_err(|e| e.to_string())?;
+            conn.writer()
+                .write_all(b"welcome\n")
+                .map_err(|e| e.to_string())?;
+            conn.send_close_notify();
+            let _ = conn.complete_io(&mut sock);
+            Ok(device.identifier().to_owned())
+        });
+        let out = Command::new(&openssl)
+            .current_dir(d)
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(["-servername", "localhost", "-CAfile", "server-ca.pem", tls])
+            .args([
+                "-cert",
+                &format!("{dev}.pem"),
+                "-key",
+                &format!("{dev}.key"),
+            ])
+            .args(["-verify_return_error", "-no_ign_eof"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let result = handle.join().unwrap();
+        if expect_ok {
+            assert_eq!(
+                result.as_deref(),
+                Ok(dev),
+                "{dev} {tls}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        } else {
+            let err = result.expect_err("refused");
+            assert!(
+                err.contains("invalid peer certificate"),
+                "{dev} {tls}: {err}"
+            );
+        }
+    }
+}

@@ -382,3 +382,119 @@ fn openssl_registration_proofs() {
             .is_err()
     );
 }
+
+/// Chains made by the crate's generator, judged by us and by `openssl verify`.
+#[cfg(feature = "gen")]
+#[test]
+fn crate_made_chains_cross_checked_with_openssl() {
+    use common::days_from;
+    use nerveshub_pki::{CertOptions, DeviceCa, KeyAlgorithm};
+
+    let Some(openssl) = common::openssl() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let now = common::now();
+    let opts = |cn: &str| CertOptions::new(cn, days_from(now, -1), days_from(now, 365));
+    let write = |name: &str, pem: String| std::fs::write(d.join(name), pem).unwrap();
+
+    let root = DeviceCa::generate(&opts("Root")).unwrap();
+    write("g-root.pem", root.certificate().to_pem());
+    let root0 = DeviceCa::generate(&opts("Root0").path_len(0)).unwrap();
+    write("g-root0.pem", root0.certificate().to_pem());
+    let other = DeviceCa::generate(&opts("Root")).unwrap();
+    let inter = root.issue_intermediate(&opts("Inter").path_len(0)).unwrap();
+    write("g-inter.pem", inter.certificate().to_pem());
+    let inter_deep = root0.issue_intermediate(&opts("Inter deep")).unwrap();
+    write("g-inter-deep.pem", inter_deep.certificate().to_pem());
+    let inter_nokcs = root
+        .issue_intermediate(&opts("Inter nokcs").without_key_cert_sign())
+        .unwrap();
+    write("g-inter-nokcs.pem", inter_nokcs.certificate().to_pem());
+    let ed_root = DeviceCa::generate(&opts("Ed root").algorithm(KeyAlgorithm::Ed25519)).unwrap();
+    write("g-ed-root.pem", ed_root.certificate().to_pem());
+
+    let mut cases: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    let dev = |name: &'static str, ca: &DeviceCa, o: CertOptions| {
+        let (cert, _) = ca.issue_device(&o).unwrap();
+        write(name, cert.to_pem());
+    };
+    dev("g-valid.pem", &root, opts("valid"));
+    dev(
+        "g-expired.pem",
+        &root,
+        CertOptions::new("expired", days_from(now, -30), days_from(now, -1)),
+    );
+    dev(
+        "g-notyet.pem",
+        &root,
+        CertOptions::new("notyet", days_from(now, 1), days_from(now, 30)),
+    );
+    dev("g-unknown.pem", &other, opts("unknown"));
+    dev(
+        "g-serverauth.pem",
+        &root,
+        opts("serverauth").server_auth_only(),
+    );
+    dev("g-via-inter.pem", &inter, opts("via-inter"));
+    dev("g-deep.pem", &inter_deep, opts("deep"));
+    dev("g-via-nokcs.pem", &inter_nokcs, opts("via-nokcs"));
+    dev(
+        "g-ed.pem",
+        &ed_root,
+        opts("ed").algorithm(KeyAlgorithm::Ed25519),
+    );
+    dev(
+        "g-p384.pem",
+        &root,
+        opts("p384").algorithm(KeyAlgorithm::EcdsaP384),
+    );
+    cases.push(("g-root.pem", "g-valid.pem", vec![]));
+    cases.push(("g-root.pem", "g-expired.pem", vec![]));
+    cases.push(("g-root.pem", "g-notyet.pem", vec![]));
+    cases.push(("g-root.pem", "g-unknown.pem", vec![]));
+    cases.push(("g-root.pem", "g-serverauth.pem", vec![]));
+    cases.push(("g-root.pem", "g-via-inter.pem", vec!["g-inter.pem"]));
+    cases.push(("g-root.pem", "g-via-inter.pem", vec![]));
+    cases.push(("g-root0.pem", "g-deep.pem", vec!["g-inter-deep.pem"]));
+    cases.push(("g-root.pem", "g-via-nokcs.pem", vec!["g-inter-nokcs.pem"]));
+    cases.push(("g-ed-root.pem", "g-ed.pem", vec![]));
+    cases.push(("g-root.pem", "g-p384.pem", vec![]));
+
+    let mut accepted = 0;
+    let mut mismatches = Vec::new();
+    for (ca, leaf, untrusted) in &cases {
+        let store = TrustStore::builder()
+            .ca(RegisteredCa::new(load(d, ca), true).unwrap())
+            .build();
+        let mut chain = vec![load(d, leaf).der().clone()];
+        chain.extend(untrusted.iter().map(|f| load(d, f).der().clone()));
+        let ours = store.verify_device(&chain, now);
+        let mut cmd = Command::new(&openssl);
+        cmd.current_dir(d).args([
+            "verify",
+            "-attime",
+            &now.as_secs().to_string(),
+            "-purpose",
+            "sslclient",
+            "-CAfile",
+            ca,
+        ]);
+        for u in untrusted {
+            cmd.args(["-untrusted", u]);
+        }
+        cmd.arg(leaf);
+        let theirs = cmd.output().unwrap().status.success();
+        if ours.is_ok() {
+            accepted += 1;
+        }
+        if ours.is_ok() != theirs {
+            mismatches.push(format!(
+                "{leaf} under {ca}: openssl {theirs}, ours {ours:?}"
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+    assert_eq!(accepted, 4, "valid, via-inter, ed, p384");
+}
