@@ -9,6 +9,7 @@ use crate::Result;
 
 mod builder;
 mod fixtures;
+mod perf;
 mod props;
 mod synthetic;
 
