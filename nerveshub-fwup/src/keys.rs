@@ -34,9 +34,11 @@ impl PublicKey {
     /// Makes a key from its 32 raw bytes. Fails for byte strings that are not a point on
     /// the curve.
     pub fn from_bytes(bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<Self> {
-        VerifyingKey::from_bytes(bytes).map(Self).map_err(|_| Error::InvalidPublicKey {
-            origin: "raw bytes".to_owned(),
-        })
+        VerifyingKey::from_bytes(bytes)
+            .map(Self)
+            .map_err(|_| Error::InvalidPublicKey {
+                origin: "raw bytes".to_owned(),
+            })
     }
 
     /// Parses a key given as base64 text, as `fwup --public-key` takes it: padded or

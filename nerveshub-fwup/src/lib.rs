@@ -12,17 +12,22 @@
 //! in by the caller.
 #![forbid(unsafe_code)]
 
-// mod archive; (wired in once metaconf and zip land)
+mod archive;
 mod error;
 mod keys;
 mod metaconf;
 mod uuid;
-// mod verify;
+mod verify;
 mod zip;
 
+pub use archive::{
+    ArchiveHead, ArchiveReader, FirmwareInfo, META_CONF_MAX_LEN, META_CONF_MIN_LEN, ResourceEntry,
+    SignatureStatus,
+};
 pub use error::{Error, Result};
 pub use keys::{MAX_PUBLIC_KEYS, PUBLIC_KEY_LEN, PublicKey, SIGNATURE_LEN};
 pub use uuid::FirmwareUuid;
+pub use verify::{VerifiedArchive, verify};
 
 /// The fwup version whose behaviour this crate implements. Archives that say
 /// `require-fwup-version` with a newer version are refused, as fwup 1.16.0 refuses them.

@@ -92,14 +92,14 @@ pub fn verify<R: Read>(input: R, keys: &[PublicKey], vars: &Variables) -> Result
                 .blake2b_256()
                 .ok_or_else(|| Error::InvalidResourceHash(name.clone()))?;
             let expected_len = resource.data_len();
-            if let Some(declared) = entry.declared_size() {
-                if declared != expected_len {
-                    return Err(Error::ResourceLengthMismatch {
-                        name,
-                        expected: expected_len,
-                        actual: declared,
-                    });
-                }
+            if let Some(declared) = entry.declared_size()
+                && declared != expected_len
+            {
+                return Err(Error::ResourceLengthMismatch {
+                    name,
+                    expected: expected_len,
+                    actual: declared,
+                });
             }
             let (len, hash) = pipe.hash_entry(&mut entry)?;
             if len != expected_len {
@@ -187,11 +187,15 @@ impl HashPipe {
             let n = entry.read_chunk(&mut buf)?;
             if n == 0 {
                 // Keep the buffer in circulation.
-                self.jobs.send(Job::Data(buf, 0)).map_err(|_| hasher_gone())?;
+                self.jobs
+                    .send(Job::Data(buf, 0))
+                    .map_err(|_| hasher_gone())?;
                 break;
             }
             total += n as u64;
-            self.jobs.send(Job::Data(buf, n)).map_err(|_| hasher_gone())?;
+            self.jobs
+                .send(Job::Data(buf, n))
+                .map_err(|_| hasher_gone())?;
         }
         self.jobs.send(Job::Finish).map_err(|_| hasher_gone())?;
         let digest = self.digests.recv().map_err(|_| hasher_gone())?;
@@ -200,5 +204,7 @@ impl HashPipe {
 }
 
 fn hasher_gone() -> Error {
-    Error::Io(std::io::Error::other("the hashing thread stopped unexpectedly"))
+    Error::Io(std::io::Error::other(
+        "the hashing thread stopped unexpectedly",
+    ))
 }
