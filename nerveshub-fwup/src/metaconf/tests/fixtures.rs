@@ -219,3 +219,35 @@ fn handmade_variants_match_fwup_verdicts() {
     }
     assert_eq!(seen, 9);
 }
+
+#[test]
+fn pathological_inputs_stay_linear() {
+    // Each input is about 50 kB (fwup's meta.conf limit); a quadratic scan or unbounded
+    // recursion would make this test hang or overflow the stack.
+    let n = 25_000;
+    let inputs: Vec<Vec<u8>> = vec![
+        "${".repeat(n).into_bytes(),
+        "\"${".repeat(n).into_bytes(),
+        "a{".repeat(n).into_bytes(),
+        "{".repeat(2 * n).into_bytes(),
+        "task t {\n".repeat(n / 5).into_bytes(),
+        format!("meta-misc = {{{}}}\n", "a,".repeat(n)).into_bytes(),
+        format!(
+            "task t {{\non-init {{\nfunlist = {{{}}}\n}}\n}}\n",
+            "1,x,".repeat(n / 2)
+        )
+        .into_bytes(),
+        format!("future x {{\n{}", "a { ".repeat(n / 2)).into_bytes(),
+        format!("future x {{\n{}", "a = { ".repeat(n / 3)).into_bytes(),
+        "/*".repeat(n).into_bytes(),
+        "'\\".repeat(n).into_bytes(),
+        "\"\\0".repeat(n).into_bytes(),
+        (0..n)
+            .map(|i| format!("task t{i} {{\n}}\n"))
+            .collect::<String>()
+            .into_bytes(),
+    ];
+    for input in inputs {
+        let _ = MetaConf::parse(&input, &Variables::new());
+    }
+}
