@@ -198,6 +198,25 @@ enum Conn {
 /// reconnect ([`ClientEvent::Connect`]), with nerves_hub_link's backoff: 1 s doubling to a
 /// 60 s cap, plus up to 50 % jitter, reset by a successful connect. Joined channels are joined
 /// again on every connect; a channel the server closes is rejoined after 5 s.
+///
+/// ```
+/// use std::time::Duration;
+/// use nerveshub_proto::{ClientConfig, ClientEvent, ClientSession, Frame};
+///
+/// let mut s = ClientSession::new(ClientConfig::default(), 7);
+/// s.join("device", serde_json::json!({"nerves_fw_uuid": "0a1b"}));
+/// s.handle_connected(Duration::ZERO);
+/// let join = s.poll_transmit().unwrap();
+/// assert_eq!(join.to_json(), r#"["1","1","device","phx_join",{"nerves_fw_uuid":"0a1b"}]"#);
+/// s.handle_frame(
+///     Frame::from_json(br#"["1","1","device","phx_reply",{"status":"ok","response":{}}]"#)?,
+///     Duration::from_millis(20),
+/// );
+/// assert!(matches!(s.poll_event(), Some(ClientEvent::Joined { .. })));
+/// // Next: the heartbeat, 30 s after connecting.
+/// assert_eq!(s.poll_timeout(), Some(Duration::from_secs(30)));
+/// # Ok::<(), nerveshub_proto::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ClientSession {
     config: ClientConfig,

@@ -59,6 +59,27 @@ pub struct FileName {
     pub extra: Extra,
 }
 
+impl FileName {
+    /// Whether the name is a plain file name that is safe to create inside a directory: not
+    /// empty, not `.` or `..`, no `/`, `\` or NUL. nerves_hub_link writes uploads to
+    /// `<data_path>/<filename>` without checking the name; receivers should check it.
+    ///
+    /// ```
+    /// use nerveshub_proto::FileName;
+    ///
+    /// let name = |s: &str| FileName { filename: s.into(), extra: Default::default() };
+    /// assert!(name("notes.txt").is_safe());
+    /// assert!(!name("../etc/passwd").is_safe());
+    /// ```
+    pub fn is_safe(&self) -> bool {
+        is_safe_file_name(&self.filename)
+    }
+}
+
+fn is_safe_file_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
 /// `file-data`: one chunk of a file, base64.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct FileChunk {
@@ -72,6 +93,14 @@ pub struct FileChunk {
     /// Other keys, kept verbatim.
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+impl FileChunk {
+    /// Whether [`filename`](Self::filename) is safe to create inside a directory (see
+    /// [`FileName::is_safe`]).
+    pub fn is_safe(&self) -> bool {
+        is_safe_file_name(&self.filename)
+    }
 }
 
 /// A server → device event on `console`.

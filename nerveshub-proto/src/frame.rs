@@ -175,6 +175,16 @@ impl Reply {
 ///
 /// `join_ref` and `msg_ref` are strings or absent (`null`). Pushes from the server carry no
 /// `ref`; older Slipstream clients send no `join_ref` after the join, which is accepted.
+///
+/// ```
+/// use nerveshub_proto::{Event, Frame};
+///
+/// let f = Frame::from_json(br#"["1","2","device","status_update",{"status":"received"}]"#)?;
+/// assert_eq!(f.join_ref.as_deref(), Some("1"));
+/// assert_eq!(f.event, Event::Custom("status_update".into()));
+/// assert_eq!(Frame::heartbeat("3").to_json(), r#"[null,"3","phoenix","heartbeat",{}]"#);
+/// # Ok::<(), nerveshub_proto::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frame {
     /// The ref of the `phx_join` that opened the channel this message belongs to.
@@ -329,17 +339,17 @@ impl Vsn {
     /// serves, so it is refused.
     pub fn from_query(vsn: Option<&str>) -> Result<Self> {
         let v = vsn.unwrap_or("1.0.0");
-        let mut parts = v.split('.');
-        let (major, minor) = (parts.next(), parts.next());
-        let numeric = |p: Option<&str>| {
-            p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        };
-        if !numeric(major) || !numeric(minor) || !parts.all(|p| numeric(Some(p))) {
-            return Err(Error::UnsupportedVsn(v.to_owned()));
-        }
-        match (major, minor) {
-            (Some("2"), Some("0")) => Ok(Vsn::V2Json),
-            (Some("3"), Some("0")) => Ok(Vsn::V3MsgPack),
+        let parts: Vec<&str> = v.split('.').collect();
+        let numeric =
+            |p: &str| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit());
+        match parts.as_slice() {
+            [major, minor, patch] if numeric(major) && numeric(minor) && numeric(patch) => {
+                match (major.parse::<u32>(), minor.parse::<u32>()) {
+                    (Ok(2), Ok(0)) => Ok(Vsn::V2Json),
+                    (Ok(3), Ok(0)) => Ok(Vsn::V3MsgPack),
+                    _ => Err(Error::UnsupportedVsn(v.to_owned())),
+                }
+            }
             _ => Err(Error::UnsupportedVsn(v.to_owned())),
         }
     }
@@ -365,6 +375,17 @@ impl WireMessage {
 }
 
 /// Encodes and decodes frames for one serializer with a bound on the frame size.
+///
+/// ```
+/// use nerveshub_proto::{Codec, Frame, Vsn, WireMessage};
+///
+/// // The serializer comes from the `vsn` query parameter of the WebSocket URL.
+/// let codec = Codec::new(Vsn::from_query(Some("3.0.0"))?).with_max_frame_len(64 * 1024);
+/// let wire = codec.encode(&Frame::heartbeat("1"))?;
+/// assert!(matches!(wire, WireMessage::Binary(_)));
+/// assert_eq!(codec.decode(wire.as_bytes())?, Frame::heartbeat("1"));
+/// # Ok::<(), nerveshub_proto::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Codec {
     vsn: Vsn,

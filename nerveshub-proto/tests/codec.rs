@@ -108,7 +108,7 @@ fn null_join_ref_and_integer_refs_are_accepted() {
             f.msg_ref.as_deref(),
             f.topic.as_str()
         ),
-        (Some("1"), Some("2"), "t")
+        (Some("1"), Some("2"), Some("2.0"), Some("2.0.0.0"), "t")
     );
 }
 

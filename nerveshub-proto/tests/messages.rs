@@ -428,6 +428,25 @@ fn console_messages() {
 }
 
 #[test]
+fn console_file_names_are_checked() {
+    let name = |s: &str| FileName {
+        filename: s.into(),
+        extra: Extra::new(),
+    };
+    assert!(name("fw.log").is_safe());
+    for bad in ["", ".", "..", "../x", "a/b", "/etc/passwd", "a\\b", "a\0b"] {
+        assert!(!name(bad).is_safe(), "{bad:?}");
+    }
+    let chunk = FileChunk {
+        filename: "../x".into(),
+        chunk: Some(1),
+        data: String::new(),
+        extra: Extra::new(),
+    };
+    assert!(!chunk.is_safe());
+}
+
+#[test]
 fn extensions_messages() {
     let join =
         ExtensionsJoinParams::from_payload(json!({"health": "0.0.1", "geo": "0.0.1"})).unwrap();
