@@ -75,8 +75,6 @@ impl FromIterator<(String, String)> for Variables {
 /// Quotes a string the way fwup's `cfgprint` writes meta.conf values: bare when it is a
 /// non-empty run of `[A-Za-z0-9_.]`, otherwise in double quotes with only `"` and `\`
 /// escaped (newlines and other bytes are written as they are).
-// Used by `fwup -m` output and the meta.conf writer, which are built on top of this module.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn quote_value(s: &str) -> Cow<'_, str> {
     if !s.is_empty()
         && s.bytes()
