@@ -72,11 +72,12 @@ pub struct Resource {
     pub(crate) assert_size_gte: i64,
 }
 
+/// A lowercase hex digit. fwup compares the stored digest with its own lowercase hex
+/// rendering byte for byte, so uppercase digits never match.
 fn hex_digit(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
 }
@@ -109,8 +110,11 @@ impl Resource {
             .fold(0u64, |acc, &n| acc.saturating_add(n))
     }
 
-    /// The `blake2b-256` digest, or `None` when it is missing or not 64 hex digits
-    /// (fwup then refuses the resource with `invalid blake2b-256 hash`).
+    /// The `blake2b-256` digest, or `None` when it is missing or not 64 lowercase hex
+    /// digits. fwup says `invalid blake2b-256 hash` when the string is not 64 characters
+    /// long; 64 characters that are not lowercase hex pass that check but can never match
+    /// (fwup compares hex strings), so they give `None` here too — see
+    /// [`blake2b_256_hex`](Self::blake2b_256_hex) to tell the two apart.
     pub fn blake2b_256(&self) -> Option<[u8; 32]> {
         let hex = self.blake2b_256.as_deref()?.as_bytes();
         if hex.len() != 64 {

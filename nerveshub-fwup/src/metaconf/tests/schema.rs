@@ -284,7 +284,7 @@ fn every_section_type() {
 meta-fwup-version = 0.9
 file-resource r {
   length = {10, 20, 30}
-  blake2b-256 = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF"
+  blake2b-256 = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
   sha256 = abc
   assert-size-lte = 4
   assert-size-gte = 1
@@ -293,6 +293,7 @@ file-resource r {
   contents = "inline"
 }
 file-resource bad-hash { blake2b-256 = 1234 }
+file-resource upper-hash { blake2b-256 = "00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff" }
 mbr m {
   bootstrap-code = 00ff
   signature = 0x12345678
@@ -349,6 +350,7 @@ task t {
     assert_eq!(bad.blake2b_256(), None);
     assert_eq!(bad.blake2b_256_hex(), Some("1234"));
     assert_eq!(bad.assert_size_lte(), None);
+    assert_eq!(conf.resource("upper-hash").unwrap().blake2b_256(), None);
 
     let m = &conf.mbrs()[0];
     assert_eq!(
