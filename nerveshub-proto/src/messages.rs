@@ -396,11 +396,23 @@ pub struct Progress {
     /// `downloading` or `updating`; older links send no stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
-    /// Percent, 0..=100.
+    /// Percent, 0..=100 (a fractional value from another client is rounded).
+    #[serde(deserialize_with = "percent")]
     pub value: u64,
     /// Other keys, kept verbatim.
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+fn percent<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .map(|f| f.round() as u64)
+        })
+        .ok_or_else(|| serde::de::Error::custom("value is not a non-negative number"))
 }
 
 impl Progress {

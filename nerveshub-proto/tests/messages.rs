@@ -195,6 +195,15 @@ fn device_to_server_events() {
         "update_progress",
         r#"{"stage":"downloading","value":42}"#,
     );
+    let DeviceEvent::UpdateProgress(p) = DeviceEvent::from_parts(
+        "update_progress",
+        json!({"stage": "downloading", "value": 12.6}),
+    )
+    .unwrap() else {
+        panic!()
+    };
+    assert_eq!(p.value, 13, "fractions from other clients are rounded");
+    assert!(DeviceEvent::from_parts("fwup_progress", json!({"value": -1})).is_err());
     let legacy = Progress {
         stage: None,
         value: 100,
