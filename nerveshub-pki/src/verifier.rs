@@ -66,6 +66,24 @@ impl SharedTrustStore {
 ///
 /// After the handshake, call [`DeviceCertVerifier::identify`] with the connection's peer
 /// certificates to get the [`VerifiedDevice`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use nerveshub_pki::{DeviceCertVerifier, SharedTrustStore, TrustStore};
+///
+/// let trust = SharedTrustStore::new(TrustStore::default());
+/// // The server chooses the clock; rustls' DefaultTimeProvider reads the system time.
+/// let time = Arc::new(rustls::time_provider::DefaultTimeProvider);
+/// let verifier = Arc::new(DeviceCertVerifier::new(trust.clone(), time));
+/// let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+/// let builder = rustls::ServerConfig::builder_with_provider(provider)
+///     .with_safe_default_protocol_versions()
+///     .expect("protocol versions")
+///     .with_client_cert_verifier(verifier.clone());
+/// // … .with_single_cert(server_chain, server_key); later, when CAs change:
+/// trust.replace(TrustStore::default());
+/// # let _ = builder;
+/// ```
 pub struct DeviceCertVerifier {
     trust: SharedTrustStore,
     time: Arc<dyn TimeProvider>,
