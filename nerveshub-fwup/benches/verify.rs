@@ -4,7 +4,8 @@
 //!
 //! The archive is generated once into the system temp directory
 //! (`$TMPDIR/nerveshub-bench/verify-512m.fw`) and reused by later runs; delete it to
-//! regenerate. Run with `cargo bench -p nerveshub-fwup --bench verify`.
+//! regenerate. `stream-read-only` reads the same archive without hashing (inflate and
+//! CRC-32 alone). Run with `cargo bench -p nerveshub-fwup --bench verify`.
 
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use blake2::digest::Digest as _;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use nerveshub_fwup::{Variables, verify};
+use nerveshub_fwup::{ArchiveReader, Variables, verify};
 use zip::write::SimpleFileOptions;
 
 const HALF: usize = 256 * 1024 * 1024;
@@ -99,6 +100,18 @@ fn verify_512m(c: &mut Criterion) {
         b.iter(|| {
             let file = BufReader::new(File::open(&path).unwrap());
             verify(file, &[], &Variables::new()).unwrap()
+        })
+    });
+    // The same archive read to the end without hashing: inflate + CRC-32 alone, to show how
+    // much of verify's time BLAKE2b takes.
+    group.bench_function("stream-read-only", |b| {
+        b.iter(|| {
+            let mut reader = ArchiveReader::open(File::open(&path).unwrap()).unwrap();
+            let mut buf = vec![0u8; 256 * 1024];
+            while let Some(mut entry) = reader.next_resource().unwrap() {
+                while entry.read_chunk(&mut buf).unwrap() != 0 {}
+            }
+            reader.finish().unwrap()
         })
     });
     group.finish();

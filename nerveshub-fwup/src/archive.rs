@@ -5,7 +5,7 @@ use std::io::Read;
 use crate::keys::{PublicKey, SIGNATURE_LEN};
 use crate::metaconf::{MetaConf, Metadata, Variables, quote_value};
 use crate::uuid::FirmwareUuid;
-use crate::zip::{EntryInfo, ZipStreamReader};
+use crate::zip::{EntryInfo, ZipStreamReader, crate_error_into_io};
 use crate::{Error, Result};
 
 /// Name of the signature entry.
@@ -99,7 +99,13 @@ impl ArchiveHead {
     pub fn firmware_info(&self, meta_conf: &MetaConf) -> FirmwareInfo {
         FirmwareInfo {
             metadata: meta_conf.metadata().clone(),
-            creation_date: self.modified.map(format_utc_timestamp),
+            // Archives from fwup before 1.2.0 store the date in meta.conf; fwup prints
+            // that one when present, else the meta.conf entry's mtime.
+            creation_date: meta_conf
+                .metadata()
+                .creation_date
+                .clone()
+                .or_else(|| self.modified.map(format_utc_timestamp)),
             uuid: self.uuid,
         }
     }
@@ -269,34 +275,52 @@ impl<R: Read> ResourceEntry<'_, R> {
 
 impl<R: Read> Read for ResourceEntry<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.read_chunk(buf).map_err(|err| match err {
-            Error::Io(io) => io,
-            other => std::io::Error::other(other),
-        })
+        self.read_chunk(buf).map_err(crate_error_into_io)
     }
 }
 
 /// Maps an entry name to a resource name as fwup does.
-fn resource_name(entry: &str) -> String {
+pub(crate) fn resource_name(entry: &str) -> String {
     match entry.strip_prefix("data/") {
         Some(rest) => rest.to_owned(),
         None => format!("/{entry}"),
     }
 }
 
-fn read_head<R: Read>(zip: &mut ZipStreamReader<R>) -> Result<ArchiveHead> {
-    let Some(mut entry) = zip.next_entry()? else {
+/// The two ways of walking an archive's entries (front to back, or through the central
+/// directory) as far as reading its head needs them.
+pub(crate) trait EntrySource {
+    /// Moves to the next entry; `Ok(None)` when there are no more.
+    fn next_entry(&mut self) -> Result<Option<EntryInfo>>;
+    /// Reads the current entry's data, but at most `limit` bytes of it.
+    fn read_current(&mut self, limit: usize) -> Result<Vec<u8>>;
+}
+
+impl<R: Read> EntrySource for ZipStreamReader<R> {
+    fn next_entry(&mut self) -> Result<Option<EntryInfo>> {
+        ZipStreamReader::next_entry(self)
+    }
+
+    fn read_current(&mut self, limit: usize) -> Result<Vec<u8>> {
+        read_bounded(|buf| self.read(buf), limit)
+    }
+}
+
+/// Reads the head with fwup's entry rules: an optional 64-byte signature entry first, then
+/// meta.conf, whose size must be at least 10 and under 50 000 bytes.
+pub(crate) fn read_head(source: &mut impl EntrySource) -> Result<ArchiveHead> {
+    let Some(mut entry) = source.next_entry()? else {
         return Err(Error::MetaConfNotFirst);
     };
     let mut signature = None;
     if entry.name == SIGNATURE_ENTRY {
-        let bytes = read_bounded(zip, SIGNATURE_LEN + 1)?;
+        let bytes = source.read_current(SIGNATURE_LEN + 1)?;
         let sig: [u8; SIGNATURE_LEN] = bytes
             .as_slice()
             .try_into()
             .map_err(|_| Error::BadSignatureSize(bytes.len() as u64))?;
         signature = Some(sig);
-        entry = match zip.next_entry() {
+        entry = match source.next_entry() {
             Ok(Some(next)) => next,
             Ok(None) | Err(Error::Truncated { .. }) => return Err(Error::NothingAfterSignature),
             Err(other) => return Err(other),
@@ -305,7 +329,7 @@ fn read_head<R: Read>(zip: &mut ZipStreamReader<R>) -> Result<ArchiveHead> {
     if entry.name != META_CONF_ENTRY {
         return Err(Error::MetaConfNotFirst);
     }
-    let meta_conf = read_bounded(zip, META_CONF_MAX_LEN)?;
+    let meta_conf = source.read_current(META_CONF_MAX_LEN)?;
     if !(META_CONF_MIN_LEN..META_CONF_MAX_LEN).contains(&meta_conf.len()) {
         return Err(Error::BadMetaConfSize(meta_conf.len() as u64));
     }
@@ -317,12 +341,15 @@ fn read_head<R: Read>(zip: &mut ZipStreamReader<R>) -> Result<ArchiveHead> {
     })
 }
 
-/// Reads the current entry, but at most `limit` bytes of it.
-fn read_bounded<R: Read>(zip: &mut ZipStreamReader<R>, limit: usize) -> Result<Vec<u8>> {
+/// Fills a buffer from `read` until it returns 0 or `limit` bytes have come.
+pub(crate) fn read_bounded(
+    mut read: impl FnMut(&mut [u8]) -> Result<usize>,
+    limit: usize,
+) -> Result<Vec<u8>> {
     let mut out = vec![0u8; limit];
     let mut filled = 0;
     while filled < limit {
-        let n = zip.read(&mut out[filled..])?;
+        let n = read(&mut out[filled..])?;
         if n == 0 {
             break;
         }

@@ -16,6 +16,7 @@ mod archive;
 mod error;
 mod keys;
 mod metaconf;
+mod seekable;
 mod uuid;
 mod verify;
 mod zip;
@@ -26,6 +27,7 @@ pub use archive::{
 };
 pub use error::{Error, Result};
 pub use keys::{MAX_PUBLIC_KEYS, PUBLIC_KEY_LEN, PublicKey, SIGNATURE_LEN};
+pub use seekable::{SeekableArchive, SeekableResource};
 pub use uuid::FirmwareUuid;
 pub use verify::{VerifiedArchive, verify};
 

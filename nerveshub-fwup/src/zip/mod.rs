@@ -36,7 +36,7 @@ mod tests;
 
 // Until the rest of the crate uses every item, some of these re-exports are unused.
 #[allow(unused_imports)]
-pub(crate) use entry::io_error_into_crate;
+pub(crate) use entry::{crate_error_into_io, io_error_into_crate};
 #[allow(unused_imports)]
 pub(crate) use seek::{ZipEntryReader, ZipSeekReader};
 #[allow(unused_imports)]

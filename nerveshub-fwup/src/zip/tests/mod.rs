@@ -9,7 +9,6 @@ use crate::Result;
 
 mod builder;
 mod fixtures;
-mod perf;
 mod props;
 mod synthetic;
 
