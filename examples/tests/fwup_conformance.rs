@@ -6,98 +6,47 @@
 //! stdout starting with `fwup: ` (an `ER` packet when framing); for `-m` and `-l` the text
 //! must also be fwup's exactly, except where fwup's words come from libarchive's internals.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
 
-use serde_json::Value;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../nerveshub-fwup/testdata/fixtures")
-}
-
-fn mode_of(argv: &[String]) -> Option<&'static str> {
-    argv.iter().skip(1).find_map(|a| match a.as_str() {
-        "-m" => Some("-m"),
-        "-l" => Some("-l"),
-        "-V" => Some("-V"),
-        "-a" | "-c" | "-S" | "-g" => Some("other"),
-        _ => None,
-    })
-}
-
-fn hex_decode(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex in results.json"))
-        .collect()
-}
+use std::process::Command;
 
 #[test]
 fn read_modes_match_c_fwup() {
-    let root = fixtures();
-    let results: Value =
-        serde_json::from_slice(&std::fs::read(root.join("expected/results.json")).unwrap())
-            .unwrap();
-    let base_env = results["base_env"].as_object().unwrap();
+    let root = common::fixtures();
+    let (base_env, cases) = common::load_cases();
     let mut ran = 0;
     let mut failures = Vec::new();
-    for case in results["results"].as_array().unwrap() {
-        let argv: Vec<String> = case["argv"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_owned())
-            .collect();
-        let Some(mode) = mode_of(&argv).filter(|m| *m != "other") else {
+    for case in &cases {
+        let Some(mode) = case.mode().filter(|m| matches!(*m, "-m" | "-l" | "-V")) else {
             continue;
         };
-        let id = case["id"].as_str().unwrap();
-        let cwd = root.join(case["cwd"].as_str().unwrap_or("."));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fwup-rs"));
-        command
-            .args(&argv[1..])
-            .current_dir(&cwd)
-            .env_clear()
-            .stdin(Stdio::null());
-        for (key, value) in base_env {
-            command.env(key, value.as_str().unwrap());
-        }
-        if let Some(env) = case["env"].as_object() {
-            for (key, value) in env {
-                command.env(key, value.as_str().unwrap());
-            }
-        }
-        let output = command.output().unwrap();
+        // Read modes write nothing, so they run in the committed fixture set itself.
+        let output = case.run(&root, &base_env);
         ran += 1;
 
-        let want_rc = case["rc"].as_i64().unwrap();
-        let got_rc = i64::from(output.status.code().unwrap_or(-1));
-        let want_out = match case["stdout_hex"].as_str() {
-            Some(hex) => hex_decode(hex),
-            None => case["stdout_text"].as_str().unwrap().as_bytes().to_vec(),
-        };
-        let framing = argv.iter().any(|a| a == "--framing");
+        let got_rc = output.status.code().unwrap_or(-1);
         let got = &output.stdout;
-        let problem = if got_rc != want_rc {
-            Some(format!("exit {got_rc}, fwup exit {want_rc}"))
-        } else if want_rc == 0 && *got != want_out {
+        let want = &case.stdout;
+        let problem = if got_rc != case.rc {
+            Some(format!("exit {got_rc}, fwup exit {}", case.rc))
+        } else if case.rc == 0 && got != want {
             Some("stdout differs from fwup's".to_owned())
-        } else if want_rc != 0 && framing && got.get(4..6) != Some(b"ER") {
+        } else if case.rc != 0 && case.framing() && got.get(4..6) != Some(b"ER") {
             Some("no ER packet".to_owned())
-        } else if want_rc != 0 && !framing && !got.starts_with(b"fwup: ") {
+        } else if case.rc != 0 && !case.framing() && !got.starts_with(b"fwup: ") {
             Some("error does not start with 'fwup: '".to_owned())
-        } else if want_rc != 0 && mode != "-V" && *got != want_out && !libarchive_wording(&want_out)
-        {
+        } else if case.rc != 0 && mode != "-V" && got != want && !libarchive_wording(want) {
             Some("error text differs from fwup's".to_owned())
         } else {
             None
         };
         if let Some(problem) = problem {
             failures.push(format!(
-                "{id} ({}): {problem}\n    got:  {:?}\n    want: {:?}",
-                argv[1..].join(" "),
+                "{} ({}): {problem}\n    got:  {:?}\n    want: {:?}",
+                case.id,
+                case.argv[1..].join(" "),
                 String::from_utf8_lossy(got),
-                String::from_utf8_lossy(&want_out)
+                String::from_utf8_lossy(want)
             ));
         }
     }
