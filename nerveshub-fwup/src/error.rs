@@ -148,4 +148,16 @@ pub enum Error {
     /// A resource's BLAKE2b-256 differs from meta.conf's.
     #[error("Detected blake2b digest mismatch for {0}")]
     ResourceHashMismatch(String),
+
+    // ---- apply ---------------------------------------------------------------------------
+    /// A read or write reaches past the known end of the destination.
+    #[error("read/write failed at offset {offset} since past end of media ({size}).")]
+    PastEndOfMedia {
+        /// Byte offset of the access.
+        offset: u64,
+        /// Length of the access in bytes.
+        len: u64,
+        /// Size of the destination in bytes.
+        size: u64,
+    },
 }

@@ -12,6 +12,7 @@
 //! in by the caller.
 #![forbid(unsafe_code)]
 
+pub mod apply;
 mod archive;
 mod error;
 mod keys;

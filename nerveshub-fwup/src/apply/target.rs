@@ -1,0 +1,153 @@
+//! Where an apply writes: the [`Target`] trait and its in-memory implementation.
+//!
+//! The apply engine, the MBR/GPT writers and the U-Boot environment code all work on a
+//! `&mut dyn Target`. Offsets and lengths are in bytes. The engine puts fwup's block cache
+//! between the functions of a task and the real destination, so code that only sees a
+//! `dyn Target` reads back what it wrote earlier in the same apply.
+
+use crate::{Error, Result};
+
+/// Where an apply writes: an image file, a block device, or memory. Offsets in bytes.
+///
+/// Implementations must read unwritten areas (holes, areas past the current end of a
+/// growing file, trimmed ranges) as zeros.
+pub trait Target {
+    /// Fills `buf` with the bytes at `offset`. Unwritten areas read as zeros.
+    ///
+    /// # Errors
+    /// An I/O error, or a read past [`Target::size`] when the size is known.
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()>;
+
+    /// Writes `data` at `offset`.
+    ///
+    /// # Errors
+    /// An I/O error, or a write past [`Target::size`] when the size is known.
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()>;
+
+    /// The known size of the destination in bytes: the size of a block device, or the limit
+    /// set with `--max-size`. `None` for a regular file that grows as it is written.
+    fn size(&self) -> Option<u64>;
+
+    /// Marks `len` bytes at `offset` as no longer needed. Afterwards the range reads as
+    /// zeros. Implementations may do nothing more (fwup issues a discard only on devices
+    /// and only when asked to).
+    ///
+    /// # Errors
+    /// An I/O error.
+    fn trim(&mut self, offset: u64, len: u64) -> Result<()>;
+}
+
+/// A [`Target`] held in memory, for tests, fuzzing and small images.
+///
+/// It grows as it is written unless created with a fixed size, in which case accesses past
+/// the end fail as they would on a device.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryTarget {
+    data: Vec<u8>,
+    fixed_size: Option<u64>,
+}
+
+impl MemoryTarget {
+    /// An empty target that grows as it is written.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A target of exactly `size` bytes, initially zero, that refuses accesses past its end.
+    ///
+    /// # Errors
+    /// [`Error::PastEndOfMedia`] when `size` does not fit in memory on this platform.
+    pub fn with_size(size: u64) -> Result<Self> {
+        let len = usize::try_from(size).map_err(|_| Error::PastEndOfMedia {
+            offset: 0,
+            len: size,
+            size: 0,
+        })?;
+        Ok(Self {
+            data: vec![0; len],
+            fixed_size: Some(size),
+        })
+    }
+
+    /// A growing target starting with `data`.
+    pub fn from_bytes(data: Vec<u8>) -> Self {
+        Self {
+            data,
+            fixed_size: None,
+        }
+    }
+
+    /// The bytes written so far (for a growing target: up to the highest byte written).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The bytes, consuming the target.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.data
+    }
+
+    fn range(&self, offset: u64, len: usize) -> Result<(usize, usize)> {
+        let len64 = len as u64;
+        let end = offset.checked_add(len64);
+        let past = |size: u64| Error::PastEndOfMedia {
+            offset,
+            len: len64,
+            size,
+        };
+        match (end, self.fixed_size) {
+            (Some(end), Some(size)) if end <= size => {}
+            (_, Some(size)) => return Err(past(size)),
+            (Some(_), None) => {}
+            (None, None) => return Err(past(u64::MAX)),
+        }
+        let start = usize::try_from(offset).map_err(|_| past(self.data.len() as u64))?;
+        let end = start
+            .checked_add(len)
+            .ok_or_else(|| past(self.data.len() as u64))?;
+        Ok((start, end))
+    }
+}
+
+impl Target for MemoryTarget {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let (start, end) = self.range(offset, buf.len())?;
+        buf.fill(0);
+        if start < self.data.len() {
+            let avail = end.min(self.data.len());
+            if let (Some(dst), Some(src)) =
+                (buf.get_mut(..avail - start), self.data.get(start..avail))
+            {
+                dst.copy_from_slice(src);
+            }
+        }
+        Ok(())
+    }
+
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        let (start, end) = self.range(offset, data.len())?;
+        if self.data.len() < end {
+            self.data.resize(end, 0);
+        }
+        if let Some(dst) = self.data.get_mut(start..end) {
+            dst.copy_from_slice(data);
+        }
+        Ok(())
+    }
+
+    fn size(&self) -> Option<u64> {
+        self.fixed_size
+    }
+
+    fn trim(&mut self, offset: u64, len: u64) -> Result<()> {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let Ok(start) = usize::try_from(offset) else {
+            return Ok(());
+        };
+        let end = start.saturating_add(len).min(self.data.len());
+        if let Some(range) = self.data.get_mut(start.min(end)..end) {
+            range.fill(0);
+        }
+        Ok(())
+    }
+}
