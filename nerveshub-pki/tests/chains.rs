@@ -47,6 +47,12 @@ fn parses_identity_fields() {
             .unwrap();
     assert_eq!(cert.common_name(), Some("nerves-abc"));
     assert_eq!(cert.serial(), "256");
+    // A serial with the high bit set is encoded with a leading zero and stays positive.
+    let (high, _) =
+        f.ca.issue_device(&opts("high-serial", f.now).serial(vec![0xff, 0x01]))
+            .unwrap();
+    assert_eq!(high.serial(), "65281");
+    assert_eq!(high.serial_bytes(), [0x00, 0xff, 0x01]);
     assert_eq!(cert.aki(), f.ca.certificate().ski());
     assert!(cert.ski().is_some());
     assert_eq!(cert.fingerprint().len(), 40);

@@ -143,6 +143,20 @@ fn cases() -> Vec<Case> {
             expect: Ok(()),
             partial: false,
         },
+        Case {
+            name: "RSA CA, EC device",
+            ca: "rsa-root.pem",
+            chain: &["dev-under-rsa.pem"],
+            expect: Ok(()),
+            partial: false,
+        },
+        Case {
+            name: "device under another CA",
+            ca: "rsa-root.pem",
+            chain: &["dev-valid.pem"],
+            expect: Err(|e| *e == Error::UnknownIssuer),
+            partial: false,
+        },
     ]
 }
 
@@ -369,6 +383,14 @@ fn openssl_registration_proofs() {
         Error::ProofNotSignedByCa
     );
     // RSA and Ed25519 CAs: proofs are checked with the provider's algorithms too.
+    let vetted = CaRegistration::new(
+        load(d, "rsa-root.pem"),
+        load(d, "verify-rsa.pem"),
+        "test-token-123",
+    )
+    .vet(now)
+    .unwrap();
+    assert_eq!(vetted.proof_placement(), ProofPlacement::SanUri);
     let ed_root = load(d, "ed-root.pem");
     assert_eq!(
         CaRegistration::new(ed_root, load(d, "verify-san.pem"), "test-token-123")

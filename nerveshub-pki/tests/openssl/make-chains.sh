@@ -12,6 +12,7 @@
 #   inter-pl0.pem       intermediate under root-pathlen0.pem
 #   inter-nokcs.pem     intermediate under root.pem whose keyUsage lacks keyCertSign
 #   ed-root.pem         Ed25519 root CA
+#   rsa-root.pem        RSA 2048 root CA
 #   dev-*.pem           device certificates (CN = file stem), keys in dev-*.key
 #   dev-badsig.der      dev-valid with one signature byte flipped (DER)
 #   verify-*.pem        CA registration verification certificates
@@ -107,6 +108,7 @@ sign root-pathlen0 self ca_pl0 $PAST $LONG
 sign root-nokcs self ca_nokcs $PAST $LONG
 sign root-expired self ca 20200101000000Z 20210101000000Z
 sign ed-root self ca $PAST $LONG ed25519
+sign rsa-root self ca $PAST $LONG rsa
 sign inter root ca_pl0 $PAST $LONG
 sign inter-pl0 root-pathlen0 ca $PAST $LONG
 sign inter-nokcs root ca_nokcs $PAST $LONG
@@ -123,11 +125,13 @@ sign dev-under-nokcs root-nokcs client $PAST $LONG
 sign dev-under-expired root-expired client 20200601000000Z $LONG
 sign dev-rsa root client $PAST $LONG rsa
 sign dev-ed25519 ed-root client $PAST $LONG ed25519
+sign dev-under-rsa rsa-root client $PAST $LONG
 
 # Registration proofs: token in a SAN URI (API flow) and as the CN (UI flow).
 sign verify-san root verify_san $PAST $LONG
 sign verify-code-0123abcd root client $PAST $LONG
 sign verify-other other-root verify_san $PAST $LONG
+sign verify-rsa rsa-root verify_san $PAST $LONG
 
 # Flip a byte near the end of the DER (inside the signature value).
 openssl x509 -in dev-valid.pem -outform DER -out dev-valid.der
