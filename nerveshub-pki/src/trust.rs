@@ -8,6 +8,10 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 
 use crate::{Certificate, Error, RegisteredCa, sig};
 
+/// More certificates than this after the device's own are refused before any parsing
+/// (rustls-webpki builds paths of at most six intermediates anyway).
+const MAX_PRESENTED_INTERMEDIATES: usize = 16;
+
 /// A device certificate the server already stores (NervesHub's `device_certificates` row):
 /// its fingerprints and the identifier of the device it belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -239,7 +243,8 @@ impl TrustStore {
     /// Decides whether the chain a device presents (its certificate first, optionally followed
     /// by its signer and further intermediates) identifies a device, following NervesHub:
     ///
-    /// 1. a denied fingerprint is refused ([`Error::Denied`]);
+    /// 1. a denied fingerprint is refused ([`Error::Denied`]), and so is a chain of more than
+    ///    16 certificates after the device's own ([`Error::PathTooLong`]);
     /// 2. a known fingerprint is accepted as is, even expired ([`DeviceAuth::KnownCertificate`]);
     /// 3. a known public key needs the same common name as its device
     ///    ([`Error::CommonNameMismatch`]) and a chain to a registered CA
@@ -262,6 +267,9 @@ impl TrustStore {
         now: UnixTime,
     ) -> Result<VerifiedDevice, Error> {
         let (first, rest) = chain.split_first().ok_or(Error::NoCertificate)?;
+        if rest.len() > MAX_PRESENTED_INTERMEDIATES {
+            return Err(Error::PathTooLong);
+        }
         let cert = Certificate::from_der(first)?;
         if self.denied.contains(cert.fingerprint()) {
             return Err(Error::Denied);

@@ -474,6 +474,15 @@ fn missing_common_name_and_empty_chain() {
         store.verify_device(&[], f.now).unwrap_err(),
         Error::NoCertificate
     );
+    let (ok, _) = f.ca.issue_device(&opts("long-chain", f.now)).unwrap();
+    let mut long = vec![ok.der().clone()];
+    long.extend(std::iter::repeat_n(f.ca.certificate().der().clone(), 17));
+    assert_eq!(
+        store.verify_device(&long, f.now).unwrap_err(),
+        Error::PathTooLong
+    );
+    long.truncate(3);
+    assert!(store.verify_device(&long, f.now).is_ok());
     assert!(matches!(
         store.verify_device(&[b"junk".to_vec().into()], f.now),
         Err(Error::MalformedCertificate(_))
