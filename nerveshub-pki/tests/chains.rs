@@ -699,3 +699,33 @@ fn shared_store_swaps_whole_snapshots() {
     clone.replace(TrustStore::default());
     assert!(shared.snapshot().cas().is_empty());
 }
+
+#[test]
+fn concurrent_readers_see_whole_snapshots() {
+    let f = fixture();
+    let (cert, _) = f.ca.issue_device(&opts("concurrent", f.now)).unwrap();
+    let with_ca = store_with(&[f.ca.certificate()], true);
+    let shared = SharedTrustStore::new(TrustStore::default());
+    let chain = vec![cert.der().clone()];
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            let shared = shared.clone();
+            let chain = chain.clone();
+            s.spawn(move || {
+                for _ in 0..200 {
+                    let snap = shared.snapshot();
+                    let verdict = snap.verify_device(&chain, f.now);
+                    // Each snapshot is either empty (refuses) or has the CA (accepts).
+                    assert_eq!(verdict.is_ok(), !snap.cas().is_empty());
+                }
+            });
+        }
+        for i in 0..200 {
+            if i % 2 == 0 {
+                shared.replace(with_ca.clone());
+            } else {
+                shared.replace(TrustStore::default());
+            }
+        }
+    });
+}
