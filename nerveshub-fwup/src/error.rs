@@ -160,4 +160,49 @@ pub enum Error {
         /// Size of the destination in bytes.
         size: u64,
     },
+    /// The selected task calls a function this version of fwup does not know.
+    #[error("Unknown function")]
+    UnknownFunction(String),
+    /// No task matches the `-t` prefix with all its requirements met.
+    #[error(
+        "Couldn't find applicable task '{0}'. If task is available, the task's requirements may not be met."
+    )]
+    NoApplicableTask(String),
+    /// The task called `error("message")`.
+    #[error("{0}")]
+    TaskError(String),
+    /// A resource's data did not match its `blake2b-256` (or its length) while a function
+    /// streamed it.
+    #[error("{function} detected blake2b mismatch on '{resource}'")]
+    ApplyHashMismatch {
+        /// The function that consumed the data (`raw_write`, `path_write`, …).
+        function: String,
+        /// The resource name.
+        resource: String,
+    },
+    /// A second data-consuming function in one `on-resource` found no data left.
+    #[error("{0} didn't write anything and was likely called twice")]
+    ResourceAlreadyConsumed(String),
+    /// A host-side function (`path_write`, `pipe_write`, `execute`, …) without `--unsafe`.
+    #[error("{0} requires --unsafe")]
+    RequiresUnsafe(String),
+    /// A function or resource kind this version of the apply engine does not implement.
+    #[error("{function}: {what} is not supported by this version of fwup-rs")]
+    ApplyNotSupported {
+        /// The function or option.
+        function: String,
+        /// What is missing.
+        what: &'static str,
+    },
+    /// A function of the task failed (bad argument, missing section, failed command, …).
+    #[error("{function}: {message}")]
+    FunctionFailed {
+        /// The function name.
+        function: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The caller vetoed the apply before `on-finish` ran.
+    #[error("apply vetoed before on-finish: {0}")]
+    Vetoed(String),
 }

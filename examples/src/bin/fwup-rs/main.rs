@@ -6,6 +6,7 @@
 //! errors go to stdout exactly as fwup 1.16.0 prints them; the exit status is 0 or 1.
 #![allow(clippy::print_stdout)]
 
+mod apply;
 mod args;
 mod output;
 
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
     };
     let result = match mode {
         Mode::Metadata | Mode::List | Mode::Verify => read_mode(mode, &options, &mut out),
+        Mode::Apply => return apply::main(&options, &mut out),
         other => Err(Failure::message(format!(
             "{} is not available in this version of fwup-rs",
             mode_name(other)

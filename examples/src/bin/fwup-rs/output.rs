@@ -39,6 +39,41 @@ impl Output {
         }
     }
 
+    /// Whether output is framed (`--framing`).
+    pub(crate) fn is_framed(&self) -> bool {
+        self.framing
+    }
+
+    /// A warning or `info()` message: `fwup: msg` on stdout, or a `WN` packet.
+    pub(crate) fn warning(&mut self, message: &str) -> io::Result<()> {
+        if self.framing {
+            self.packet(b"WN", 0, message.as_bytes())
+        } else {
+            let mut out = self.stdout.lock();
+            writeln!(out, "fwup: {message}")?;
+            out.flush()
+        }
+    }
+
+    /// A progress report: a `PR` packet carrying the percentage (framing only).
+    pub(crate) fn progress_packet(&mut self, percent: u8) -> io::Result<()> {
+        self.packet(b"PR", u16::from(percent), b"")
+    }
+
+    /// Unformatted text on stdout (progress lines of `-n` and normal mode).
+    pub(crate) fn text(&mut self, text: &str) -> io::Result<()> {
+        let mut out = self.stdout.lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()
+    }
+
+    /// Raw bytes on stdout (the exit handshake).
+    pub(crate) fn text_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let mut out = self.stdout.lock();
+        out.write_all(bytes)?;
+        out.flush()
+    }
+
     /// A diagnostic for stderr (fwup sends only its config parser's messages there).
     pub(crate) fn diagnostic(&mut self, message: &str) {
         let _ = writeln!(io::stderr().lock(), "{message}");

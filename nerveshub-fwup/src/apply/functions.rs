@@ -1,0 +1,524 @@
+//! The functions of `on-init`, `on-resource`, `on-finish` and `on-error` handlers.
+//!
+//! Offsets and counts are 512-byte blocks; integers are read like C's `strtol(s, 0)`
+//! (`0x…` hex, leading `0` octal). Arguments were checked when the archive was created; at
+//! apply time fwup only checks that every function exists, while it computes the progress
+//! total ([`check_and_count`]).
+
+use std::io::Write as _;
+
+use blake2::digest::Digest as _;
+
+use super::cache::BlockCache;
+use super::engine::{ApplyEvents, ApplyOptions};
+use super::host::Host;
+use super::partitions;
+use super::progress::Progress;
+use super::target::Target;
+use crate::metaconf::{FunctionCall, MetaConf, Resource, Task};
+use crate::{Error, Result};
+
+/// fwup's block size.
+pub(super) const BLOCK: u64 = 512;
+/// How much resource data is read at a time (fwup's 16 KiB archive buffer).
+const CHUNK: usize = 16 * 1024;
+
+/// Everything a function may use while a task runs.
+pub(super) struct Context<'a, T: Target> {
+    pub(super) cache: BlockCache<T>,
+    pub(super) meta: &'a MetaConf,
+    pub(super) options: &'a ApplyOptions,
+    pub(super) events: &'a mut dyn ApplyEvents,
+    pub(super) host: &'a mut dyn Host,
+    pub(super) progress: Progress,
+}
+
+impl<T: Target> Context<'_, T> {
+    pub(super) fn report(&mut self) {
+        self.events.progress(self.progress);
+    }
+
+    fn advance(&mut self, units: u64) {
+        self.progress.done = self
+            .progress
+            .done
+            .saturating_add(units)
+            .min(self.progress.total);
+        self.report();
+    }
+}
+
+/// The data of the resource an `on-resource` handler runs for. The first function that
+/// consumes data streams it; a second one finds nothing.
+pub(super) struct Stream<'s> {
+    resource: &'s Resource,
+    read: &'s mut dyn FnMut(&mut [u8]) -> Result<usize>,
+    declared: Option<u64>,
+    consumed: bool,
+}
+
+impl<'s> Stream<'s> {
+    pub(super) fn new(
+        resource: &'s Resource,
+        read: &'s mut dyn FnMut(&mut [u8]) -> Result<usize>,
+        declared: Option<u64>,
+    ) -> Self {
+        Self {
+            resource,
+            read,
+            declared,
+            consumed: false,
+        }
+    }
+}
+
+/// Every function name fwup 1.16 knows, with how it counts towards progress.
+#[derive(Clone, Copy)]
+enum Units {
+    /// Data bytes of the resource.
+    Data,
+    /// Data plus holes of the resource.
+    DataAndHoles,
+    /// `count` blocks (second argument) of bytes.
+    Blocks,
+    /// `count` (second argument) / 256 blocks, as fwup counts trims.
+    Trim,
+    /// A fixed number of units.
+    Fixed(u64),
+    /// The size of the U-Boot environment named by the first argument.
+    UbootEnv,
+}
+
+fn known(name: &str) -> Option<Units> {
+    Some(match name {
+        "raw_write" => Units::Data,
+        "fat_write" | "pipe_write" | "ubi_volume_write" | "path_write" => Units::DataAndHoles,
+        "raw_memset" => Units::Blocks,
+        "trim" => Units::Trim,
+        "mbr_write" => Units::Fixed(BLOCK),
+        "gpt_write" => Units::Fixed(2 * 33 * BLOCK),
+        "uboot_clearenv" | "uboot_setenv" | "uboot_unsetenv" | "uboot_recover" => Units::UbootEnv,
+        "fat_mkfs" | "fat_attrib" | "fat_mv" | "fat_mv!" | "fat_rm" | "fat_rm!" | "fat_cp"
+        | "fat_mkdir" | "fat_setlabel" | "fat_touch" | "execute" | "reboot_param" => {
+            Units::Fixed(BLOCK)
+        }
+        "info" | "error" => Units::Fixed(0),
+        _ => return None,
+    })
+}
+
+/// Checks that the task calls only functions fwup knows ([`Error::UnknownFunction`]) and
+/// returns the progress total of `on-init`, the `on-resource` handlers and `on-finish`.
+pub(super) fn check_and_count(meta: &MetaConf, task: &Task) -> Result<u64> {
+    let mut total = 0u64;
+    let mut count = |calls: &[FunctionCall], resource: Option<&Resource>| -> Result<()> {
+        for call in calls {
+            let units =
+                known(call.name()).ok_or_else(|| Error::UnknownFunction(call.name().to_owned()))?;
+            let n = match units {
+                Units::Data => resource.map_or(0, Resource::data_len),
+                Units::DataAndHoles => resource.map_or(0, Resource::total_len),
+                Units::Blocks => arg_u64(call, 1).unwrap_or(0).saturating_mul(BLOCK),
+                Units::Trim => arg_u64(call, 1).unwrap_or(0).saturating_mul(BLOCK) / 256,
+                Units::Fixed(n) => n,
+                Units::UbootEnv => call
+                    .args()
+                    .first()
+                    .and_then(|name| meta.uboot_environments().iter().find(|e| e.name() == name))
+                    .map_or(0, |env| {
+                        let size = u64::try_from(env.block_count()).unwrap_or(0) * BLOCK;
+                        if env.block_offset_redund().is_some() {
+                            size * 2
+                        } else {
+                            size
+                        }
+                    }),
+            };
+            total = total.saturating_add(n);
+        }
+        Ok(())
+    };
+    count(task.on_init(), None)?;
+    for handler in task.on_resources() {
+        count(handler.functions(), meta.resource(handler.resource()))?;
+    }
+    count(task.on_finish(), None)?;
+    Ok(total)
+}
+
+/// Parses an integer as C's `strtol(s, NULL, 0)` does for a whole string.
+pub(super) fn parse_int(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let value = if let Some(hex) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        i64::from_str_radix(hex, 16).ok()?
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        i64::from_str_radix(digits.get(1..)?, 8).ok()?
+    } else {
+        digits.parse::<i64>().ok()?
+    };
+    Some(if negative { -value } else { value })
+}
+
+fn arg_u64(call: &FunctionCall, index: usize) -> Option<u64> {
+    call.args()
+        .get(index)
+        .and_then(|a| parse_int(a))
+        .and_then(|v| u64::try_from(v).ok())
+}
+
+fn bad_args(call: &FunctionCall, what: &str) -> Error {
+    Error::FunctionFailed {
+        function: call.name().to_owned(),
+        message: what.to_owned(),
+    }
+}
+
+fn arg_str(call: &FunctionCall, index: usize) -> Result<&str> {
+    call.args()
+        .get(index)
+        .map(String::as_str)
+        .ok_or_else(|| bad_args(call, "missing argument"))
+}
+
+/// A block-number argument as a byte offset.
+fn arg_blocks(call: &FunctionCall, index: usize) -> Result<u64> {
+    arg_u64(call, index)
+        .and_then(|blocks| blocks.checked_mul(BLOCK))
+        .ok_or_else(|| bad_args(call, "invalid block offset or count"))
+}
+
+/// Runs `calls` in order; stops at the first error.
+pub(super) fn run_list<T: Target>(
+    ctx: &mut Context<'_, T>,
+    calls: &[FunctionCall],
+    mut stream: Option<&mut Stream<'_>>,
+) -> Result<()> {
+    for call in calls {
+        run(ctx, call, stream.as_deref_mut())?;
+    }
+    Ok(())
+}
+
+fn not_supported(call: &FunctionCall, what: &'static str) -> Error {
+    Error::ApplyNotSupported {
+        function: call.name().to_owned(),
+        what,
+    }
+}
+
+fn require_unsafe<T: Target>(ctx: &Context<'_, T>, call: &FunctionCall) -> Result<()> {
+    if ctx.options.unsafe_mode {
+        Ok(())
+    } else {
+        Err(Error::RequiresUnsafe(call.name().to_owned()))
+    }
+}
+
+fn data_stream<'a, 's>(
+    call: &FunctionCall,
+    stream: Option<&'a mut Stream<'s>>,
+) -> Result<&'a mut Stream<'s>> {
+    let stream = stream.ok_or_else(|| bad_args(call, "only usable in on-resource"))?;
+    if stream.consumed {
+        return Err(Error::ResourceAlreadyConsumed(call.name().to_owned()));
+    }
+    let runs = stream.resource.length_runs();
+    // One run stored with a different size is an xdelta3 patch for fwup.
+    if runs.len() == 1 && stream.declared.is_some_and(|d| Some(&d) != runs.first()) {
+        return Err(not_supported(call, "delta (VCDIFF) resources"));
+    }
+    stream.consumed = true;
+    Ok(stream)
+}
+
+fn uboot_env<'m>(
+    meta: &'m MetaConf,
+    call: &FunctionCall,
+) -> Result<&'m crate::metaconf::UbootEnvironment> {
+    let name = arg_str(call, 0)?;
+    meta.uboot_environments()
+        .iter()
+        .find(|e| e.name() == name)
+        .ok_or_else(|| bad_args(call, &format!("can't find uboot-environment '{name}'")))
+}
+
+fn run<T: Target>(
+    ctx: &mut Context<'_, T>,
+    call: &FunctionCall,
+    stream: Option<&mut Stream<'_>>,
+) -> Result<()> {
+    let name = call.name();
+    let units = match name {
+        "raw_write" => {
+            if call.args().len() > 1 {
+                return Err(not_supported(call, "encrypted raw_write (cipher=)"));
+            }
+            let dest = arg_blocks(call, 0)?;
+            let stream = data_stream(call, stream)?;
+            raw_write(ctx, call, stream, dest)?;
+            0
+        }
+        "path_write" | "pipe_write" => {
+            require_unsafe(ctx, call)?;
+            let target = arg_str(call, 0)?;
+            let stream = data_stream(call, stream)?;
+            let mut sink = if name == "path_write" {
+                ctx.host.open_path(target)?
+            } else {
+                ctx.host.open_pipe(target)?
+            };
+            let result = stream_runs(ctx, call, stream, true, &mut |_, _, data| {
+                Ok(sink.write_all(data)?)
+            });
+            // Close the pipe whatever happened, so the command does not wait forever.
+            let finished = sink.finish();
+            result?;
+            finished?;
+            0
+        }
+        "raw_memset" => {
+            let offset = arg_blocks(call, 0)?;
+            let len = arg_blocks(call, 1)?;
+            let value = arg_u64(call, 2)
+                .and_then(|v| u8::try_from(v).ok())
+                .ok_or_else(|| bad_args(call, "value must be between 0 and 255"))?;
+            if len == 0 {
+                return Err(bad_args(call, "count can't be 0"));
+            }
+            let chunk = vec![value; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK))];
+            let mut done = 0u64;
+            while done < len {
+                let n = (len - done).min(chunk.len() as u64);
+                let piece = chunk.get(..n as usize).unwrap_or_default();
+                ctx.cache.write_at(offset + done, piece)?;
+                done += n;
+                ctx.advance(n);
+            }
+            0
+        }
+        "trim" => {
+            let offset = arg_blocks(call, 0)?;
+            let len = arg_blocks(call, 1)?;
+            ctx.cache.trim(offset, len)?;
+            len / 256
+        }
+        "mbr_write" => {
+            let mbr_name = arg_str(call, 0)?;
+            let mbr = ctx
+                .meta
+                .mbrs()
+                .iter()
+                .find(|m| m.name() == mbr_name)
+                .ok_or_else(|| bad_args(call, &format!("can't find mbr '{mbr_name}'")))?;
+            partitions::write_mbr(&mut ctx.cache, mbr)?;
+            BLOCK
+        }
+        "gpt_write" => {
+            let gpt_name = arg_str(call, 0)?;
+            let gpt = ctx
+                .meta
+                .gpts()
+                .iter()
+                .find(|g| g.name() == gpt_name)
+                .ok_or_else(|| bad_args(call, &format!("can't find gpt '{gpt_name}'")))?;
+            partitions::write_gpt(&mut ctx.cache, gpt)?;
+            2 * 33 * BLOCK
+        }
+        "uboot_clearenv" | "uboot_setenv" | "uboot_unsetenv" | "uboot_recover" => {
+            let env = uboot_env(ctx.meta, call)?;
+            match name {
+                "uboot_clearenv" => partitions::uboot_clearenv(&mut ctx.cache, env)?,
+                "uboot_setenv" => partitions::uboot_setenv(
+                    &mut ctx.cache,
+                    env,
+                    arg_str(call, 1)?,
+                    arg_str(call, 2)?,
+                )?,
+                "uboot_unsetenv" => {
+                    partitions::uboot_unsetenv(&mut ctx.cache, env, arg_str(call, 1)?)?;
+                }
+                _ => partitions::uboot_recover(&mut ctx.cache, env)?,
+            }
+            let size = u64::try_from(env.block_count()).unwrap_or(0) * BLOCK;
+            if env.block_offset_redund().is_some() {
+                size * 2
+            } else {
+                size
+            }
+        }
+        "info" => {
+            ctx.events.info(arg_str(call, 0)?);
+            0
+        }
+        "error" => return Err(Error::TaskError(arg_str(call, 0)?.to_owned())),
+        "execute" => {
+            require_unsafe(ctx, call)?;
+            let command = arg_str(call, 0)?;
+            if !ctx.host.execute(command)? {
+                return Err(bad_args(call, &format!("'{command}' failed")));
+            }
+            BLOCK
+        }
+        "reboot_param" => {
+            let args = arg_str(call, 0)?;
+            let path = ctx.options.reboot_param_path.as_deref();
+            ctx.host.write_reboot_param(path, args)?;
+            BLOCK
+        }
+        "ubi_volume_write" => {
+            require_unsafe(ctx, call)?;
+            return Err(not_supported(call, "UBI volumes"));
+        }
+        "fat_mkfs" | "fat_attrib" | "fat_mv" | "fat_mv!" | "fat_rm" | "fat_rm!" | "fat_cp"
+        | "fat_mkdir" | "fat_setlabel" | "fat_touch" | "fat_write" => {
+            return Err(not_supported(call, "FAT filesystems"));
+        }
+        other => return Err(Error::UnknownFunction(other.to_owned())),
+    };
+    if units > 0 {
+        ctx.advance(units);
+    }
+    Ok(())
+}
+
+/// `raw_write`: data runs at their offsets (holes skipped), a partial last block of each
+/// run zero-padded to 512 bytes, and one zero block at the end when the resource ends with
+/// a hole, so that a file reaches its full length.
+fn raw_write<T: Target>(
+    ctx: &mut Context<'_, T>,
+    call: &FunctionCall,
+    stream: &mut Stream<'_>,
+    dest: u64,
+) -> Result<()> {
+    let runs = stream.resource.length_runs().to_vec();
+    let total = stream.resource.total_len();
+    if dest.checked_add(total).is_none() {
+        return Err(bad_args(call, "destination past the end of any media"));
+    }
+    stream_runs(ctx, call, stream, false, &mut |ctx, at, data| {
+        ctx.cache.write_at(dest + at, data)
+    })?;
+    // Zero-pad each data run that ends inside a block, as fwup's block-padding writer
+    // does, unless the pad would reach into the next data run.
+    let mut pos = 0u64;
+    for (i, run) in runs.iter().enumerate() {
+        let end = pos.saturating_add(*run);
+        if i % 2 == 0 && *run > 0 && end % BLOCK != 0 {
+            let pad = BLOCK - end % BLOCK;
+            let room = runs.get(i + 1).copied().unwrap_or(u64::MAX);
+            if i + 1 == runs.len() || room >= pad {
+                let zeros = [0u8; BLOCK as usize];
+                ctx.cache
+                    .write_at(dest + end, zeros.get(..pad as usize).unwrap_or_default())?;
+            }
+        }
+        pos = end;
+    }
+    // A trailing hole: one zero block (or the hole, if shorter) at the very end.
+    if runs.len().is_multiple_of(2)
+        && let Some(&hole) = runs.last()
+        && hole > 0
+    {
+        let len = hole.min(BLOCK);
+        let zeros = [0u8; BLOCK as usize];
+        let at = dest + total - len;
+        let pad_end = (at + len).next_multiple_of(BLOCK);
+        let padded = (pad_end - at).min(BLOCK);
+        ctx.cache
+            .write_at(at, zeros.get(..padded as usize).unwrap_or_default())?;
+    }
+    Ok(())
+}
+
+/// Receives streamed data: the context, the offset inside the resource, the bytes.
+type DataSink<'f, T> = dyn FnMut(&mut Context<'_, T>, u64, &[u8]) -> Result<()> + 'f;
+
+/// Streams a resource's data runs, hashing them, and hands each chunk to `on_data` with its
+/// offset inside the resource (holes included). With `fill_holes`, holes are handed over
+/// as zeros. At the end the byte count and BLAKE2b-256 must match meta.conf.
+fn stream_runs<T: Target>(
+    ctx: &mut Context<'_, T>,
+    call: &FunctionCall,
+    stream: &mut Stream<'_>,
+    fill_holes: bool,
+    on_data: &mut DataSink<'_, T>,
+) -> Result<()> {
+    let mismatch = || Error::ApplyHashMismatch {
+        function: call.name().to_owned(),
+        resource: stream.resource.name().to_owned(),
+    };
+    let expected = stream.resource.blake2b_256();
+    let runs = stream.resource.length_runs();
+    let mut hasher = blake2::Blake2b256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut pos = 0u64;
+    let mut short = false;
+    for (i, &run) in runs.iter().enumerate() {
+        if i % 2 == 1 {
+            if fill_holes {
+                let zeros = vec![0u8; CHUNK];
+                let mut left = run;
+                while left > 0 {
+                    let n = left.min(CHUNK as u64);
+                    on_data(ctx, pos, zeros.get(..n as usize).unwrap_or_default())?;
+                    ctx.advance(n);
+                    pos += n;
+                    left -= n;
+                }
+            } else {
+                pos = pos.saturating_add(run);
+            }
+            continue;
+        }
+        let mut left = run;
+        while left > 0 {
+            let want = left.min(CHUNK as u64) as usize;
+            let out = buf.get_mut(..want).unwrap_or_default();
+            let n = (stream.read)(out)?;
+            if n == 0 {
+                short = true;
+                break;
+            }
+            let data = out.get(..n).unwrap_or_default();
+            hasher.update(data);
+            on_data(ctx, pos, data)?;
+            ctx.advance(n as u64);
+            pos += n as u64;
+            left -= n as u64;
+        }
+        if short {
+            break;
+        }
+    }
+    // More data than meta.conf declares is a mismatch too.
+    let extra = if short { 0 } else { (stream.read)(&mut buf)? };
+    if short || extra > 0 || expected != Some(hasher.finalize().into()) {
+        if extra > 0 {
+            while (stream.read)(&mut buf)? > 0 {}
+        }
+        return Err(mismatch());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_parse_like_strtol_base_0() {
+        assert_eq!(parse_int("256"), Some(256));
+        assert_eq!(parse_int("0x1A"), Some(26));
+        assert_eq!(parse_int("010"), Some(8));
+        assert_eq!(parse_int("0"), Some(0));
+        assert_eq!(parse_int("-3"), Some(-3));
+        assert_eq!(parse_int("x"), None);
+    }
+}
