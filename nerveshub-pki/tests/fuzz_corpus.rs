@@ -1,6 +1,7 @@
 //! Replays the committed seed corpus of the `pki_*` fuzz targets (fuzz/corpus/pki_*/) through
 //! the same entry points the targets call, on stable Rust, so a corpus input that panics fails
-//! `cargo test`. The ignored test `write_seed_corpus` regenerates the seeds.
+//! `cargo test`. `seed_corpus_generation` builds the seeds afresh and replays them too; with
+//! `NERVESHUB_PKI_WRITE_CORPUS=1` it also writes them into the committed corpus.
 
 use std::path::{Path, PathBuf};
 
@@ -35,19 +36,24 @@ fn replay_pki_chain_corpus() {
     replay("pki_chain", fuzzing::verify_chain);
 }
 
-/// Writes fresh seeds: `NERVESHUB_PKI_WRITE_CORPUS=1 cargo test -p nerveshub-pki --test
-/// fuzz_corpus -- --ignored`.
+/// Builds the seeds from freshly generated chains into a temporary directory and replays
+/// them. To refresh the committed corpus: `NERVESHUB_PKI_WRITE_CORPUS=1 cargo test -p
+/// nerveshub-pki --test fuzz_corpus seed_corpus_generation`.
 #[cfg(feature = "gen")]
 #[test]
-#[ignore = "writes the committed seed corpus"]
-fn write_seed_corpus() {
+fn seed_corpus_generation() {
     use nerveshub_pki::{CertOptions, DeviceCa, ProofPlacement, UnixTime};
     use std::time::Duration;
 
-    if std::env::var_os("NERVESHUB_PKI_WRITE_CORPUS").is_none() {
-        println!("skipped: set NERVESHUB_PKI_WRITE_CORPUS=1 to write seeds");
-        return;
-    }
+    let scratch = tempfile::tempdir().unwrap();
+    let write_committed = std::env::var_os("NERVESHUB_PKI_WRITE_CORPUS").is_some();
+    let out_dir = |target: &str| {
+        if write_committed {
+            corpus_dir(target)
+        } else {
+            scratch.path().join(target)
+        }
+    };
     let t = |s: u64| UnixTime::since_unix_epoch(Duration::from_secs(s));
     let (from, until, now) = (1_700_000_000, 4_000_000_000, 1_800_000_000);
     let opts = |cn: &str| CertOptions::new(cn, t(from), t(until));
@@ -69,7 +75,7 @@ fn write_seed_corpus() {
         .unwrap();
 
     let write = |target: &str, name: &str, data: &[u8]| {
-        let dir = corpus_dir(target);
+        let dir = out_dir(target);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(name), data).unwrap();
     };
@@ -106,4 +112,13 @@ fn write_seed_corpus() {
     write("pki_chain", "proof", &j(now, 1, &[ca_der, proof.der()]));
     write("pki_chain", "unknown", &j(now, 1, &[ca_der, ed.der()]));
     write("pki_chain", "short", &[0, 0, 0, 0]);
+
+    for (target, run) in [
+        ("pki_cert", fuzzing::parse_certificate as fn(&[u8])),
+        ("pki_chain", fuzzing::verify_chain),
+    ] {
+        for entry in std::fs::read_dir(out_dir(target)).unwrap() {
+            run(&std::fs::read(entry.unwrap().path()).unwrap());
+        }
+    }
 }
