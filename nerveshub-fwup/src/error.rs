@@ -205,4 +205,62 @@ pub enum Error {
     /// The caller vetoed the apply before `on-finish` ran.
     #[error("apply vetoed before on-finish: {0}")]
     Vetoed(String),
+
+    // ---- create and sign -----------------------------------------------------------------
+    /// The fwup.conf given to `-c` cannot be opened.
+    #[error("Error opening configuration file '{0}'")]
+    ConfigOpen(String),
+    /// The fwup.conf does not parse, or one of fwup's create-time checks on it fails.
+    /// `file:line: message` is what libconfuse prints on stderr.
+    #[error("Error parsing configuration file '{path}'")]
+    ConfigSyntax {
+        /// The configuration file as named on the command line (`-` for stdin).
+        path: String,
+        /// 1-based line of the problem.
+        line: u32,
+        /// What is wrong.
+        message: String,
+    },
+    /// A `host-path` of a `file-resource` cannot be opened or read.
+    #[error("can't open path '{path}' in file-resource '{resource}'")]
+    ResourceOpen {
+        /// The path as written in the config.
+        path: String,
+        /// The resource title.
+        resource: String,
+    },
+    /// `assert-size-lte` / `assert-size-gte` failed.
+    #[error(
+        "file size assertion failed on '{path}'. Size is {size} bytes. It must be {op} {limit} bytes ({blocks} blocks)"
+    )]
+    AssertSize {
+        /// The `host-path` as written.
+        path: String,
+        /// The resource's full size, holes included.
+        size: u64,
+        /// `<=` or `>=`.
+        op: &'static str,
+        /// The limit in bytes.
+        limit: i64,
+        /// The limit in 512-byte blocks.
+        blocks: i64,
+    },
+    /// A resource title cannot be turned into an archive path (fwup's wording).
+    #[error("{0}")]
+    InvalidResourceName(String),
+    /// A private key is not 64 bytes (seed and public key) of base64 or raw binary.
+    #[error("Error reading or decoding private key from {origin}")]
+    InvalidPrivateKey {
+        /// Where the key came from (a file name or "argument").
+        origin: String,
+    },
+    /// `-g` would overwrite an existing key file.
+    #[error("Couldn't create '{0}': File exists")]
+    KeyFileExists(String),
+    /// The operating system's random number generator failed.
+    #[error("Could not get enough random bytes")]
+    Random,
+    /// `-S` was given an archive without meta.conf where fwup expects it.
+    #[error("Invalid firmware. meta.conf must be at the beginning of archive")]
+    SignMetaConfNotFirst,
 }

@@ -1,12 +1,16 @@
-//! Ed25519 public keys in fwup's formats.
+//! Ed25519 keys in fwup's formats.
 //!
 //! fwup writes a public key as 44 characters of padded base64 with no newline
 //! (`fwup-key.pub`). When loading it reads only the first 44 characters, so trailing
 //! whitespace is fine, accepts unpadded base64, and also accepts a raw 32-byte file.
+//!
+//! A private key (`fwup-key.priv`) is the libsodium/NaCl secret-key layout: the 32-byte
+//! seed followed by the 32-byte public key, written as 88 characters of padded base64
+//! (or read from a raw 64-byte file).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
 use crate::{Error, Result};
 
@@ -19,6 +23,123 @@ pub const MAX_PUBLIC_KEYS: usize = 10;
 
 /// Base64 characters fwup reads from a public key file or argument.
 const PUBLIC_KEY_B64_LEN: usize = 44;
+/// Length of a private key file's contents in bytes: seed and public key.
+pub const PRIVATE_KEY_LEN: usize = 64;
+/// Base64 characters fwup reads from a private key file or argument.
+const PRIVATE_KEY_B64_LEN: usize = 88;
+/// Length of the Ed25519 seed.
+pub const SEED_LEN: usize = 32;
+
+/// An Ed25519 signing key (fwup's `.priv`). Its `Debug` output shows only the public half;
+/// the secret is zeroed when the key is dropped.
+#[derive(Clone)]
+pub struct PrivateKey(SigningKey);
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("public", &self.public_key())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrivateKey {
+    /// Makes a key from a 32-byte seed (e.g. caller-supplied randomness).
+    pub fn from_seed(seed: &[u8; SEED_LEN]) -> Self {
+        Self(SigningKey::from_bytes(seed))
+    }
+
+    /// Generates a new key from the operating system's random number generator.
+    pub fn generate() -> Result<Self> {
+        let mut seed = [0u8; SEED_LEN];
+        getrandom::fill(&mut seed).map_err(|_| Error::Random)?;
+        let key = Self::from_seed(&seed);
+        seed.fill(0);
+        Ok(key)
+    }
+
+    /// Makes a key from fwup's 64 bytes (seed || public key). The public half must match
+    /// the seed.
+    pub fn from_keypair_bytes(bytes: &[u8; PRIVATE_KEY_LEN]) -> Option<Self> {
+        SigningKey::from_keypair_bytes(bytes).ok().map(Self)
+    }
+
+    /// Parses a key given as base64 text, as `fwup --private-key` takes it.
+    pub fn from_base64(text: &str) -> Result<Self> {
+        decode_private_b64(text.as_bytes()).ok_or_else(|| Error::InvalidPrivateKey {
+            origin: "argument".to_owned(),
+        })
+    }
+
+    /// Parses the contents of a `.priv` file as `fwup -s FILE` reads it: exactly 64 raw
+    /// bytes, or base64 text of which the first 88 characters are read.
+    pub fn from_file_contents(contents: &[u8], origin: &str) -> Result<Self> {
+        let parsed = if contents.len() == PRIVATE_KEY_LEN {
+            <&[u8; PRIVATE_KEY_LEN]>::try_from(contents)
+                .ok()
+                .and_then(Self::from_keypair_bytes)
+        } else {
+            decode_private_b64(contents)
+        };
+        parsed.ok_or_else(|| Error::InvalidPrivateKey {
+            origin: format!("file '{origin}'"),
+        })
+    }
+
+    /// The public half.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key())
+    }
+
+    /// The key as fwup writes it in a `.priv` file: 88 characters of padded base64 of
+    /// seed || public key. This is the secret: never log it.
+    pub fn to_base64(&self) -> String {
+        let bytes = zeroize_on_drop(self.0.to_keypair_bytes());
+        base64::engine::general_purpose::STANDARD.encode(bytes.0)
+    }
+
+    /// Signs `message` (Ed25519, RFC 8032; deterministic, so the same as fwup's signature).
+    pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        self.0.sign(message).to_bytes()
+    }
+}
+
+/// Zeroes key bytes when dropped.
+struct Zeroing([u8; PRIVATE_KEY_LEN]);
+
+impl Drop for Zeroing {
+    fn drop(&mut self) {
+        self.0.fill(0);
+    }
+}
+
+fn zeroize_on_drop(bytes: [u8; PRIVATE_KEY_LEN]) -> Zeroing {
+    Zeroing(bytes)
+}
+
+/// Decodes fwup's base64 private key text (first 88 characters, padding optional).
+fn decode_private_b64(text: &[u8]) -> Option<PrivateKey> {
+    let chars = key_chars(text, PRIVATE_KEY_B64_LEN)?;
+    let bytes = zeroize_on_drop(STANDARD_NO_PAD.decode(chars).ok()?.try_into().ok()?);
+    PrivateKey::from_keypair_bytes(&bytes.0)
+}
+
+/// The base64 characters of a key: leading whitespace skipped, at most `max` characters,
+/// trailing `=` and whitespace dropped.
+fn key_chars(text: &[u8], max: usize) -> Option<&[u8]> {
+    let start = text.iter().position(|b| !b.is_ascii_whitespace())?;
+    let text = &text[start..];
+    let take = text.len().min(max);
+    let mut chars = &text[..take];
+    while let [rest @ .., last] = chars {
+        if *last == b'=' || last.is_ascii_whitespace() {
+            chars = rest;
+        } else {
+            break;
+        }
+    }
+    Some(chars)
+}
 
 /// An Ed25519 public key that firmware signatures are checked against.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -95,17 +216,7 @@ impl std::str::FromStr for PublicKey {
 /// Decodes fwup's base64 key text: leading whitespace skipped, at most the first 44
 /// characters used, `=` padding optional.
 fn decode_base64_key(text: &[u8]) -> Option<PublicKey> {
-    let start = text.iter().position(|b| !b.is_ascii_whitespace())?;
-    let text = &text[start..];
-    let take = text.len().min(PUBLIC_KEY_B64_LEN);
-    let mut chars = &text[..take];
-    while let [rest @ .., last] = chars {
-        if *last == b'=' || last.is_ascii_whitespace() {
-            chars = rest;
-        } else {
-            break;
-        }
-    }
+    let chars = key_chars(text, PUBLIC_KEY_B64_LEN)?;
     let bytes = STANDARD_NO_PAD.decode(chars).ok()?;
     let raw: [u8; PUBLIC_KEY_LEN] = bytes.try_into().ok()?;
     PublicKey::from_bytes(&raw).ok()

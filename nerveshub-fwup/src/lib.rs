@@ -14,10 +14,12 @@
 
 pub mod apply;
 mod archive;
+mod create;
 mod error;
 mod keys;
 mod metaconf;
 mod seekable;
+mod sign;
 mod uuid;
 mod verify;
 mod zip;
@@ -26,9 +28,14 @@ pub use archive::{
     ArchiveHead, ArchiveReader, FirmwareInfo, META_CONF_MAX_LEN, META_CONF_MIN_LEN, ResourceEntry,
     SignatureStatus,
 };
+pub use create::{CreateOptions, DEFAULT_COMPRESSION_LEVEL, PreparedFirmware, create, create_file};
 pub use error::{Error, Result};
-pub use keys::{MAX_PUBLIC_KEYS, PUBLIC_KEY_LEN, PublicKey, SIGNATURE_LEN};
+pub use keys::{
+    MAX_PUBLIC_KEYS, PRIVATE_KEY_LEN, PUBLIC_KEY_LEN, PrivateKey, PublicKey, SEED_LEN,
+    SIGNATURE_LEN,
+};
 pub use seekable::{SeekableArchive, SeekableResource};
+pub use sign::{sign, sign_file};
 pub use uuid::FirmwareUuid;
 pub use verify::{VerifiedArchive, verify};
 

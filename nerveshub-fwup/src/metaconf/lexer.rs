@@ -21,6 +21,8 @@
 //! Tokens are produced on demand so that the parser can change variables (fwup's
 //! `define`) between two tokens, as libconfuse does.
 
+use std::borrow::Cow;
+
 use super::Variables;
 
 /// The kind of a token.
@@ -70,7 +72,7 @@ pub(crate) struct LexError {
 /// substitution.
 #[derive(Debug)]
 pub(crate) struct Lexer<'a> {
-    input: &'a [u8],
+    input: Cow<'a, [u8]>,
     pos: usize,
     line: u32,
     /// Cache for the `${…}` scan: the index of the next `}` found by the last search
@@ -124,9 +126,9 @@ fn substitute(body: &[u8], vars: &Variables) -> Option<Vec<u8>> {
 
 impl<'a> Lexer<'a> {
     /// Starts scanning `input` at line 1.
-    pub(crate) fn new(input: &'a [u8]) -> Self {
+    pub(crate) fn new(input: impl Into<Cow<'a, [u8]>>) -> Self {
         Lexer {
-            input,
+            input: input.into(),
             pos: 0,
             line: 1,
             close_cache: None,

@@ -15,6 +15,7 @@
 
 mod lexer;
 mod model;
+mod print;
 mod schema;
 mod syntax;
 mod values;
@@ -30,7 +31,9 @@ pub use model::{
     Task, UbootEnvironment,
 };
 
-use syntax::{Call, HookAction, syntax_error};
+pub(crate) use print::print_meta_conf;
+use syntax::syntax_error;
+pub(crate) use syntax::{Call, CallHook, HookAction, Item, Section, SectionHook, Value};
 
 /// The variable fwup sets to the archive's UUID before parsing meta.conf.
 const META_UUID_VAR: &str = "FWUP_META_UUID";
@@ -97,14 +100,49 @@ pub(crate) fn quote_value(s: &str) -> Cow<'_, str> {
 /// A parsed meta.conf.
 #[derive(Debug, Clone)]
 pub struct MetaConf {
-    metadata: Metadata,
-    resources: Vec<Resource>,
-    tasks: Vec<Task>,
-    mbrs: Vec<Mbr>,
-    gpts: Vec<Gpt>,
-    uboot_environments: Vec<UbootEnvironment>,
-    require_fwup_version: Option<String>,
-    block_cache_size_mb: i64,
+    pub(crate) metadata: Metadata,
+    pub(crate) resources: Vec<Resource>,
+    pub(crate) tasks: Vec<Task>,
+    pub(crate) mbrs: Vec<Mbr>,
+    pub(crate) gpts: Vec<Gpt>,
+    pub(crate) uboot_environments: Vec<UbootEnvironment>,
+    pub(crate) require_fwup_version: Option<String>,
+    pub(crate) block_cache_size_mb: i64,
+}
+
+/// Parses a fwup.conf for `fwup -c`: the same syntax and option table as meta.conf, but
+/// unknown options are errors (fwup creates without `CFGF_IGNORE_UNKNOWN`), and the caller's
+/// hooks implement `define…`, `include` and the section validators. Returns the model and the
+/// variables as they stand at the end of the file.
+pub(crate) fn parse_fwup_conf<'h>(
+    text: &[u8],
+    vars: Variables,
+    hook: &mut CallHook<'h>,
+    section_hook: &mut SectionHook<'h>,
+) -> crate::Result<(MetaConf, Variables)> {
+    let doc = syntax::parse_with_sections(text, vars, hook, Some(section_hook));
+    if let Some(e) = doc.error {
+        return Err(e);
+    }
+    schema::check_known_names(&doc.root)?;
+    let parsed = match schema::build(&doc.tokens, &doc.root) {
+        Ok(parsed) => parsed,
+        Err(schema::Stop::Error(e)) => return Err(e),
+        Err(schema::Stop::UsePending) => {
+            return Err(syntax_error(doc.eof_line, "premature end of file"));
+        }
+    };
+    let conf = MetaConf {
+        metadata: parsed.metadata,
+        resources: parsed.resources,
+        tasks: parsed.tasks,
+        mbrs: parsed.mbrs,
+        gpts: parsed.gpts,
+        uboot_environments: parsed.uboot_environments,
+        require_fwup_version: parsed.require_fwup_version,
+        block_cache_size_mb: parsed.block_cache_size_mb,
+    };
+    Ok((conf, doc.vars))
 }
 
 /// fwup's `define`/`define!` at the top level of meta.conf: sets a variable for the rest of

@@ -71,6 +71,9 @@ pub(crate) struct Call {
     pub(crate) args: Vec<String>,
     /// Line of the `)`.
     pub(crate) close_line: u32,
+    /// Which input the call was read from: 0 for the main text, then 1, 2, … for each
+    /// included text in the order the hook returned [`HookAction::Include`].
+    pub(crate) file: usize,
 }
 
 /// `name { … }` or `name title { … }`.
@@ -115,18 +118,30 @@ pub(crate) struct Document {
 }
 
 /// What a hook wants done with a function call it was shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum HookAction {
     /// Put the call into the tree.
     Keep,
     /// The hook handled it; leave it out of the tree.
     Consumed,
+    /// fwup's `include`: read these bytes now, as if they stood in place of the call
+    /// (libconfuse's lexer file stack). Leaves the call out of the tree.
+    Include(Vec<u8>),
 }
+
+/// Includes nest at most this deep (libconfuse's limit).
+pub(crate) const MAX_INCLUDE_DEPTH: usize = 10;
 
 /// Called for every function call before the next token is read. `path` holds the names
 /// of the enclosing sections (empty at top level).
 pub(crate) type CallHook<'h> =
     dyn FnMut(&[&str], &Call, &mut Variables) -> crate::Result<HookAction> + 'h;
+
+/// Called when a section has been read completely (fwup's section validators run at that
+/// point, and may define variables for the rest of the file). `path` holds the names of the
+/// enclosing sections.
+pub(crate) type SectionHook<'h> =
+    dyn FnMut(&[&str], &Section, &mut Variables) -> crate::Result<()> + 'h;
 
 /// Builds a syntax error.
 pub(crate) fn syntax_error(line: u32, message: impl Into<String>) -> crate::Error {
@@ -138,19 +153,40 @@ pub(crate) fn syntax_error(line: u32, message: impl Into<String>) -> crate::Erro
 
 struct Parser<'a, 'r, 'h> {
     lexer: Lexer<'a>,
+    /// Index of the input `lexer` reads (0 = main text).
+    file: usize,
+    /// Inputs suspended by an include, innermost last.
+    stack: Vec<(Lexer<'a>, usize)>,
+    /// How many inputs were opened so far (main text included).
+    files_opened: usize,
     vars: Variables,
     tokens: Vec<Token>,
     hook: &'r mut CallHook<'h>,
+    section_hook: Option<&'r mut SectionHook<'h>>,
     path: Vec<String>,
 }
 
 /// Parses `text`. Never fails as a whole: errors are reported in [`Document::error`].
 pub(crate) fn parse(text: &[u8], vars: Variables, hook: &mut CallHook<'_>) -> Document {
+    parse_with_sections(text, vars, hook, None)
+}
+
+/// [`parse`] with a hook that sees every completed section as well.
+pub(crate) fn parse_with_sections<'h>(
+    text: &[u8],
+    vars: Variables,
+    hook: &mut CallHook<'h>,
+    section_hook: Option<&mut SectionHook<'h>>,
+) -> Document {
     let mut parser = Parser {
         lexer: Lexer::new(text),
+        file: 0,
+        stack: Vec::new(),
+        files_opened: 1,
         vars,
         tokens: Vec::new(),
         hook,
+        section_hook,
         path: Vec::new(),
     };
     let mut root = Section {
@@ -179,12 +215,21 @@ fn unexpected(tok: &Token) -> crate::Error {
 
 impl Parser<'_, '_, '_> {
     fn next(&mut self) -> crate::Result<Token> {
-        match self.lexer.next_token(&self.vars) {
-            Ok(tok) => {
-                self.tokens.push(tok.clone());
-                Ok(tok)
+        loop {
+            match self.lexer.next_token(&self.vars) {
+                Ok(tok) if tok.kind == TokKind::Eof && !self.stack.is_empty() => {
+                    // End of an included text: go on with the one that included it.
+                    if let Some((lexer, file)) = self.stack.pop() {
+                        self.lexer = lexer;
+                        self.file = file;
+                    }
+                }
+                Ok(tok) => {
+                    self.tokens.push(tok.clone());
+                    return Ok(tok);
+                }
+                Err(LexError { line, message }) => return Err(syntax_error(line, message)),
             }
-            Err(LexError { line, message }) => Err(syntax_error(line, message)),
         }
     }
 
@@ -307,10 +352,21 @@ impl Parser<'_, '_, '_> {
             open_line,
             args,
             close_line,
+            file: self.file,
         };
         let path: Vec<&str> = self.path.iter().map(String::as_str).collect();
-        if (self.hook)(&path, &call, &mut self.vars)? == HookAction::Keep {
-            items.push(Item::Call(call));
+        match (self.hook)(&path, &call, &mut self.vars)? {
+            HookAction::Keep => items.push(Item::Call(call)),
+            HookAction::Consumed => {}
+            HookAction::Include(text) => {
+                if self.stack.len() >= MAX_INCLUDE_DEPTH {
+                    return Err(syntax_error(close_line, "includes nested too deeply"));
+                }
+                let outer = std::mem::replace(&mut self.lexer, Lexer::new(text));
+                self.stack.push((outer, self.file));
+                self.file = self.files_opened;
+                self.files_opened += 1;
+            }
         }
         Ok(())
     }
@@ -335,8 +391,14 @@ impl Parser<'_, '_, '_> {
             name_token,
             items: Vec::new(),
         };
-        let result = self.items(&mut section.items, depth + 1);
+        let mut result = self.items(&mut section.items, depth + 1);
         self.path.pop();
+        if result.is_ok()
+            && let Some(hook) = self.section_hook.as_mut()
+        {
+            let path: Vec<&str> = self.path.iter().map(String::as_str).collect();
+            result = hook(&path, &section, &mut self.vars);
+        }
         // Keep the (possibly partial) section so earlier schema errors inside it still win.
         items.push(Item::Section(section));
         result

@@ -8,6 +8,7 @@
 
 mod apply;
 mod args;
+mod create;
 mod output;
 
 use std::fs::File;
@@ -44,6 +45,12 @@ fn main() -> ExitCode {
     };
     let result = match mode {
         Mode::Metadata | Mode::List | Mode::Verify => read_mode(mode, &options, &mut out),
+        Mode::Create | Mode::Sign | Mode::GenKeys => {
+            create::run(mode, &options, &mut out).map_err(|(message, diagnostic)| Failure {
+                message,
+                diagnostic,
+            })
+        }
         Mode::Apply => return apply::main(&options, &mut out),
         other => Err(Failure::message(format!(
             "{} is not available in this version of fwup-rs",

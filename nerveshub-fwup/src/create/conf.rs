@@ -1,0 +1,236 @@
+//! fwup.conf → the meta.conf model: fwup's create-time parse (`cfgfile.c`) on top of the
+//! shared libconfuse syntax layer.
+//!
+//! * `define(NAME, value)` sets a variable unless it is set (environment or an earlier
+//!   define wins), `define!` always sets it, `define-eval(!)` evaluates 64-bit integer math.
+//! * `include("file")` reads another file in place of the call, relative to the including
+//!   file (a file stack, at most 10 deep).
+//! * When a `file-resource` section closes it must have exactly one of `host-path` and
+//!   `contents`, and `FWUP_SIZE_<title>` is defined from `stat(host-path)` — relative to the
+//!   **working directory**, not the config file, exactly like fwup (research §8.1).
+//! * `on-resource X` must name a resource declared before it (`unknown resource: X`).
+//! * `FWUP_META_UUID`/`FWUP_META_NICKNAME` are preset to their own `${…}` text so they
+//!   survive to apply time.
+
+use std::path::{Path, PathBuf};
+
+use crate::metaconf::{
+    Call, HookAction, Item, MetaConf, Section, Value, Variables, parse_fwup_conf,
+};
+use crate::{Error, Result};
+
+use super::eval::eval_math;
+
+fn err(line: u32, message: impl Into<String>) -> Error {
+    Error::MetaConfSyntax {
+        line,
+        message: message.into(),
+    }
+}
+
+/// fwup's `update_relative_path`: an absolute path as it is, otherwise relative to the
+/// directory of `base_file`.
+pub(crate) fn relative_to(base_file: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    match base_file.parent() {
+        Some(dir) => dir.join(p),
+        None => p.to_path_buf(),
+    }
+}
+
+/// The last value assigned to a scalar option in a section's own items.
+fn scalar<'a>(section: &'a Section, name: &str) -> Option<&'a str> {
+    section.items.iter().rev().find_map(|item| match item {
+        Item::Option(o) if o.name == name => match &o.value {
+            Value::Scalar(v) => Some(v.text.as_str()),
+            Value::List { .. } => None,
+        },
+        _ => None,
+    })
+}
+
+/// Parses `text` (read from `config_path`) with `env` as the starting variables.
+/// `working_dir` is what relative `FWUP_SIZE_*` stats resolve against.
+pub(crate) fn parse(
+    text: &[u8],
+    config_path: &Path,
+    env: &Variables,
+    working_dir: &Path,
+) -> Result<MetaConf> {
+    let mut vars = env.clone();
+    vars.set("FWUP_META_UUID", "${FWUP_META_UUID}");
+    vars.set("FWUP_META_NICKNAME", "${FWUP_META_NICKNAME}");
+
+    let mut files: Vec<PathBuf> = vec![config_path.to_path_buf()];
+    let mut hook = |path: &[&str], call: &Call, vars: &mut Variables| -> Result<HookAction> {
+        let line = call.close_line;
+        let two = |call: &Call| -> Result<(String, String)> {
+            match call.args.as_slice() {
+                [k, v] => Ok((k.clone(), v.clone())),
+                _ => Err(err(line, format!("'{}' requires 2 parameters", call.name))),
+            }
+        };
+        match call.name.as_str() {
+            "include" => {
+                let [target] = call.args.as_slice() else {
+                    return Err(err(line, "'include' requires 1 parameters"));
+                };
+                if target.is_empty() {
+                    return Err(err(
+                        line,
+                        "Cannot include the contents of an undefined variable",
+                    ));
+                }
+                let base = files.get(call.file).cloned().unwrap_or_default();
+                let resolved = relative_to(&base, target);
+                let meta = std::fs::metadata(&resolved)
+                    .map_err(|_| err(line, format!("Cannot include '{target}': File not found")))?;
+                if !meta.is_file() {
+                    return Err(err(
+                        line,
+                        format!("Cannot include '{target}': Not a regular file"),
+                    ));
+                }
+                let bytes = std::fs::read(&resolved)
+                    .map_err(|_| err(line, format!("Cannot include '{target}': File not found")))?;
+                files.push(resolved);
+                Ok(HookAction::Include(bytes))
+            }
+            "define" | "define!" | "define-eval" | "define-eval!" if path.is_empty() => {
+                let (key, value) = two(call)?;
+                let value = if call.name.starts_with("define-eval") {
+                    eval_math(&value)
+                        .ok_or_else(|| err(line, format!("error evaluating '{value}'")))?
+                        .to_string()
+                } else {
+                    value
+                };
+                if call.name.ends_with('!') || vars.get(&key).is_none() {
+                    vars.set(key, value);
+                }
+                Ok(HookAction::Consumed)
+            }
+            _ => Ok(HookAction::Keep),
+        }
+    };
+
+    let mut resources: Vec<String> = Vec::new();
+    let mut section_hook = |path: &[&str], sec: &Section, vars: &mut Variables| -> Result<()> {
+        let title = sec.title.as_ref().map(|t| t.text.as_str()).unwrap_or("");
+        match (path, sec.name.as_str()) {
+            ([], "file-resource") => {
+                let host = scalar(sec, "host-path");
+                let contents = scalar(sec, "contents");
+                match (host, contents) {
+                    (None, None) => {
+                        return Err(err(
+                            sec.open_line,
+                            format!(
+                                "host-path or contents must be set for file-resource '{title}'"
+                            ),
+                        ));
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(err(
+                            sec.open_line,
+                            format!(
+                                "only one of host-path or contents should be set for file-resource '{title}'"
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+                if let Some(host) = host {
+                    let key: String = format!("FWUP_SIZE_{title}")
+                        .chars()
+                        .map(|c| if matches!(c, '-' | '/' | '.') { '_' } else { c })
+                        .collect();
+                    if let Ok(meta) = std::fs::metadata(working_dir.join(host)) {
+                        vars.set(key, meta.len().to_string());
+                    }
+                }
+                resources.push(title.to_owned());
+            }
+            (["task"], "on-resource") if !resources.iter().any(|r| r == title) => {
+                return Err(err(sec.open_line, format!("unknown resource: {title}")));
+            }
+            _ => {}
+        }
+        Ok(())
+    };
+
+    let (mut conf, _vars) = parse_fwup_conf(text, vars, &mut hook, &mut section_hook)?;
+    fix_up(&mut conf, working_dir)?;
+    Ok(conf)
+}
+
+/// `strtoull(s, 0)`-style parse of GPT flags.
+fn parse_u64(s: &str) -> Option<u64> {
+    let t = s.trim();
+    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else if t.len() > 1 && t.starts_with('0') {
+        u64::from_str_radix(&t[1..], 8).ok()
+    } else {
+        t.parse().ok()
+    }
+}
+
+/// The changes fwup's validators make to the parsed config before it is printed.
+fn fix_up(conf: &mut MetaConf, working_dir: &Path) -> Result<()> {
+    for task in &mut conf.tasks {
+        for list in [&task.on_init, &task.on_finish, &task.on_error] {
+            if list.iter().any(|f| f.name == "fat_write") {
+                return Err(err(0, "fat_write only usable in on-resource"));
+            }
+        }
+        for on_resource in &mut task.on_resources {
+            for f in &mut on_resource.functions {
+                if f.name == "fat_write" {
+                    match f.args.len() {
+                        1 => f.args.push(on_resource.resource.clone()),
+                        2 => {}
+                        _ => {
+                            return Err(err(
+                                0,
+                                "fat_write requires a block offset and optional destination filename",
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for gpt in &mut conf.gpts {
+        for p in &mut gpt.partitions {
+            if p.boot {
+                let flags = parse_u64(&p.flags).ok_or_else(|| {
+                    err(0, format!("invalid flags for gpt partition '{}'", p.title))
+                })?;
+                p.flags = format!("0x{:x}", flags | 0x4);
+                p.boot = false;
+            }
+        }
+    }
+    for mbr in &mut conf.mbrs {
+        if let (Some(path), None) = (&mbr.bootstrap_code_host_path, &mbr.bootstrap_code) {
+            let bytes = std::fs::read(working_dir.join(path)).map_err(|_| {
+                err(
+                    0,
+                    format!("mbr bootstrap code path '{path}' required, but can't be read"),
+                )
+            })?;
+            let Some(code) = bytes.get(..440) else {
+                return Err(err(
+                    0,
+                    format!("mbr bootstrap code in '{path}' should be 440 bytes"),
+                ));
+            };
+            mbr.bootstrap_code = Some(code.iter().map(|b| format!("{b:02x}")).collect());
+        }
+    }
+    Ok(())
+}
