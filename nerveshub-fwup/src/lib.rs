@@ -29,6 +29,8 @@ pub use archive::{
     SignatureStatus,
 };
 pub use create::{CreateOptions, DEFAULT_COMPRESSION_LEVEL, PreparedFirmware, create, create_file};
+#[doc(hidden)]
+pub use create::fuzz_fwup_conf;
 pub use error::{Error, Result};
 pub use keys::{
     MAX_PUBLIC_KEYS, PRIVATE_KEY_LEN, PUBLIC_KEY_LEN, PrivateKey, PublicKey, SEED_LEN,

@@ -60,6 +60,17 @@ pub(crate) fn parse(
     env: &Variables,
     working_dir: &Path,
 ) -> Result<MetaConf> {
+    parse_with(text, config_path, env, Some(working_dir))
+}
+
+/// [`parse`]; with `working_dir` `None` the file system is never touched (includes fail as
+/// missing files, `FWUP_SIZE_*` stays unset, bootstrap code is not read): for fuzzing.
+pub(crate) fn parse_with(
+    text: &[u8],
+    config_path: &Path,
+    env: &Variables,
+    working_dir: Option<&Path>,
+) -> Result<MetaConf> {
     let mut vars = env.clone();
     vars.set("FWUP_META_UUID", "${FWUP_META_UUID}");
     vars.set("FWUP_META_NICKNAME", "${FWUP_META_NICKNAME}");
@@ -86,6 +97,12 @@ pub(crate) fn parse(
                 }
                 let base = files.get(call.file).cloned().unwrap_or_default();
                 let resolved = relative_to(&base, target);
+                if working_dir.is_none() {
+                    return Err(err(
+                        line,
+                        format!("Cannot include '{target}': File not found"),
+                    ));
+                }
                 let meta = std::fs::metadata(&resolved)
                     .map_err(|_| err(line, format!("Cannot include '{target}': File not found")))?;
                 if !meta.is_file() {
@@ -148,7 +165,7 @@ pub(crate) fn parse(
                         .chars()
                         .map(|c| if matches!(c, '-' | '/' | '.') { '_' } else { c })
                         .collect();
-                    if let Ok(meta) = std::fs::metadata(working_dir.join(host)) {
+                    if let Some(Ok(meta)) = working_dir.map(|w| std::fs::metadata(w.join(host))) {
                         vars.set(key, meta.len().to_string());
                     }
                 }
@@ -180,7 +197,7 @@ fn parse_u64(s: &str) -> Option<u64> {
 }
 
 /// The changes fwup's validators make to the parsed config before it is printed.
-fn fix_up(conf: &mut MetaConf, working_dir: &Path) -> Result<()> {
+fn fix_up(conf: &mut MetaConf, working_dir: Option<&Path>) -> Result<()> {
     for task in &mut conf.tasks {
         for list in [&task.on_init, &task.on_finish, &task.on_error] {
             if list.iter().any(|f| f.name == "fat_write") {
@@ -217,7 +234,8 @@ fn fix_up(conf: &mut MetaConf, working_dir: &Path) -> Result<()> {
     }
     for mbr in &mut conf.mbrs {
         if let (Some(path), None) = (&mbr.bootstrap_code_host_path, &mbr.bootstrap_code) {
-            let bytes = std::fs::read(working_dir.join(path)).map_err(|_| {
+            let read = working_dir.map(|w| std::fs::read(w.join(path)));
+            let bytes = read.and_then(|r| r.ok()).ok_or_else(|| {
                 err(
                     0,
                     format!("mbr bootstrap code path '{path}' required, but can't be read"),

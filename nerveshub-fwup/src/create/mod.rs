@@ -360,6 +360,21 @@ fn config_error(e: Error, path: &str) -> Error {
     }
 }
 
+/// Fuzzing entry point: the fwup.conf parser and meta.conf printer on arbitrary bytes,
+/// without touching the file system, then the printed meta.conf through the reader.
+#[doc(hidden)]
+pub fn fuzz_fwup_conf(data: &[u8]) {
+    let path = Path::new("/nonexistent/fuzz.conf");
+    if let Ok(mut conf) = conf::parse_with(data, path, &Variables::new(), None) {
+        for r in &mut conf.resources {
+            r.length = vec![r.contents.as_ref().map_or(0, |c| c.len() as u64)];
+            r.blake2b_256 = Some("0".repeat(64));
+        }
+        let text = print_meta_conf(&conf);
+        let _ = MetaConf::parse(text.as_bytes(), &Variables::new());
+    }
+}
+
 /// Writes through a temporary file beside `output`, renamed into place on success.
 pub(crate) fn write_atomically(
     output: &Path,
