@@ -263,4 +263,34 @@ pub enum Error {
     /// `-S` was given an archive without meta.conf where fwup expects it.
     #[error("Invalid firmware. meta.conf must be at the beginning of archive")]
     SignMetaConfNotFirst,
+
+    // ---- partitions and U-Boot environment ---------------------------------------------
+    /// An `mbr` or `gpt` section cannot be turned into a partition table (bad partition
+    /// number, offset, count, type or GUID, overlapping partitions, bad bootstrap code). The
+    /// text is fwup's.
+    #[error("{0}")]
+    PartitionTable(String),
+    /// A `uboot-environment` section (or location) is unusable: block count outside
+    /// 1–65534, an offset that does not fit.
+    #[error("{0}")]
+    UbootEnvConfig(String),
+    /// The CRC-32 stored in a U-Boot environment does not match its data area.
+    #[error(
+        "U-boot environment (block {block}) CRC32 mismatch (expected 0x{expected:08x}; got 0x{actual:08x})"
+    )]
+    UbootEnvCrc {
+        /// Block offset of the (primary) environment, 0 when parsing bytes without a location.
+        block: u64,
+        /// The CRC-32 stored in the environment.
+        expected: u32,
+        /// The CRC-32 of the data area.
+        actual: u32,
+    },
+    /// The CRC matches but the `name=value` list is malformed (a name without `=`, a value
+    /// without its terminating NUL).
+    #[error("Invalid U-boot environment")]
+    UbootEnvInvalid,
+    /// The variables do not fit into the environment.
+    #[error("Not enough room in U-boot environment")]
+    UbootEnvFull,
 }

@@ -44,6 +44,7 @@ pub use verify::{VerifiedArchive, verify};
 /// The fwup version whose behaviour this crate implements. Archives that say
 /// `require-fwup-version` with a newer version are refused, as fwup 1.16.0 refuses them.
 pub const FWUP_VERSION: &str = "1.16.0";
+pub use apply::uboot_env::fuzz_uboot_env;
 pub use metaconf::{
     FunctionCall, Gpt, GptPartition, Mbr, MbrOsii, MbrPartition, MetaConf, Metadata, OnResource,
     Resource, Task, UbootEnvironment, Variables,

@@ -13,11 +13,14 @@
 mod cache;
 mod engine;
 mod functions;
+mod gpt;
 mod host;
+mod mbr;
 mod partitions;
 mod progress;
 mod requirements;
 pub mod target;
+pub mod uboot_env;
 
 pub use cache::{BlockCache, SEGMENT_SIZE};
 pub use engine::{ApplyEvents, ApplyOptions, ApplyReport, apply, apply_with_host};
