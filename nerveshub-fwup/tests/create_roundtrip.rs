@@ -260,6 +260,14 @@ fn config_errors() {
             "Cannot include 'missing.conf': File not found",
         ),
         ("define(X)\n", "'define' requires 2 parameters"),
+        (
+            "task t { on-init { raw_write(0) } }\n",
+            "raw_write only usable in on-resource",
+        ),
+        (
+            "task t { on-init { mbr_write() } }\n",
+            "mbr_write requires an mbr",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (conf, want) in cases {

@@ -196,27 +196,99 @@ fn parse_u64(s: &str) -> Option<u64> {
     }
 }
 
-/// The changes fwup's validators make to the parsed config before it is printed.
+/// fwup's create-time argument checks (`*_validate` in `functions.c`): argument counts
+/// (argc counts the name) and functions that only work in `on-resource`. Argument values
+/// and references to mbr/gpt/uboot-environment sections are not checked here.
+fn check_call(name: &str, argc: usize, in_resource: bool) -> std::result::Result<(), String> {
+    let resource_only = matches!(
+        name,
+        "raw_write" | "fat_write" | "path_write" | "pipe_write" | "ubi_volume_write"
+    );
+    if resource_only && !in_resource {
+        return Err(format!("{name} only usable in on-resource"));
+    }
+    let (ok, message) = match name {
+        "raw_write" => (argc >= 2, "raw_write requires a block offset"),
+        "raw_memset" => (
+            argc == 4,
+            "raw_memset requires a block offset, count, and value",
+        ),
+        "fat_mkfs" => (
+            argc == 3,
+            "fat_mkfs requires a block offset and block count",
+        ),
+        "fat_attrib" => (
+            argc == 4,
+            "fat_attrib requires a block offset, filename, and attributes (SHR)",
+        ),
+        "fat_write" => (
+            argc == 2 || argc == 3,
+            "fat_write requires a block offset and optional destination filename",
+        ),
+        "fat_mv" | "fat_mv!" => (
+            argc == 4,
+            "fat_mv requires a block offset, old filename, new filename",
+        ),
+        "fat_rm" | "fat_rm!" => (argc == 3, "fat_rm requires a block offset and filename"),
+        "fat_cp" => (
+            argc == 4 || argc == 5,
+            "fat_cp requires either 3 or 4 arguments",
+        ),
+        "fat_mkdir" => (
+            argc == 3,
+            "fat_mkdir requires a block offset and directory name",
+        ),
+        "fat_setlabel" => (argc == 3, "fat_setlabel requires a block offset and name"),
+        "fat_touch" => (argc == 3, "fat_touch requires a block offset and filename"),
+        "gpt_write" => (argc == 2, "gpt_write requires a gpt"),
+        "mbr_write" => (argc == 2, "mbr_write requires an mbr"),
+        "trim" => (argc == 3, "trim requires a block offset and count"),
+        "uboot_recover" => (
+            argc == 2,
+            "uboot_recover requires a uboot-environment reference",
+        ),
+        "uboot_clearenv" => (
+            argc == 2,
+            "uboot_clearenv requires a uboot-environment reference",
+        ),
+        "uboot_setenv" => (
+            argc == 4,
+            "uboot_setenv requires a uboot-environment reference, variable name and value",
+        ),
+        "uboot_unsetenv" => (
+            argc == 3,
+            "uboot_unsetenv requires a uboot-environment reference and a variable name",
+        ),
+        "error" => (argc == 2, "error() requires a message parameter"),
+        "info" => (argc == 2, "info() requires a message parameter"),
+        "path_write" => (argc == 2, "path_write requires a file path"),
+        "pipe_write" => (argc == 2, "pipe_write requires a command to execute"),
+        "ubi_volume_write" => (
+            argc == 2,
+            "ubi_volume_write requires a UBI volume path (e.g. /dev/ubi0_3)",
+        ),
+        "execute" => (argc == 2, "execute requires a command to execute"),
+        "reboot_param" => (argc == 2, "reboot_param requires a single string parameter"),
+        _ => (true, ""),
+    };
+    if ok { Ok(()) } else { Err(message.to_owned()) }
+}
+
+/// The changes fwup's validators make to the parsed config before it is printed, and its
+/// create-time function checks.
 fn fix_up(conf: &mut MetaConf, working_dir: Option<&Path>) -> Result<()> {
     for task in &mut conf.tasks {
         for list in [&task.on_init, &task.on_finish, &task.on_error] {
-            if list.iter().any(|f| f.name == "fat_write") {
-                return Err(err(0, "fat_write only usable in on-resource"));
+            for f in list {
+                check_call(&f.name, f.args.len() + 1, false).map_err(|m| err(0, m))?;
             }
         }
         for on_resource in &mut task.on_resources {
             for f in &mut on_resource.functions {
-                if f.name == "fat_write" {
-                    match f.args.len() {
-                        1 => f.args.push(on_resource.resource.clone()),
-                        2 => {}
-                        _ => {
-                            return Err(err(
-                                0,
-                                "fat_write requires a block offset and optional destination filename",
-                            ));
-                        }
-                    }
+                check_call(&f.name, f.args.len() + 1, true).map_err(|m| err(0, m))?;
+                if f.name == "fat_write" && f.args.len() == 1 {
+                    // fwup defaults the file name to the resource name, in meta.conf too.
+                    f.args.push(on_resource.resource.clone());
                 }
             }
         }

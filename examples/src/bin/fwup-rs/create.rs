@@ -67,7 +67,11 @@ fn library_failure(err: Error) -> Failure {
             message,
         } => (
             format!("Error parsing configuration file '{path}'"),
-            Some(format!("{path}:{line}: {message}")),
+            Some(if line == 0 {
+                format!("{path}: {message}")
+            } else {
+                format!("{path}:{line}: {message}")
+            }),
         ),
         other => fail(other.to_string()),
     }
