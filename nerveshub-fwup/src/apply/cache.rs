@@ -140,7 +140,7 @@ impl<T: Target> BlockCache<T> {
             self.write_back(offset)?;
         }
         self.discard();
-        Ok(())
+        self.inner.flush()
     }
 
     fn check_end(&self, offset: u64, len: u64) -> Result<()> {
@@ -326,6 +326,10 @@ impl<T: Target> Target for BlockCache<T> {
 
     fn size(&self) -> Option<u64> {
         self.inner.size()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        BlockCache::flush(self)
     }
 
     fn trim(&mut self, offset: u64, len: u64) -> Result<()> {

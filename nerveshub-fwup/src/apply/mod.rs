@@ -13,6 +13,7 @@
 mod cache;
 mod engine;
 mod functions;
+mod fuzz;
 mod gpt;
 mod host;
 mod mbr;
@@ -24,6 +25,8 @@ pub mod uboot_env;
 
 pub use cache::{BlockCache, SEGMENT_SIZE};
 pub use engine::{ApplyEvents, ApplyOptions, ApplyReport, apply, apply_with_host};
+#[doc(hidden)]
+pub use fuzz::fuzz_apply;
 pub use host::{Host, HostSink, SystemHost};
 pub use progress::{PercentScale, Progress};
 pub use target::{FileTarget, MemoryTarget, Target};

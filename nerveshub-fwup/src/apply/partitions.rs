@@ -1,67 +1,66 @@
-//! The bridge from the function dispatcher to the MBR, GPT and U-Boot environment code
-//! (`mbr.rs`, `gpt.rs`, `uboot_env.rs`). Until those land, the functions report that they
-//! are not supported.
+//! The bridge from the function dispatcher and the requirements to the MBR, GPT and U-Boot
+//! environment modules.
 
 use super::target::Target;
+use super::{gpt, mbr, uboot_env};
+use crate::Result;
 use crate::metaconf::{Gpt, Mbr, UbootEnvironment};
-use crate::{Error, Result};
-
-fn missing(function: &str, what: &'static str) -> Error {
-    Error::ApplyNotSupported {
-        function: function.to_owned(),
-        what,
-    }
-}
 
 /// `mbr_write(mbr)`.
-pub(super) fn write_mbr(_target: &mut dyn Target, _mbr: &Mbr) -> Result<()> {
-    Err(missing("mbr_write", "MBR writing"))
+pub(super) fn write_mbr(target: &mut dyn Target, section: &Mbr) -> Result<()> {
+    mbr::write_mbr(target, section)
 }
 
 /// `gpt_write(gpt)`.
-pub(super) fn write_gpt(_target: &mut dyn Target, _gpt: &Gpt) -> Result<()> {
-    Err(missing("gpt_write", "GPT writing"))
+pub(super) fn write_gpt(target: &mut dyn Target, section: &Gpt) -> Result<()> {
+    gpt::write_gpt(target, section)
 }
 
 /// Start block of MBR partition `partition` (0–3), `None` when it is not there.
-pub(super) fn partition_offset(_target: &mut dyn Target, _partition: u8) -> Result<Option<u64>> {
-    Err(missing("require-partition-offset", "MBR reading"))
+pub(super) fn partition_offset(target: &mut dyn Target, partition: u8) -> Result<Option<u64>> {
+    mbr::partition_offset(target, partition)
 }
 
 /// `uboot_clearenv(env)`.
-pub(super) fn uboot_clearenv(_target: &mut dyn Target, _env: &UbootEnvironment) -> Result<()> {
-    Err(missing("uboot_clearenv", "U-Boot environments"))
+pub(super) fn uboot_clearenv(target: &mut dyn Target, env: &UbootEnvironment) -> Result<()> {
+    uboot_env::clear_env(target, env)
 }
 
-/// `uboot_setenv(env, name, value)`.
+/// `uboot_setenv(env, name, value)`: read (a CRC error is fatal), modify, write back.
 pub(super) fn uboot_setenv(
-    _target: &mut dyn Target,
-    _env: &UbootEnvironment,
-    _name: &str,
-    _value: &str,
+    target: &mut dyn Target,
+    env: &UbootEnvironment,
+    name: &str,
+    value: &str,
 ) -> Result<()> {
-    Err(missing("uboot_setenv", "U-Boot environments"))
+    let mut vars = uboot_env::read_env(target, env)?;
+    vars.set(name, value);
+    uboot_env::write_env(target, env, &vars)
 }
 
-/// `uboot_unsetenv(env, name)`.
+/// `uboot_unsetenv(env, name)`: read, modify, write back.
 pub(super) fn uboot_unsetenv(
-    _target: &mut dyn Target,
-    _env: &UbootEnvironment,
-    _name: &str,
+    target: &mut dyn Target,
+    env: &UbootEnvironment,
+    name: &str,
 ) -> Result<()> {
-    Err(missing("uboot_unsetenv", "U-Boot environments"))
+    let mut vars = uboot_env::read_env(target, env)?;
+    vars.unset(name);
+    uboot_env::write_env(target, env, &vars)
 }
 
 /// `uboot_recover(env)`.
-pub(super) fn uboot_recover(_target: &mut dyn Target, _env: &UbootEnvironment) -> Result<()> {
-    Err(missing("uboot_recover", "U-Boot environments"))
+pub(super) fn uboot_recover(target: &mut dyn Target, env: &UbootEnvironment) -> Result<()> {
+    uboot_env::recover_env(target, env)
 }
 
 /// The value of `name` in the environment, `None` when unset.
 pub(super) fn uboot_get(
-    _target: &mut dyn Target,
-    _env: &UbootEnvironment,
-    _name: &str,
+    target: &mut dyn Target,
+    env: &UbootEnvironment,
+    name: &str,
 ) -> Result<Option<String>> {
-    Err(missing("require-uboot-variable", "U-Boot environments"))
+    Ok(uboot_env::read_env(target, env)?
+        .get(name)
+        .map(str::to_owned))
 }

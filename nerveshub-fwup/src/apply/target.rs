@@ -35,6 +35,15 @@ pub trait Target {
     /// # Errors
     /// An I/O error.
     fn trim(&mut self, offset: u64, len: u64) -> Result<()>;
+
+    /// Completes every write made so far, for targets that write in the background
+    /// (nothing to do by default). The apply engine calls it once at the end.
+    ///
+    /// # Errors
+    /// The error of a write that failed in the background.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A [`Target`] held in memory, for tests, fuzzing and small images.
@@ -165,6 +174,9 @@ impl<T: Target + ?Sized> Target for &mut T {
     fn trim(&mut self, offset: u64, len: u64) -> Result<()> {
         (**self).trim(offset, len)
     }
+    fn flush(&mut self) -> Result<()> {
+        (**self).flush()
+    }
 }
 
 impl<T: Target + ?Sized> Target for Box<T> {
@@ -180,6 +192,9 @@ impl<T: Target + ?Sized> Target for Box<T> {
     fn trim(&mut self, offset: u64, len: u64) -> Result<()> {
         (**self).trim(offset, len)
     }
+    fn flush(&mut self) -> Result<()> {
+        (**self).flush()
+    }
 }
 
 /// A [`Target`] on an image file or a block device, as fwup opens them.
@@ -188,14 +203,117 @@ impl<T: Target + ?Sized> Target for Box<T> {
 /// truncated: bytes the apply does not write keep their old values. It grows as it is
 /// written unless a size limit is set ([`FileTarget::with_max_size`], fwup's
 /// `--max-size`). A block device has its size as limit.
+///
+/// Large writes (whole cache segments) are handed to one background writer thread, as
+/// fwup does, so that decompression and writing overlap; at most
+/// [`FileTarget::QUEUE_DEPTH`] of them wait at a time. Reads, small writes and
+/// [`FileTarget::sync`] first wait for the queue to drain, so every access sees the
+/// writes before it, in order. A failed background write is reported by the next call.
 #[derive(Debug)]
 pub struct FileTarget {
-    file: std::fs::File,
+    file: std::sync::Arc<std::fs::File>,
     size: Option<u64>,
     is_device: bool,
+    writer: Option<BackgroundWriter>,
+}
+
+/// Work for the writer thread.
+enum Job {
+    Write(u64, Vec<u8>),
+    Barrier(std::sync::mpsc::SyncSender<std::io::Result<()>>),
+}
+
+#[derive(Debug)]
+struct BackgroundWriter {
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Write(offset, data) => write!(f, "Write({offset}, {} bytes)", data.len()),
+            Job::Barrier(_) => f.write_str("Barrier"),
+        }
+    }
+}
+
+/// Writes at least this large go to the writer thread.
+const BACKGROUND_MIN: usize = 64 * 1024;
+
+impl BackgroundWriter {
+    fn start(file: std::sync::Arc<std::fs::File>) -> Option<Self> {
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(FileTarget::QUEUE_DEPTH);
+        let (spare_tx, spare) =
+            std::sync::mpsc::sync_channel::<Vec<u8>>(FileTarget::QUEUE_DEPTH + 2);
+        let thread = std::thread::Builder::new()
+            .name("fwup-writer".to_owned())
+            .spawn(move || {
+                let mut failed: Option<std::io::Error> = None;
+                for job in rx {
+                    match job {
+                        Job::Write(offset, data) => {
+                            if failed.is_none()
+                                && let Err(e) = write_all_at(&file, &data, offset)
+                            {
+                                failed = Some(e);
+                            }
+                            let _ = spare_tx.try_send(data);
+                        }
+                        Job::Barrier(reply) => {
+                            let _ = reply.send(failed.take().map_or(Ok(()), Err));
+                        }
+                    }
+                }
+            })
+            .ok()?;
+        Some(Self {
+            jobs: Some(jobs),
+            spare,
+            thread: Some(thread),
+        })
+    }
+
+    /// Waits until every queued write is done; returns the first error among them.
+    fn barrier(&mut self) -> Result<()> {
+        let Some(jobs) = &self.jobs else {
+            return Ok(());
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        if jobs.send(Job::Barrier(tx)).is_err() {
+            return Err(std::io::Error::other("background writer stopped").into());
+        }
+        match rx.recv() {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(std::io::Error::other("background writer stopped").into()),
+        }
+    }
+
+    fn queue(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        let mut buf = self.spare.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(data);
+        match &self.jobs {
+            Some(jobs) if jobs.send(Job::Write(offset, buf)).is_ok() => Ok(()),
+            _ => Err(std::io::Error::other("background writer stopped").into()),
+        }
+    }
+}
+
+impl Drop for BackgroundWriter {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl FileTarget {
+    /// How many large writes may wait for the writer thread (128 KiB each: 1 MiB).
+    pub const QUEUE_DEPTH: usize = 8;
+
     /// Opens (creating if needed, never truncating) `path`. Block devices get their size as
     /// the end of media.
     ///
@@ -216,16 +334,17 @@ impl FileTarget {
         } else {
             None
         };
-        Ok(Self {
-            file,
-            size,
-            is_device,
-        })
+        let mut target = Self::from_file(file);
+        target.size = size;
+        target.is_device = is_device;
+        Ok(target)
     }
 
     /// Wraps an already open file (a regular file, without a size limit).
     pub fn from_file(file: std::fs::File) -> Self {
+        let file = std::sync::Arc::new(file);
         Self {
+            writer: BackgroundWriter::start(file.clone()),
             file,
             size: None,
             is_device: false,
@@ -243,11 +362,12 @@ impl FileTarget {
         self.is_device
     }
 
-    /// Flushes the file's data to the storage device.
+    /// Waits for queued writes and flushes the file's data to the storage device.
     ///
     /// # Errors
-    /// [`Error::Io`].
-    pub fn sync(&self) -> Result<()> {
+    /// [`Error::Io`], including the error of a failed background write.
+    pub fn sync(&mut self) -> Result<()> {
+        self.drain()?;
         match self.file.sync_data() {
             Ok(()) => Ok(()),
             // /dev/null and pipes cannot be synced; there is nothing to wait for.
@@ -259,6 +379,22 @@ impl FileTarget {
     /// The underlying file.
     pub fn file(&self) -> &std::fs::File {
         &self.file
+    }
+
+    fn drain(&mut self) -> Result<()> {
+        match &mut self.writer {
+            Some(writer) => writer.barrier(),
+            None => Ok(()),
+        }
+    }
+
+    fn check(&self, offset: u64, len: u64) -> Result<()> {
+        if let Some(size) = self.size
+            && offset.checked_add(len).is_none_or(|end| end > size)
+        {
+            return Err(Error::PastEndOfMedia { offset, len, size });
+        }
+        Ok(())
     }
 }
 
@@ -293,14 +429,24 @@ fn write_at_os(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Resul
     std::os::windows::fs::FileExt::seek_write(file, data, offset)
 }
 
+fn write_all_at(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < data.len() {
+        let rest = data.get(done..).unwrap_or_default();
+        match write_at_os(file, rest, offset + done as u64) {
+            Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 impl Target for FileTarget {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let len = buf.len() as u64;
-        if let Some(size) = self.size
-            && offset.checked_add(len).is_none_or(|end| end > size)
-        {
-            return Err(Error::PastEndOfMedia { offset, len, size });
-        }
+        self.check(offset, buf.len() as u64)?;
+        self.drain()?;
         let mut done = 0;
         while done < buf.len() {
             let rest = buf.get_mut(done..).unwrap_or_default();
@@ -319,23 +465,14 @@ impl Target for FileTarget {
     }
 
     fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
-        let len = data.len() as u64;
-        if let Some(size) = self.size
-            && offset.checked_add(len).is_none_or(|end| end > size)
+        self.check(offset, data.len() as u64)?;
+        if data.len() >= BACKGROUND_MIN
+            && let Some(writer) = &mut self.writer
         {
-            return Err(Error::PastEndOfMedia { offset, len, size });
+            return writer.queue(offset, data);
         }
-        let mut done = 0;
-        while done < data.len() {
-            let rest = data.get(done..).unwrap_or_default();
-            match write_at_os(&self.file, rest, offset + done as u64) {
-                Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        self.drain()?;
+        Ok(write_all_at(&self.file, data, offset)?)
     }
 
     fn size(&self) -> Option<u64> {
@@ -347,5 +484,9 @@ impl Target for FileTarget {
         // which this crate does not issue (no unsafe code). The range already reads as
         // zeros through the apply's cache.
         Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.drain()
     }
 }
