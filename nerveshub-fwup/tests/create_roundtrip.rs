@@ -313,3 +313,37 @@ fn host_paths_concatenate_and_fat_write_gets_its_file_name() {
     assert!(meta.contains("funlist={3,fat_write,0,ab}"), "{meta}");
     assert_eq!(entries, vec![("ab".to_owned(), b"hello world".to_vec())]);
 }
+
+#[test]
+fn sparse_maps_hold_at_most_256_runs_and_verify() {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 300 data blocks separated by holes: more runs than fwup's map holds.
+    let mut f = fs::File::create(d.join("holes.img")).unwrap();
+    for i in 0..300u64 {
+        f.seek(SeekFrom::Start(i * 3 * 4096)).unwrap();
+        f.write_all(&[u8::try_from(i % 250).unwrap() + 1; 4096])
+            .unwrap();
+    }
+    f.set_len(300 * 3 * 4096 + 8192).unwrap();
+    drop(f);
+    let conf = "file-resource h { host-path = \"holes.img\" skip-holes = true }\n\
+                file-resource dense { host-path = \"holes.img\" }\n";
+    let config = d.join("fw.conf");
+    let opts = options();
+    let prepared = PreparedFirmware::prepare(conf.as_bytes(), &config, &opts).unwrap();
+    let sparse = &prepared.conf().resources()[0];
+    let dense = &prepared.conf().resources()[1];
+    assert!(
+        sparse.length_runs().len() <= 256,
+        "{}",
+        sparse.length_runs().len()
+    );
+    assert_eq!(sparse.total_len(), 300 * 3 * 4096 + 8192);
+    assert_eq!(dense.length_runs(), [300 * 3 * 4096 + 8192]);
+    let bytes = prepared.write(Vec::new(), &opts).unwrap();
+    verify(&bytes[..], &[], &Variables::new()).unwrap();
+    let (_, entries) = read_all(&bytes);
+    assert_eq!(entries[0].1.len() as u64, sparse.data_len());
+}
