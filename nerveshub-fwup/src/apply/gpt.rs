@@ -262,7 +262,6 @@ fn create(gpt: &Gpt, num_blocks: u32) -> Result<(Vec<u8>, Vec<u8>, u64)> {
 /// [`Error::PartitionTable`] for a section fwup refuses (with fwup's message), and the
 /// target's write errors (a known size smaller than 34 blocks puts the backup GPT past the
 /// end, as in fwup).
-#[allow(dead_code)] // called by the apply engine (in progress)
 pub(crate) fn write_gpt(target: &mut dyn Target, gpt: &Gpt) -> Result<()> {
     let (primary, secondary, secondary_offset) = create(gpt, num_blocks(target))?;
     target.write_at(0, &primary)?;

@@ -534,7 +534,6 @@ pub(super) fn num_blocks(target: &dyn Target) -> u32 {
 /// # Errors
 /// [`Error::PartitionTable`] for a section fwup refuses (with fwup's message) or whose
 /// partitions overlap after `expand`, and the target's write errors.
-#[allow(dead_code)] // called by the apply engine (in progress)
 pub(crate) fn write_mbr(target: &mut dyn Target, mbr: &Mbr) -> Result<()> {
     let blocks = create(mbr, num_blocks(target))?;
     for (block, data) in &blocks {
@@ -549,7 +548,6 @@ pub(crate) fn write_mbr(target: &mut dyn Target, mbr: &Mbr) -> Result<()> {
 ///
 /// # Errors
 /// The target's read errors.
-#[allow(dead_code)] // called by the apply engine (in progress)
 pub(crate) fn partition_offset(target: &mut dyn Target, partition: u8) -> Result<Option<u64>> {
     let mut block = [0u8; BLOCK];
     target.read_at(0, &mut block)?;

@@ -403,13 +403,11 @@ pub fn write_uboot_env(
 
 /// `require-uboot-variable`, `uboot_setenv`, `uboot_unsetenv`: the environment of a
 /// section, as [`read_uboot_env`] reads it.
-#[allow(dead_code)] // called by the apply engine (in progress)
 pub(crate) fn read_env(target: &mut dyn Target, section: &UbootEnvironment) -> Result<UbootEnv> {
     read_uboot_env(target, &UbootEnvLocation::from_section(section)?)
 }
 
 /// Writes back an environment returned by [`read_env`] (after `set`/`unset`).
-#[allow(dead_code)] // called by the apply engine (in progress)
 pub(crate) fn write_env(
     target: &mut dyn Target,
     section: &UbootEnvironment,
@@ -419,7 +417,6 @@ pub(crate) fn write_env(
 }
 
 /// `uboot_clearenv`: an empty, valid environment (both copies of a redundant one, flag 1).
-#[allow(dead_code)] // called by the apply engine (in progress)
 pub(crate) fn clear_env(target: &mut dyn Target, section: &UbootEnvironment) -> Result<()> {
     let location = UbootEnvLocation::from_section(section)?;
     write_uboot_env(target, &location, &UbootEnv::new())
@@ -427,7 +424,6 @@ pub(crate) fn clear_env(target: &mut dyn Target, section: &UbootEnvironment) -> 
 
 /// `uboot_recover`: writes an empty environment (as [`clear_env`]) only when the current
 /// one does not read; any read failure counts, as in fwup.
-#[allow(dead_code)] // called by the apply engine (in progress)
 pub(crate) fn recover_env(target: &mut dyn Target, section: &UbootEnvironment) -> Result<()> {
     let location = UbootEnvLocation::from_section(section)?;
     if read_uboot_env(target, &location).is_err() {
