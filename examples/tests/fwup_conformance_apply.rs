@@ -230,3 +230,45 @@ fn apply_matches_c_fwup() {
         failures.join("\n")
     );
 }
+
+/// `--exit-handshake` (nerves_hub_link's command line): after the final packet come 0x1A
+/// and the exit status; normal mode ends with `Success!`.
+#[test]
+fn exit_handshake_and_normal_mode() {
+    let fixtures = common::fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("out.img");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fwup-rs"))
+            .args(args)
+            .arg("-d")
+            .arg(&image)
+            .arg("-i")
+            .arg(fixtures.join("fw/simple.fw"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let ok = run(&[
+        "--apply",
+        "--no-unmount",
+        "--task",
+        "complete",
+        "--framing",
+        "--exit-handshake",
+    ]);
+    assert!(ok.status.success());
+    assert!(ok.stdout.ends_with(b"\x00\x00\x00\x04OK\x00\x00\x1a\x00"));
+
+    let failed = run(&["-a", "-t", "nope", "--framing", "--exit-handshake"]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(failed.stdout.ends_with(b"\x1a\x01"));
+    let packets = packets(&failed.stdout[..failed.stdout.len() - 2]).unwrap();
+    assert_eq!(packets.last().unwrap().0, *b"ER");
+
+    let normal = run(&["-a", "-t", "complete"]);
+    assert!(normal.status.success());
+    let text = String::from_utf8_lossy(&normal.stdout);
+    assert!(text.contains("100% ["), "{text}");
+    assert!(text.contains("\nSuccess!\nElapsed time: "), "{text}");
+}
