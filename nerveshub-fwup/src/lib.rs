@@ -28,9 +28,9 @@ pub use archive::{
     ArchiveHead, ArchiveReader, FirmwareInfo, META_CONF_MAX_LEN, META_CONF_MIN_LEN, ResourceEntry,
     SignatureStatus,
 };
-pub use create::{CreateOptions, DEFAULT_COMPRESSION_LEVEL, PreparedFirmware, create, create_file};
 #[doc(hidden)]
 pub use create::fuzz_fwup_conf;
+pub use create::{CreateOptions, DEFAULT_COMPRESSION_LEVEL, PreparedFirmware, create, create_file};
 pub use error::{Error, Result};
 pub use keys::{
     MAX_PUBLIC_KEYS, PRIVATE_KEY_LEN, PUBLIC_KEY_LEN, PrivateKey, PublicKey, SEED_LEN,
