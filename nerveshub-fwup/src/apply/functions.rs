@@ -22,6 +22,8 @@ use crate::{Error, Result};
 pub(super) const BLOCK: u64 = 512;
 /// How much resource data is read at a time (fwup's 16 KiB archive buffer).
 const CHUNK: usize = 16 * 1024;
+/// How much resource data is streamed at a time: one cache segment.
+const DATA_CHUNK: usize = super::cache::SEGMENT_SIZE;
 
 /// Everything a function may use while a task runs.
 pub(super) struct Context<'a, T: Target> {
@@ -274,7 +276,7 @@ fn run<T: Target>(
             } else {
                 ctx.host.open_pipe(target)?
             };
-            let result = stream_runs(ctx, call, stream, true, &mut |_, _, data| {
+            let result = stream_runs(ctx, call, stream, true, 0, &mut |_, _, data| {
                 Ok(sink.write_all(data)?)
             });
             // Close the pipe whatever happened, so the command does not wait forever.
@@ -402,7 +404,7 @@ fn raw_write<T: Target>(
     if dest.checked_add(total).is_none() {
         return Err(bad_args(call, "destination past the end of any media"));
     }
-    stream_runs(ctx, call, stream, false, &mut |ctx, at, data| {
+    stream_runs(ctx, call, stream, false, dest, &mut |ctx, at, data| {
         ctx.cache.write_at(dest + at, data)
     })?;
     // Zero-pad each data run that ends inside a block, as fwup's block-padding writer
@@ -448,6 +450,7 @@ fn stream_runs<T: Target>(
     call: &FunctionCall,
     stream: &mut Stream<'_>,
     fill_holes: bool,
+    align: u64,
     on_data: &mut DataSink<'_, T>,
 ) -> Result<()> {
     let mismatch = || Error::ApplyHashMismatch {
@@ -457,7 +460,7 @@ fn stream_runs<T: Target>(
     let expected = stream.resource.blake2b_256();
     let runs = stream.resource.length_runs();
     let mut hasher = blake2::Blake2b256::new();
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; DATA_CHUNK];
     let mut pos = 0u64;
     let mut short = false;
     for (i, &run) in runs.iter().enumerate() {
@@ -479,9 +482,19 @@ fn stream_runs<T: Target>(
         }
         let mut left = run;
         while left > 0 {
-            let want = left.min(CHUNK as u64) as usize;
+            // Chunks end on the destination's segment boundaries, so that whole segments
+            // go to the destination without passing through the cache.
+            let to_boundary = DATA_CHUNK as u64 - (align.wrapping_add(pos) % DATA_CHUNK as u64);
+            let want = left.min(to_boundary) as usize;
             let out = buf.get_mut(..want).unwrap_or_default();
-            let n = (stream.read)(out)?;
+            let mut n = 0;
+            while n < want {
+                let got = (stream.read)(out.get_mut(n..).unwrap_or_default())?;
+                if got == 0 {
+                    break;
+                }
+                n += got;
+            }
             if n == 0 {
                 short = true;
                 break;
