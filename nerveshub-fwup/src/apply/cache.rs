@@ -414,6 +414,26 @@ mod tests {
     }
 
     #[test]
+    fn trimmed_ranges_read_as_zeros() {
+        let mut cache = BlockCache::new(MemoryTarget::from_bytes(vec![5u8; 400_000]), 8, false);
+        // One whole segment and the head of the next.
+        cache.trim(131_072, 131_072 + 1024).unwrap();
+        let mut buf = vec![1u8; 2048];
+        cache.read_at(131_072 * 2, &mut buf).unwrap();
+        assert!(buf[..1024].iter().all(|b| *b == 0));
+        assert!(buf[1024..].iter().all(|b| *b == 5));
+        cache.read_at(131_072 + 7, &mut buf).unwrap();
+        assert!(buf.iter().all(|b| *b == 0));
+        // Writing into a trimmed segment completes it with zeros, not the old bytes.
+        cache.write_at(131_072, b"x").unwrap();
+        cache.flush().unwrap();
+        let bytes = cache.inner().as_bytes();
+        assert_eq!(bytes[131_072], b'x');
+        assert!(bytes[131_073..262_144 + 1024].iter().all(|b| *b == 0));
+        assert_eq!(bytes[262_144 + 1024], 5);
+    }
+
+    #[test]
     fn eviction_keeps_every_write() {
         let mut cache = BlockCache::new(MemoryTarget::new(), 1, false);
         for i in 0..20u64 {
