@@ -5,7 +5,7 @@
 //! Each case runs in a scratch copy of the fixture set, starting from the recorded input
 //! image (`images/<name>.img.gz`) when there is one. Checked: the exit status; the image's
 //! size and SHA-256 (for failures too: a failed apply must leave what fwup left); the
-//! `path_write` output; stdout exactly for `-q` runs (info messages, command output, error
+//! `path_write` output; stderr exactly; stdout exactly for `-q` runs (info messages, command output, error
 //! text except libarchive's wording); and the shape of `-n`/`--framing` progress (it depends
 //! on libarchive's chunking, so only first/last value, monotony and packet types are compared).
 
@@ -210,6 +210,16 @@ fn apply_matches_c_fwup() {
             }
         } else if got != want && !(case.rc != 0 && libarchive_wording(want)) {
             problems.push("stdout differs".to_owned());
+        }
+        let want_stderr = case.raw["stderr_text"].as_str().unwrap_or_default();
+        // `RequiresNewerFwup` carries no line number, so fwup-rs says `[buf]: …` where fwup
+        // says `[buf]:1: …`; the rest must be equal.
+        let without_line = want_stderr.replacen("[buf]:1: fwup version", "[buf]: fwup version", 1);
+        if output.stderr != want_stderr.as_bytes() && output.stderr != without_line.as_bytes() {
+            problems.push(format!(
+                "stderr {:?}, fwup's {want_stderr:?}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
         }
         if !problems.is_empty() {
             failures.push(format!(

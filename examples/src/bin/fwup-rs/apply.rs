@@ -105,7 +105,10 @@ pub(crate) fn main(options: &Options, out: &mut Output) -> ExitCode {
             if let Some(detail) = &failure.diagnostic {
                 out.diagnostic(detail);
             }
-            if !out.is_framed() && !options.quiet && !options.numeric_progress {
+            if out.is_framed() {
+                // fwup ends its (framed) progress line on stderr before a framed error.
+                out.diagnostic("");
+            } else if !options.quiet && !options.numeric_progress {
                 let _ = out.text("\r\x1b[K");
             }
             let _ = out.error(&failure.message);
