@@ -2,6 +2,7 @@
 
 use std::io::Read;
 
+use crate::civil::CivilTime;
 use crate::keys::{PublicKey, SIGNATURE_LEN};
 use crate::metaconf::{MetaConf, Metadata, Variables, quote_value};
 use crate::uuid::FirmwareUuid;
@@ -361,23 +362,10 @@ pub(crate) fn read_bounded(
 
 /// Formats Unix seconds as `%Y-%m-%dT%H:%M:%SZ` (proleptic Gregorian calendar, UTC).
 fn format_utc_timestamp(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = CivilTime::from_unix(unix);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
     )
 }
 

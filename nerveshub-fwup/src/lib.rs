@@ -14,6 +14,7 @@
 
 pub mod apply;
 mod archive;
+mod civil;
 mod create;
 mod error;
 mod keys;

@@ -19,67 +19,7 @@ const PRIMARY: usize = 4;
 const MAX_PARTITIONS: usize = 12;
 const BLOCK: usize = 512;
 
-/// Result of a C `strtoul`/`strtoull` with base 0.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct CUlong {
-    /// The value as C returns it: negated modulo 2⁶⁴ after a `-`, `u64::MAX` on overflow.
-    pub(super) value: u64,
-    /// The whole string was used (`*endptr == '\0'`).
-    pub(super) complete: bool,
-    /// The digits did not fit (`errno == ERANGE`).
-    pub(super) overflow: bool,
-}
-
-/// C `strtoul(s, &end, 0)` on a 64-bit `unsigned long`.
-pub(super) fn strtoul(s: &str) -> CUlong {
-    let b = s.as_bytes();
-    let mut i = b
-        .iter()
-        .take_while(|&&c| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
-        .count();
-    let mut negative = false;
-    if let Some(&sign @ (b'+' | b'-')) = b.get(i) {
-        negative = sign == b'-';
-        i += 1;
-    }
-    let mut radix = 10u32;
-    if b.get(i) == Some(&b'0') {
-        if matches!(b.get(i + 1), Some(b'x' | b'X'))
-            && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
-        {
-            radix = 16;
-            i += 2;
-        } else {
-            radix = 8;
-        }
-    }
-    let start = i;
-    let mut value = 0u64;
-    let mut overflow = false;
-    while let Some(d) = b.get(i).and_then(|&c| char::from(c).to_digit(radix)) {
-        match value
-            .checked_mul(u64::from(radix))
-            .and_then(|v| v.checked_add(u64::from(d)))
-        {
-            Some(v) => value = v,
-            None => overflow = true,
-        }
-        i += 1;
-    }
-    let digits = i > start;
-    let value = if overflow {
-        u64::MAX
-    } else if negative {
-        value.wrapping_neg()
-    } else {
-        value
-    };
-    CUlong {
-        value: if digits { value } else { 0 },
-        complete: if digits { i == b.len() } else { b.is_empty() },
-        overflow,
-    }
-}
+pub(super) use crate::metaconf::strtoul;
 
 /// `(int) strtoul(title, NULL, 0)`: how fwup numbers `partition` and `osii` sections.
 pub(super) fn section_index(title: &str) -> i32 {

@@ -16,6 +16,8 @@ use std::io::{self, Write};
 use flate2::Compression;
 use flate2::write::DeflateEncoder;
 
+use crate::civil::CivilTime;
+
 /// Sizes from which an entry gets Zip64 fields (libarchive switches at 4 GiB; a little
 /// margin covers deflate's expansion of incompressible data).
 const ZIP64_THRESHOLD: u64 = 0xFFFF_0000;
@@ -79,22 +81,18 @@ impl<W: Write> std::fmt::Debug for EntryWriter<'_, W> {
 
 /// DOS time and date of a Unix time, read as UTC.
 fn dos_time_date(unix: i64) -> (u16, u16) {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let CivilTime {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+    } = CivilTime::from_unix(unix);
     if !(1980..=2107).contains(&year) {
         return (0, 0x21);
     }
-    let time = ((secs / 3600) << 11) | (((secs % 3600) / 60) << 5) | ((secs % 60) / 2);
+    let time = (hour << 11) | (minute << 5) | (second / 2);
     let date = ((year - 1980) << 9) | (month << 5) | day;
     (
         u16::try_from(time).unwrap_or(0),

@@ -96,21 +96,46 @@ pub(crate) fn parse_long(s: &str) -> Result<i64, IntError> {
     }
 }
 
-/// `(int) strtoul(s, NULL, 0)` as fwup uses it to read the argument count of a funlist
-/// entry: a prefix is enough, a `-` negates modulo 2⁶⁴, overflow saturates, and the result
-/// is truncated to a C `int`.
-pub(crate) fn funlist_argc(s: &str) -> i32 {
+/// Result of C `strtoul(s, &end, 0)` on a 64-bit `unsigned long` (also `strtoull`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CUlong {
+    /// The value as C returns it: negated modulo 2⁶⁴ after a `-`, `u64::MAX` on overflow.
+    pub(crate) value: u64,
+    /// The whole string was used (`*endptr == '\0'`).
+    pub(crate) complete: bool,
+    /// The digits did not fit (`errno == ERANGE`).
+    pub(crate) overflow: bool,
+}
+
+/// C `strtoul(s, &end, 0)`: fwup reads section titles, GPT flags, block offsets and funlist
+/// argument counts this way.
+pub(crate) fn strtoul(s: &str) -> CUlong {
     let p = strto(s.as_bytes(), true);
     let value = if p.overflow {
         u64::MAX
     } else if p.negative {
-        0u64.wrapping_sub(p.magnitude)
+        p.magnitude.wrapping_neg()
     } else {
         p.magnitude
     };
+    CUlong {
+        value,
+        complete: if p.consumed > 0 {
+            p.consumed == s.len()
+        } else {
+            s.is_empty()
+        },
+        overflow: p.overflow,
+    }
+}
+
+/// `(int) strtoul(s, NULL, 0)` as fwup uses it to read the argument count of a funlist
+/// entry: a prefix is enough, a `-` negates modulo 2⁶⁴, overflow saturates, and the result
+/// is truncated to a C `int`.
+pub(crate) fn funlist_argc(s: &str) -> i32 {
     // Truncation to `int` is the point here.
     #[allow(clippy::cast_possible_truncation)]
-    let truncated = value as u32 as i32;
+    let truncated = strtoul(s).value as u32 as i32;
     truncated
 }
 
