@@ -293,4 +293,17 @@ pub enum Error {
     /// The variables do not fit into the environment.
     #[error("Not enough room in U-boot environment")]
     UbootEnvFull,
+
+    // ---- FAT ----
+    /// A FAT filesystem operation failed. The text is fwup's: the operation, the path and
+    /// FatFs's description of the failure.
+    #[error("{context}({path}): {reason}")]
+    Fat {
+        /// The operation (`fat_mkdir`, `fat_write can't open file`, …).
+        context: String,
+        /// The path (or label) it was given; empty when fwup prints none.
+        path: String,
+        /// FatFs's result, as fwup words it.
+        reason: &'static str,
+    },
 }

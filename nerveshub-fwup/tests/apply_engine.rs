@@ -315,23 +315,23 @@ fn missing_on_resource_and_unsupported_functions() {
     let err = run(&fw, "t", &mut MemoryTarget::new()).err().unwrap();
     assert_eq!(err.to_string(), "Resource gone.bin not found in archive");
 
-    for (call, what) in [
-        ("{\"2\", \"fat_mkfs\", \"0\"}", "FAT"),
-        (
-            "{\"3\", \"raw_write\", \"0\", \"cipher=aes-cbc-plain\"}",
-            "cipher",
-        ),
-    ] {
-        let fw = archive(
-            &[("a.bin", b"x")],
-            &format!("task t {{\non-resource a.bin {{ funlist = {call} }}\n}}\n"),
-        );
-        let err = run(&fw, "t", &mut MemoryTarget::new()).err().unwrap();
-        assert!(
-            matches!(err, Error::ApplyNotSupported { .. }) && err.to_string().contains(what),
-            "{err}"
-        );
-    }
+    // FAT functions are supported now: a missing block count is a function error.
+    let fw = archive(
+        &[("a.bin", b"x")],
+        "task t {\non-resource a.bin { funlist = {\"2\", \"fat_mkfs\", \"0\"} }\n}\n",
+    );
+    let err = run(&fw, "t", &mut MemoryTarget::new()).err().unwrap();
+    assert!(matches!(err, Error::FunctionFailed { .. }), "{err}");
+
+    let fw = archive(
+        &[("a.bin", b"x")],
+        "task t {\non-resource a.bin { funlist = {\"3\", \"raw_write\", \"0\", \"cipher=aes-cbc-plain\"} }\n}\n",
+    );
+    let err = run(&fw, "t", &mut MemoryTarget::new()).err().unwrap();
+    assert!(
+        matches!(err, Error::ApplyNotSupported { .. }) && err.to_string().contains("cipher"),
+        "{err}"
+    );
 }
 
 /// Host files and pipes written, shared between the fake host and its sinks.

@@ -11,6 +11,7 @@ use blake2::digest::Digest as _;
 
 use super::cache::BlockCache;
 use super::engine::{ApplyEvents, ApplyOptions};
+use super::fat;
 use super::host::Host;
 use super::partitions;
 use super::progress::Progress;
@@ -378,15 +379,107 @@ fn run<T: Target>(
             require_unsafe(ctx, call)?;
             return Err(not_supported(call, "UBI volumes"));
         }
+        "fat_write" => {
+            let base = arg_blocks(call, 0)?;
+            let stream = data_stream(call, stream)?;
+            let path = match call.args().get(1) {
+                Some(path) => path.clone(),
+                None => stream.resource.name().to_owned(),
+            };
+            fat_write(ctx, call, stream, base, &path)?;
+            0
+        }
         "fat_mkfs" | "fat_attrib" | "fat_mv" | "fat_mv!" | "fat_rm" | "fat_rm!" | "fat_cp"
-        | "fat_mkdir" | "fat_setlabel" | "fat_touch" | "fat_write" => {
-            return Err(not_supported(call, "FAT filesystems"));
+        | "fat_mkdir" | "fat_setlabel" | "fat_touch" => {
+            fat_function(ctx, call)?;
+            BLOCK
         }
         other => return Err(Error::UnknownFunction(other.to_owned())),
     };
     if units > 0 {
         ctx.advance(units);
     }
+    Ok(())
+}
+
+/// The FAT functions other than `fat_write`, with fwup's error texts.
+fn fat_function<T: Target>(ctx: &mut Context<'_, T>, call: &FunctionCall) -> Result<()> {
+    let name = call.name();
+    let base = arg_blocks(call, 0)?;
+    let t: &mut dyn Target = &mut ctx.cache;
+    let context = |err: Error, what: &str, path: &str| fat::with_context(err, what, path);
+    match name {
+        "fat_mkfs" => {
+            let count = arg_u64(call, 1).ok_or_else(|| bad_args(call, "invalid block count"))?;
+            fat::mkfs(t, base, count).map_err(|e| context(e, "fat_mkfs", ""))
+        }
+        "fat_cp" => {
+            let (to_base, from, to) = if call.args().len() >= 4 {
+                (arg_blocks(call, 2)?, arg_str(call, 1)?, arg_str(call, 3)?)
+            } else {
+                (base, arg_str(call, 1)?, arg_str(call, 2)?)
+            };
+            fat::cp(t, base, from, to_base, to)
+                .map_err(|e| context(e, "fatfs_cp can't open file", from))
+        }
+        _ => {
+            let arg1 = arg_str(call, 1)?;
+            let mut vol = fat::Volume::mount(t, base).map_err(|e| context(e, name, arg1))?;
+            let result = match name {
+                "fat_attrib" => {
+                    let mut attr = 0u8;
+                    for c in arg_str(call, 2)?.chars() {
+                        attr |= match c {
+                            'R' | 'r' => fat::AM_RDO,
+                            'H' | 'h' => fat::AM_HID,
+                            'S' | 's' => fat::AM_SYS,
+                            _ => 0,
+                        };
+                    }
+                    vol.attrib(arg1, attr)
+                }
+                "fat_mv" | "fat_mv!" => vol.mv(arg1, arg_str(call, 2)?, name.ends_with('!')),
+                "fat_rm" | "fat_rm!" => vol.rm(arg1, name.ends_with('!')),
+                "fat_mkdir" => vol.mkdir(arg1),
+                "fat_setlabel" => vol.setlabel(arg1),
+                _ => vol.touch(arg1),
+            };
+            result.map_err(|e| context(e, name, arg1))
+        }
+    }
+}
+
+/// `fat_write`: creates or truncates the file, then writes the resource's data runs at
+/// their offsets (holes become zeros, as fwup's `fatfs_pwrite` fills them).
+fn fat_write<T: Target>(
+    ctx: &mut Context<'_, T>,
+    call: &FunctionCall,
+    stream: &mut Stream<'_>,
+    base: u64,
+    path: &str,
+) -> Result<()> {
+    let open_error = |e: Error| fat::with_context(e, "Can't open file on FAT partition", path);
+    let write_error = |e: Error| fat::with_context(e, "fat_write can't write", path);
+    let (mut file, mut hint) = {
+        let mut vol = fat::Volume::mount(&mut ctx.cache, base).map_err(open_error)?;
+        let file = vol.create(path).map_err(open_error)?;
+        (file, vol.last_cluster())
+    };
+    let total = stream.resource.total_len();
+    let data = stream.resource.data_len();
+    stream_runs(ctx, call, stream, false, 0, &mut |ctx, at, bytes| {
+        let mut vol = fat::Volume::mount(&mut ctx.cache, base).map_err(write_error)?;
+        vol.set_last_cluster(hint);
+        vol.pwrite(&mut file, at, bytes).map_err(write_error)?;
+        hint = vol.last_cluster();
+        Ok(())
+    })?;
+    if file.size() < total {
+        let mut vol = fat::Volume::mount(&mut ctx.cache, base).map_err(write_error)?;
+        vol.set_last_cluster(hint);
+        vol.pwrite(&mut file, total, &[]).map_err(write_error)?;
+    }
+    ctx.advance(total.saturating_sub(data));
     Ok(())
 }
 

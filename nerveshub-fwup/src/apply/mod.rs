@@ -12,6 +12,7 @@
 
 mod cache;
 mod engine;
+mod fat;
 mod functions;
 mod fuzz;
 mod gpt;

@@ -17,8 +17,8 @@ use crate::{Error, Result};
 /// Whether every requirement of `task` holds.
 ///
 /// # Errors
-/// Only [`Error::ApplyNotSupported`] for requirements this version cannot evaluate (the FAT
-/// ones); every other failure means "does not hold".
+/// Only [`Error::ApplyNotSupported`] for requirements this version cannot evaluate (none
+/// at the moment); every other failure means "does not hold".
 pub(super) fn task_applies<T: Target>(
     task: &Task,
     meta: &MetaConf,
@@ -96,10 +96,31 @@ fn holds<T: Target>(
         }
         "require-execute" => options.unsafe_mode && host.execute(arg(call, 0)?)?,
         "require-fat-file-exists" | "require-fat-file-match" => {
-            return Err(Error::ApplyNotSupported {
-                function: call.name().to_owned(),
-                what: "FAT filesystems",
-            });
+            let base =
+                arg_u64(call, 0)?
+                    .checked_mul(BLOCK)
+                    .ok_or_else(|| Error::FunctionFailed {
+                        function: call.name().to_owned(),
+                        message: "invalid block offset".to_owned(),
+                    })?;
+            let mut vol = super::fat::Volume::mount(cache, base)?;
+            let path = arg(call, 1)?;
+            match vol.stat(path)? {
+                Some(entry) if !entry.is_dir() => {}
+                _ => return Ok(false),
+            }
+            if call.name() == "require-fat-file-exists" {
+                return Ok(true);
+            }
+            let pattern = arg(call, 2)?.as_bytes();
+            if pattern.is_empty() {
+                return Ok(true);
+            }
+            if pattern.len() >= 4096 {
+                return Ok(false);
+            }
+            let data = vol.read_file(path, usize::MAX)?;
+            data.windows(pattern.len()).any(|w| w == pattern)
         }
         _ => false,
     })
