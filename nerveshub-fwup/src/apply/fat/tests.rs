@@ -280,6 +280,9 @@ fn boot_fat_complete_differs_only_in_file_slack() {
     for s in 0..cluster_sector(42) {
         assert_eq!(sector(&ours, s), sector(&theirs, s), "sector {s}");
     }
+    let volume = |img: &[u8]| img[BASE as usize..(BASE + COUNT * SS) as usize].to_vec();
+    check_with_dosfstools("boot-fat-fwup", &volume(&theirs), &[]);
+    check_with_dosfstools("boot-fat-ours", &volume(&ours), &[("u-boot.bin", &uboot)]);
     let (label, files) = tree(&theirs);
     assert_eq!(label.as_deref(), Some("BOOTFS"));
     assert_eq!(tree(&ours), (label, files.clone()));
@@ -305,4 +308,224 @@ fn boot_fat_complete_differs_only_in_file_slack() {
         content("empty.txt"),
         b"console=ttyS0,115200\nroot=/dev/mmcblk0p2\n"
     );
+}
+
+/// Writes `image` to a temporary file and runs `fsck.fat -n` and `mtype` on it. Without
+/// dosfstools/mtools the check prints `skipped: …`, unless `NERVESHUB_CI=1` (then it fails).
+fn check_with_dosfstools(what: &str, volume: &[u8], files: &[(&str, &[u8])]) {
+    let ci = std::env::var("NERVESHUB_CI").is_ok_and(|v| v == "1");
+    let path =
+        std::env::temp_dir().join(format!("nerveshub-fat-{}-{what}.img", std::process::id()));
+    std::fs::write(&path, volume).unwrap();
+    let fsck = std::process::Command::new("fsck.fat")
+        .arg("-n")
+        .arg(&path)
+        .output();
+    let result = match fsck {
+        Err(e) => {
+            assert!(!ci, "fsck.fat is required with NERVESHUB_CI=1: {e}");
+            println!("skipped: fsck.fat not available ({e})");
+            None
+        }
+        Ok(out) => Some(out),
+    };
+    if let Some(out) = result {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        // FatFs's f_setlabel leaves the boot sector's label alone, as in fwup's images
+        // (the recorded boot_fat image gets the same remark): nothing else may be reported.
+        let problems: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                !(l.is_empty()
+                    || l.starts_with("fsck.fat ")
+                    || l.starts_with("There is no label in boot sector, but there is volume label")
+                    || l.contains("Auto-copying volume label from root directory")
+                    || l == &"Leaving filesystem unchanged."
+                    || l.contains(" files, "))
+            })
+            .collect();
+        assert!(
+            problems.is_empty() && out.status.code().is_some_and(|c| c <= 1),
+            "{what}: fsck.fat -n failed:\n{text}"
+        );
+        for (name, data) in files {
+            match std::process::Command::new("mtype")
+                .arg("-i")
+                .arg(&path)
+                .arg(format!("::{name}"))
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .output()
+            {
+                Err(e) => {
+                    assert!(!ci, "mtype is required with NERVESHUB_CI=1: {e}");
+                    println!("skipped: mtype not available ({e})");
+                    break;
+                }
+                Ok(out) => assert_eq!(&out.stdout, data, "{what}: mtype ::{name}"),
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn written_volumes_pass_fsck_and_mtools() {
+    for (what, count) in [("fat12", 2048u64), ("fat16", 8192), ("fat32", 140_000)] {
+        let mut t = MemoryTarget::new();
+        mkfs(&mut t, 0, count).unwrap();
+        let big: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        {
+            let mut v = Volume::mount(&mut t, 0).unwrap();
+            v.setlabel("vol").unwrap();
+            v.mkdir("boot").unwrap();
+            v.mkdir("boot/Nested Dir").unwrap();
+            let mut f = v.create("boot/Nested Dir/kernel.img").unwrap();
+            v.pwrite(&mut f, 0, &big[..33_333]).unwrap();
+            v.pwrite(&mut f, 33_333, &big[33_333..]).unwrap();
+            for i in 0..30 {
+                v.touch(&format!("boot/file number {i}.txt")).unwrap();
+            }
+            let mut f = v.create("tmp.bin").unwrap();
+            v.pwrite(&mut f, 0, b"temporary").unwrap();
+            v.mv("tmp.bin", "Config.TXT", false).unwrap();
+            v.rm("boot/file number 3.txt", true).unwrap();
+            v.attrib("Config.TXT", AM_HID).unwrap();
+            v.mv("boot/Nested Dir", "nested", false).unwrap();
+        }
+        cp(&mut t, 0, "nested/kernel.img", 0, "boot/kernel copy.img").unwrap();
+        check_with_dosfstools(
+            what,
+            t.as_bytes(),
+            &[
+                ("nested/kernel.img", &big),
+                ("boot/kernel copy.img", &big),
+                ("Config.TXT", b"temporary"),
+            ],
+        );
+    }
+}
+
+mod properties {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const NAMES: [&str; 6] = [
+        "a.txt",
+        "Long Name.bin",
+        "UPPER.TXT",
+        "dir/x",
+        "dir/Mixed Case.Data",
+        "config.txt.bak",
+    ];
+
+    fn content(seed: usize, len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 + seed * 7) as u8).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Random writes, moves, copies, touches and removals read back as a model says,
+        /// and the volume stays clean for fsck.fat.
+        #[test]
+        fn random_operations_match_a_model(
+            ops in prop::collection::vec((0u8..6, 0usize..6, 0usize..6, 0usize..3000), 1..30)
+        ) {
+            let mut t = fresh();
+            let mut model: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+            Volume::mount(&mut t, BASE).unwrap().mkdir("dir").unwrap();
+            for (op, a, b, len) in ops {
+                let (na, nb) = (NAMES[a], NAMES[b]);
+                match op {
+                    0 => {
+                        let data = content(a, len);
+                        let mut v = Volume::mount(&mut t, BASE).unwrap();
+                        let mut f = v.create(na).unwrap();
+                        let cut = len / 3;
+                        v.pwrite(&mut f, 0, &data[..cut]).unwrap();
+                        v.pwrite(&mut f, cut as u64, &data[cut..]).unwrap();
+                        model.insert(na, data);
+                    }
+                    1 => {
+                        Volume::mount(&mut t, BASE).unwrap().rm(na, false).unwrap();
+                        model.remove(na);
+                    }
+                    2 | 3 => {
+                        let force = op == 3;
+                        let result = Volume::mount(&mut t, BASE).unwrap().mv(na, nb, force);
+                        // fat_mv! removes the destination first, as fwup does (even when
+                        // it is the source).
+                        if force {
+                            model.remove(nb);
+                        }
+                        let expect_ok =
+                            model.contains_key(na) && (a == b || !model.contains_key(nb));
+                        prop_assert_eq!(result.is_ok(), expect_ok, "mv {} {}", na, nb);
+                        if expect_ok && a != b {
+                            let data = model.remove(na).unwrap_or_default();
+                            model.insert(nb, data);
+                        }
+                    }
+                    4 if a != b => {
+                        let result = cp(&mut t, BASE, na, BASE, nb);
+                        prop_assert_eq!(result.is_ok(), model.contains_key(na));
+                        if let Some(data) = model.get(na).cloned() {
+                            model.insert(nb, data);
+                        }
+                    }
+                    _ => {
+                        Volume::mount(&mut t, BASE).unwrap().touch(na).unwrap();
+                        model.entry(na).or_default();
+                    }
+                }
+            }
+            let mut v = Volume::mount(&mut t, BASE).unwrap();
+            for name in NAMES {
+                let got = v.read_file(name, usize::MAX).ok();
+                prop_assert_eq!(got.as_ref(), model.get(name), "{}", name);
+            }
+            let in_root = model.keys().filter(|k| !k.starts_with("dir/")).count();
+            prop_assert_eq!(v.list(0).unwrap().len(), in_root + 1);
+            let files: Vec<(&str, &[u8])> =
+                model.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+            let volume = &t.as_bytes()[BASE as usize..(BASE + COUNT * SS) as usize];
+            check_with_dosfstools("random-ops", volume, &files);
+        }
+
+        /// FAT operations on corrupted volumes fail or succeed but never panic and never
+        /// touch the bytes before the volume.
+        #[test]
+        fn corrupt_volumes_never_panic_or_escape(
+            flips in prop::collection::vec((0usize..(48 * 512), any::<u8>()), 1..24),
+            far in prop::collection::vec((0usize..(COUNT as usize * 512), any::<u8>()), 0..8),
+        ) {
+            let mut image = recorded_image();
+            image.truncate((BASE + COUNT * SS) as usize);
+            for (at, byte) in flips.iter().chain(&far) {
+                image[BASE as usize + at] = *byte;
+            }
+            let mut t = MemoryTarget::with_size(image.len() as u64).unwrap();
+            t.write_at(0, &image).unwrap();
+            let guard = image[..BASE as usize].to_vec();
+            if let Ok(mut v) = Volume::mount(&mut t, BASE) {
+                let _ = v.list(0);
+                let _ = v.read_file("boot/config.txt", 1 << 20);
+                let _ = v.mkdir("boot/new");
+                let _ = v.touch("boot/zz top.txt");
+                if let Ok(mut f) = v.create("zImage") {
+                    let _ = v.pwrite(&mut f, 0, &[7u8; 3000]);
+                }
+                let _ = v.mv("u-boot.bin", "boot/u-boot.old", true);
+                let _ = v.rm("empty.txt", true);
+                let _ = v.attrib("boot", AM_HID);
+                let _ = v.setlabel("X");
+            }
+            let _ = cp(&mut t, BASE, "boot/zImage.copy", BASE, "again");
+            prop_assert_eq!(&t.as_bytes()[..BASE as usize], &guard[..]);
+        }
+    }
 }
