@@ -331,6 +331,8 @@ pub(crate) struct Volume<'t> {
     free_clst: u32,
     /// FatFs's `fsi_flag`: bit 7 when FSInfo is not used, bit 0 when it must be written.
     fsi_flag: u8,
+    /// The last directory cluster looked up: chain start, cluster index, cluster.
+    cursor: Option<(u32, u32, u32)>,
 }
 
 impl std::fmt::Debug for Volume<'_> {
@@ -452,6 +454,7 @@ impl<'t> Volume<'t> {
             last_clst: u32::MAX,
             free_clst: u32::MAX,
             fsi_flag: 0x80,
+            cursor: None,
         };
         if kind == FatType::Fat32 && rd16(&b, 48) == 1 && tsect > 1 {
             let mut fsi = [0u8; SS as usize];
@@ -661,6 +664,7 @@ impl<'t> Volume<'t> {
 
     /// FatFs `remove_chain` (from the start of a chain).
     fn remove_chain(&mut self, clst: u32) -> Result<()> {
+        self.cursor = None;
         if clst < 2 || clst >= self.n_fatent {
             return Err(fr(INT_ERR));
         }
@@ -732,8 +736,14 @@ impl<'t> Volume<'t> {
             return Ok(Some(u64::from(self.dirbase) + u64::from(idx / per_sector)));
         }
         let per_cluster = per_sector * self.csize;
-        let mut clst = start;
-        for _ in 0..idx / per_cluster {
+        let want = idx / per_cluster;
+        // Continue from the last lookup in the same chain: walks stay linear.
+        let (mut at, mut clst) = match self.cursor {
+            Some((d, i, c)) if d == start && i <= want => (i, c),
+            _ => (0, start),
+        };
+        while at < want {
+            at += 1;
             let next = self.get_fat(clst)?;
             if next < 2 {
                 return Err(fr(INT_ERR));
@@ -752,6 +762,7 @@ impl<'t> Volume<'t> {
                 next
             };
         }
+        self.cursor = Some((start, want, clst));
         let sect = self.clst2sect(clst).ok_or_else(|| fr(INT_ERR))?;
         Ok(Some(sect + u64::from((idx % per_cluster) / per_sector)))
     }
