@@ -27,6 +27,8 @@ pub mod uboot_env;
 pub use cache::{BlockCache, SEGMENT_SIZE};
 pub use engine::{ApplyEvents, ApplyOptions, ApplyReport, apply, apply_with_host};
 #[doc(hidden)]
+pub use fat::fuzz_fat;
+#[doc(hidden)]
 pub use fuzz::fuzz_apply;
 pub use host::{Host, HostSink, SystemHost};
 pub use progress::{PercentScale, Progress};

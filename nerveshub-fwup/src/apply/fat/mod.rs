@@ -16,9 +16,12 @@
 //! each operation mounts afresh (the hint restarts at the FSInfo value or 2). Non-ASCII
 //! names are refused.
 
+mod fuzz;
 mod name;
 #[cfg(test)]
 mod tests;
+
+pub use fuzz::fuzz_fat;
 
 use super::target::Target;
 use crate::{Error, Result};
