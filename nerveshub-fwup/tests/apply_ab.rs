@@ -2,27 +2,15 @@
 //! with fwup's images byte for byte, and a veto before `on-finish` that must leave the
 //! active slot as it was.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{fixture, image};
 
 use nerveshub_fwup::Error;
 use nerveshub_fwup::apply::{ApplyEvents, ApplyOptions, MemoryTarget, apply};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/fixtures")
-}
-
 fn ab_fw() -> Vec<u8> {
-    std::fs::read(fixtures().join("fw/ab.fw")).unwrap()
-}
-
-fn image(name: &str) -> Vec<u8> {
-    let gz = std::fs::File::open(fixtures().join("images").join(format!("{name}.img.gz"))).unwrap();
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(gz)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
+    fixture("fw/ab.fw")
 }
 
 #[derive(Default)]

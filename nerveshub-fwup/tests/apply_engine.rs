@@ -1,7 +1,11 @@
 //! The apply engine through its library API: recorded fwup archives and images, and small
 //! archives built here to reach each function, requirement and failure.
 
-use std::io::{Cursor, Read, Write};
+mod common;
+
+use common::{fixture, image};
+
+use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 
 use blake2::digest::Digest as _;
@@ -10,23 +14,6 @@ use nerveshub_fwup::apply::{
     apply_with_host,
 };
 use nerveshub_fwup::{Error, PublicKey};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/fixtures")
-}
-
-fn fixture(path: &str) -> Vec<u8> {
-    std::fs::read(fixtures().join(path)).unwrap()
-}
-
-fn image(name: &str) -> Vec<u8> {
-    let gz = std::fs::File::open(fixtures().join("images").join(format!("{name}.img.gz"))).unwrap();
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(gz)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
 
 /// Records what the engine reports.
 #[derive(Default)]
