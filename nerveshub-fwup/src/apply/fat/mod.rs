@@ -11,10 +11,20 @@
 //! allocation, `dir_alloc`/`dir_register` for entries and `~N` short names, `f_write`'s
 //! sector buffer (whose stale bytes end up in the slack of a file's last sector).
 //!
-//! Known differences from fwup (see the issue): FatFs keeps a volume mounted across the
-//! functions of a task, so its "last allocated cluster" hint survives between calls; here
-//! each operation mounts afresh (the hint restarts at the FSInfo value or 2). Non-ASCII
-//! names are refused.
+//! Known differences from fwup (see issue 5):
+//! * The slack after the end of a file in its last sector holds FatFs's stale sector
+//!   buffer: the last sector a write ended in the middle of. fwup's writes end where its
+//!   16 KiB reads of the archive end (`DEFAULT_LIBARCHIVE_BLOCK_SIZE`, counted from the
+//!   archive's first byte; libarchive inflates each block completely), while this engine
+//!   streams in other chunks, so those bytes differ (only them: see the `boot_fat` test).
+//! * FatFs keeps a volume mounted across the functions of a task, so its "last allocated
+//!   cluster" hint survives between calls; here each function mounts afresh (FAT32 keeps
+//!   the hint through FSInfo; FAT12/16 restart the search at cluster 2), which matters
+//!   only when clusters were freed before a later allocation.
+//! * fwup keeps the file of a `fat_write` open until another FAT function runs; a second
+//!   `fat_write` to the same file right after truncates it with `f_truncate` (keeping the
+//!   sector buffer and the allocation hint) instead of reopening it.
+//! * Non-ASCII names (bytes FatFs reads as code page 850) are refused.
 
 mod fuzz;
 mod name;
