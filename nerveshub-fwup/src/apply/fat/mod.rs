@@ -24,7 +24,6 @@
 //! * fwup keeps the file of a `fat_write` open until another FAT function runs; a second
 //!   `fat_write` to the same file right after truncates it with `f_truncate` (keeping the
 //!   sector buffer and the allocation hint) instead of reopening it.
-//! * Non-ASCII names (bytes FatFs reads as code page 850) are refused.
 
 mod fuzz;
 mod name;
@@ -868,14 +867,18 @@ impl<'t> Volume<'t> {
     /// FatFs `dir_find` for `name` in `dir`.
     fn find(&mut self, dir: u32, name: &Name) -> Result<Option<Found>> {
         let mut found = None;
-        let upper: Vec<u16> = name.lfn.iter().map(|&c| upcase(c)).collect();
+        let upper: Vec<u16> = name.lfn.iter().map(|&c| name::wtoupper(c)).collect();
         self.walk(dir, &mut |e, run, idx, blk| {
             if e[11] & AM_VOL != 0 && e[11] & 0x3F != AM_LFN {
                 return false;
             }
             let long_match = blk.is_some()
                 && run.chars.len() == upper.len()
-                && run.chars.iter().zip(&upper).all(|(&a, &b)| upcase(a) == b);
+                && run
+                    .chars
+                    .iter()
+                    .zip(&upper)
+                    .all(|(&a, &b)| name::wtoupper(a) == b);
             let short_match = name.flags & NS_LOSS == 0 && e[..11] == name.sfn;
             if long_match || short_match {
                 found = Some(Found {
@@ -1465,10 +1468,7 @@ impl<'t> Volume<'t> {
             if b < b' ' {
                 break;
             }
-            if b >= 0x80 {
-                return Err(fr(INVALID_NAME));
-            }
-            let c = b.to_ascii_uppercase();
+            let c = name::oem_upper(b);
             if b"+.,;=[]/*:<>|\\\"?\x7F".contains(&c) || di >= 11 {
                 return Err(fr(INVALID_NAME));
             }
@@ -1648,13 +1648,5 @@ fn entry_of(e: &[u8; 32], run: &LfnRun, use_lfn: bool) -> Entry {
         attr: e[11],
         cluster: rd16(e, 26) | (rd16(e, 20) << 16),
         size: rd32(e, 28),
-    }
-}
-
-fn upcase(c: u16) -> u16 {
-    if (u16::from(b'a')..=u16::from(b'z')).contains(&c) {
-        c - 0x20
-    } else {
-        c
     }
 }

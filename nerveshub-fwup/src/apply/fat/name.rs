@@ -1,8 +1,9 @@
 //! FatFs's name handling: a path segment becomes an 8.3 name (SFN) with NT case flags,
 //! plus the long name (LFN) entries when the name is not a plain 8.3 name.
 //!
-//! Only ASCII names are handled; FatFs's code page 850 conversion of other bytes is not
-//! implemented yet and such names are refused ([`super::INVALID_NAME`]).
+//! fwup hands FatFs the path's bytes as they are (UTF-8 in practice) and FatFs reads them as
+//! code page 850 characters: bytes 0x80-0xFF become CP850 characters in the long name, and
+//! FatFs's upper-case table gives their short-name bytes.
 
 /// The SFN does not keep the whole name (a numbered `~N` name must be generated).
 pub(super) const NS_LOSS: u8 = 0x01;
@@ -29,11 +30,11 @@ pub(super) fn parse(segment: &str) -> Option<Name> {
     let bytes = segment.as_bytes();
     if bytes
         .iter()
-        .any(|&b| !(b' '..0x80).contains(&b) || b"*:<>|\"?\x7F".contains(&b))
+        .any(|&b| b < b' ' || b"*:<>|\"?\x7F".contains(&b))
     {
         return None;
     }
-    let mut lfn: Vec<u16> = bytes.iter().map(|&b| u16::from(b)).collect();
+    let mut lfn: Vec<u16> = bytes.iter().map(|&b| oem_to_unicode(b)).collect();
     while let Some(&last) = lfn.last() {
         if last == u16::from(b' ') || last == u16::from(b'.') {
             lfn.pop();
@@ -58,8 +59,8 @@ pub(super) fn parse(segment: &str) -> Option<Name> {
     let (mut i, mut ni, mut case) = (0usize, 8usize, 0u8);
     while let Some(&wc) = lfn.get(si) {
         si += 1;
-        let c = u8::try_from(wc).unwrap_or(b'_');
-        if c == b' ' || (c == b'.' && si != di) {
+        let mut c = u8::try_from(wc).unwrap_or(b'_');
+        if wc < 0x80 && (c == b' ' || (c == b'.' && si != di)) {
             flags |= NS_LOSS | NS_LFN;
             continue;
         }
@@ -80,8 +81,12 @@ pub(super) fn parse(segment: &str) -> Option<Name> {
             case <<= 2;
             continue;
         }
+        if wc >= 0x80 {
+            flags |= NS_LFN;
+            c = oem_upper(unicode_to_oem(wc).unwrap_or(b'_'));
+        }
         let mut out = c;
-        if b"+,;=[]".contains(&c) {
+        if wc < 0x80 && b"+,;=[]".contains(&c) {
             out = b'_';
             flags |= NS_LOSS | NS_LFN;
         } else if c.is_ascii_uppercase() {
@@ -113,6 +118,77 @@ pub(super) fn parse(segment: &str) -> Option<Name> {
         }
     }
     Some(Name { sfn, flags, lfn })
+}
+
+/// Code page 850 bytes 0x80-0xFF as Unicode (FatFs's `uc850`).
+const CP850_TO_UNICODE: [u16; 128] = [
+    0x00C7, 0x00FC, 0x00E9, 0x00E2, 0x00E4, 0x00E0, 0x00E5, 0x00E7, 0x00EA, 0x00EB, 0x00E8, 0x00EF,
+    0x00EE, 0x00EC, 0x00C4, 0x00C5, 0x00C9, 0x00E6, 0x00C6, 0x00F4, 0x00F6, 0x00F2, 0x00FB, 0x00F9,
+    0x00FF, 0x00D6, 0x00DC, 0x00F8, 0x00A3, 0x00D8, 0x00D7, 0x0192, 0x00E1, 0x00ED, 0x00F3, 0x00FA,
+    0x00F1, 0x00D1, 0x00AA, 0x00BA, 0x00BF, 0x00AE, 0x00AC, 0x00BD, 0x00BC, 0x00A1, 0x00AB, 0x00BB,
+    0x2591, 0x2592, 0x2593, 0x2502, 0x2524, 0x00C1, 0x00C2, 0x00C0, 0x00A9, 0x2563, 0x2551, 0x2557,
+    0x255D, 0x00A2, 0x00A5, 0x2510, 0x2514, 0x2534, 0x252C, 0x251C, 0x2500, 0x253C, 0x00E3, 0x00C3,
+    0x255A, 0x2554, 0x2569, 0x2566, 0x2560, 0x2550, 0x256C, 0x00A4, 0x00F0, 0x00D0, 0x00CA, 0x00CB,
+    0x00C8, 0x0131, 0x00CD, 0x00CE, 0x00CF, 0x2518, 0x250C, 0x2588, 0x2584, 0x00A6, 0x00CC, 0x2580,
+    0x00D3, 0x00DF, 0x00D4, 0x00D2, 0x00F5, 0x00D5, 0x00B5, 0x00FE, 0x00DE, 0x00DA, 0x00DB, 0x00D9,
+    0x00FD, 0x00DD, 0x00AF, 0x00B4, 0x00AD, 0x00B1, 0x2017, 0x00BE, 0x00B6, 0x00A7, 0x00F7, 0x00B8,
+    0x00B0, 0x00A8, 0x00B7, 0x00B9, 0x00B3, 0x00B2, 0x25A0, 0x00A0,
+];
+
+/// FatFs's upper-case conversion of code page 850 bytes 0x80-0xFF for short names and
+/// labels (`TBL_CT850`).
+const CP850_UPPER: [u8; 128] = [
+    0x43, 0x55, 0x45, 0x41, 0x41, 0x41, 0x41, 0x43, 0x45, 0x45, 0x45, 0x49, 0x49, 0x49, 0x41, 0x41,
+    0x45, 0x92, 0x92, 0x4F, 0x4F, 0x4F, 0x55, 0x55, 0x59, 0x4F, 0x55, 0x4F, 0x9C, 0x4F, 0x9E, 0x9F,
+    0x41, 0x49, 0x4F, 0x55, 0xA5, 0xA5, 0xA6, 0xA7, 0xA8, 0xA9, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF,
+    0xB0, 0xB1, 0xB2, 0xB3, 0xB4, 0x41, 0x41, 0x41, 0xB8, 0xB9, 0xBA, 0xBB, 0xBC, 0xBD, 0xBE, 0xBF,
+    0xC0, 0xC1, 0xC2, 0xC3, 0xC4, 0xC5, 0x41, 0x41, 0xC8, 0xC9, 0xCA, 0xCB, 0xCC, 0xCD, 0xCE, 0xCF,
+    0xD1, 0xD1, 0x45, 0x45, 0x45, 0x49, 0x49, 0x49, 0x49, 0xD9, 0xDA, 0xDB, 0xDC, 0xDD, 0x49, 0xDF,
+    0x4F, 0xE1, 0x4F, 0x4F, 0x4F, 0x4F, 0xE6, 0xE8, 0xE8, 0x55, 0x55, 0x55, 0x59, 0x59, 0xEE, 0xEF,
+    0xF0, 0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF7, 0xF8, 0xF9, 0xFA, 0xFB, 0xFC, 0xFD, 0xFE, 0xFF,
+];
+
+/// A path byte as FatFs reads it (an OEM code page 850 byte), in Unicode.
+pub(super) fn oem_to_unicode(b: u8) -> u16 {
+    match b.checked_sub(0x80) {
+        None => u16::from(b),
+        Some(i) => CP850_TO_UNICODE.get(usize::from(i)).copied().unwrap_or(0),
+    }
+}
+
+/// The upper-case short-name byte of an OEM byte (FatFs's `ExCvt` for code page 850).
+pub(super) fn oem_upper(b: u8) -> u8 {
+    match b.checked_sub(0x80) {
+        None => b.to_ascii_uppercase(),
+        Some(i) => CP850_UPPER.get(usize::from(i)).copied().unwrap_or(b),
+    }
+}
+
+/// The code page 850 byte of a Unicode character, if it has one.
+fn unicode_to_oem(c: u16) -> Option<u8> {
+    if c < 0x80 {
+        return u8::try_from(c).ok();
+    }
+    CP850_TO_UNICODE
+        .iter()
+        .position(|&u| u == c)
+        .and_then(|i| u8::try_from(i + 0x80).ok())
+}
+
+/// Unicode upper case of one UTF-16 unit, as FatFs's `ff_wtoupper` for the characters code
+/// page 850 can hold (single-character mappings only).
+pub(super) fn wtoupper(c: u16) -> u16 {
+    if c < 0x80 {
+        return u16::from(u8::try_from(c).unwrap_or(0).to_ascii_uppercase());
+    }
+    let Some(ch) = char::from_u32(u32::from(c)) else {
+        return c;
+    };
+    let mut up = ch.to_uppercase();
+    match (up.next(), up.next()) {
+        (Some(u), None) => u16::try_from(u32::from(u)).unwrap_or(c),
+        _ => c,
+    }
 }
 
 /// FatFs's `gen_numname`: the SFN body with a `~N` suffix (a hash-based number from the
@@ -235,7 +311,7 @@ pub(super) fn sfn_text(dir: &[u8; 32]) -> String {
             .take_while(|&&c| c != b' ')
             .map(|&c| {
                 let c = if c == 0x05 { 0xE5 } else { c };
-                let ch = char::from(c);
+                let ch = char::from_u32(u32::from(oem_to_unicode(c))).unwrap_or('?');
                 if lower { ch.to_ascii_lowercase() } else { ch }
             })
             .collect()
@@ -291,7 +367,20 @@ mod tests {
         assert!(parse("").is_none());
         assert!(parse("...").is_none());
         assert!(parse("a*b").is_none());
-        assert!(parse("é").is_none());
+        assert!(parse("a\u{1}").is_none());
+    }
+
+    #[test]
+    fn utf8_bytes_are_read_as_code_page_850() {
+        // "é" is C3 A9 in UTF-8: CP850 '├' and '®'; FatFs upper-cases them in the SFN.
+        let n = parse("café.txt").unwrap();
+        assert_eq!(String::from_utf16(&n.lfn).unwrap(), "caf├®.txt");
+        assert_eq!(n.flags & NS_LFN, NS_LFN);
+        assert_eq!(&n.sfn[8..], b"TXT");
+        assert_eq!(&n.sfn[..3], b"CAF");
+        assert_eq!(n.sfn[3], oem_upper(0xC3));
+        assert_eq!(n.sfn[4], oem_upper(0xA9));
+        assert_eq!(wtoupper(0xE9), 0xC9);
     }
 
     #[test]

@@ -419,7 +419,7 @@ mod properties {
         "UPPER.TXT",
         "dir/x",
         "dir/Mixed Case.Data",
-        "config.txt.bak",
+        "Ünïcode ½.txt",
     ];
 
     fn content(seed: usize, len: usize) -> Vec<u8> {
@@ -490,8 +490,12 @@ mod properties {
             }
             let in_root = model.keys().filter(|k| !k.starts_with("dir/")).count();
             prop_assert_eq!(v.list(0).unwrap().len(), in_root + 1);
-            let files: Vec<(&str, &[u8])> =
-                model.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+            // mtools matches non-ASCII names by locale: those are read back above only.
+            let files: Vec<(&str, &[u8])> = model
+                .iter()
+                .filter(|(k, _)| k.is_ascii())
+                .map(|(k, v)| (*k, v.as_slice()))
+                .collect();
             let volume = &t.as_bytes()[BASE as usize..(BASE + COUNT * SS) as usize];
             check_with_dosfstools("random-ops", volume, &files);
         }
