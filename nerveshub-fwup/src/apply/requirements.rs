@@ -119,8 +119,22 @@ fn holds<T: Target>(
             if pattern.len() >= 4096 {
                 return Ok(false);
             }
-            let data = vol.read_file(path, usize::MAX)?;
-            data.windows(pattern.len()).any(|w| w == pattern)
+            // 4 KiB at a time, keeping the last bytes for matches across reads.
+            let mut file = vol.open_read(path)?;
+            let mut window: Vec<u8> = Vec::with_capacity(8192);
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = vol.read(&mut file, &mut buf)?;
+                if n == 0 {
+                    break false;
+                }
+                window.extend_from_slice(buf.get(..n).unwrap_or_default());
+                if window.windows(pattern.len()).any(|w| w == pattern) {
+                    break true;
+                }
+                let keep = window.len().min(pattern.len() - 1);
+                window.drain(..window.len() - keep);
+            }
         }
         _ => false,
     })

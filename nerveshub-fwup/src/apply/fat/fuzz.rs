@@ -66,7 +66,10 @@ pub fn fuzz_fat(data: &[u8]) {
     let payload: Vec<u8> = rest.iter().rev().take(5000).copied().collect();
     if let Ok(mut v) = Volume::mount(&mut t, BASE) {
         let _ = v.stat("boot/config.txt");
-        let _ = v.read_file("boot/config.txt", 1 << 20);
+        if let Ok(mut f) = v.open_read("boot/zImage.copy") {
+            let mut buf = [0u8; 4096];
+            while matches!(v.read(&mut f, &mut buf), Ok(n) if n > 0) {}
+        }
         let _ = v.mkdir("boot");
         let _ = v.mkdir("boot/A Long Directory Name");
         let _ = v.touch("boot/A Long Directory Name/empty");

@@ -1232,11 +1232,11 @@ impl<'t> Volume<'t> {
         Ok(())
     }
 
-    /// Reads a whole file (at most `limit` bytes).
+    /// Opens a file for reading (FatFs `f_open` with `FA_READ`).
     ///
     /// # Errors
-    /// `NO_FILE` when missing, `DENIED` for a directory... as FatFs's `f_open(FA_READ)`.
-    pub(crate) fn read_file(&mut self, path: &str, limit: usize) -> Result<Vec<u8>> {
+    /// `NO_FILE` when missing or a directory, path errors.
+    pub(crate) fn open_read(&mut self, path: &str) -> Result<ReadFile> {
         let r = self.resolve(path)?;
         if r.name.is_none() {
             return Err(fr(INVALID_NAME));
@@ -1245,26 +1245,62 @@ impl<'t> Volume<'t> {
         if f.raw[11] & AM_DIR != 0 {
             return Err(fr(NO_FILE));
         }
-        let size = (rd32(&f.raw, 28) as usize).min(limit);
-        let mut out = Vec::with_capacity(size.min(1 << 24));
-        let mut clst = self.ld_clust(&f.raw);
-        let cbytes = (u64::from(self.csize) * SS) as usize;
-        let mut hops = 0u32;
-        while out.len() < size {
-            let sect = self.clst2sect(clst).ok_or_else(|| fr(INT_ERR))?;
-            let n = cbytes.min(size - out.len());
-            let mut buf = vec![0u8; n];
-            self.read_sector(sect, &mut buf)?;
-            out.extend_from_slice(&buf);
-            if out.len() >= size {
+        Ok(ReadFile {
+            clst: self.ld_clust(&f.raw),
+            pos: 0,
+            size: rd32(&f.raw, 28),
+            hops: 0,
+        })
+    }
+
+    /// Reads the next bytes of a file; 0 at its end.
+    ///
+    /// # Errors
+    /// `INT_ERR` for a broken cluster chain; I/O errors.
+    pub(crate) fn read(&mut self, f: &mut ReadFile, buf: &mut [u8]) -> Result<usize> {
+        let cbytes = self.csize * SS as u32;
+        let mut done = 0usize;
+        while done < buf.len() && f.pos < f.size {
+            if f.pos > 0 && f.pos.is_multiple_of(cbytes) {
+                let next = self.get_fat(f.clst)?;
+                f.hops += 1;
+                if next < 2 || self.is_end(next) || f.hops > self.n_fatent {
+                    return Err(fr(INT_ERR));
+                }
+                f.clst = next;
+            }
+            let sect = self.clst2sect(f.clst).ok_or_else(|| fr(INT_ERR))?;
+            let in_cluster = f.pos % cbytes;
+            let n = ((cbytes - in_cluster) as usize)
+                .min(buf.len() - done)
+                .min((f.size - f.pos) as usize);
+            let at = self.check(sect, u64::from(in_cluster) + n as u64)? + u64::from(in_cluster);
+            let out = buf.get_mut(done..done + n).ok_or_else(|| fr(INT_ERR))?;
+            self.t.read_at(at, out)?;
+            done += n;
+            f.pos += n as u32;
+        }
+        Ok(done)
+    }
+
+    /// Reads a whole file (at most `limit` bytes).
+    ///
+    /// # Errors
+    /// As [`Volume::open_read`] and [`Volume::read`].
+    #[cfg(test)]
+    pub(crate) fn read_file(&mut self, path: &str, limit: usize) -> Result<Vec<u8>> {
+        let mut f = self.open_read(path)?;
+        let size = (f.size as usize).min(limit);
+        let mut out = vec![0u8; size];
+        let mut got = 0;
+        while got < size {
+            let n = self.read(&mut f, out.get_mut(got..).unwrap_or_default())?;
+            if n == 0 {
                 break;
             }
-            clst = self.get_fat(clst)?;
-            hops += 1;
-            if clst < 2 || self.is_end(clst) || hops > self.n_fatent {
-                return Err(fr(INT_ERR));
-            }
+            got += n;
         }
+        out.truncate(got);
         Ok(out)
     }
 
@@ -1546,20 +1582,36 @@ pub(crate) fn cp(
     to_base: u64,
     to: &str,
 ) -> Result<()> {
-    let data = {
-        let mut v = Volume::mount(t, from_base)?;
-        v.read_file(from, usize::MAX)?
+    let mut src = Volume::mount(t, from_base)?.open_read(from)?;
+    let (mut file, mut hint) = {
+        let mut v = Volume::mount(t, to_base)?;
+        let file = v.create(to)?;
+        (file, v.last_cluster())
     };
-    let mut v = Volume::mount(t, to_base)?;
-    let mut f = v.create(to)?;
-    for chunk in data.chunks(4096) {
-        let w = v.write(&mut f, chunk)?;
-        if w != chunk.len() {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = Volume::mount(t, from_base)?.read(&mut src, &mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut v = Volume::mount(t, to_base)?;
+        v.set_last_cluster(hint);
+        let chunk = buf.get(..n).unwrap_or_default();
+        if v.write(&mut file, chunk)? != n {
             return Err(fr(DENIED));
         }
-        v.sync_file(&mut f)?;
+        v.sync_file(&mut file)?;
+        hint = v.last_cluster();
     }
-    Ok(())
+}
+
+/// A file open for reading.
+#[derive(Debug)]
+pub(crate) struct ReadFile {
+    clst: u32,
+    pos: u32,
+    size: u32,
+    hops: u32,
 }
 
 /// An open file: FatFs's `FIL` with its sector buffer.
