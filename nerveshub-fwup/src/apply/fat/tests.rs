@@ -533,3 +533,28 @@ mod properties {
         }
     }
 }
+
+/// Around the FAT12/16/32 boundaries `f_mkfs` either refuses the size or makes a volume
+/// that fsck.fat accepts and the code here mounts with the FAT type of its cluster count.
+#[test]
+fn mkfs_sizes_around_the_type_boundaries() {
+    let mut made = Vec::new();
+    for count in [
+        127u64, 128, 129, 1000, 4084, 4096, 4100, 4150, 4200, 5000, 65_000, 65_600, 66_000, 66_100,
+        66_700, 70_000,
+    ] {
+        let mut t = MemoryTarget::new();
+        match mkfs(&mut t, 0, count) {
+            Err(Error::Fat { reason, .. }) => assert_eq!(reason, MKFS_ABORTED, "{count}"),
+            Err(e) => panic!("{count}: {e}"),
+            Ok(()) => {
+                let kind = Volume::mount(&mut t, 0).unwrap().fat_type();
+                made.push((count, kind));
+                check_with_dosfstools(&format!("mkfs-{count}"), t.as_bytes(), &[]);
+            }
+        }
+    }
+    println!("{made:?}");
+    assert!(made.contains(&(128, FatType::Fat12)));
+    assert!(made.contains(&(70_000, FatType::Fat32)));
+}
