@@ -134,7 +134,10 @@ pub(crate) fn mkfs(t: &mut dyn Target, offset: u64, count: u64) -> Result<()> {
     if count == 0 {
         return Err(fr(MKFS_ABORTED));
     }
-    t.write_at(offset + (count - 1) * SS, &[0xFF; SS as usize])?;
+    let last = offset
+        .checked_add((count - 1) * SS)
+        .ok_or_else(|| fr(MKFS_ABORTED))?;
+    t.write_at(last, &[0xFF; SS as usize])?;
     // FatFs gets the sector count as a DWORD.
     let sz_vol = count as u32;
     if sz_vol < 128 {
@@ -146,10 +149,10 @@ pub(crate) fn mkfs(t: &mut dyn Target, offset: u64, count: u64) -> Result<()> {
     let mut fsty = FatType::Fat16;
     let (pau, sz_rsv, sz_fat, sz_dir, n_clst) = loop {
         let pau = sz_au;
-        let (sz_rsv, sz_fat, sz_dir);
+        let (sz_rsv, sz_fat, sz_dir): (u32, u32, u32);
         if fsty == FatType::Fat32 {
             let n_clst = sz_vol / pau;
-            sz_fat = (n_clst * 4 + 8).div_ceil(512);
+            sz_fat = n_clst.wrapping_mul(4).wrapping_add(8).div_ceil(512);
             sz_rsv = 32;
             sz_dir = 0;
             if n_clst <= MAX_FAT16 || n_clst > MAX_FAT32 {
@@ -158,7 +161,7 @@ pub(crate) fn mkfs(t: &mut dyn Target, offset: u64, count: u64) -> Result<()> {
         } else {
             let n_clst = sz_vol / pau;
             let n = if n_clst > MAX_FAT12 {
-                n_clst * 2 + 4
+                n_clst.wrapping_mul(2).wrapping_add(4)
             } else {
                 fsty = FatType::Fat12;
                 (n_clst * 3).div_ceil(2) + 3
@@ -168,11 +171,18 @@ pub(crate) fn mkfs(t: &mut dyn Target, offset: u64, count: u64) -> Result<()> {
             sz_dir = n_root * SZDIRE as u32 / 512;
         }
         // No alignment on erase blocks: fwup's block size (128 KiB) is invalid for FatFs.
-        let b_data = sz_rsv + sz_fat * n_fat + sz_dir;
-        if sz_vol < b_data + pau * 16 {
+        // FatFs computes in 32 bits (DWORD); so does this, wrapping the same way.
+        let b_data = sz_rsv
+            .wrapping_add(sz_fat.wrapping_mul(n_fat))
+            .wrapping_add(sz_dir);
+        if sz_vol < b_data.wrapping_add(pau * 16) {
             return Err(fr(MKFS_ABORTED));
         }
-        let n_clst = (sz_vol - sz_rsv - sz_fat * n_fat - sz_dir) / pau;
+        let n_clst = sz_vol
+            .wrapping_sub(sz_rsv)
+            .wrapping_sub(sz_fat.wrapping_mul(n_fat))
+            .wrapping_sub(sz_dir)
+            / pau;
         if fsty == FatType::Fat32 && n_clst <= MAX_FAT16 {
             return Err(fr(MKFS_ABORTED));
         }
@@ -193,6 +203,11 @@ pub(crate) fn mkfs(t: &mut dyn Target, offset: u64, count: u64) -> Result<()> {
         break (pau, sz_rsv, sz_fat, sz_dir, n_clst);
     };
     let _ = sz_au;
+    // What FatFs would wrap around cannot be a valid layout: refuse it rather than write it.
+    let system = u64::from(sz_rsv) + u64::from(sz_fat) * u64::from(n_fat) + u64::from(sz_dir);
+    if system + u64::from(pau) > u64::from(sz_vol) {
+        return Err(fr(MKFS_ABORTED));
+    }
     let vsn = sz_vol.wrapping_add(FATTIME);
     let mut buf = [0u8; SS as usize];
     buf[..11].copy_from_slice(b"\xEB\xFE\x90MSDOS5.0");
@@ -1357,13 +1372,13 @@ impl<'t> Volume<'t> {
         f.clust = 0;
         if ofs > 0 {
             let mut clst = f.sclust;
-            let mut pos = cbytes;
-            while pos < ofs {
+            let mut pos = u64::from(cbytes);
+            while pos < u64::from(ofs) {
                 clst = self.get_fat(clst)?;
                 if clst < 2 || self.is_end(clst) {
                     return Err(fr(INT_ERR));
                 }
-                pos += cbytes;
+                pos += u64::from(cbytes);
             }
             f.clust = clst;
             f.fptr = ofs;

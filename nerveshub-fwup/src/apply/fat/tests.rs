@@ -558,3 +558,19 @@ fn mkfs_sizes_around_the_type_boundaries() {
     assert!(made.contains(&(128, FatType::Fat12)));
     assert!(made.contains(&(70_000, FatType::Fat32)));
 }
+
+#[test]
+fn absurd_mkfs_sizes_are_refused_without_panicking() {
+    for count in [
+        u64::from(u32::MAX),
+        1 << 31,
+        (1 << 32) + 2048,
+        u64::MAX / 512,
+    ] {
+        // A fixed-size target: the 0xFF sector written first fails past its end.
+        let mut t = MemoryTarget::with_size(1 << 20).unwrap();
+        assert!(mkfs(&mut t, 0, count).is_err(), "{count}");
+    }
+    let mut t = MemoryTarget::with_size(1 << 20).unwrap();
+    assert!(mkfs(&mut t, u64::MAX - 1024, 2048).is_err());
+}
