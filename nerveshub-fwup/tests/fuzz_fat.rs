@@ -53,3 +53,15 @@ fn fat_operations_on_arbitrary_volumes_never_panic() {
         fuzz_fat(&noise);
     }
 }
+
+/// The committed seed corpus of the `fat` cargo-fuzz target, replayed on stable.
+#[test]
+fn fat_corpus_replays_without_panicking() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/fat");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        fuzz_fat(&std::fs::read(entry.unwrap().path()).unwrap());
+        count += 1;
+    }
+    assert!(count > 0, "the fat corpus in {} is empty", dir.display());
+}
