@@ -1,6 +1,6 @@
 //! Replays every `-a` command recorded from the real C fwup 1.16.0
-//! (`nerveshub-fwup/testdata/fixtures/expected/results.json`) against `fwup-rs`, except the
-//! `boot_fat` cases listed in [`FAT_DIFFERS`].
+//! (`nerveshub-fwup/testdata/fixtures/expected/results.json`) against `fwup-rs`: all 92,
+//! FAT images included.
 //!
 //! Each case runs in a scratch copy of the fixture set, starting from the recorded input
 //! image (`images/<name>.img.gz`) when there is one. Checked: the exit status; the image's
@@ -78,13 +78,6 @@ fn arg_value<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// `boot_fat` cases whose image still differs from fwup's, only in the slack bytes after
-/// the end of `u-boot.bin` and `zImage` in their last sectors: FatFs leaves stale bytes of
-/// its sector buffer there, which depend on where fwup's 16 KiB archive reads split the
-/// data (see `boot_fat_complete_differs_only_in_file_slack` in nerveshub-fwup's
-/// `apply::fat` tests, which checks everything else of these images).
-const FAT_DIFFERS: [&str; 2] = ["boot_fat/apply-complete", "boot_fat/apply-complete-framing"];
-
 #[test]
 fn apply_matches_c_fwup() {
     let fixtures = common::fixtures();
@@ -95,7 +88,7 @@ fn apply_matches_c_fwup() {
     let mut ran = 0;
     let mut failures = Vec::new();
     for case in &cases {
-        if case.mode() != Some("-a") || FAT_DIFFERS.contains(&case.id.as_str()) {
+        if case.mode() != Some("-a") {
             continue;
         }
         ran += 1;
@@ -239,7 +232,7 @@ fn apply_matches_c_fwup() {
             ));
         }
     }
-    assert!(ran >= 88, "only {ran} recorded non-FAT -a cases found");
+    assert!(ran >= 92, "only {ran} recorded -a cases found");
     assert!(
         failures.is_empty(),
         "{} of {ran} apply cases differ from C fwup:\n{}",

@@ -277,9 +277,14 @@ fn run<T: Target>(
             } else {
                 ctx.host.open_pipe(target)?
             };
-            let result = stream_runs(ctx, call, stream, true, 0, &mut |_, _, data| {
-                Ok(sink.write_all(data)?)
-            });
+            let result = stream_runs(
+                ctx,
+                call,
+                stream,
+                true,
+                Chunks::Segments(0),
+                &mut |_, _, data| Ok(sink.write_all(data)?),
+            );
             // Close the pipe whatever happened, so the command does not wait forever.
             let finished = sink.finish();
             result?;
@@ -467,13 +472,20 @@ fn fat_write<T: Target>(
     };
     let total = stream.resource.total_len();
     let data = stream.resource.data_len();
-    stream_runs(ctx, call, stream, false, 0, &mut |ctx, at, bytes| {
-        let mut vol = fat::Volume::mount(&mut ctx.cache, base).map_err(write_error)?;
-        vol.set_last_cluster(hint);
-        vol.pwrite(&mut file, at, bytes).map_err(write_error)?;
-        hint = vol.last_cluster();
-        Ok(())
-    })?;
+    stream_runs(
+        ctx,
+        call,
+        stream,
+        false,
+        Chunks::AsRead,
+        &mut |ctx, at, bytes| {
+            let mut vol = fat::Volume::mount(&mut ctx.cache, base).map_err(write_error)?;
+            vol.set_last_cluster(hint);
+            vol.pwrite(&mut file, at, bytes).map_err(write_error)?;
+            hint = vol.last_cluster();
+            Ok(())
+        },
+    )?;
     if file.size() < total {
         let mut vol = fat::Volume::mount(&mut ctx.cache, base).map_err(write_error)?;
         vol.set_last_cluster(hint);
@@ -497,9 +509,14 @@ fn raw_write<T: Target>(
     if dest.checked_add(total).is_none() {
         return Err(bad_args(call, "destination past the end of any media"));
     }
-    stream_runs(ctx, call, stream, false, dest, &mut |ctx, at, data| {
-        ctx.cache.write_at(dest + at, data)
-    })?;
+    stream_runs(
+        ctx,
+        call,
+        stream,
+        false,
+        Chunks::Segments(dest),
+        &mut |ctx, at, data| ctx.cache.write_at(dest + at, data),
+    )?;
     // Zero-pad each data run that ends inside a block, as fwup's block-padding writer
     // does, unless the pad would reach into the next data run.
     let mut pos = 0u64;
@@ -532,6 +549,21 @@ fn raw_write<T: Target>(
     Ok(())
 }
 
+/// How [`stream_runs`] cuts the data it hands over.
+#[derive(Debug, Clone, Copy)]
+enum Chunks {
+    /// Chunks end on the destination's cache-segment boundaries (destination offset of
+    /// the resource's first byte given), so whole segments bypass the cache.
+    Segments(u64),
+    /// One chunk per read of the archive, as libarchive hands data to fwup (at most its
+    /// 256 KiB output buffer, never across a 16 KiB archive read block): FAT files are
+    /// written in these chunks, and FatFs's stale sector buffer depends on where they end.
+    AsRead,
+}
+
+/// libarchive's output buffer: the most one of its reads hands to fwup.
+const LIBARCHIVE_OUTPUT: usize = 256 * 1024;
+
 /// Receives streamed data: the context, the offset inside the resource, the bytes.
 type DataSink<'f, T> = dyn FnMut(&mut Context<'_, T>, u64, &[u8]) -> Result<()> + 'f;
 
@@ -543,7 +575,7 @@ fn stream_runs<T: Target>(
     call: &FunctionCall,
     stream: &mut Stream<'_>,
     fill_holes: bool,
-    align: u64,
+    chunks: Chunks,
     on_data: &mut DataSink<'_, T>,
 ) -> Result<()> {
     let mismatch = || Error::ApplyHashMismatch {
@@ -553,7 +585,7 @@ fn stream_runs<T: Target>(
     let expected = stream.resource.blake2b_256();
     let runs = stream.resource.length_runs();
     let mut hasher = blake2::Blake2b256::new();
-    let mut buf = vec![0u8; DATA_CHUNK];
+    let mut buf = vec![0u8; DATA_CHUNK.max(LIBARCHIVE_OUTPUT)];
     let mut pos = 0u64;
     let mut short = false;
     for (i, &run) in runs.iter().enumerate() {
@@ -575,10 +607,14 @@ fn stream_runs<T: Target>(
         }
         let mut left = run;
         while left > 0 {
-            // Chunks end on the destination's segment boundaries, so that whole segments
-            // go to the destination without passing through the cache.
-            let to_boundary = DATA_CHUNK as u64 - (align.wrapping_add(pos) % DATA_CHUNK as u64);
-            let want = left.min(to_boundary) as usize;
+            let want = match chunks {
+                Chunks::Segments(align) => {
+                    let to_boundary =
+                        DATA_CHUNK as u64 - (align.wrapping_add(pos) % DATA_CHUNK as u64);
+                    left.min(to_boundary) as usize
+                }
+                Chunks::AsRead => left.min(LIBARCHIVE_OUTPUT as u64) as usize,
+            };
             let out = buf.get_mut(..want).unwrap_or_default();
             let mut n = 0;
             while n < want {
@@ -587,6 +623,9 @@ fn stream_runs<T: Target>(
                     break;
                 }
                 n += got;
+                if matches!(chunks, Chunks::AsRead) {
+                    break;
+                }
             }
             if n == 0 {
                 short = true;

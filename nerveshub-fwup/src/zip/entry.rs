@@ -17,6 +17,20 @@ use crate::{Error, Result};
 const DESCRIPTOR_LOOKAHEAD: usize = 4 + 4 + 8 + 8 + 4;
 
 /// How the entry's data is laid out in the input.
+/// fwup reads its input in blocks of this size (`DEFAULT_LIBARCHIVE_BLOCK_SIZE`), and
+/// libarchive hands back, per call, what the rest of the current block decompresses to.
+/// One `read` never consumes input across a boundary of these blocks (counted from the
+/// archive's first byte) either, so data arrives in the same chunks as in fwup. That
+/// matters where chunking shows in the result: FatFs leaves its sector buffer's stale bytes
+/// after the end of a file written by `fat_write`.
+pub(crate) const ARCHIVE_READ_BLOCK: u64 = 16 * 1024;
+
+/// Bytes from input position `position` to the end of its [`ARCHIVE_READ_BLOCK`].
+fn to_read_block_end(position: u64) -> usize {
+    // At most ARCHIVE_READ_BLOCK, so it fits.
+    usize::try_from(ARCHIVE_READ_BLOCK - position % ARCHIVE_READ_BLOCK).unwrap_or(usize::MAX)
+}
+
 #[derive(Debug)]
 pub(crate) enum Mode {
     /// Stored data of known length.
@@ -183,7 +197,8 @@ impl EntryData {
         }
         let max = usize::try_from(remaining)
             .unwrap_or(usize::MAX)
-            .min(buf.len());
+            .min(buf.len())
+            .min(to_read_block_end(input.position()));
         let n = if input.available().is_empty() && max >= input.capacity() {
             input.read_direct(&mut buf[..max])?
         } else {
@@ -220,11 +235,13 @@ impl EntryData {
             if input.available().is_empty() && limit != Some(0) {
                 input.fill()?;
             }
+            let to_block_end = to_read_block_end(input.position());
             let avail = input.available();
             let in_len = match limit {
                 Some(l) => avail.len().min(usize::try_from(l).unwrap_or(usize::MAX)),
                 None => avail.len(),
-            };
+            }
+            .min(to_block_end);
             let before_in = inflater.total_in();
             let before_out = inflater.total_out();
             let status = inflater

@@ -11,12 +11,14 @@
 //! allocation, `dir_alloc`/`dir_register` for entries and `~N` short names, `f_write`'s
 //! sector buffer (whose stale bytes end up in the slack of a file's last sector).
 //!
+//! The slack after the end of a file in its last sector holds FatFs's stale sector buffer:
+//! the last sector a write ended in the middle of. It comes out as fwup's because data
+//! reaches `fat_write` in fwup's chunks: the archive reader never consumes input across a
+//! 16 KiB block of the archive (fwup's `DEFAULT_LIBARCHIVE_BLOCK_SIZE`) within one read,
+//! and the engine hands each read to FatFs as it comes (see `zip::entry` and
+//! `apply::functions`).
+//!
 //! Known differences from fwup (see issue 5):
-//! * The slack after the end of a file in its last sector holds FatFs's stale sector
-//!   buffer: the last sector a write ended in the middle of. fwup's writes end where its
-//!   16 KiB reads of the archive end (`DEFAULT_LIBARCHIVE_BLOCK_SIZE`, counted from the
-//!   archive's first byte; libarchive inflates each block completely), while this engine
-//!   streams in other chunks, so those bytes differ (only them: see the `boot_fat` test).
 //! * FatFs keeps a volume mounted across the functions of a task, so its "last allocated
 //!   cluster" hint survives between calls; here each function mounts afresh (FAT32 keeps
 //!   the hint through FSInfo; FAT12/16 restart the search at cluster 2), which matters
