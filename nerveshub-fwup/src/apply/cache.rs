@@ -250,15 +250,56 @@ impl<T: Target> BlockCache<T> {
     }
 }
 
+/// The part of an access that falls into one cache segment.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    /// Bytes of the access before this part.
+    done: usize,
+    /// Byte offset of this part on the destination.
+    pos: u64,
+    /// Offset of the segment it falls in.
+    seg_offset: u64,
+    /// Where it starts inside that segment.
+    within: usize,
+    /// Its length.
+    n: usize,
+}
+
+/// Cuts an access of `len` bytes at `offset` at segment boundaries.
+fn spans(offset: u64, len: usize) -> impl Iterator<Item = Span> {
+    let mut done = 0usize;
+    std::iter::from_fn(move || {
+        if done >= len {
+            return None;
+        }
+        let pos = offset + done as u64;
+        let seg_offset = pos - pos % SEGMENT_SIZE_U64;
+        // Less than SEGMENT_SIZE, so it fits.
+        let within = (pos - seg_offset) as usize;
+        let n = (SEGMENT_SIZE - within).min(len - done);
+        let span = Span {
+            done,
+            pos,
+            seg_offset,
+            within,
+            n,
+        };
+        done += n;
+        Some(span)
+    })
+}
+
 impl<T: Target> Target for BlockCache<T> {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.check_end(offset, buf.len() as u64)?;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            let seg_offset = pos - pos % SEGMENT_SIZE_U64;
-            let within = (pos - seg_offset) as usize;
-            let n = (SEGMENT_SIZE - within).min(buf.len() - done);
+        for span in spans(offset, buf.len()) {
+            let Span {
+                done,
+                pos,
+                seg_offset,
+                within,
+                n,
+            } = span;
             let out = buf.get_mut(done..done + n).unwrap_or_default();
             if self.segments.contains_key(&seg_offset) {
                 self.load(seg_offset)?;
@@ -274,21 +315,21 @@ impl<T: Target> Target for BlockCache<T> {
             } else {
                 self.inner.read_at(pos, out)?;
             }
-            done += n;
         }
         Ok(())
     }
 
     fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         self.check_end(offset, data.len() as u64)?;
-        let mut done = 0usize;
-        while done < data.len() {
-            let pos = offset + done as u64;
-            let seg_offset = pos - pos % SEGMENT_SIZE_U64;
-            let within = (pos - seg_offset) as usize;
-            let n = (SEGMENT_SIZE - within).min(data.len() - done);
+        for span in spans(offset, data.len()) {
+            let Span {
+                done,
+                seg_offset,
+                within,
+                n,
+                ..
+            } = span;
             let src = data.get(done..done + n).unwrap_or_default();
-            done += n;
             // A whole segment not in the cache goes straight to the destination, as fwup's
             // writer thread would take it the moment it filled.
             if n == SEGMENT_SIZE && !self.segments.contains_key(&seg_offset) {
