@@ -1,11 +1,15 @@
 //! The management API: JSON under `/api`, NervesHub's paths and shapes. Every route is added
 //! through [`Api`], which records it for the OpenAPI document, so the two cannot drift apart.
 
+mod ca_certificates;
+mod certificates;
+pub(crate) mod devices;
 mod docs;
 pub(crate) use docs::openapi as docs_openapi;
 mod keys;
 mod orgs;
 mod products;
+mod shared_secrets;
 mod users;
 
 use axum::extract::rejection::JsonRejection;
@@ -80,6 +84,10 @@ fn build() -> Api {
     let api = orgs::routes(api);
     let api = keys::routes(api);
     let api = products::routes(api);
+    let api = devices::routes(api);
+    let api = certificates::routes(api);
+    let api = ca_certificates::routes(api);
+    let api = shared_secrets::routes(api);
     docs::routes(api)
 }
 
