@@ -1,6 +1,7 @@
 //! The management API: JSON under `/api`, NervesHub's paths and shapes. Every route is added
 //! through [`Api`], which records it for the OpenAPI document, so the two cannot drift apart.
 
+mod audit;
 mod ca_certificates;
 mod certificates;
 pub(crate) mod devices;
@@ -84,6 +85,7 @@ fn build() -> Api {
     let api = orgs::routes(api);
     let api = keys::routes(api);
     let api = products::routes(api);
+    let api = audit::routes(api);
     let api = devices::routes(api);
     let api = certificates::routes(api);
     let api = ca_certificates::routes(api);
