@@ -418,5 +418,9 @@ fn schemas() -> Value {
 fn extra_schemas() -> Vec<(&'static str, Value)> {
     let mut schemas = Vec::new();
     schemas.extend(super::audit::schemas());
+    schemas.extend(super::devices::schemas());
+    schemas.extend(super::certificates::schemas());
+    schemas.extend(super::ca_certificates::schemas());
+    schemas.extend(super::shared_secrets::schemas());
     schemas
 }

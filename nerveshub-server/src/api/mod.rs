@@ -2,11 +2,15 @@
 //! through [`Api`], which records it for the OpenAPI document, so the two cannot drift apart.
 
 mod audit;
+mod ca_certificates;
+mod certificates;
+pub(crate) mod devices;
 mod docs;
 pub(crate) use docs::openapi as docs_openapi;
 mod keys;
 mod orgs;
 mod products;
+mod shared_secrets;
 mod users;
 
 use axum::extract::rejection::JsonRejection;
@@ -82,6 +86,10 @@ fn build() -> Api {
     let api = keys::routes(api);
     let api = products::routes(api);
     let api = audit::routes(api);
+    let api = devices::routes(api);
+    let api = certificates::routes(api);
+    let api = ca_certificates::routes(api);
+    let api = shared_secrets::routes(api);
     docs::routes(api)
 }
 
