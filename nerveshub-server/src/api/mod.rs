@@ -3,6 +3,8 @@
 
 mod docs;
 pub(crate) use docs::openapi as docs_openapi;
+mod firmware_upload;
+mod firmwares;
 mod keys;
 mod orgs;
 mod products;
@@ -80,6 +82,7 @@ fn build() -> Api {
     let api = orgs::routes(api);
     let api = keys::routes(api);
     let api = products::routes(api);
+    let api = firmwares::routes(api);
     docs::routes(api)
 }
 

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod catalog;
+mod firmwares;
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,6 +17,7 @@ use crate::error::ServerError;
 
 pub(crate) use accounts::*;
 pub(crate) use catalog::*;
+pub(crate) use firmwares::*;
 
 /// Which database engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
