@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::db::{self, Actor, Audit, Db};
 use crate::error::ServerError;
 use crate::state::AppState;
+use crate::storage::Storage;
 use crate::tls::{self, DeviceTlsIdentity};
 use crate::{api, device_endpoint};
 
@@ -82,9 +83,12 @@ impl RunningServer {
         let api_addr = local_addr(&api_listener)?;
         let device_addr = local_addr(&device_listener)?;
 
+        let storage = Storage::open(&config, device_addr)?;
+        tracing::info!(storage = %storage.describe(), "firmware storage ready");
         let state = AppState {
             db,
             config: Arc::new(config),
+            storage,
         };
         let (stop, stopped) = watch::channel(false);
         let api_router = api::router(state.clone());

@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::storage::Storage;
 
 /// Shared by the management API and the device endpoint; cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
     pub(crate) db: Db,
     pub(crate) config: Arc<Config>,
+    pub(crate) storage: Storage,
 }

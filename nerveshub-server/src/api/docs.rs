@@ -422,5 +422,6 @@ fn extra_schemas() -> Vec<(&'static str, Value)> {
     schemas.extend(super::certificates::schemas());
     schemas.extend(super::ca_certificates::schemas());
     schemas.extend(super::shared_secrets::schemas());
+    schemas.extend(super::firmwares::schemas());
     schemas
 }
