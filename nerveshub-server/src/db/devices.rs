@@ -181,7 +181,6 @@ impl Db {
     }
 
     /// A device by id (the `device_id` of a certificate or shared secret).
-    #[allow(dead_code)] // for the device endpoint (issue 11)
     pub(crate) async fn device_by_id(&self, id: i64) -> Result<Option<DeviceRow>, sqlx::Error> {
         let mut conn = self.pool().acquire().await?;
         device_by_id_in(&mut conn, id).await
