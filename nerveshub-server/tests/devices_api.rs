@@ -123,6 +123,7 @@ async fn devices_crud_with_authorization_matrix() {
             (json!({"identifier": "two words"}), "identifier"),
             (json!({"identifier": ""}), "identifier"),
             (json!({"identifier": "a/b"}), "identifier"),
+            (json!({"identifier": "auth"}), "identifier"),
             (json!({"identifier": "n-3", "tags": ["has space"]}), "tags"),
             (json!({"identifier": "n-3", "tags": ["quo\"te"]}), "tags"),
             (json!({"identifier": "n-3", "tags": [1]}), "tags"),

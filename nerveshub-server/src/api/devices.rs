@@ -247,7 +247,7 @@ async fn list(
 
 /// Checks a device identifier: 1 to 255 characters, none of them white space, control
 /// characters or the URL delimiters `/ ? # %` (it appears in paths and as a certificate
-/// common name).
+/// common name), and not `auth`.
 fn check_identifier(identifier: &str) -> Result<(), ApiError> {
     if identifier.is_empty() {
         return Err(ApiError::invalid("identifier", "can't be blank"));
@@ -266,6 +266,11 @@ fn check_identifier(identifier: &str) -> Result<(), ApiError> {
             "identifier",
             "has invalid format (no spaces, control characters or / ? # % \\)",
         ));
+    }
+    if identifier == "auth" {
+        // `…/devices/auth` is the certificate lookup; a device of that name could not be
+        // reached by its own path.
+        return Err(ApiError::invalid("identifier", "is reserved"));
     }
     Ok(())
 }
