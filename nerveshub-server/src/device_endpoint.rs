@@ -30,6 +30,7 @@ pub(crate) struct PeerCertificates(pub(crate) Arc<Vec<CertificateDer<'static>>>)
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/status", get(|| async { "ok" }))
+        .merge(crate::device::routes())
         .with_state(state)
 }
 

@@ -29,6 +29,7 @@ mod api;
 mod auth;
 mod config;
 mod db;
+mod device;
 mod device_endpoint;
 mod error;
 mod server;

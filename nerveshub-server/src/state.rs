@@ -4,10 +4,13 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::device::DeviceHub;
 
 /// Shared by the management API and the device endpoint; cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
     pub(crate) db: Db,
     pub(crate) config: Arc<Config>,
+    /// Connected devices and the device endpoint's certificate trust.
+    pub(crate) devices: DeviceHub,
 }

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod catalog;
+pub(crate) mod device_session;
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
