@@ -2,6 +2,7 @@
 //! through [`Api`], which records it for the OpenAPI document, so the two cannot drift apart.
 
 mod device_actions;
+mod audit;
 mod docs;
 pub(crate) use docs::openapi as docs_openapi;
 mod keys;
@@ -82,6 +83,7 @@ fn build() -> Api {
     let api = keys::routes(api);
     let api = products::routes(api);
     let api = device_actions::routes(api);
+    let api = audit::routes(api);
     docs::routes(api)
 }
 
