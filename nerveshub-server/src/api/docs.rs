@@ -416,7 +416,11 @@ fn schemas() -> Value {
 
 /// Schemas of the later API modules (devices, certificates, firmware …).
 fn extra_schemas() -> Vec<(&'static str, Value)> {
-    let mut schemas = Vec::new();
-    schemas.extend(super::audit::schemas());
-    schemas
+    let mut all = Vec::new();
+    all.extend(super::devices::schemas());
+    all.extend(super::certificates::schemas());
+    all.extend(super::ca_certificates::schemas());
+    all.extend(super::shared_secrets::schemas());
+    all.extend(super::audit::schemas());
+    all
 }

@@ -3,11 +3,15 @@
 
 mod device_actions;
 mod audit;
+mod ca_certificates;
+mod certificates;
+pub(crate) mod devices;
 mod docs;
 pub(crate) use docs::openapi as docs_openapi;
 mod keys;
 mod orgs;
 mod products;
+mod shared_secrets;
 mod users;
 
 use axum::extract::rejection::JsonRejection;
@@ -84,6 +88,10 @@ fn build() -> Api {
     let api = products::routes(api);
     let api = device_actions::routes(api);
     let api = audit::routes(api);
+    let api = devices::routes(api);
+    let api = certificates::routes(api);
+    let api = ca_certificates::routes(api);
+    let api = shared_secrets::routes(api);
     docs::routes(api)
 }
 

@@ -6,6 +6,9 @@
 mod accounts;
 mod catalog;
 pub(crate) mod device_session;
+mod certificates;
+mod devices;
+mod shared_secrets;
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,6 +20,9 @@ use crate::error::ServerError;
 
 pub(crate) use accounts::*;
 pub(crate) use catalog::*;
+pub(crate) use certificates::*;
+pub(crate) use devices::*;
+pub(crate) use shared_secrets::*;
 
 /// Which database engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,583 @@
+//! `/api/orgs/{org}/products/{product}/devices`: devices, and `devices/auth` (which device owns
+//! a certificate).
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::AnyConnection;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::{Api, Body, Endpoint, Success, created, data, no_content, products};
+use crate::auth::{Caller, Role};
+use crate::db::{self, Actor, Audit, DeviceFilter, DeviceRow, NewDevice, ProductRow};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Devices per page when the caller does not say.
+const DEFAULT_PAGE_SIZE: i64 = 50;
+/// The largest page a caller may ask for.
+const MAX_PAGE_SIZE: i64 = 100;
+const MAX_IDENTIFIER_CHARS: usize = 255;
+const MAX_DESCRIPTION_CHARS: usize = 10_000;
+const MAX_TAGS: usize = 100;
+const MAX_TAG_CHARS: usize = 100;
+
+const LIST_QUERY: &[(&str, &str)] = &[
+    (
+        "page",
+        "1-based page number (also `pagination[page]`); default 1",
+    ),
+    (
+        "page_size",
+        "devices per page, 1 to 100 (also `pagination[page_size]`); default 50",
+    ),
+    (
+        "identifier",
+        "only devices whose identifier contains this, ignoring case (also `filters[identifier]`)",
+    ),
+    ("tag", "only devices with this tag (also `filters[tag]`)"),
+    (
+        "online",
+        "`true`: only connected devices; `false`: only the others (also `filters[online]`)",
+    ),
+];
+
+pub(super) fn routes(api: Api) -> Api {
+    const DEVICES: &str = "/orgs/{org}/products/{product}/devices";
+    const DEVICE: &str = "/orgs/{org}/products/{product}/devices/{identifier}";
+    api.route(
+        Endpoint::get(DEVICES, "The product's devices, a page at a time")
+            .tag("devices")
+            .role(Role::View)
+            .query(LIST_QUERY)
+            .ok(Success::Page("Device"))
+            .errors(&[400, 422]),
+        list,
+    )
+    .route(
+        Endpoint::post(DEVICES, "Create a device (identifiers are unique on the server)")
+            .tag("devices")
+            .role(Role::Manage)
+            .body("DeviceCreate")
+            .ok(Success::Object(201, "Device")),
+        create,
+    )
+    .route(
+        Endpoint::post(
+            "/orgs/{org}/products/{product}/devices/auth",
+            "The product's device that owns a certificate; 403 {\"status\":\"Unauthorized\"} when none does",
+        )
+        .tag("devices")
+        .role(Role::View)
+        .body("DeviceAuth")
+        .ok(Success::Object(200, "Device")),
+        auth,
+    )
+    .route(
+        Endpoint::get(DEVICE, "One device")
+            .tag("devices")
+            .role(Role::View)
+            .ok(Success::Object(200, "Device")),
+        show,
+    )
+    .route(
+        Endpoint::put(DEVICE, "Change a device's description, tags or updates flag")
+            .tag("devices")
+            .role(Role::Manage)
+            .body("DeviceUpdate")
+            .ok(Success::Object(200, "Device")),
+        update,
+    )
+    .route(
+        Endpoint::delete(
+            DEVICE,
+            "Delete a device with its certificates and shared secrets",
+        )
+        .tag("devices")
+        .role(Role::Manage)
+        .ok(Success::NoContent),
+        remove,
+    )
+}
+
+/// A device as NervesHub shows it on the API.
+pub(crate) fn device_json(device: &DeviceRow) -> Value {
+    let firmware_metadata = device.firmware_metadata_json();
+    let version = firmware_metadata
+        .as_ref()
+        .and_then(|meta| meta.get("version"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    json!({
+        "identifier": device.identifier,
+        "description": device.description,
+        "tags": device.tag_list(),
+        "online": device.online(),
+        "connection_status": device.connection_status,
+        "last_communication": device.connection_last_seen_at.map(iso8601),
+        "firmware_metadata": firmware_metadata,
+        "version": version,
+        "updates_enabled": device.updates_enabled != 0,
+        "deployment_group": Value::Null,
+        "org_name": device.org_name,
+        "product_name": device.product_name,
+    })
+}
+
+/// Unix milliseconds as ISO 8601 (RFC 3339, UTC).
+pub(crate) fn iso8601(ms: i64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Writes the audit row of a change `caller` made in `org_id`.
+pub(super) async fn audit_change(
+    conn: &mut AnyConnection,
+    org_id: i64,
+    caller: &Caller,
+    resource: (&str, &str),
+    action: &str,
+    description: String,
+) -> Result<(), ApiError> {
+    db::audit(
+        conn,
+        Audit {
+            org_id: Some(org_id),
+            actor: Actor::User(caller.user.id),
+            resource_type: resource.0,
+            resource_id: resource.1,
+            action,
+            description,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The product `product` of the org the caller reached, and its device `identifier`, or 404.
+pub(super) async fn find(
+    state: &AppState,
+    org_id: i64,
+    product: &str,
+    identifier: &str,
+) -> Result<(ProductRow, DeviceRow), ApiError> {
+    let product = products::find(state, org_id, product).await?;
+    let device = state
+        .db
+        .device(product.id, identifier)
+        .await?
+        .ok_or(ApiError::NotFound("device"))?;
+    Ok((product, device))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ListQuery {
+    #[serde(alias = "pagination[page]")]
+    page: Option<String>,
+    #[serde(alias = "pagination[page_size]")]
+    page_size: Option<String>,
+    #[serde(alias = "filters[identifier]")]
+    identifier: Option<String>,
+    #[serde(alias = "filters[tag]")]
+    tag: Option<String>,
+    #[serde(alias = "filters[online]")]
+    online: Option<String>,
+}
+
+fn parse_in_range(
+    field: &str,
+    text: Option<&str>,
+    default: i64,
+    max: i64,
+) -> Result<i64, ApiError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    match text.trim().parse::<i64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(ApiError::invalid(
+            field,
+            format!("must be an integer from 1 to {max}"),
+        )),
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, product)): Path<(String, String)>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let membership = caller.in_org(&state, &org, Role::View).await?;
+    let product = products::find(&state, membership.org.id, &product).await?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let page = parse_in_range("page", query.page.as_deref(), 1, i64::from(u32::MAX))?;
+    let page_size = parse_in_range(
+        "page_size",
+        query.page_size.as_deref(),
+        DEFAULT_PAGE_SIZE,
+        MAX_PAGE_SIZE,
+    )?;
+    let online = match query.online.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return Err(ApiError::invalid("online", "must be true or false")),
+    };
+    let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let filter = DeviceFilter {
+        identifier: non_empty(query.identifier),
+        tag: non_empty(query.tag),
+        online,
+    };
+    let (devices, total) = state
+        .db
+        .devices_page(product.id, &filter, page, page_size)
+        .await?;
+    let total_pages = (total + page_size - 1) / page_size;
+    Ok(Json(json!({
+        "data": devices.iter().map(device_json).collect::<Vec<_>>(),
+        "pagination": {
+            "page": page,
+            "page_size": page_size,
+            "total_pages": total_pages,
+            "total_entries": total,
+        }
+    }))
+    .into_response())
+}
+
+/// Checks a device identifier: 1 to 255 characters, none of them white space, control
+/// characters or the URL delimiters `/ ? # %` (it appears in paths and as a certificate
+/// common name).
+fn check_identifier(identifier: &str) -> Result<(), ApiError> {
+    if identifier.is_empty() {
+        return Err(ApiError::invalid("identifier", "can't be blank"));
+    }
+    if identifier.chars().count() > MAX_IDENTIFIER_CHARS {
+        return Err(ApiError::invalid(
+            "identifier",
+            format!("should be at most {MAX_IDENTIFIER_CHARS} character(s)"),
+        ));
+    }
+    if identifier
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#' | '%' | '\\'))
+    {
+        return Err(ApiError::invalid(
+            "identifier",
+            "has invalid format (no spaces, control characters or / ? # % \\)",
+        ));
+    }
+    Ok(())
+}
+
+fn check_description(description: &str) -> Result<(), ApiError> {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(ApiError::invalid(
+            "description",
+            format!("should be at most {MAX_DESCRIPTION_CHARS} character(s)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads tags given as a JSON array of strings or as one comma-separated string (as
+/// NervesHub's forms take them), checks them (no spaces, no `"` `\` `,` or control
+/// characters, at most 100 of at most 100 characters) and drops repeats.
+pub(super) fn parse_tags(field: &str, value: &Value) -> Result<Vec<String>, ApiError> {
+    let raw: Vec<String> = match value {
+        Value::Null => Vec::new(),
+        Value::String(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| ApiError::invalid(field, "must be a list of strings"))
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(ApiError::invalid(field, "must be a list of strings")),
+    };
+    if raw.len() > MAX_TAGS {
+        return Err(ApiError::invalid(field, format!("at most {MAX_TAGS} tags")));
+    }
+    let mut tags: Vec<String> = Vec::with_capacity(raw.len());
+    for tag in raw {
+        if tag.is_empty() || tag.chars().count() > MAX_TAG_CHARS {
+            return Err(ApiError::invalid(
+                field,
+                format!("each tag has 1 to {MAX_TAG_CHARS} characters"),
+            ));
+        }
+        if tag.chars().any(char::is_whitespace) {
+            return Err(ApiError::invalid(field, "tags cannot contain spaces"));
+        }
+        if tag
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '"' | '\\' | ','))
+        {
+            return Err(ApiError::invalid(
+                field,
+                "tags cannot contain control characters, quotes, backslashes or commas",
+            ));
+        }
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    Ok(tags)
+}
+
+#[derive(Debug, Deserialize)]
+struct DeviceCreate {
+    identifier: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    tags: Value,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, product)): Path<(String, String)>,
+    Body(new): Body<DeviceCreate>,
+) -> Result<Response, ApiError> {
+    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let product = products::find(&state, membership.org.id, &product).await?;
+    check_identifier(&new.identifier)?;
+    let description = new.description.unwrap_or_default();
+    check_description(&description)?;
+    let tags = parse_tags("tags", &new.tags)?;
+    let mut tx = state.db.begin().await?;
+    let new_device = NewDevice {
+        org_id: membership.org.id,
+        product_id: product.id,
+        identifier: &new.identifier,
+        description: &description,
+        tags: &tags,
+    };
+    let id = match db::insert_device(&mut tx, &new_device).await {
+        Ok(id) => id,
+        Err(e) if db::is_unique_violation(&e) => {
+            return Err(ApiError::invalid("identifier", "has already been taken"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    audit_change(
+        &mut tx,
+        membership.org.id,
+        &caller,
+        ("device", &new.identifier),
+        "create",
+        format!(
+            "{} created device {} in product {}",
+            caller.user.email, new.identifier, product.name
+        ),
+    )
+    .await?;
+    let device = db::device_by_id_in(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("device vanished inside its own transaction".into()))?;
+    tx.commit().await?;
+    Ok(created(device_json(&device)))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, product, identifier)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let membership = caller.in_org(&state, &org, Role::View).await?;
+    let (_, device) = find(&state, membership.org.id, &product, &identifier).await?;
+    Ok(data(device_json(&device)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct DeviceUpdate {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    tags: Option<Value>,
+    #[serde(default)]
+    updates_enabled: Option<bool>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, product, identifier)): Path<(String, String, String)>,
+    Body(changes): Body<DeviceUpdate>,
+) -> Result<Response, ApiError> {
+    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let (product, device) = find(&state, membership.org.id, &product, &identifier).await?;
+    let description = changes.description.unwrap_or(device.description.clone());
+    check_description(&description)?;
+    let tags = match &changes.tags {
+        Some(value) => parse_tags("tags", value)?,
+        None => device.tag_list(),
+    };
+    let updates_enabled = changes
+        .updates_enabled
+        .unwrap_or(device.updates_enabled != 0);
+    let mut tx = state.db.begin().await?;
+    db::update_device(&mut tx, device.id, &description, &tags, updates_enabled).await?;
+    audit_change(
+        &mut tx,
+        membership.org.id,
+        &caller,
+        ("device", &identifier),
+        "update",
+        format!(
+            "{} updated device {identifier} in product {} (tags {:?}, updates {})",
+            caller.user.email,
+            product.name,
+            tags,
+            if updates_enabled {
+                "enabled"
+            } else {
+                "disabled"
+            }
+        ),
+    )
+    .await?;
+    let device = db::device_by_id_in(&mut tx, device.id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("device vanished inside its own transaction".into()))?;
+    tx.commit().await?;
+    Ok(data(device_json(&device)).into_response())
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, product, identifier)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let (product, device) = find(&state, membership.org.id, &product, &identifier).await?;
+    let mut tx = state.db.begin().await?;
+    db::delete_device(&mut tx, device.id).await?;
+    audit_change(
+        &mut tx,
+        membership.org.id,
+        &caller,
+        ("device", &identifier),
+        "delete",
+        format!(
+            "{} deleted device {identifier} from product {}",
+            caller.user.email, product.name
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(no_content())
+}
+
+#[derive(Debug, Deserialize)]
+struct DeviceAuth {
+    certificate: String,
+}
+
+async fn auth(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, product)): Path<(String, String)>,
+    Body(body): Body<DeviceAuth>,
+) -> Result<Response, ApiError> {
+    let membership = caller.in_org(&state, &org, Role::View).await?;
+    let product = products::find(&state, membership.org.id, &product).await?;
+    let unauthorized = || {
+        (
+            StatusCode::FORBIDDEN,
+            Json(json!({"status": "Unauthorized"})),
+        )
+            .into_response()
+    };
+    // As NervesHub: anything but a certificate of one of this product's devices is refused
+    // the same way, an unreadable certificate included.
+    let Ok(cert) = super::certificates::decode_certificate("certificate", &body.certificate) else {
+        return Ok(unauthorized());
+    };
+    let Some(stored) = state
+        .db
+        .device_certificate_by_fingerprint(cert.fingerprint())
+        .await?
+    else {
+        return Ok(unauthorized());
+    };
+    match state.db.device_by_id(stored.device_id).await? {
+        Some(device) if device.product_id == product.id => {
+            Ok(data(device_json(&device)).into_response())
+        }
+        _ => Ok(unauthorized()),
+    }
+}
+
+/// The OpenAPI schemas of this module.
+pub(super) fn schemas() -> Vec<(&'static str, Value)> {
+    let string = json!({"type": "string"});
+    let nullable_string = json!({"type": "string", "nullable": true});
+    let tags = json!({"type": "array", "items": {"type": "string", "pattern": "^[^\\s\",\\\\]+$"}});
+    vec![
+        (
+            "Device",
+            json!({"type": "object",
+            "required": ["identifier", "description", "tags", "online", "connection_status",
+                         "last_communication", "firmware_metadata", "version",
+                         "updates_enabled", "deployment_group", "org_name", "product_name"],
+            "properties": {
+                "identifier": string,
+                "description": string,
+                "tags": tags,
+                "online": {"type": "boolean"},
+                "connection_status": {"type": "string",
+                    "enum": ["not_seen", "connecting", "connected", "disconnected"]},
+                "last_communication": {"type": "string", "format": "date-time", "nullable": true},
+                "firmware_metadata": {"type": "object", "nullable": true},
+                "version": nullable_string,
+                "updates_enabled": {"type": "boolean"},
+                "deployment_group": {"type": "object", "nullable": true},
+                "org_name": string,
+                "product_name": string,
+            }}),
+        ),
+        (
+            "DeviceCreate",
+            json!({"type": "object", "required": ["identifier"], "properties": {
+                "identifier": {"type": "string", "maxLength": MAX_IDENTIFIER_CHARS,
+                    "description": "unique on the server; no spaces or / ? # % \\"},
+                "description": string,
+                "tags": {"description": "a list of tags, or one comma-separated string",
+                         "oneOf": [tags, string]},
+            }}),
+        ),
+        (
+            "DeviceUpdate",
+            json!({"type": "object", "properties": {
+                "description": string,
+                "tags": {"oneOf": [tags, string]},
+                "updates_enabled": {"type": "boolean"},
+            }}),
+        ),
+        (
+            "DeviceAuth",
+            json!({"type": "object", "required": ["certificate"], "properties": {
+                "certificate": {"type": "string", "description": "base64 of the certificate's PEM"},
+            }}),
+        ),
+    ]
+}

@@ -1,0 +1,442 @@
+//! Device certificates, registered Device CAs and CA verification tokens.
+// The lookups for the device endpoint (issue 11) are not called from the API itself.
+#![allow(dead_code)]
+
+use nerveshub_pki::{Certificate, KnownCertificate, RegisteredCa, TrustStore};
+use sqlx::{AnyConnection, FromRow};
+
+use super::{Db, now_ms};
+use crate::auth::hex_upper;
+
+/// How long a CA verification token may be used after it was issued (NervesHub: 1 hour).
+pub(crate) const VERIFICATION_TOKEN_TTL_MS: i64 = 60 * 60 * 1000;
+
+const DEVICE_CERT_COLUMNS: &str = "c.id, c.device_id, c.org_id, c.serial, c.aki, c.ski, \
+     c.not_before, c.not_after, c.der, c.fingerprint, c.public_key_fingerprint, c.last_used, \
+     d.identifier";
+
+const DEVICE_CERT_FROM: &str = "FROM device_certificates c JOIN devices d ON d.id = c.device_id";
+
+/// A stored device certificate, with its device's identifier.
+#[derive(Debug, Clone, FromRow)]
+pub(crate) struct DeviceCertificateRow {
+    pub(crate) id: i64,
+    pub(crate) device_id: i64,
+    pub(crate) org_id: i64,
+    /// Decimal, as NervesHub stores it.
+    pub(crate) serial: String,
+    /// Authority key identifier, upper-case hex.
+    pub(crate) aki: Option<String>,
+    /// Subject key identifier, upper-case hex.
+    pub(crate) ski: Option<String>,
+    /// Unix ms.
+    pub(crate) not_before: i64,
+    /// Unix ms.
+    pub(crate) not_after: i64,
+    pub(crate) der: Vec<u8>,
+    /// SHA-1 over the DER, upper-case hex.
+    pub(crate) fingerprint: String,
+    /// SHA-1 over the SubjectPublicKeyInfo, upper-case hex.
+    pub(crate) public_key_fingerprint: String,
+    pub(crate) last_used: Option<i64>,
+    /// The owning device's identifier.
+    pub(crate) identifier: String,
+}
+
+impl DeviceCertificateRow {
+    /// The certificate as the trust store knows it.
+    pub(crate) fn known(&self) -> KnownCertificate {
+        KnownCertificate::new(
+            &self.fingerprint,
+            &self.public_key_fingerprint,
+            &self.identifier,
+        )
+    }
+}
+
+/// Unix milliseconds of a certificate time.
+pub(crate) fn unix_ms(time: nerveshub_pki::UnixTime) -> i64 {
+    i64::try_from(time.as_secs())
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000)
+}
+
+/// Stores `cert` as a certificate of device `device_id` (of org `org_id`) and returns its id.
+/// The fingerprint is unique server-wide and the serial unique per device: either repeated is
+/// a unique violation.
+pub(crate) async fn insert_device_certificate(
+    conn: &mut AnyConnection,
+    device_id: i64,
+    org_id: i64,
+    cert: &Certificate,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO device_certificates (device_id, org_id, serial, aki, ski, not_before, not_after,
+             der, fingerprint, public_key_fingerprint, inserted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+    )
+    .bind(device_id)
+    .bind(org_id)
+    .bind(cert.serial())
+    .bind(cert.aki().map(hex_upper))
+    .bind(cert.ski().map(hex_upper))
+    .bind(unix_ms(cert.not_before()))
+    .bind(unix_ms(cert.not_after()))
+    .bind(cert.der().to_vec())
+    .bind(cert.fingerprint())
+    .bind(cert.public_key_fingerprint())
+    .bind(now_ms())
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// Deletes one device certificate.
+pub(crate) async fn delete_device_certificate(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM device_certificates WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The devices other than `device_id` that already have a certificate for this public key
+/// (a public key belongs to one device only).
+pub(crate) async fn public_key_owner(
+    conn: &mut AnyConnection,
+    public_key_fingerprint: &str,
+    device_id: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(trusted(format!(
+        "SELECT d.identifier {DEVICE_CERT_FROM}
+         WHERE c.public_key_fingerprint = $1 AND c.device_id <> $2 LIMIT 1"
+    )))
+    .bind(public_key_fingerprint)
+    .bind(device_id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// The orgs of the registered CAs whose SKI is `ski` (upper-case hex).
+pub(crate) async fn ca_orgs_with_ski(
+    conn: &mut AnyConnection,
+    ski: &str,
+) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT org_id FROM ca_certificates WHERE ski = $1")
+        .bind(ski)
+        .fetch_all(&mut *conn)
+        .await
+}
+
+const CA_COLUMNS: &str = "c.id, c.org_id, c.serial, c.aki, c.ski, c.not_before, c.not_after, \
+     c.der, c.description, c.jitp_product_id, p.name AS jitp_product_name, c.jitp_tags, \
+     c.jitp_description, c.last_used, c.inserted_at";
+
+const CA_FROM: &str = "FROM ca_certificates c LEFT JOIN products p ON p.id = c.jitp_product_id";
+
+/// A registered Device CA.
+#[derive(Debug, Clone, FromRow)]
+pub(crate) struct CaCertificateRow {
+    pub(crate) id: i64,
+    pub(crate) org_id: i64,
+    /// Decimal; unique server-wide.
+    pub(crate) serial: String,
+    pub(crate) aki: Option<String>,
+    /// Upper-case hex; what device certificates' AKI names.
+    pub(crate) ski: Option<String>,
+    pub(crate) not_before: i64,
+    pub(crate) not_after: i64,
+    pub(crate) der: Vec<u8>,
+    pub(crate) description: String,
+    /// The JITP product, if the CA provisions unknown devices.
+    pub(crate) jitp_product_id: Option<i64>,
+    pub(crate) jitp_product_name: Option<String>,
+    /// JSON array of strings.
+    pub(crate) jitp_tags: Option<String>,
+    pub(crate) jitp_description: Option<String>,
+    pub(crate) last_used: Option<i64>,
+    pub(crate) inserted_at: i64,
+}
+
+impl CaCertificateRow {
+    /// The CA for a [`TrustStore`]. It passed [`nerveshub_pki::CaRegistration::vet`] when it
+    /// was registered; this repeats the structural checks on the stored DER.
+    pub(crate) fn registered(&self) -> Result<RegisteredCa, nerveshub_pki::Error> {
+        RegisteredCa::new(Certificate::from_der(&self.der)?, true)
+    }
+
+    /// The JITP profile's tags.
+    pub(crate) fn jitp_tag_list(&self) -> Vec<String> {
+        self.jitp_tags
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// The just-in-time provisioning profile stored with a CA.
+#[derive(Debug, Clone)]
+pub(crate) struct JitpFields<'a> {
+    pub(crate) product_id: i64,
+    pub(crate) tags: &'a [String],
+    pub(crate) description: &'a str,
+}
+
+/// Stores a vetted CA for `org_id` and returns its id; a serial already registered (by any
+/// org) is a unique violation.
+pub(crate) async fn insert_ca_certificate(
+    conn: &mut AnyConnection,
+    org_id: i64,
+    cert: &Certificate,
+    description: &str,
+    jitp: Option<&JitpFields<'_>>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO ca_certificates (org_id, serial, aki, ski, not_before, not_after, der,
+             description, jitp_product_id, jitp_tags, jitp_description, inserted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+    )
+    .bind(org_id)
+    .bind(cert.serial())
+    .bind(cert.aki().map(hex_upper))
+    .bind(cert.ski().map(hex_upper))
+    .bind(unix_ms(cert.not_before()))
+    .bind(unix_ms(cert.not_after()))
+    .bind(cert.der().to_vec())
+    .bind(description)
+    .bind(jitp.map(|j| j.product_id))
+    .bind(jitp.map(|j| serde_json::Value::from(j.tags.to_vec()).to_string()))
+    .bind(jitp.map(|j| j.description.to_owned()))
+    .bind(now_ms())
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// Deletes a registered CA. Device certificates it issued stay (NervesHub keeps them too);
+/// devices that are not yet known can no longer join through it.
+pub(crate) async fn delete_ca_certificate(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM ca_certificates WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores a freshly issued verification token for `org_id`, dropping the org's expired ones.
+pub(crate) async fn insert_verification_token(
+    conn: &mut AnyConnection,
+    org_id: i64,
+    token: &str,
+) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    sqlx::query("DELETE FROM ca_verification_tokens WHERE org_id = $1 AND inserted_at < $2")
+        .bind(org_id)
+        .bind(now - VERIFICATION_TOKEN_TTL_MS)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO ca_verification_tokens (org_id, token, inserted_at) VALUES ($1, $2, $3)",
+    )
+    .bind(org_id)
+    .bind(token)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Uses up `token` if `org_id` was issued it less than an hour ago: deletes it and answers
+/// whether it was there. Inside the registration's transaction, so a refused registration
+/// keeps the token, and two registrations cannot both use it.
+pub(crate) async fn take_verification_token(
+    conn: &mut AnyConnection,
+    org_id: i64,
+    token: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM ca_verification_tokens WHERE org_id = $1 AND token = $2 AND inserted_at >= $3",
+    )
+    .bind(org_id)
+    .bind(token)
+    .bind(now_ms() - VERIFICATION_TOKEN_TTL_MS)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+impl Db {
+    /// The certificates of device `device_id`, by serial.
+    pub(crate) async fn device_certificates(
+        &self,
+        device_id: i64,
+    ) -> Result<Vec<DeviceCertificateRow>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT {DEVICE_CERT_COLUMNS} {DEVICE_CERT_FROM} WHERE c.device_id = $1 ORDER BY c.id"
+        )))
+        .bind(device_id)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// One certificate of device `device_id` by decimal serial.
+    pub(crate) async fn device_certificate(
+        &self,
+        device_id: i64,
+        serial: &str,
+    ) -> Result<Option<DeviceCertificateRow>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT {DEVICE_CERT_COLUMNS} {DEVICE_CERT_FROM} WHERE c.device_id = $1 AND c.serial = $2"
+        )))
+        .bind(device_id)
+        .bind(serial)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// The stored device certificate whose SHA-1 fingerprint (upper-case hex, as
+    /// [`Certificate::fingerprint`] gives it) is `fingerprint`, with its device's identifier:
+    /// how a device presenting a known certificate is recognised, and what
+    /// `POST …/devices/auth` answers.
+    pub(crate) async fn device_certificate_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<DeviceCertificateRow>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT {DEVICE_CERT_COLUMNS} {DEVICE_CERT_FROM} WHERE c.fingerprint = $1"
+        )))
+        .bind(fingerprint.to_ascii_uppercase())
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// The stored device certificates for the public key whose SHA-1 fingerprint is
+    /// `public_key_fingerprint` (all belong to one device): a renewed certificate for a known
+    /// key is recognised by it.
+    pub(crate) async fn device_certificates_by_public_key(
+        &self,
+        public_key_fingerprint: &str,
+    ) -> Result<Vec<DeviceCertificateRow>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT {DEVICE_CERT_COLUMNS} {DEVICE_CERT_FROM} WHERE c.public_key_fingerprint = $1 ORDER BY c.id"
+        )))
+        .bind(public_key_fingerprint.to_ascii_uppercase())
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// Every stored device certificate on the server, for the known certificates of a
+    /// [`TrustStore`] (see [`Db::trust_store`]).
+    pub(crate) async fn device_certificates_all(
+        &self,
+    ) -> Result<Vec<DeviceCertificateRow>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT {DEVICE_CERT_COLUMNS} {DEVICE_CERT_FROM} ORDER BY c.id"
+        )))
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// Records that device certificate `id` was just used to authenticate.
+    pub(crate) async fn touch_device_certificate(&self, id: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE device_certificates SET last_used = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The CAs registered by `org_id`, oldest first.
+    pub(crate) async fn ca_certificates(
+        &self,
+        org_id: i64,
+    ) -> Result<Vec<CaCertificateRow>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT {CA_COLUMNS} {CA_FROM} WHERE c.org_id = $1 ORDER BY c.id"
+        )))
+        .bind(org_id)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// One CA of `org_id` by decimal serial.
+    pub(crate) async fn ca_certificate(
+        &self,
+        org_id: i64,
+        serial: &str,
+    ) -> Result<Option<CaCertificateRow>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT {CA_COLUMNS} {CA_FROM} WHERE c.org_id = $1 AND c.serial = $2"
+        )))
+        .bind(org_id)
+        .bind(serial)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// Every registered CA on the server, oldest first: the CAs of a [`TrustStore`]
+    /// (each through [`CaCertificateRow::registered`]). A row's `org_id` is the org of the
+    /// devices it may introduce; its JITP fields say how to create unknown ones.
+    pub(crate) async fn ca_certificates_all(&self) -> Result<Vec<CaCertificateRow>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT {CA_COLUMNS} {CA_FROM} ORDER BY c.id"
+        )))
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// The registered CAs whose SKI (upper-case hex) is `ski`: the CA named by a device
+    /// certificate's AKI.
+    pub(crate) async fn ca_certificates_by_ski(
+        &self,
+        ski: &str,
+    ) -> Result<Vec<CaCertificateRow>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT {CA_COLUMNS} {CA_FROM} WHERE c.ski = $1 ORDER BY c.id"
+        )))
+        .bind(ski.to_ascii_uppercase())
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// Records that CA `id` just vouched for a device.
+    pub(crate) async fn touch_ca_certificate(&self, id: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE ca_certificates SET last_used = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// A [`TrustStore`] of everything stored now: every registered CA and every known device
+    /// certificate. A stored CA that no longer passes the structural checks is left out (and
+    /// logged) rather than failing the whole store.
+    pub(crate) async fn trust_store(&self) -> Result<TrustStore, sqlx::Error> {
+        let cas = self.ca_certificates_all().await?;
+        let known = self.device_certificates_all().await?;
+        let mut builder = TrustStore::builder();
+        for ca in &cas {
+            match ca.registered() {
+                Ok(registered) => builder = builder.ca(registered),
+                Err(e) => {
+                    tracing::warn!(serial = %ca.serial, error = %e, "stored Device CA is unusable")
+                }
+            }
+        }
+        Ok(builder
+            .known_certificates(known.iter().map(DeviceCertificateRow::known))
+            .build())
+    }
+}
+
+/// SQL assembled only from this module's constant fragments and numbered placeholders, never
+/// from input (input is always bound).
+fn trusted(sql: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(sql)
+}

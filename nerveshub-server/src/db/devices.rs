@@ -1,0 +1,258 @@
+//! Devices: identity (identifier unique server-wide), description, tags, firmware metadata
+//! and connection state.
+
+use sqlx::{AnyConnection, FromRow};
+
+use super::{Backend, Db, now_ms};
+
+/// The columns of a [`DeviceRow`], with the org and product names joined in (`d`, `o`, `p`).
+const DEVICE_COLUMNS: &str = "d.id, d.org_id, d.product_id, d.identifier, d.description, d.tags, \
+     d.firmware_metadata, d.updates_enabled, d.connection_status, d.connection_last_seen_at, \
+     d.first_seen_at, d.inserted_at, o.name AS org_name, p.name AS product_name";
+
+const DEVICE_FROM: &str =
+    "FROM devices d JOIN orgs o ON o.id = d.org_id JOIN products p ON p.id = d.product_id";
+
+/// A device as stored, with the names of its org and product.
+#[derive(Debug, Clone, FromRow)]
+#[allow(dead_code)] // some columns are for the device endpoint (issue 11)
+pub(crate) struct DeviceRow {
+    pub(crate) id: i64,
+    pub(crate) org_id: i64,
+    pub(crate) product_id: i64,
+    /// Unique across the server; the common name of the device's certificates.
+    pub(crate) identifier: String,
+    pub(crate) description: String,
+    /// JSON array of strings; read with [`DeviceRow::tag_list`].
+    pub(crate) tags: String,
+    /// JSON object as the device reported it, `None` until its first connection.
+    pub(crate) firmware_metadata: Option<String>,
+    /// 0 or 1.
+    pub(crate) updates_enabled: i64,
+    /// `not_seen`, `connected` or `disconnected`.
+    pub(crate) connection_status: String,
+    /// Unix ms of the last message from the device.
+    pub(crate) connection_last_seen_at: Option<i64>,
+    pub(crate) first_seen_at: Option<i64>,
+    pub(crate) inserted_at: i64,
+    pub(crate) org_name: String,
+    pub(crate) product_name: String,
+}
+
+impl DeviceRow {
+    /// The tags (an unreadable column, which only a corrupted row could hold, reads as none).
+    pub(crate) fn tag_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.tags).unwrap_or_default()
+    }
+
+    /// The firmware metadata document, if the device reported one.
+    pub(crate) fn firmware_metadata_json(&self) -> Option<serde_json::Value> {
+        self.firmware_metadata
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+    }
+
+    /// Whether the device is connected now.
+    pub(crate) fn online(&self) -> bool {
+        self.connection_status == "connected"
+    }
+}
+
+/// The fields of a new device.
+#[derive(Debug, Clone)]
+pub(crate) struct NewDevice<'a> {
+    pub(crate) org_id: i64,
+    pub(crate) product_id: i64,
+    pub(crate) identifier: &'a str,
+    pub(crate) description: &'a str,
+    pub(crate) tags: &'a [String],
+}
+
+/// Inserts a device and returns its id. A duplicate identifier (anywhere on the server) is a
+/// unique violation.
+pub(crate) async fn insert_device(
+    conn: &mut AnyConnection,
+    new: &NewDevice<'_>,
+) -> Result<i64, sqlx::Error> {
+    let now = now_ms();
+    sqlx::query_scalar(
+        "INSERT INTO devices (org_id, product_id, identifier, description, tags, inserted_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+    )
+    .bind(new.org_id)
+    .bind(new.product_id)
+    .bind(new.identifier)
+    .bind(new.description)
+    .bind(tags_json(new.tags))
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// Sets a device's description, tags and updates flag.
+pub(crate) async fn update_device(
+    conn: &mut AnyConnection,
+    id: i64,
+    description: &str,
+    tags: &[String],
+    updates_enabled: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE devices SET description = $1, tags = $2, updates_enabled = $3, updated_at = $4
+         WHERE id = $5",
+    )
+    .bind(description)
+    .bind(tags_json(tags))
+    .bind(i64::from(updates_enabled))
+    .bind(now_ms())
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes a device; its certificates, shared secrets, updates and events go with it.
+pub(crate) async fn delete_device(conn: &mut AnyConnection, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM devices WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A device by id, read inside the caller's transaction.
+pub(crate) async fn device_by_id_in(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<Option<DeviceRow>, sqlx::Error> {
+    sqlx::query_as(trusted(format!(
+        "SELECT {DEVICE_COLUMNS} {DEVICE_FROM} WHERE d.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+fn tags_json(tags: &[String]) -> String {
+    serde_json::Value::from(tags.to_vec()).to_string()
+}
+
+/// Which devices of a product a listing shows.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeviceFilter {
+    /// Case-insensitive substring of the identifier.
+    pub(crate) identifier: Option<String>,
+    /// A tag the device carries (exact).
+    pub(crate) tag: Option<String>,
+    /// Connected now (`true`) or not (`false`).
+    pub(crate) online: Option<bool>,
+}
+
+impl Db {
+    /// A device of `product_id` by identifier.
+    pub(crate) async fn device(
+        &self,
+        product_id: i64,
+        identifier: &str,
+    ) -> Result<Option<DeviceRow>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT {DEVICE_COLUMNS} {DEVICE_FROM} WHERE d.product_id = $1 AND d.identifier = $2"
+        )))
+        .bind(product_id)
+        .bind(identifier)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// A device by identifier, whatever its org and product (identifiers are unique
+    /// server-wide): for the device endpoint, where a certificate's common name or a shared
+    /// secret's token names the device.
+    #[allow(dead_code)] // for the device endpoint (issue 11)
+    pub(crate) async fn device_by_identifier(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<DeviceRow>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT {DEVICE_COLUMNS} {DEVICE_FROM} WHERE d.identifier = $1"
+        )))
+        .bind(identifier)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// A device by id (the `device_id` of a certificate or shared secret).
+    #[allow(dead_code)] // for the device endpoint (issue 11)
+    pub(crate) async fn device_by_id(&self, id: i64) -> Result<Option<DeviceRow>, sqlx::Error> {
+        let mut conn = self.pool().acquire().await?;
+        device_by_id_in(&mut conn, id).await
+    }
+
+    /// One page (1-based) of `product_id`'s devices matching `filter`, by identifier, and how
+    /// many match in all.
+    pub(crate) async fn devices_page(
+        &self,
+        product_id: i64,
+        filter: &DeviceFilter,
+        page: i64,
+        page_size: i64,
+    ) -> Result<(Vec<DeviceRow>, i64), sqlx::Error> {
+        // Substring tests without LIKE's wildcards and case rules, which differ between the
+        // engines: SQLite's instr() and PostgreSQL's strpos() find a plain substring.
+        let find = match self.backend() {
+            Backend::Sqlite => "instr",
+            Backend::Postgres => "strpos",
+        };
+        let mut conditions = vec!["d.product_id = $1".to_owned()];
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(identifier) = &filter.identifier {
+            binds.push(identifier.to_lowercase());
+            conditions.push(format!(
+                "{find}(LOWER(d.identifier), ${}) > 0",
+                binds.len() + 1
+            ));
+        }
+        if let Some(tag) = &filter.tag {
+            // Tags are stored as a JSON array of strings that need no escaping (checked when
+            // written), so `"tag"` occurs in the text exactly when the device has the tag.
+            binds.push(serde_json::Value::from(tag.as_str()).to_string());
+            conditions.push(format!("{find}(d.tags, ${}) > 0", binds.len() + 1));
+        }
+        match filter.online {
+            Some(true) => conditions.push("d.connection_status = 'connected'".to_owned()),
+            Some(false) => conditions.push("d.connection_status <> 'connected'".to_owned()),
+            None => {}
+        }
+        let wheres = conditions.join(" AND ");
+
+        let count_sql = format!("SELECT COUNT(*) {DEVICE_FROM} WHERE {wheres}");
+        let mut count = sqlx::query_scalar(trusted(count_sql)).bind(product_id);
+        for value in &binds {
+            count = count.bind(value.as_str());
+        }
+        let total: i64 = count.fetch_one(self.pool()).await?;
+
+        let n = binds.len();
+        let rows_sql = format!(
+            "SELECT {DEVICE_COLUMNS} {DEVICE_FROM} WHERE {wheres} ORDER BY d.identifier LIMIT ${} OFFSET ${}",
+            n + 2,
+            n + 3
+        );
+        let mut rows = sqlx::query_as(trusted(rows_sql)).bind(product_id);
+        for value in &binds {
+            rows = rows.bind(value.as_str());
+        }
+        let offset = page.saturating_sub(1).saturating_mul(page_size);
+        let devices = rows
+            .bind(page_size)
+            .bind(offset)
+            .fetch_all(self.pool())
+            .await?;
+        Ok((devices, total))
+    }
+}
+
+/// SQL assembled only from this module's constant fragments and numbered placeholders, never
+/// from input (input is always bound).
+fn trusted(sql: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(sql)
+}

@@ -1,0 +1,230 @@
+//! Shared secrets for NH1 HMAC device authentication: product keys (`nhp_…`, which may
+//! register new devices) and device keys (`nhd_…`). A key is never deleted, only deactivated.
+// The lookups for the device endpoint (issue 11) are not called from the API itself.
+#![allow(dead_code)]
+
+use std::fmt;
+
+use sqlx::{AnyConnection, FromRow};
+
+use super::{Db, now_ms};
+
+/// A product or device shared secret. `Debug` leaves the secret out.
+#[derive(Clone, FromRow)]
+pub(crate) struct SharedSecretRow {
+    pub(crate) id: i64,
+    /// The product (`nhp_` keys) or device (`nhd_` keys) it belongs to.
+    pub(crate) owner_id: i64,
+    /// The access key the device sends in `x-nh-key`; unique.
+    pub(crate) key: String,
+    /// The PBKDF2 password the device signs with.
+    pub(crate) secret: String,
+    /// Unix ms; a deactivated key no longer authenticates anyone.
+    pub(crate) deactivated_at: Option<i64>,
+    pub(crate) inserted_at: i64,
+}
+
+impl fmt::Debug for SharedSecretRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedSecretRow")
+            .field("id", &self.id)
+            .field("owner_id", &self.owner_id)
+            .field("key", &self.key)
+            .field("deactivated_at", &self.deactivated_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An active product shared secret with the product's org: what the device endpoint needs to
+/// check an `nhp_` key and register the device it names.
+#[derive(Debug, Clone)]
+pub(crate) struct ProductSharedSecret {
+    pub(crate) secret: SharedSecretRow,
+    pub(crate) product_id: i64,
+    pub(crate) org_id: i64,
+}
+
+/// An active device shared secret with its device's identifier.
+#[derive(Debug, Clone)]
+pub(crate) struct DeviceSharedSecret {
+    pub(crate) secret: SharedSecretRow,
+    pub(crate) device_id: i64,
+    pub(crate) identifier: String,
+}
+
+/// Which table a secret lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SecretOwner {
+    Product,
+    Device,
+}
+
+impl SecretOwner {
+    fn table(self) -> &'static str {
+        match self {
+            SecretOwner::Product => "product_shared_secrets",
+            SecretOwner::Device => "device_shared_secrets",
+        }
+    }
+    fn owner_column(self) -> &'static str {
+        match self {
+            SecretOwner::Product => "product_id",
+            SecretOwner::Device => "device_id",
+        }
+    }
+}
+
+/// Stores a new shared secret of `owner_id`.
+pub(crate) async fn insert_shared_secret(
+    conn: &mut AnyConnection,
+    owner: SecretOwner,
+    owner_id: i64,
+    key: &str,
+    secret: &str,
+) -> Result<SharedSecretRow, sqlx::Error> {
+    let now = now_ms();
+    let id: i64 = sqlx::query_scalar(trusted(format!(
+        "INSERT INTO {} ({}, key, secret, inserted_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        owner.table(),
+        owner.owner_column()
+    )))
+    .bind(owner_id)
+    .bind(key)
+    .bind(secret)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(SharedSecretRow {
+        id,
+        owner_id,
+        key: key.to_owned(),
+        secret: secret.to_owned(),
+        deactivated_at: None,
+        inserted_at: now,
+    })
+}
+
+/// Deactivates secret `id` now; a secret already deactivated keeps its first time.
+pub(crate) async fn deactivate_shared_secret(
+    conn: &mut AnyConnection,
+    owner: SecretOwner,
+    id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(trusted(format!(
+        "UPDATE {} SET deactivated_at = $1 WHERE id = $2 AND deactivated_at IS NULL",
+        owner.table()
+    )))
+    .bind(now_ms())
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+impl Db {
+    /// The shared secrets of a product or device, active and deactivated, oldest first.
+    pub(crate) async fn shared_secrets(
+        &self,
+        owner: SecretOwner,
+        owner_id: i64,
+    ) -> Result<Vec<SharedSecretRow>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT id, {col} AS owner_id, key, secret, deactivated_at, inserted_at FROM {table}
+             WHERE {col} = $1 ORDER BY id",
+            table = owner.table(),
+            col = owner.owner_column()
+        )))
+        .bind(owner_id)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// One shared secret of a product or device by key, active or not.
+    pub(crate) async fn shared_secret_of(
+        &self,
+        owner: SecretOwner,
+        owner_id: i64,
+        key: &str,
+    ) -> Result<Option<SharedSecretRow>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT id, {col} AS owner_id, key, secret, deactivated_at, inserted_at FROM {table}
+             WHERE {col} = $1 AND key = $2",
+            table = owner.table(),
+            col = owner.owner_column()
+        )))
+        .bind(owner_id)
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// The **active** product shared secret whose key (`nhp_…`) is `key`, with its product and
+    /// org; `None` for an unknown or deactivated key.
+    pub(crate) async fn product_shared_secret(
+        &self,
+        key: &str,
+    ) -> Result<Option<ProductSharedSecret>, sqlx::Error> {
+        let row: Option<(i64, i64, String, String, Option<i64>, i64, i64)> = sqlx::query_as(
+            "SELECT s.id, s.product_id, s.key, s.secret, s.deactivated_at, s.inserted_at, p.org_id
+             FROM product_shared_secrets s JOIN products p ON p.id = s.product_id
+             WHERE s.key = $1 AND s.deactivated_at IS NULL",
+        )
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(
+            |(id, product_id, key, secret, deactivated_at, inserted_at, org_id)| {
+                ProductSharedSecret {
+                    secret: SharedSecretRow {
+                        id,
+                        owner_id: product_id,
+                        key,
+                        secret,
+                        deactivated_at,
+                        inserted_at,
+                    },
+                    product_id,
+                    org_id,
+                }
+            },
+        ))
+    }
+
+    /// The **active** device shared secret whose key (`nhd_…`) is `key`, with its device's
+    /// identifier; `None` for an unknown or deactivated key.
+    pub(crate) async fn device_shared_secret(
+        &self,
+        key: &str,
+    ) -> Result<Option<DeviceSharedSecret>, sqlx::Error> {
+        let row: Option<(i64, i64, String, String, Option<i64>, i64, String)> = sqlx::query_as(
+            "SELECT s.id, s.device_id, s.key, s.secret, s.deactivated_at, s.inserted_at, d.identifier
+             FROM device_shared_secrets s JOIN devices d ON d.id = s.device_id
+             WHERE s.key = $1 AND s.deactivated_at IS NULL",
+        )
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(
+            |(id, device_id, key, secret, deactivated_at, inserted_at, identifier)| {
+                DeviceSharedSecret {
+                    secret: SharedSecretRow {
+                        id,
+                        owner_id: device_id,
+                        key,
+                        secret,
+                        deactivated_at,
+                        inserted_at,
+                    },
+                    device_id,
+                    identifier,
+                }
+            },
+        ))
+    }
+}
+
+/// SQL assembled only from this module's constant fragments and numbered placeholders, never
+/// from input (input is always bound).
+fn trusted(sql: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(sql)
+}
