@@ -30,8 +30,12 @@ pub struct Config {
     pub device_hosts: Vec<String>,
     /// The email of the server admin created on first start.
     pub admin_email: String,
-    /// Where firmware is kept: `local` (under `data_dir`) or `s3://bucket`.
+    /// Where firmware is kept: `local` (under `data_dir`), `s3://bucket` or
+    /// `s3://bucket/prefix`.
     pub storage: String,
+    /// object_store settings for `s3://` storage (`aws_endpoint`, `aws_region`,
+    /// `aws_allow_http`, …), applied over the `AWS_*` environment variables.
+    pub storage_options: Vec<(String, String)>,
     /// The largest firmware upload accepted, in bytes.
     pub max_firmware_size: u64,
     /// The base of the URLs handed to devices (firmware downloads); `None` means
@@ -53,6 +57,7 @@ impl Config {
             device_hosts: Vec::new(),
             admin_email: "admin@localhost".to_owned(),
             storage: "local".to_owned(),
+            storage_options: Vec::new(),
             max_firmware_size: DEFAULT_MAX_FIRMWARE_SIZE,
             device_url: None,
         }

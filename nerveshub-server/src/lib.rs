@@ -35,6 +35,7 @@ mod error;
 mod server;
 mod state;
 mod time;
+mod storage;
 mod tls;
 
 pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE};

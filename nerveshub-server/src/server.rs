@@ -15,6 +15,7 @@ use crate::db::{self, Actor, Audit, Db};
 use crate::device::{self, DeviceHub};
 use crate::error::ServerError;
 use crate::state::AppState;
+use crate::storage::Storage;
 use crate::tls::{self, DeviceTlsIdentity};
 use crate::{api, device_endpoint};
 
@@ -85,10 +86,13 @@ impl RunningServer {
         let api_addr = local_addr(&api_listener)?;
         let device_addr = local_addr(&device_listener)?;
 
+        let storage = Storage::open(&config, device_addr)?;
+        tracing::info!(storage = %storage.describe(), "firmware storage ready");
         let state = AppState {
             db,
             config: Arc::new(config),
             devices,
+            storage,
         };
         let (stop, stopped) = watch::channel(false);
         let api_router = api::router(state.clone());

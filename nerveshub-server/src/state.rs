@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::db::Db;
 use crate::device::DeviceHub;
+use crate::storage::Storage;
 
 /// Shared by the management API and the device endpoint; cheap to clone.
 #[derive(Debug, Clone)]
@@ -13,4 +14,5 @@ pub(crate) struct AppState {
     pub(crate) config: Arc<Config>,
     /// Connected devices and the device endpoint's certificate trust.
     pub(crate) devices: DeviceHub,
+    pub(crate) storage: Storage,
 }

@@ -422,5 +422,7 @@ fn extra_schemas() -> Vec<(&'static str, Value)> {
     all.extend(super::ca_certificates::schemas());
     all.extend(super::shared_secrets::schemas());
     all.extend(super::audit::schemas());
+    all.extend(super::firmwares::schemas());
+    all.extend(super::device_actions::schemas());
     all
 }

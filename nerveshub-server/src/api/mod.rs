@@ -8,6 +8,8 @@ mod certificates;
 pub(crate) mod devices;
 mod docs;
 pub(crate) use docs::openapi as docs_openapi;
+mod firmware_upload;
+mod firmwares;
 mod keys;
 mod orgs;
 mod products;
@@ -92,6 +94,7 @@ fn build() -> Api {
     let api = certificates::routes(api);
     let api = ca_certificates::routes(api);
     let api = shared_secrets::routes(api);
+    let api = firmwares::routes(api);
     docs::routes(api)
 }
 

@@ -29,14 +29,6 @@ pub(crate) struct SessionCa {
     pub(crate) jitp_description: Option<String>,
 }
 
-/// A stored device certificate's fingerprints and its device's identifier.
-#[derive(Debug, Clone, FromRow)]
-pub(crate) struct KnownCertRow {
-    pub(crate) fingerprint: String,
-    pub(crate) public_key_fingerprint: String,
-    pub(crate) identifier: String,
-}
-
 /// A shared secret found by its key.
 #[derive(Debug, Clone, FromRow)]
 pub(crate) struct SecretRow {
@@ -70,23 +62,6 @@ fn unix_ms(t: nerveshub_pki::UnixTime) -> i64 {
 }
 
 impl Db {
-    /// The DER of every registered Device CA.
-    pub(crate) async fn trust_ca_ders(&self) -> Result<Vec<Vec<u8>>, sqlx::Error> {
-        sqlx::query_scalar("SELECT der FROM ca_certificates ORDER BY id")
-            .fetch_all(self.pool())
-            .await
-    }
-
-    /// Every stored device certificate with its device's identifier.
-    pub(crate) async fn trust_known_certificates(&self) -> Result<Vec<KnownCertRow>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT c.fingerprint, c.public_key_fingerprint, d.identifier
-             FROM device_certificates c JOIN devices d ON d.id = c.device_id ORDER BY c.id",
-        )
-        .fetch_all(self.pool())
-        .await
-    }
-
     /// The device owning the certificate with this SHA-1 fingerprint.
     pub(crate) async fn device_by_cert_fingerprint(
         &self,
@@ -102,7 +77,7 @@ impl Db {
     }
 
     /// Marks a device certificate used now.
-    pub(crate) async fn touch_device_certificate(
+    pub(crate) async fn touch_certificate_by_fingerprint(
         &self,
         fingerprint: &str,
     ) -> Result<(), sqlx::Error> {
@@ -464,4 +439,16 @@ pub(crate) async fn insert_device_update(
     .bind(now)
     .fetch_one(&mut *conn)
     .await
+}
+
+/// Removes an update record (its push never reached the device).
+pub(crate) async fn delete_device_update(
+    conn: &mut AnyConnection,
+    update_id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM device_updates WHERE id = $1")
+        .bind(update_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }

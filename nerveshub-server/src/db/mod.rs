@@ -9,6 +9,7 @@ pub(crate) mod device_session;
 mod certificates;
 mod devices;
 mod shared_secrets;
+mod firmwares;
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,6 +24,7 @@ pub(crate) use catalog::*;
 pub(crate) use certificates::*;
 pub(crate) use devices::*;
 pub(crate) use shared_secrets::*;
+pub(crate) use firmwares::*;
 
 /// Which database engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

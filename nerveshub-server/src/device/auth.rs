@@ -96,7 +96,7 @@ async fn by_certificate(
             .ok_or_else(|| invalid("the certificate is no longer stored"))?;
         state
             .db
-            .touch_device_certificate(verified.fingerprint())
+            .touch_certificate_by_fingerprint(verified.fingerprint())
             .await?;
         return Ok(device);
     }

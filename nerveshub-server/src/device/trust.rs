@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use nerveshub_pki::{Certificate, KnownCertificate, RegisteredCa, SharedTrustStore, TrustStore};
+use nerveshub_pki::{SharedTrustStore, TrustStore};
 use tokio::sync::Mutex;
 
 use crate::db::Db;
@@ -43,21 +43,8 @@ impl Trust {
     }
 }
 
-/// A snapshot of what the database holds now. A stored CA that no longer parses (or is not a
-/// CA) is left out with a warning rather than failing the whole endpoint.
+/// A snapshot of what the database holds now (a stored CA that no longer passes the
+/// structural checks is left out with a warning rather than failing the whole endpoint).
 async fn build(db: &Db) -> Result<TrustStore, sqlx::Error> {
-    let mut cas = Vec::new();
-    for der in db.trust_ca_ders().await? {
-        match Certificate::from_der(&der).and_then(|cert| RegisteredCa::new(cert, true)) {
-            Ok(ca) => cas.push(ca),
-            Err(e) => tracing::warn!(error = %e, "a registered CA cannot be used; skipped"),
-        }
-    }
-    let known = db.trust_known_certificates().await?.into_iter().map(|row| {
-        KnownCertificate::new(row.fingerprint, row.public_key_fingerprint, row.identifier)
-    });
-    Ok(TrustStore::builder()
-        .cas(cas)
-        .known_certificates(known)
-        .build())
+    db.trust_store().await
 }

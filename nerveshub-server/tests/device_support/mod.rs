@@ -299,3 +299,138 @@ pub fn ok_response(reply: &Value) -> &Value {
 pub fn empty() -> Value {
     json!({})
 }
+
+// ---- fixtures through the management API ----------------------------------------------------
+
+use crate::common::{OrgFixture, TestServer};
+use nerveshub_pki::ProofPlacement;
+use reqwest::StatusCode;
+
+/// The product the device tests use.
+pub const PRODUCT: &str = "demo";
+
+/// The server's development CA (what devices trust).
+pub fn server_ca(ts: &TestServer) -> Vec<u8> {
+    std::fs::read(ts.server.dev_ca_file().expect("a development CA")).unwrap()
+}
+
+/// An org `org` with product [`PRODUCT`].
+pub async fn org_with_product(ts: &TestServer, org: &str) -> OrgFixture {
+    let fixture = ts.org_fixture(org).await;
+    let (status, body) = ts
+        .post(&fixture.admin, &format!("/orgs/{org}/products"), json!({"name": PRODUCT}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    fixture
+}
+
+pub fn device_path(org: &str, identifier: &str) -> String {
+    format!("/orgs/{org}/products/{PRODUCT}/devices/{identifier}")
+}
+
+/// Registers `ca` with the org (proof of possession through the API), with a JITP profile
+/// into [`PRODUCT`] when `jitp` is set.
+pub async fn register_ca(ts: &TestServer, f: &OrgFixture, ca: &DeviceCa, jitp: bool) {
+    let (status, body) = ts
+        .get(&f.manage, &format!("/orgs/{}/ca_certificates/verification_token", f.org))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["data"]["verification_token"].as_str().unwrap().to_owned();
+    let proof = ca
+        .verification_certificate(&token, ProofPlacement::SanUri, unix(-DAY), unix(DAY))
+        .unwrap();
+    let mut request = json!({
+        "cert": ca.certificate().to_pem(),
+        "verification_cert": proof.to_pem(),
+        "description": "test CA",
+    });
+    if jitp {
+        request["jitp"] = json!({"product_name": PRODUCT, "tags": ["jitp"], "description": "made by JITP"});
+    }
+    let (status, body) = ts
+        .post(&f.manage, &format!("/orgs/{}/ca_certificates", f.org), request)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// Creates device `identifier` in [`PRODUCT`].
+pub async fn create_device(ts: &TestServer, f: &OrgFixture, identifier: &str) {
+    let (status, body) = ts
+        .post(
+            &f.manage,
+            &format!("/orgs/{}/products/{PRODUCT}/devices", f.org),
+            json!({"identifier": identifier}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// Adds a certificate to a device through the API.
+pub async fn add_device_certificate(ts: &TestServer, f: &OrgFixture, identifier: &str, cert: &Certificate) {
+    let (status, body) = ts
+        .post(
+            &f.manage,
+            &format!("{}/certificates", device_path(&f.org, identifier)),
+            json!({"cert": cert.to_pem()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// A new product shared secret: `(key, secret)`.
+pub async fn product_secret(ts: &TestServer, f: &OrgFixture) -> (String, String) {
+    let (status, body) = ts
+        .post(&f.manage, &format!("/orgs/{}/products/{PRODUCT}/shared_secrets", f.org), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    secret_pair(&body)
+}
+
+/// A new device shared secret: `(key, secret)`.
+pub async fn device_secret(ts: &TestServer, f: &OrgFixture, identifier: &str) -> (String, String) {
+    let (status, body) = ts
+        .post(&f.manage, &format!("{}/shared_secrets", device_path(&f.org, identifier)), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    secret_pair(&body)
+}
+
+fn secret_pair(body: &Value) -> (String, String) {
+    (
+        body["data"]["key"].as_str().unwrap().to_owned(),
+        body["data"]["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The device as the API shows it.
+pub async fn device_json(ts: &TestServer, f: &OrgFixture, identifier: &str) -> Value {
+    let (status, body) = ts.get(&f.view, &device_path(&f.org, identifier)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["data"].clone()
+}
+
+/// Waits until the device JSON satisfies `ok` (connection state is written asynchronously).
+pub async fn wait_device(ts: &TestServer, f: &OrgFixture, identifier: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let device = device_json(ts, f, identifier).await;
+        if ok(&device) {
+            return device;
+        }
+        assert!(std::time::Instant::now() < deadline, "device never matched: {device}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Connects to the device endpoint of `ts` with a certificate, over TLS 1.2 as
+/// nerves_hub_link does.
+pub async fn connect_cert(ts: &TestServer, cert: &Certificate, key: &PrivateKey) -> Connect {
+    let tls = tls_client(&server_ca(ts), Some((cert, key)), true);
+    connect(ts.server.device_addr(), tls, "/socket/websocket", Vsn::V2Json, &[]).await
+}
+
+/// Connects with NH1 headers.
+pub async fn connect_nh1(ts: &TestServer, headers: &[(String, String)], vsn: Vsn) -> Connect {
+    let tls = tls_client(&server_ca(ts), None, true);
+    connect(ts.server.device_addr(), tls, "/device-socket/websocket", vsn, headers).await
+}

@@ -1,0 +1,346 @@
+//! Firmware storage: object_store over the local filesystem (`<data-dir>/firmware`, the
+//! default) or S3 (`--storage s3://bucket`), and the expiring download URLs devices are sent
+//! to.
+//!
+//! - **S3** (`s3://bucket` or `s3://bucket/prefix`): configured by object_store's own
+//!   environment variables (`AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+//!   `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP`, …) plus [`Config::storage_options`]; path-style
+//!   requests; objects under `[prefix/]firmware/`; download URLs are SigV4 presigned GET URLs.
+//! - **Local**: objects under `<data-dir>/firmware`; download URLs are our own
+//!   `<device-url>/firmware/<key>?expires=…&signature=…` (HMAC-SHA256 with a secret kept in
+//!   `<data-dir>/firmware-url.key`, mode 0600), served by the device endpoint's HTTPS listener
+//!   with HTTP Range support ([`serve`]).
+//!
+//! Objects are written once under a fresh key and never overwritten, so a failed or racing
+//! upload can delete what it wrote without touching anyone else's object.
+
+mod serve;
+mod signed_url;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use object_store::ObjectStoreExt as _;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::buffered::BufWriter;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::signer::{Method, Signer as _};
+use object_store::{GetOptions, GetRange, GetResult, ObjectMeta, ObjectStore};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::config::Config;
+use crate::db::FirmwareRow;
+use crate::error::ServerError;
+
+pub(crate) use serve::serve_firmware;
+use signed_url::{UrlCheck, UrlSigner};
+
+/// How long a download URL stays valid unless told otherwise: 24 hours, as NervesHub.
+pub(crate) const DEFAULT_URL_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The buffer between the upload's temp file and the object store: objects larger than this go
+/// to S3 as a multipart upload of parts this size (S3 wants parts of at least 5 MiB).
+const WRITE_BUFFER: usize = 8 * 1024 * 1024;
+
+/// Where uploads are staged before they are verified, under the data directory.
+const UPLOAD_DIR: &str = "uploads";
+
+/// A storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StorageError {
+    #[error("object storage: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("object storage path: {0}")]
+    Path(#[from] object_store::path::Error),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The firmware store and its URL issuer; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Storage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn ObjectStore>,
+    backend: Backend,
+    upload_dir: PathBuf,
+}
+
+enum Backend {
+    Local {
+        /// `<data-dir>/firmware`
+        root: PathBuf,
+        signer: UrlSigner,
+        /// `https://host:port`, no trailing slash.
+        base_url: String,
+    },
+    S3 {
+        s3: Arc<AmazonS3>,
+        bucket: String,
+        /// `[prefix/]firmware`: where objects go in the bucket.
+        prefix: Path,
+    },
+}
+
+impl fmt::Debug for Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner.backend {
+            Backend::Local { root, base_url, .. } => f
+                .debug_struct("Storage::Local")
+                .field("root", root)
+                .field("base_url", base_url)
+                .finish_non_exhaustive(),
+            Backend::S3 { bucket, prefix, .. } => f
+                .debug_struct("Storage::S3")
+                .field("bucket", bucket)
+                .field("prefix", prefix)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// The last part of the prefix of every object in an S3 bucket (the local store's root is
+/// already `<data-dir>/firmware`).
+const S3_PREFIX: &str = "firmware";
+
+impl Storage {
+    /// Opens the store `config.storage` names (`local`, `s3://bucket` or `s3://bucket/prefix`).
+    /// `device_addr` is the
+    /// device endpoint's bound address: local download URLs default to
+    /// `https://localhost:<its port>`. Stale upload temp files from an earlier run are removed.
+    pub(crate) fn open(config: &Config, device_addr: SocketAddr) -> Result<Storage, ServerError> {
+        let upload_dir = config.data_dir.join(UPLOAD_DIR);
+        std::fs::create_dir_all(&upload_dir)
+            .map_err(|e| ServerError::io(format!("creating {}", upload_dir.display()), e))?;
+        clean_upload_dir(&upload_dir);
+        let spec = config.storage.trim();
+        let (store, backend): (Arc<dyn ObjectStore>, Backend) = if spec == "local" {
+            let root = config.data_dir.join("firmware");
+            std::fs::create_dir_all(&root)
+                .map_err(|e| ServerError::io(format!("creating {}", root.display()), e))?;
+            let local = LocalFileSystem::new_with_prefix(&root)
+                .map_err(|e| ServerError::Config(format!("local firmware storage: {e}")))?
+                // Deleting a firmware removes the directories it leaves empty.
+                .with_automatic_cleanup(true);
+            let signer = UrlSigner::load_or_create(&config.data_dir)?;
+            let base_url = config
+                .device_url
+                .as_deref()
+                .map(|url| url.trim_end_matches('/').to_owned())
+                .unwrap_or_else(|| format!("https://localhost:{}", device_addr.port()));
+            (
+                Arc::new(local),
+                Backend::Local {
+                    root,
+                    signer,
+                    base_url,
+                },
+            )
+        } else if let Some(location) = spec.strip_prefix("s3://") {
+            let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+            let prefix = Path::parse(prefix).map_err(|e| {
+                ServerError::Config(format!("--storage {spec}: invalid prefix: {e}"))
+            })?;
+            if bucket.is_empty() {
+                return Err(ServerError::Config(format!(
+                    "--storage {spec}: expected s3://BUCKET or s3://BUCKET/PREFIX"
+                )));
+            }
+            let mut builder = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_virtual_hosted_style_request(false);
+            for (key, value) in &config.storage_options {
+                let key: AmazonS3ConfigKey = key
+                    .parse()
+                    .map_err(|e| ServerError::Config(format!("storage option {key}: {e}")))?;
+                builder = builder.with_config(key, value);
+            }
+            let s3 = Arc::new(
+                builder
+                    .build()
+                    .map_err(|e| ServerError::Config(format!("S3 storage {spec}: {e}")))?,
+            );
+            (
+                s3.clone(),
+                Backend::S3 {
+                    s3,
+                    bucket: bucket.to_owned(),
+                    prefix: prefix
+                        .parts()
+                        .chain(Path::from(S3_PREFIX).parts())
+                        .collect(),
+                },
+            )
+        } else {
+            return Err(ServerError::Config(format!(
+                "--storage {spec}: expected `local` or `s3://BUCKET[/PREFIX]`"
+            )));
+        };
+        Ok(Storage {
+            inner: Arc::new(Inner {
+                store,
+                backend,
+                upload_dir,
+            }),
+        })
+    }
+
+    /// Where upload temp files go (inside the data directory, so the final copy stays on the
+    /// same disk as local storage).
+    pub(crate) fn upload_dir(&self) -> &FsPath {
+        &self.inner.upload_dir
+    }
+
+    /// `local` or `s3://bucket`, for messages.
+    pub(crate) fn describe(&self) -> String {
+        match &self.inner.backend {
+            Backend::Local { root, .. } => format!("local ({})", root.display()),
+            Backend::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+
+    /// The object path of a storage key.
+    fn object_path(&self, key: &str) -> Result<Path, StorageError> {
+        let key = Path::parse(key)?;
+        Ok(match &self.inner.backend {
+            Backend::Local { .. } => key,
+            Backend::S3 { prefix, .. } => prefix.parts().chain(key.parts()).collect(),
+        })
+    }
+
+    /// Copies a finished upload into the store under `key`. On failure nothing is left under
+    /// `key` (a multipart upload is aborted).
+    pub(crate) async fn put_file(
+        &self,
+        key: &str,
+        mut file: tokio::fs::File,
+    ) -> Result<(), StorageError> {
+        let path = self.object_path(key)?;
+        let mut writer = BufWriter::with_capacity(self.inner.store.clone(), path, WRITE_BUFFER);
+        let copied = async {
+            let mut buf = vec![0u8; 1024 * 1024];
+            loop {
+                let n = file.read(&mut buf).await.map_err(|e| StorageError::Io {
+                    context: "reading the upload's temp file".into(),
+                    source: e,
+                })?;
+                if n == 0 {
+                    break;
+                }
+                writer
+                    .put(axum::body::Bytes::copy_from_slice(&buf[..n]))
+                    .await?;
+            }
+            writer.shutdown().await.map_err(|e| StorageError::Io {
+                context: "finishing the object".into(),
+                source: e,
+            })
+        }
+        .await;
+        if let Err(e) = copied {
+            // `abort` only cleans up a multipart upload in progress; after a failed shutdown
+            // the part may have been written, so delete it as well.
+            let _ = writer.abort().await;
+            let _ = self.delete(key).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Deletes the object under `key`; deleting a missing object is not an error.
+    pub(crate) async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let path = self.object_path(key)?;
+        match self.inner.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// An expiring URL a device (or a browser, after the API's 302) downloads the firmware
+    /// from, valid for `ttl` (use [`DEFAULT_URL_TTL`] for update pushes): an S3 presigned GET
+    /// URL, or for local storage `<device-url>/firmware/<key>?expires=…&signature=…` served by
+    /// the device endpoint.
+    pub(crate) async fn download_url(
+        &self,
+        firmware: &FirmwareRow,
+        ttl: Duration,
+    ) -> Result<String, StorageError> {
+        match &self.inner.backend {
+            Backend::Local {
+                signer, base_url, ..
+            } => {
+                // Validate the key the same way the server will when the URL comes back.
+                Path::parse(&firmware.storage_key)?;
+                let expires = unix_now().saturating_add(ttl.as_secs());
+                Ok(format!(
+                    "{base_url}{}",
+                    signer.url_path(&firmware.storage_key, expires)
+                ))
+            }
+            Backend::S3 { s3, .. } => {
+                let path = self.object_path(&firmware.storage_key)?;
+                Ok(s3.signed_url(Method::GET, &path, ttl).await?.to_string())
+            }
+        }
+    }
+
+    /// Checks a local download URL's `expires` and `signature` for `key` at `now` (Unix
+    /// seconds). Always invalid for S3 storage, which never hands out such URLs.
+    fn check_local_url(&self, key: &str, expires: u64, signature: &str, now: u64) -> UrlCheck {
+        match &self.inner.backend {
+            Backend::Local { signer, .. } => signer.check(key, expires, signature, now),
+            Backend::S3 { .. } => UrlCheck::Invalid,
+        }
+    }
+
+    /// The object's size and metadata.
+    async fn head(&self, key: &str) -> Result<ObjectMeta, StorageError> {
+        Ok(self.inner.store.head(&self.object_path(key)?).await?)
+    }
+
+    /// Reads `range` (or everything) of the object.
+    async fn get(&self, key: &str, range: Option<GetRange>) -> Result<GetResult, StorageError> {
+        let options = GetOptions::new().with_range(range);
+        Ok(self
+            .inner
+            .store
+            .get_opts(&self.object_path(key)?, options)
+            .await?)
+    }
+}
+
+/// Removes upload temp files a crashed process left behind.
+fn clean_upload_dir(dir: &FsPath) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with(UPLOAD_PREFIX)
+            && let Err(e) = std::fs::remove_file(entry.path())
+        {
+            tracing::warn!(file = %entry.path().display(), error = %e, "could not remove a stale upload");
+        }
+    }
+}
+
+/// The name prefix of upload temp files.
+pub(crate) const UPLOAD_PREFIX: &str = "upload-";
+
+/// Now, in Unix seconds.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

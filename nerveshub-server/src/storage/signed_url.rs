@@ -1,0 +1,220 @@
+//! Expiring download URLs for local storage: `/firmware/<key>?expires=<unix seconds>&signature=
+//! <hex HMAC-SHA256>`, keyed by a random secret generated once and kept in the data directory
+//! with mode 0600.
+
+use std::path::Path;
+
+use hmac::{KeyInit as _, Mac as _};
+use sha2::Sha256;
+
+use crate::error::ServerError;
+use crate::tls;
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// The secret's file under the data directory.
+pub(super) const SECRET_FILE: &str = "firmware-url.key";
+/// Bytes of secret.
+const SECRET_LEN: usize = 32;
+/// Separates this use of the secret from any other: a signature is only ever over this form.
+const DOMAIN: &[u8] = b"nerveshub firmware url v1\n";
+
+/// How a URL's signature and expiry came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UrlCheck {
+    /// Signed by us and not expired.
+    Valid,
+    /// Signed by us, but its time is up.
+    Expired,
+    /// Not signed by us for this key and expiry (tampered, truncated, another server's).
+    Invalid,
+}
+
+/// Signs and checks local download URLs.
+pub(super) struct UrlSigner {
+    secret: [u8; SECRET_LEN],
+}
+
+impl UrlSigner {
+    /// Reads `<data-dir>/firmware-url.key` (hex), or creates it with a fresh random secret.
+    pub(super) fn load_or_create(data_dir: &Path) -> Result<UrlSigner, ServerError> {
+        let path = data_dir.join(SECRET_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let secret = decode_hex(text.trim())
+                    .and_then(|bytes| <[u8; SECRET_LEN]>::try_from(bytes).ok())
+                    .ok_or_else(|| {
+                        ServerError::Config(format!(
+                            "{} does not hold a {SECRET_LEN}-byte hex secret; delete it to make a new one (outstanding download URLs stop working)",
+                            path.display()
+                        ))
+                    })?;
+                Ok(UrlSigner { secret })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut secret = [0u8; SECRET_LEN];
+                getrandom::fill(&mut secret).map_err(|e| {
+                    ServerError::Config(format!("no randomness for the download URL secret: {e}"))
+                })?;
+                tls::write_file(&path, format!("{}\n", hex_lower(&secret)).as_bytes(), true)?;
+                Ok(UrlSigner { secret })
+            }
+            Err(e) => Err(ServerError::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn from_secret(secret: [u8; SECRET_LEN]) -> UrlSigner {
+        UrlSigner { secret }
+    }
+
+    fn mac(&self, key: &str, expires: u64) -> HmacSha256 {
+        // Invariant: HMAC accepts keys of any length.
+        let mut mac = HmacSha256::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        mac.update(DOMAIN);
+        mac.update(key.as_bytes());
+        mac.update(b"\n");
+        mac.update(expires.to_string().as_bytes());
+        mac
+    }
+
+    /// `/firmware/<key>?expires=…&signature=…` for `key`, valid until `expires` (Unix seconds).
+    /// Keys are ours (digits, hex, `-`, `.`, `/`), so they need no escaping.
+    pub(super) fn url_path(&self, key: &str, expires: u64) -> String {
+        let signature = hex_lower(&self.mac(key, expires).finalize().into_bytes());
+        format!("/firmware/{key}?expires={expires}&signature={signature}")
+    }
+
+    /// Whether `signature` is this secret's signature of `key` and `expires`, and `now` (Unix
+    /// seconds) is before `expires`. The comparison takes constant time.
+    pub(super) fn check(&self, key: &str, expires: u64, signature: &str, now: u64) -> UrlCheck {
+        let Some(signature) = decode_hex(signature) else {
+            return UrlCheck::Invalid;
+        };
+        if self.mac(key, expires).verify_slice(&signature).is_err() {
+            UrlCheck::Invalid
+        } else if now >= expires {
+            UrlCheck::Expired
+        } else {
+            UrlCheck::Valid
+        }
+    }
+}
+
+/// Lower-case hex.
+fn hex_lower(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+/// Hex (either case) to bytes; `None` for odd lengths or other characters. Bounded by the
+/// caller's input, which is a query parameter or a 65-byte file.
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || text.len() > 256 {
+        return None;
+    }
+    let digit = |c: u8| {
+        char::from(c)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    text.as_bytes()
+        .chunks_exact(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signature_of(url: &str) -> (String, u64, String) {
+        let (path, query) = url.split_once('?').unwrap();
+        let key = path.strip_prefix("/firmware/").unwrap().to_owned();
+        let mut expires = 0;
+        let mut signature = String::new();
+        for pair in query.split('&') {
+            let (name, value) = pair.split_once('=').unwrap();
+            match name {
+                "expires" => expires = value.parse().unwrap(),
+                "signature" => signature = value.to_owned(),
+                _ => panic!("unexpected {name}"),
+            }
+        }
+        (key, expires, signature)
+    }
+
+    #[test]
+    fn signed_urls_verify_until_they_expire() {
+        let signer = UrlSigner::from_secret([7; SECRET_LEN]);
+        let url = signer.url_path("1/2/abc-def.fw", 1_000);
+        let (key, expires, signature) = signature_of(&url);
+        assert_eq!(key, "1/2/abc-def.fw");
+        let check =
+            |key: &str, expires, signature: &str, now| signer.check(key, expires, signature, now);
+        assert_eq!(check(&key, expires, &signature, 999), UrlCheck::Valid);
+        assert_eq!(
+            check(&key, expires, &signature.to_uppercase(), 0),
+            UrlCheck::Valid
+        );
+        assert_eq!(check(&key, expires, &signature, 1_000), UrlCheck::Expired);
+        assert_eq!(
+            check(&key, expires + 1, &signature, 0),
+            UrlCheck::Invalid,
+            "expiry changed"
+        );
+        assert_eq!(
+            check("1/2/other.fw", expires, &signature, 0),
+            UrlCheck::Invalid,
+            "key changed"
+        );
+        assert_eq!(
+            check(&key, expires, &signature[2..], 0),
+            UrlCheck::Invalid,
+            "short"
+        );
+        assert_eq!(check(&key, expires, "zz", 0), UrlCheck::Invalid, "not hex");
+        assert_eq!(check(&key, expires, "", 0), UrlCheck::Invalid, "empty");
+        let other = UrlSigner::from_secret([8; SECRET_LEN]);
+        assert_eq!(
+            other.check(&key, expires, &signature, 0),
+            UrlCheck::Invalid,
+            "other secret"
+        );
+    }
+
+    #[test]
+    fn the_secret_is_made_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = UrlSigner::load_or_create(dir.path()).unwrap();
+        let again = UrlSigner::load_or_create(dir.path()).unwrap();
+        assert_eq!(first.secret, again.secret);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(dir.path().join(SECRET_FILE), "not hex").unwrap();
+        assert!(UrlSigner::load_or_create(dir.path()).is_err());
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        assert_eq!(
+            decode_hex(&hex_lower(&[0, 1, 0xab, 0xff])).unwrap(),
+            [0, 1, 0xab, 0xff]
+        );
+        assert_eq!(decode_hex("ABcd").unwrap(), [0xab, 0xcd]);
+        assert!(decode_hex("abc").is_none());
+        assert!(decode_hex("+1").is_none());
+    }
+}
