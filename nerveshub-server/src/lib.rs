@@ -34,6 +34,7 @@ mod error;
 mod server;
 mod state;
 mod storage;
+mod time;
 mod tls;
 
 pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE};

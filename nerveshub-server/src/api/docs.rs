@@ -418,5 +418,6 @@ fn schemas() -> Value {
 fn extra_schemas() -> Vec<(&'static str, Value)> {
     let mut schemas = Vec::new();
     schemas.extend(super::firmwares::schemas());
+    schemas.extend(super::audit::schemas());
     schemas
 }

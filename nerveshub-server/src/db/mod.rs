@@ -176,25 +176,31 @@ pub(crate) async fn audit(conn: &mut AnyConnection, entry: Audit<'_>) -> Result<
     Ok(())
 }
 
-/// An audit-log row as read back (tests and, later, the UI).
+/// An audit-log row as read back.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct AuditRow {
-    pub(crate) org_id: Option<i64>,
     pub(crate) actor_type: String,
     pub(crate) actor_id: Option<i64>,
     pub(crate) resource_type: String,
     pub(crate) resource_id: String,
     pub(crate) action: String,
     pub(crate) description: String,
+    pub(crate) inserted_at: i64,
 }
 
 impl Db {
-    /// The audit log, oldest first.
-    pub(crate) async fn audit_log(&self) -> Result<Vec<AuditRow>, sqlx::Error> {
+    /// The newest `limit` audit-log rows of `org_id`, newest first.
+    pub(crate) async fn org_audit_log(
+        &self,
+        org_id: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, sqlx::Error> {
         sqlx::query_as(
-            "SELECT org_id, actor_type, actor_id, resource_type, resource_id, action, description
-             FROM audit_logs ORDER BY id",
+            "SELECT actor_type, actor_id, resource_type, resource_id, action, description, inserted_at
+             FROM audit_logs WHERE org_id = $1 ORDER BY id DESC LIMIT $2",
         )
+        .bind(org_id)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await
     }
