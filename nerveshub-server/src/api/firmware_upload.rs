@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::io::BufReader;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError};
@@ -44,32 +45,71 @@ const PARTIAL_LEN: u64 = 1024 * 1024;
 /// The buffer between the request body and the temp file.
 const WRITE_BUFFER: usize = 1024 * 1024;
 
+/// After refusing an upload, up to this much of the rest of its body is read and discarded
+/// before the answer goes out (a "lingering close", as web servers do): a client still
+/// sending when the connection closes would otherwise see a reset instead of the answer.
+const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+/// …and for at most this long.
+const DRAIN_TIME: Duration = Duration::from_secs(10);
+
 /// The upload handler (its route disables axum's default body limit; this one applies).
 pub(super) async fn upload(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Result<Caller, ApiError>,
     Path((org, product)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Manage).await?;
-    let product = products::find(&state, membership.org.id, &product).await?;
-    let max = state.config.max_firmware_size;
-    let body_limit = max.saturating_add(FORM_OVERHEAD);
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > body_limit) {
-        return Err(too_large(max));
+    let (parts, body) = request.into_parts();
+    let checked = async {
+        let caller = caller?;
+        let membership = caller.in_org(&state, &org, Role::Manage).await?;
+        let product = products::find(&state, membership.org.id, &product).await?;
+        let max = state.config.max_firmware_size;
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > max.saturating_add(FORM_OVERHEAD)) {
+            return Err(too_large(max));
+        }
+        let multipart = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+        if !multipart {
+            return Err(ApiError::BadRequest(
+                "expected a multipart/form-data body with the field `firmware`".into(),
+            ));
+        }
+        Ok((caller, membership, product, max))
     }
-    // Whatever a Content-Length said, the body is cut off past the limit.
-    let limit = usize::try_from(body_limit).unwrap_or(usize::MAX);
-    let request = request.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
+    .await;
+    let (caller, membership, product, max) = match checked {
+        Ok(checked) => checked,
+        Err(e) => {
+            drain_body(body).await;
+            return Err(e);
+        }
+    };
+    // The body is cut off past the limit (plus room to drain after a refusal), whatever a
+    // Content-Length said; the firmware field itself is held to `max` while it streams.
+    let limit = max
+        .saturating_add(FORM_OVERHEAD)
+        .saturating_add(DRAIN_LIMIT);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let request = Request::from_parts(parts, Body::new(http_body_util::Limited::new(body, limit)));
     let mut multipart = Multipart::from_request(request, &state)
         .await
         .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let received = receive(&mut multipart, &state, max).await?;
+    let received = match receive(&mut multipart, &state, max).await {
+        Ok(received) => received,
+        Err(e) => {
+            drain_multipart(multipart).await;
+            return Err(e);
+        }
+    };
 
     let job = Upload {
         org_id: membership.org.id,
@@ -94,6 +134,41 @@ pub(super) async fn upload(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// Reads and discards what is left of a refused request's body, within [`DRAIN_LIMIT`] and
+/// [`DRAIN_TIME`].
+async fn drain_body(body: Body) {
+    use http_body_util::BodyExt as _;
+    let mut body = body;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut read = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                read += data.len() as u64;
+                if read > DRAIN_LIMIT {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+}
+
+/// [`drain_body`] for a form being read: skips the rest of it.
+async fn drain_multipart(mut multipart: Multipart) {
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut read = 0u64;
+        while let Ok(Some(mut field)) = multipart.next_field().await {
+            while let Ok(Some(chunk)) = field.chunk().await {
+                read += chunk.len() as u64;
+                if read > DRAIN_LIMIT {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
 }
 
 fn too_large(max: u64) -> ApiError {
@@ -315,16 +390,18 @@ async fn store(state: AppState, job: Upload) -> Result<FirmwareRow, ApiError> {
     let info = verified.firmware_info();
     let meta = info.metadata();
     let uuid = info.uuid().to_string();
+    let text = |value: &Option<String>| value.clone().unwrap_or_default();
+    let (declared, version) = (text(&meta.product), text(&meta.version));
+    let mut problems = BTreeMap::new();
     let required = [
         ("product", "meta-product", &meta.product),
         ("version", "meta-version", &meta.version),
         ("platform", "meta-platform", &meta.platform),
         ("architecture", "meta-architecture", &meta.architecture),
     ];
-    let mut missing = BTreeMap::new();
     for (field, key, value) in required {
         if value.as_deref().is_none_or(str::is_empty) {
-            missing.insert(
+            problems.insert(
                 field.to_owned(),
                 vec![format!(
                     "can't be blank: the firmware's meta.conf has no {key}"
@@ -332,25 +409,25 @@ async fn store(state: AppState, job: Upload) -> Result<FirmwareRow, ApiError> {
             );
         }
     }
-    if !missing.is_empty() {
-        return Err(ApiError::Validation(missing));
-    }
-    let text = |value: &Option<String>| value.clone().unwrap_or_default();
-    let (declared, version) = (text(&meta.product), text(&meta.version));
-    if declared != job.product.name {
-        return Err(ApiError::invalid(
-            "product",
-            format!(
+    if !declared.is_empty() && declared != job.product.name {
+        problems.insert(
+            "product".to_owned(),
+            vec![format!(
                 "product_mismatch: the firmware is for product {declared:?}, not {:?}",
                 job.product.name
-            ),
-        ));
+            )],
+        );
     }
-    if semver::Version::parse(&version).is_err() {
-        return Err(ApiError::invalid(
-            "version",
-            format!("must be a SemVer version such as 1.2.3, not {version:?}"),
-        ));
+    if !version.is_empty() && semver::Version::parse(&version).is_err() {
+        problems.insert(
+            "version".to_owned(),
+            vec![format!(
+                "must be a SemVer version such as 1.2.3, not {version:?}"
+            )],
+        );
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
     }
     let taken = || {
         ApiError::invalid(
