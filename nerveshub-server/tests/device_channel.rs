@@ -18,7 +18,12 @@ async fn join_records_metadata_and_pushes_keys() {
     for db in common::databases().await {
         let ts = common::TestServer::start(db).await;
         let f = org_with_product(&ts, "acme").await;
-        let key = "1ZPwhV0l+UMTK0O1Uau1/5D89WKkIRUvhnOXcIBCeJ8=";
+        let key = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../nerveshub-fwup/testdata/fixtures/keys/fwup-key.pub"
+        ))
+        .unwrap();
+        let key = key.trim();
         let (status, body) = ts
             .post(&f.manage, "/orgs/acme/keys", json!({"name": "prod", "key": key}))
             .await;
@@ -26,6 +31,7 @@ async fn join_records_metadata_and_pushes_keys() {
         let (pkey, psecret) = product_secret(&ts, &f).await;
 
         for (identifier, vsn) in [("dev-json", Vsn::V2Json), ("dev-msgpack", Vsn::V3MsgPack)] {
+            create_device(&ts, &f, identifier).await;
             let before = device_json(&ts, &f, identifier).await;
             assert_eq!(before["connection_status"], "not_seen", "{before}");
             let mut device = connect_nh1(&ts, &nh1(&pkey, &psecret, identifier, 0), vsn)
