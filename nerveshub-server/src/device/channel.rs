@@ -286,6 +286,8 @@ impl DeviceChannel {
 
     /// `status_update`: the outcome (or next step) of the device's current update.
     async fn status(&mut self, status: &StatusUpdate) -> Result<(), sqlx::Error> {
+        // A status starts (or ends) an update: the next progress report is written at once.
+        self.last_progress = None;
         let Some(update) = self.state.db.active_update(self.device.id).await? else {
             return Ok(());
         };
