@@ -34,8 +34,8 @@ mod device_endpoint;
 mod error;
 mod server;
 mod state;
-mod time;
 mod storage;
+mod time;
 mod tls;
 
 pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE};

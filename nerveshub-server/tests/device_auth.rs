@@ -34,7 +34,10 @@ async fn certificate_devices() {
         let mut device = connect_cert(&ts, &signed, &signed_key).await.device();
         ok_response(&device.join_device(&params).await);
         let (status, certs) = ts
-            .get(&f.view, &format!("{}/certificates", device_path(&f.org, "signed-1")))
+            .get(
+                &f.view,
+                &format!("{}/certificates", device_path(&f.org, "signed-1")),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{certs}");
         assert_eq!(certs["data"].as_array().unwrap().len(), 1, "{certs}");
@@ -47,8 +50,14 @@ async fn certificate_devices() {
 
         // The same CA without JITP does not create unknown devices.
         let (stranger, stranger_key) = device_cert(&ca, "not-registered");
-        assert!(connect_cert(&ts, &stranger, &stranger_key).await.is_refused());
-        let (status, _) = ts.get(&f.view, &device_path(&f.org, "not-registered")).await;
+        assert!(
+            connect_cert(&ts, &stranger, &stranger_key)
+                .await
+                .is_refused()
+        );
+        let (status, _) = ts
+            .get(&f.view, &device_path(&f.org, "not-registered"))
+            .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
 
         // A CA with a JITP profile creates the device on its first connection.
@@ -116,7 +125,10 @@ async fn shared_secret_devices() {
         ok_response(&device.join_device(&params).await);
         device.close().await;
         let other = connect_nh1(&ts, &nh1(&dkey, &dsecret, "auto-1", 0), Vsn::V2Json).await;
-        assert!(matches!(other, Connect::Refused { status: 401, .. }), "{other:?}");
+        assert!(
+            matches!(other, Connect::Refused { status: 401, .. }),
+            "{other:?}"
+        );
 
         // Stale (older than 90 s), future (more than 60 s ahead), forged: refused with a bare
         // 401 that still carries Date.
@@ -139,7 +151,10 @@ async fn shared_secret_devices() {
         let g = org_with_product(&ts, "globex").await;
         let (gkey, gsecret) = product_secret(&ts, &g).await;
         let taken = connect_nh1(&ts, &nh1(&gkey, &gsecret, "auto-1", 0), Vsn::V2Json).await;
-        assert!(matches!(taken, Connect::Refused { status: 401, .. }), "{taken:?}");
+        assert!(
+            matches!(taken, Connect::Refused { status: 401, .. }),
+            "{taken:?}"
+        );
 
         // A deactivated key is refused.
         let (status, body) = ts
@@ -150,7 +165,10 @@ async fn shared_secret_devices() {
             .await;
         assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
         let gone = connect_nh1(&ts, &nh1(&pkey, &psecret, "auto-1", 0), Vsn::V2Json).await;
-        assert!(matches!(gone, Connect::Refused { status: 401, .. }), "{gone:?}");
+        assert!(
+            matches!(gone, Connect::Refused { status: 401, .. }),
+            "{gone:?}"
+        );
 
         ts.stop().await;
     }

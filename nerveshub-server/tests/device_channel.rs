@@ -25,7 +25,11 @@ async fn join_records_metadata_and_pushes_keys() {
         .unwrap();
         let key = key.trim();
         let (status, body) = ts
-            .post(&f.manage, "/orgs/acme/keys", json!({"name": "prod", "key": key}))
+            .post(
+                &f.manage,
+                "/orgs/acme/keys",
+                json!({"name": "prod", "key": key}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let (pkey, psecret) = product_secret(&ts, &f).await;
@@ -66,11 +70,19 @@ async fn join_records_metadata_and_pushes_keys() {
             assert_eq!(shown["version"], "1.2.3");
 
             // Device pushes carry refs and are never answered.
-            device.push("report_network_interface", json!({"interface": "wlan0"})).await;
-            device.push("status_update", json!({"status": "received"})).await;
-            device.push("fwup_progress", json!({"stage": "updating", "value": 10})).await;
+            device
+                .push("report_network_interface", json!({"interface": "wlan0"}))
+                .await;
+            device
+                .push("status_update", json!({"status": "received"}))
+                .await;
+            device
+                .push("fwup_progress", json!({"stage": "updating", "value": 10}))
+                .await;
             device.push("firmware_validated", json!({})).await;
-            device.push("connection_types", json!({"values": ["wifi"]})).await;
+            device
+                .push("connection_types", json!({"values": ["wifi"]}))
+                .await;
             device.push("something_new", json!({"x": 1})).await;
             assert_eq!(device.recv_within(Duration::from_millis(700)).await, None);
 
@@ -101,7 +113,9 @@ async fn actions_reach_connected_devices_only() {
         // Offline (registered, never connected): 409.
         create_device(&ts, &f, "dev-1").await;
         for action in ["reboot", "identify", "reconnect"] {
-            let (status, body) = ts.post(&f.manage, &format!("{path}/{action}"), json!({})).await;
+            let (status, body) = ts
+                .post(&f.manage, &format!("{path}/{action}"), json!({}))
+                .await;
             assert_eq!(status, StatusCode::CONFLICT, "{body}");
             assert_eq!(body, json!({"errors": {"detail": "device is offline"}}));
         }
@@ -114,7 +128,9 @@ async fn actions_reach_connected_devices_only() {
             .device();
         ok_response(&device.join_device(&join_params(UUID_1, "1.0.0")).await);
         for action in ["reboot", "identify"] {
-            let (status, body) = ts.post(&f.manage, &format!("{path}/{action}"), json!({})).await;
+            let (status, body) = ts
+                .post(&f.manage, &format!("{path}/{action}"), json!({}))
+                .await;
             assert_eq!(status, StatusCode::ACCEPTED, "{body}");
             let push = device.recv().await;
             assert_eq!(push.event.as_str(), action);
@@ -130,25 +146,33 @@ async fn actions_reach_connected_devices_only() {
             .device();
         assert_eq!(device.close_code().await, Some(1000));
         ok_response(&second.join_device(&join_params(UUID_1, "1.0.0")).await);
-        let (status, _) = ts.post(&f.manage, &format!("{path}/identify"), json!({})).await;
+        let (status, _) = ts
+            .post(&f.manage, &format!("{path}/identify"), json!({}))
+            .await;
         assert_eq!(status, StatusCode::ACCEPTED);
         assert_eq!(second.recv().await.event.as_str(), "identify");
         // The replaced socket closing did not mark the device offline.
         assert_eq!(device_json(&ts, &f, "dev-1").await["online"], true);
 
         // Reconnect closes the socket; the device is then offline.
-        let (status, _) = ts.post(&f.manage, &format!("{path}/reconnect"), json!({})).await;
+        let (status, _) = ts
+            .post(&f.manage, &format!("{path}/reconnect"), json!({}))
+            .await;
         assert_eq!(status, StatusCode::ACCEPTED);
         assert_eq!(second.close_code().await, Some(1000));
         wait_device(&ts, &f, "dev-1", |d| d["online"] == false).await;
-        let (status, _) = ts.post(&f.manage, &format!("{path}/reboot"), json!({})).await;
+        let (status, _) = ts
+            .post(&f.manage, &format!("{path}/reboot"), json!({}))
+            .await;
         assert_eq!(status, StatusCode::CONFLICT);
 
         // A device that connected but has not joined `device` cannot take actions yet.
         let mut unjoined = connect_nh1(&ts, &nh1(&pkey, &psecret, "dev-1", 0), Vsn::V2Json)
             .await
             .device();
-        let (status, _) = ts.post(&f.manage, &format!("{path}/reboot"), json!({})).await;
+        let (status, _) = ts
+            .post(&f.manage, &format!("{path}/reboot"), json!({}))
+            .await;
         assert_eq!(status, StatusCode::CONFLICT);
         ok_response(&unjoined.join_device(&join_params(UUID_1, "1.0.0")).await);
 

@@ -48,7 +48,10 @@ async fn wait_updates(
         if ok(&rows) {
             return rows;
         }
-        assert!(std::time::Instant::now() < deadline, "updates never matched: {rows:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "updates never matched: {rows:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -65,7 +68,11 @@ async fn manual_upgrade_delivers_the_exact_firmware() {
         assert_eq!(status, StatusCode::CREATED, "{label}: {body}");
 
         let (status, body) = ts
-            .post(&f.manage, &format!("{}/shared_secrets", product_path("acme")), json!({}))
+            .post(
+                &f.manage,
+                &format!("{}/shared_secrets", product_path("acme")),
+                json!({}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let (key, secret) = (
@@ -89,14 +96,22 @@ async fn manual_upgrade_delivers_the_exact_firmware() {
 
         // An unknown firmware: 404.
         let (status, _) = ts
-            .post(&f.manage, &format!("{device_path}/upgrade"), upgrade(OLD_UUID))
+            .post(
+                &f.manage,
+                &format!("{device_path}/upgrade"),
+                upgrade(OLD_UUID),
+            )
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
 
         // The update push carries a URL that downloads the exact file, its metadata, size and
         // checksums.
         let (status, body) = ts
-            .post(&f.manage, &format!("{device_path}/upgrade"), upgrade(SIMPLE_UUID))
+            .post(
+                &f.manage,
+                &format!("{device_path}/upgrade"),
+                upgrade(SIMPLE_UUID),
+            )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{label}: {body}");
         let push = device.recv_event("update").await;
@@ -109,11 +124,18 @@ async fn manual_upgrade_delivers_the_exact_firmware() {
         assert_eq!(update["firmware_meta"]["version"], "1.2.3");
         assert_eq!(update["size"], firmware.len());
         assert_eq!(update["checksum"], sha256_upper(&firmware));
-        assert_eq!(update["partials_checksums"], json!([sha256_upper(&firmware)]));
+        assert_eq!(
+            update["partials_checksums"],
+            json!([sha256_upper(&firmware)])
+        );
         let url = update["firmware_url"].as_str().unwrap();
         let response = fw.device_client().get(url).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{label}: {url}");
-        assert_eq!(response.bytes().await.unwrap().as_ref(), &firmware[..], "{label}");
+        assert_eq!(
+            response.bytes().await.unwrap().as_ref(),
+            &firmware[..],
+            "{label}"
+        );
         assert_eq!(
             updates(&fw, "upg-1").await,
             vec![("requested".into(), 0, None)]
@@ -121,13 +143,24 @@ async fn manual_upgrade_delivers_the_exact_firmware() {
 
         // The device reports as nerves_hub_link does; nothing is answered, everything is
         // recorded.
-        device.push("status_update", json!({"status": "received"})).await;
-        device.push("fwup_progress", json!({"stage": "updating", "value": 0})).await;
         device
-            .push("status_update", json!({"status": "started", "downloader_network_interface": "eth0"}))
+            .push("status_update", json!({"status": "received"}))
             .await;
-        device.push("fwup_progress", json!({"stage": "updating", "value": 100})).await;
-        device.push("status_update", json!({"status": "completed"})).await;
+        device
+            .push("fwup_progress", json!({"stage": "updating", "value": 0}))
+            .await;
+        device
+            .push(
+                "status_update",
+                json!({"status": "started", "downloader_network_interface": "eth0"}),
+            )
+            .await;
+        device
+            .push("fwup_progress", json!({"stage": "updating", "value": 100}))
+            .await;
+        device
+            .push("status_update", json!({"status": "completed"}))
+            .await;
         assert_eq!(device.recv_within(Duration::from_millis(500)).await, None);
         wait_updates(&fw, "upg-1", |rows| {
             rows == [("completed".to_owned(), 100, None)]
@@ -136,14 +169,27 @@ async fn manual_upgrade_delivers_the_exact_firmware() {
 
         // A failure is recorded with the device's reason.
         let (status, _) = ts
-            .post(&f.manage, &format!("{device_path}/upgrade"), upgrade(SIMPLE_UUID))
+            .post(
+                &f.manage,
+                &format!("{device_path}/upgrade"),
+                upgrade(SIMPLE_UUID),
+            )
             .await;
         assert_eq!(status, StatusCode::ACCEPTED);
         device.recv_event("update").await;
-        device.push("status_update", json!({"status": "received"})).await;
-        device.push("fwup_progress", json!({"stage": "updating", "value": 40})).await;
+        device
+            .push("status_update", json!({"status": "received"}))
+            .await;
+        device
+            .push("fwup_progress", json!({"stage": "updating", "value": 40}))
+            .await;
         let reason = "FWUP error : \"the archive is corrupt\"";
-        device.push("status_update", json!({"status": "failed", "reason": reason})).await;
+        device
+            .push(
+                "status_update",
+                json!({"status": "failed", "reason": reason}),
+            )
+            .await;
         wait_updates(&fw, "upg-1", |rows| {
             rows.get(1) == Some(&("failed".to_owned(), 40, Some(reason.to_owned())))
         })
@@ -159,13 +205,20 @@ async fn manual_upgrade_delivers_the_exact_firmware() {
         ok_response(&device.join_device(&params).await);
         let (status, shown) = ts.get(&f.view, &device_path).await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(shown["data"]["firmware_metadata"]["version"], "1.2.3", "{shown}");
+        assert_eq!(
+            shown["data"]["firmware_metadata"]["version"], "1.2.3",
+            "{shown}"
+        );
         device.close().await;
 
         // Offline again: 409, and no update row is added.
         wait_device_offline(&fw, &device_path, &f.view).await;
         let (status, body) = ts
-            .post(&f.manage, &format!("{device_path}/upgrade"), upgrade(SIMPLE_UUID))
+            .post(
+                &f.manage,
+                &format!("{device_path}/upgrade"),
+                upgrade(SIMPLE_UUID),
+            )
             .await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert_eq!(body, json!({"errors": {"detail": "device is offline"}}));

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::{Api, Body, Endpoint, Success};
 use crate::auth::{Caller, Role};
-use crate::db::device_session::{self as q, SessionDevice};
 use crate::db::FirmwareRow;
+use crate::db::device_session::{self as q, SessionDevice};
 use crate::db::{self, Actor, Audit};
 use crate::error::ApiError;
 use crate::state::AppState;

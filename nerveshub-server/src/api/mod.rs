@@ -1,10 +1,10 @@
 //! The management API: JSON under `/api`, NervesHub's paths and shapes. Every route is added
 //! through [`Api`], which records it for the OpenAPI document, so the two cannot drift apart.
 
-mod device_actions;
 mod audit;
 mod ca_certificates;
 mod certificates;
+mod device_actions;
 pub(crate) mod devices;
 mod docs;
 pub(crate) use docs::openapi as docs_openapi;

@@ -33,8 +33,13 @@ pub fn now() -> UnixTime {
 }
 
 pub fn unix(secs_from_now: i64) -> UnixTime {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    UnixTime::since_unix_epoch(Duration::from_secs(now.saturating_add_signed(secs_from_now)))
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    UnixTime::since_unix_epoch(Duration::from_secs(
+        now.saturating_add_signed(secs_from_now),
+    ))
 }
 
 const DAY: i64 = 24 * 3600;
@@ -58,7 +63,10 @@ pub fn expired_device_cert(ca: &DeviceCa, identifier: &str) -> (Certificate, Pri
 
 /// NH1 headers signed `offset_s` seconds from now.
 pub fn nh1(key: &str, secret: &str, identifier: &str, offset_s: i64) -> Vec<(String, String)> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let at = now.saturating_add_signed(offset_s);
     SharedSecretHeaders::sign(key, secret.as_bytes(), identifier, at)
         .pairs()
@@ -103,7 +111,10 @@ pub fn tls_client(
 pub enum Connect {
     Upgraded(DeviceWs),
     /// The server answered the upgrade with this status.
-    Refused { status: u16, headers: HeaderMap },
+    Refused {
+        status: u16,
+        headers: HeaderMap,
+    },
     /// TLS or TCP failed (a refused client certificate ends the TLS 1.2 handshake).
     Failed(String),
 }
@@ -118,7 +129,10 @@ impl Connect {
 
     /// Whether the server refused the device (a 401, or a handshake that failed).
     pub fn is_refused(&self) -> bool {
-        matches!(self, Connect::Refused { status: 401, .. } | Connect::Failed(_))
+        matches!(
+            self,
+            Connect::Refused { status: 401, .. } | Connect::Failed(_)
+        )
     }
 }
 
@@ -141,23 +155,19 @@ pub async fn connect(
         Ok(s) => s,
         Err(e) => return Connect::Failed(format!("tls: {e}")),
     };
-    let url = format!(
-        "wss://localhost:{}{path}?vsn={}",
-        addr.port(),
-        vsn.as_str()
-    );
+    let url = format!("wss://localhost:{}{path}?vsn={}", addr.port(), vsn.as_str());
     let mut request = url.into_client_request().unwrap();
     for (k, v) in headers {
-        request
-            .headers_mut()
-            .insert(
-                tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
+        request.headers_mut().insert(
+            tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
     }
     request.headers_mut().insert(
         "sec-websocket-extensions",
-        "permessage-deflate; client_max_window_bits".parse().unwrap(),
+        "permessage-deflate; client_max_window_bits"
+            .parse()
+            .unwrap(),
     );
     match tokio_tungstenite::client_async(request, stream).await {
         Ok((ws, _)) => Connect::Upgraded(DeviceWs {
@@ -211,7 +221,9 @@ impl DeviceWs {
     }
 
     pub async fn recv(&mut self) -> Frame {
-        self.recv_within(WAIT).await.expect("a frame from the server")
+        self.recv_within(WAIT)
+            .await
+            .expect("a frame from the server")
     }
 
     /// The close code the server ends the socket with.
@@ -318,7 +330,11 @@ pub fn server_ca(ts: &TestServer) -> Vec<u8> {
 pub async fn org_with_product(ts: &TestServer, org: &str) -> OrgFixture {
     let fixture = ts.org_fixture(org).await;
     let (status, body) = ts
-        .post(&fixture.admin, &format!("/orgs/{org}/products"), json!({"name": PRODUCT}))
+        .post(
+            &fixture.admin,
+            &format!("/orgs/{org}/products"),
+            json!({"name": PRODUCT}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     fixture
@@ -332,10 +348,16 @@ pub fn device_path(org: &str, identifier: &str) -> String {
 /// into [`PRODUCT`] when `jitp` is set.
 pub async fn register_ca(ts: &TestServer, f: &OrgFixture, ca: &DeviceCa, jitp: bool) {
     let (status, body) = ts
-        .get(&f.manage, &format!("/orgs/{}/ca_certificates/verification_token", f.org))
+        .get(
+            &f.manage,
+            &format!("/orgs/{}/ca_certificates/verification_token", f.org),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let token = body["data"]["verification_token"].as_str().unwrap().to_owned();
+    let token = body["data"]["verification_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let proof = ca
         .verification_certificate(&token, ProofPlacement::SanUri, unix(-DAY), unix(DAY))
         .unwrap();
@@ -345,10 +367,15 @@ pub async fn register_ca(ts: &TestServer, f: &OrgFixture, ca: &DeviceCa, jitp: b
         "description": "test CA",
     });
     if jitp {
-        request["jitp"] = json!({"product_name": PRODUCT, "tags": ["jitp"], "description": "made by JITP"});
+        request["jitp"] =
+            json!({"product_name": PRODUCT, "tags": ["jitp"], "description": "made by JITP"});
     }
     let (status, body) = ts
-        .post(&f.manage, &format!("/orgs/{}/ca_certificates", f.org), request)
+        .post(
+            &f.manage,
+            &format!("/orgs/{}/ca_certificates", f.org),
+            request,
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
@@ -366,7 +393,12 @@ pub async fn create_device(ts: &TestServer, f: &OrgFixture, identifier: &str) {
 }
 
 /// Adds a certificate to a device through the API.
-pub async fn add_device_certificate(ts: &TestServer, f: &OrgFixture, identifier: &str, cert: &Certificate) {
+pub async fn add_device_certificate(
+    ts: &TestServer,
+    f: &OrgFixture,
+    identifier: &str,
+    cert: &Certificate,
+) {
     let (status, body) = ts
         .post(
             &f.manage,
@@ -380,7 +412,11 @@ pub async fn add_device_certificate(ts: &TestServer, f: &OrgFixture, identifier:
 /// A new product shared secret: `(key, secret)`.
 pub async fn product_secret(ts: &TestServer, f: &OrgFixture) -> (String, String) {
     let (status, body) = ts
-        .post(&f.manage, &format!("/orgs/{}/products/{PRODUCT}/shared_secrets", f.org), json!({}))
+        .post(
+            &f.manage,
+            &format!("/orgs/{}/products/{PRODUCT}/shared_secrets", f.org),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     secret_pair(&body)
@@ -389,7 +425,11 @@ pub async fn product_secret(ts: &TestServer, f: &OrgFixture) -> (String, String)
 /// A new device shared secret: `(key, secret)`.
 pub async fn device_secret(ts: &TestServer, f: &OrgFixture, identifier: &str) -> (String, String) {
     let (status, body) = ts
-        .post(&f.manage, &format!("{}/shared_secrets", device_path(&f.org, identifier)), json!({}))
+        .post(
+            &f.manage,
+            &format!("{}/shared_secrets", device_path(&f.org, identifier)),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     secret_pair(&body)
@@ -410,14 +450,22 @@ pub async fn device_json(ts: &TestServer, f: &OrgFixture, identifier: &str) -> V
 }
 
 /// Waits until the device JSON satisfies `ok` (connection state is written asynchronously).
-pub async fn wait_device(ts: &TestServer, f: &OrgFixture, identifier: &str, ok: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_device(
+    ts: &TestServer,
+    f: &OrgFixture,
+    identifier: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let device = device_json(ts, f, identifier).await;
         if ok(&device) {
             return device;
         }
-        assert!(std::time::Instant::now() < deadline, "device never matched: {device}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "device never matched: {device}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -426,11 +474,25 @@ pub async fn wait_device(ts: &TestServer, f: &OrgFixture, identifier: &str, ok: 
 /// nerves_hub_link does.
 pub async fn connect_cert(ts: &TestServer, cert: &Certificate, key: &PrivateKey) -> Connect {
     let tls = tls_client(&server_ca(ts), Some((cert, key)), true);
-    connect(ts.server.device_addr(), tls, "/socket/websocket", Vsn::V2Json, &[]).await
+    connect(
+        ts.server.device_addr(),
+        tls,
+        "/socket/websocket",
+        Vsn::V2Json,
+        &[],
+    )
+    .await
 }
 
 /// Connects with NH1 headers.
 pub async fn connect_nh1(ts: &TestServer, headers: &[(String, String)], vsn: Vsn) -> Connect {
     let tls = tls_client(&server_ca(ts), None, true);
-    connect(ts.server.device_addr(), tls, "/device-socket/websocket", vsn, headers).await
+    connect(
+        ts.server.device_addr(),
+        tls,
+        "/device-socket/websocket",
+        vsn,
+        headers,
+    )
+    .await
 }
