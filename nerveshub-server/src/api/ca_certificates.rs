@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::certificates::{cert_time, decode_certificate};
 use super::devices::{audit_change, parse_tags};
-use super::{Api, Body, Endpoint, Success, created, data, no_content, products};
+use super::{Api, Body, Endpoint, Success, created, data, no_content};
 use crate::auth::{Caller, Role};
 use crate::db::{self, CaCertificateRow, JitpFields};
 use crate::error::ApiError;
@@ -209,9 +209,11 @@ async fn create(
     }
     let jitp = match &body.jitp {
         Some(jitp) => {
-            let product = products::find(&state, org_id, &jitp.product_name)
-                .await
-                .map_err(|_| {
+            let product = state
+                .db
+                .product(org_id, &jitp.product_name)
+                .await?
+                .ok_or_else(|| {
                     ApiError::invalid("jitp", format!("product {} not found", jitp.product_name))
                 })?;
             let tags = parse_tags("jitp", &jitp.tags)?;

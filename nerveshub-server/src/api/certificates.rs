@@ -9,7 +9,7 @@ use nerveshub_pki::Certificate;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::devices::{audit_change, find, iso8601};
+use super::devices::{audit_change, find};
 use super::{Api, Body, Endpoint, Success, created, data, no_content};
 use crate::auth::{Caller, Role, hex_upper};
 use crate::db::{self, DeviceCertificateRow};
@@ -76,8 +76,8 @@ pub(crate) fn decode_certificate(field: &str, text: &str) -> Result<Certificate,
 }
 
 /// A certificate time (Unix ms) as ISO 8601.
-pub(super) fn cert_time(ms: i64) -> String {
-    iso8601(ms)
+pub(super) fn cert_time(ms: i64) -> Option<String> {
+    crate::time::iso8601_ms(ms)
 }
 
 fn certificate_json(cert: &DeviceCertificateRow) -> Value {

@@ -9,14 +9,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::AnyConnection;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::{Api, Body, Endpoint, Success, created, data, no_content, products};
 use crate::auth::{Caller, Role};
 use crate::db::{self, Actor, Audit, DeviceFilter, DeviceRow, NewDevice, ProductRow};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::time::iso8601_ms;
 
 /// Devices per page when the caller does not say.
 const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -119,7 +118,7 @@ pub(crate) fn device_json(device: &DeviceRow) -> Value {
         "tags": device.tag_list(),
         "online": device.online(),
         "connection_status": device.connection_status,
-        "last_communication": device.connection_last_seen_at.map(iso8601),
+        "last_communication": device.connection_last_seen_at.and_then(iso8601_ms),
         "firmware_metadata": firmware_metadata,
         "version": version,
         "updates_enabled": device.updates_enabled != 0,
@@ -127,15 +126,6 @@ pub(crate) fn device_json(device: &DeviceRow) -> Value {
         "org_name": device.org_name,
         "product_name": device.product_name,
     })
-}
-
-/// Unix milliseconds as ISO 8601 (RFC 3339, UTC).
-pub(crate) fn iso8601(ms: i64) -> String {
-    let nanos = i128::from(ms) * 1_000_000;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
 }
 
 /// Writes the audit row of a change `caller` made in `org_id`.
@@ -257,7 +247,7 @@ async fn list(
 
 /// Checks a device identifier: 1 to 255 characters, none of them white space, control
 /// characters or the URL delimiters `/ ? # %` (it appears in paths and as a certificate
-/// common name).
+/// common name), and not `auth`.
 fn check_identifier(identifier: &str) -> Result<(), ApiError> {
     if identifier.is_empty() {
         return Err(ApiError::invalid("identifier", "can't be blank"));
@@ -276,6 +266,11 @@ fn check_identifier(identifier: &str) -> Result<(), ApiError> {
             "identifier",
             "has invalid format (no spaces, control characters or / ? # % \\)",
         ));
+    }
+    if identifier == "auth" {
+        // `…/devices/auth` is the certificate lookup; a device of that name could not be
+        // reached by its own path.
+        return Err(ApiError::invalid("identifier", "is reserved"));
     }
     Ok(())
 }

@@ -9,12 +9,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use super::devices::{audit_change, find as find_device, iso8601};
+use super::devices::{audit_change, find as find_device};
 use super::{Api, Endpoint, Success, created, data, no_content, products};
 use crate::auth::{Caller, Role};
 use crate::db::{self, SecretOwner, SharedSecretRow};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::time::iso8601_ms;
 
 const PRODUCT_KEY_PREFIX: &str = "nhp_";
 const DEVICE_KEY_PREFIX: &str = "nhd_";
@@ -94,8 +95,8 @@ fn random_b64() -> Result<String, ApiError> {
 fn secret_json(secret: &SharedSecretRow) -> Value {
     json!({
         "key": secret.key,
-        "deactivated_at": secret.deactivated_at.map(iso8601),
-        "inserted_at": iso8601(secret.inserted_at),
+        "deactivated_at": secret.deactivated_at.and_then(iso8601_ms),
+        "inserted_at": iso8601_ms(secret.inserted_at),
     })
 }
 
@@ -104,7 +105,7 @@ fn new_secret_json(secret: &SharedSecretRow) -> Value {
         "key": secret.key,
         "secret": secret.secret,
         "deactivated_at": Value::Null,
-        "inserted_at": iso8601(secret.inserted_at),
+        "inserted_at": iso8601_ms(secret.inserted_at),
     })
 }
 

@@ -440,3 +440,181 @@ impl Db {
 fn trusted(sql: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(sql)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The device endpoint's lookups against a real database: SQLite always, PostgreSQL too
+    //! when `NERVESHUB_TEST_DATABASE_URL` is set (in a database made for the test).
+    use std::time::Duration;
+
+    use nerveshub_pki::{CertOptions, DeviceAuth, DeviceCa, UnixTime};
+    use sqlx::Connection;
+
+    use super::*;
+    use crate::db::{self, NewDevice, SecretOwner};
+
+    fn at(secs: u64) -> UnixTime {
+        UnixTime::since_unix_epoch(Duration::from_secs(secs))
+    }
+
+    async fn databases(dir: &std::path::Path) -> Vec<(Db, Option<(String, String)>)> {
+        let mut dbs = vec![(Db::connect(&Db::sqlite_url(dir)).await.unwrap(), None)];
+        if let Ok(admin) = std::env::var("NERVESHUB_TEST_DATABASE_URL") {
+            sqlx::any::install_default_drivers();
+            let name = format!("nhunit_certs_{}", std::process::id());
+            let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+            for sql in [
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                format!("CREATE DATABASE {name}"),
+            ] {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            let base = admin.rsplit_once('/').unwrap().0;
+            let db = Db::connect(&format!("{base}/{name}")).await.unwrap();
+            dbs.push((db, Some((admin, name))));
+        } else {
+            eprintln!("skipped: PostgreSQL (NERVESHUB_TEST_DATABASE_URL is not set)");
+        }
+        dbs
+    }
+
+    #[tokio::test]
+    async fn device_endpoint_lookups() {
+        let dir = tempfile::tempdir().unwrap();
+        let year = 365 * 24 * 3600;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let (from, until) = (at(now - 3600), at(now + year));
+        let ca = DeviceCa::generate(&CertOptions::new("Lookup CA", from, until)).unwrap();
+        let (cert, _) = ca
+            .issue_device(&CertOptions::new("nerves-42", from, until))
+            .unwrap();
+        for (db, pg) in databases(dir.path()).await {
+            let mut tx = db.begin().await.unwrap();
+            let org = db::insert_org(&mut tx, "acme").await.unwrap();
+            let product = db::insert_product(&mut tx, org.id, "hub").await.unwrap();
+            let tags = vec!["eu".to_owned()];
+            let device_id = db::insert_device(
+                &mut tx,
+                &NewDevice {
+                    org_id: org.id,
+                    product_id: product.id,
+                    identifier: "nerves-42",
+                    description: "",
+                    tags: &tags,
+                },
+            )
+            .await
+            .unwrap();
+            insert_device_certificate(&mut tx, device_id, org.id, &cert)
+                .await
+                .unwrap();
+            let jitp = JitpFields {
+                product_id: product.id,
+                tags: &tags,
+                description: "jit",
+            };
+            insert_ca_certificate(&mut tx, org.id, ca.certificate(), "CA", Some(&jitp))
+                .await
+                .unwrap();
+            db::insert_shared_secret(&mut tx, SecretOwner::Product, product.id, "nhp_k", "s1")
+                .await
+                .unwrap();
+            let dead =
+                db::insert_shared_secret(&mut tx, SecretOwner::Product, product.id, "nhp_x", "s2")
+                    .await
+                    .unwrap();
+            db::deactivate_shared_secret(&mut tx, SecretOwner::Product, dead.id)
+                .await
+                .unwrap();
+            db::insert_shared_secret(&mut tx, SecretOwner::Device, device_id, "nhd_k", "s3")
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+
+            // By fingerprint (either case), with the device's identifier.
+            let found = db
+                .device_certificate_by_fingerprint(&cert.fingerprint().to_lowercase())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(found.identifier, "nerves-42");
+            assert_eq!(found.serial, cert.serial());
+            assert_eq!(found.der, cert.der().to_vec());
+            db.touch_device_certificate(found.id).await.unwrap();
+            assert!(
+                db.device_certificates_by_public_key(cert.public_key_fingerprint())
+                    .await
+                    .unwrap()[0]
+                    .last_used
+                    .is_some()
+            );
+            assert!(
+                db.device_certificate_by_fingerprint("00")
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            let device = db.device_by_identifier("nerves-42").await.unwrap().unwrap();
+            assert_eq!(
+                (device.org_name.as_str(), device.product_name.as_str()),
+                ("acme", "hub")
+            );
+
+            // CAs: all of them, by SKI, with the JITP profile.
+            let cas = db.ca_certificates_all().await.unwrap();
+            assert_eq!(cas.len(), 1);
+            assert_eq!(cas[0].jitp_product_name.as_deref(), Some("hub"));
+            assert_eq!(cas[0].jitp_tag_list(), tags);
+            cas[0].registered().unwrap();
+            let ski = hex_upper(ca.certificate().ski().unwrap());
+            assert_eq!(db.ca_certificates_by_ski(&ski).await.unwrap().len(), 1);
+            db.touch_ca_certificate(cas[0].id).await.unwrap();
+
+            // The trust store knows the certificate and trusts the CA.
+            let store = db.trust_store().await.unwrap();
+            let now = at(now);
+            let known = store.verify_device(&[cert.der().clone()], now).unwrap();
+            assert_eq!(known.auth(), DeviceAuth::KnownCertificate);
+            assert_eq!(known.identifier(), "nerves-42");
+            let (fresh, _) = ca
+                .issue_device(&CertOptions::new("nerves-43", from, until))
+                .unwrap();
+            let new = store.verify_device(&[fresh.der().clone()], now).unwrap();
+            assert_eq!(new.auth(), DeviceAuth::NewCertificate);
+
+            // Shared secrets: active keys only.
+            let product_secret = db.product_shared_secret("nhp_k").await.unwrap().unwrap();
+            assert_eq!(
+                (product_secret.product_id, product_secret.org_id),
+                (product.id, org.id)
+            );
+            assert_eq!(product_secret.secret.secret, "s1");
+            assert!(db.product_shared_secret("nhp_x").await.unwrap().is_none());
+            assert!(db.product_shared_secret("nhd_k").await.unwrap().is_none());
+            let device_secret = db.device_shared_secret("nhd_k").await.unwrap().unwrap();
+            assert_eq!(device_secret.identifier, "nerves-42");
+            assert_eq!(device_secret.device_id, device_id);
+            assert!(
+                !format!("{device_secret:?}").contains("s3"),
+                "Debug hides the secret"
+            );
+
+            db.close().await;
+            if let Some((admin, name)) = pg {
+                let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            }
+        }
+    }
+}

@@ -140,7 +140,7 @@ fn tags_json(tags: &[String]) -> String {
 /// Which devices of a product a listing shows.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DeviceFilter {
-    /// Case-insensitive substring of the identifier.
+    /// Substring of the identifier, ignoring ASCII case.
     pub(crate) identifier: Option<String>,
     /// A tag the device carries (exact).
     pub(crate) tag: Option<String>,
@@ -181,7 +181,6 @@ impl Db {
     }
 
     /// A device by id (the `device_id` of a certificate or shared secret).
-    #[allow(dead_code)] // for the device endpoint (issue 11)
     pub(crate) async fn device_by_id(&self, id: i64) -> Result<Option<DeviceRow>, sqlx::Error> {
         let mut conn = self.pool().acquire().await?;
         device_by_id_in(&mut conn, id).await
@@ -205,7 +204,7 @@ impl Db {
         let mut conditions = vec!["d.product_id = $1".to_owned()];
         let mut binds: Vec<String> = Vec::new();
         if let Some(identifier) = &filter.identifier {
-            binds.push(identifier.to_lowercase());
+            binds.push(identifier.to_ascii_lowercase());
             conditions.push(format!(
                 "{find}(LOWER(d.identifier), ${}) > 0",
                 binds.len() + 1

@@ -37,16 +37,18 @@ impl fmt::Debug for SharedSecretRow {
 
 /// An active product shared secret with the product's org: what the device endpoint needs to
 /// check an `nhp_` key and register the device it names.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub(crate) struct ProductSharedSecret {
+    #[sqlx(flatten)]
     pub(crate) secret: SharedSecretRow,
     pub(crate) product_id: i64,
     pub(crate) org_id: i64,
 }
 
 /// An active device shared secret with its device's identifier.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub(crate) struct DeviceSharedSecret {
+    #[sqlx(flatten)]
     pub(crate) secret: SharedSecretRow,
     pub(crate) device_id: i64,
     pub(crate) identifier: String,
@@ -164,30 +166,15 @@ impl Db {
         &self,
         key: &str,
     ) -> Result<Option<ProductSharedSecret>, sqlx::Error> {
-        let row: Option<(i64, i64, String, String, Option<i64>, i64, i64)> = sqlx::query_as(
-            "SELECT s.id, s.product_id, s.key, s.secret, s.deactivated_at, s.inserted_at, p.org_id
+        sqlx::query_as(
+            "SELECT s.id, s.product_id AS owner_id, s.key, s.secret, s.deactivated_at,
+                    s.inserted_at, s.product_id, p.org_id
              FROM product_shared_secrets s JOIN products p ON p.id = s.product_id
              WHERE s.key = $1 AND s.deactivated_at IS NULL",
         )
         .bind(key)
         .fetch_optional(self.pool())
-        .await?;
-        Ok(row.map(
-            |(id, product_id, key, secret, deactivated_at, inserted_at, org_id)| {
-                ProductSharedSecret {
-                    secret: SharedSecretRow {
-                        id,
-                        owner_id: product_id,
-                        key,
-                        secret,
-                        deactivated_at,
-                        inserted_at,
-                    },
-                    product_id,
-                    org_id,
-                }
-            },
-        ))
+        .await
     }
 
     /// The **active** device shared secret whose key (`nhd_…`) is `key`, with its device's
@@ -196,30 +183,15 @@ impl Db {
         &self,
         key: &str,
     ) -> Result<Option<DeviceSharedSecret>, sqlx::Error> {
-        let row: Option<(i64, i64, String, String, Option<i64>, i64, String)> = sqlx::query_as(
-            "SELECT s.id, s.device_id, s.key, s.secret, s.deactivated_at, s.inserted_at, d.identifier
+        sqlx::query_as(
+            "SELECT s.id, s.device_id AS owner_id, s.key, s.secret, s.deactivated_at,
+                    s.inserted_at, s.device_id, d.identifier
              FROM device_shared_secrets s JOIN devices d ON d.id = s.device_id
              WHERE s.key = $1 AND s.deactivated_at IS NULL",
         )
         .bind(key)
         .fetch_optional(self.pool())
-        .await?;
-        Ok(row.map(
-            |(id, device_id, key, secret, deactivated_at, inserted_at, identifier)| {
-                DeviceSharedSecret {
-                    secret: SharedSecretRow {
-                        id,
-                        owner_id: device_id,
-                        key,
-                        secret,
-                        deactivated_at,
-                        inserted_at,
-                    },
-                    device_id,
-                    identifier,
-                }
-            },
-        ))
+        .await
     }
 }
 
