@@ -30,6 +30,7 @@ pub(crate) struct PeerCertificates(pub(crate) Arc<Vec<CertificateDer<'static>>>)
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/status", get(|| async { "ok" }))
+        .merge(crate::device::routes())
         .route("/firmware/{*key}", get(crate::storage::serve_firmware))
         .with_state(state)
 }

@@ -29,12 +29,13 @@ mod api;
 mod auth;
 mod config;
 mod db;
+mod device;
 mod device_endpoint;
 mod error;
 mod server;
 mod state;
-mod time;
 mod storage;
+mod time;
 mod tls;
 
 pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE};

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use nerveshub_pki::{SharedTrustStore, TrustStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -13,11 +12,15 @@ use tokio::task::JoinHandle;
 use crate::auth;
 use crate::config::Config;
 use crate::db::{self, Actor, Audit, Db};
+use crate::device::{self, DeviceHub};
 use crate::error::ServerError;
 use crate::state::AppState;
 use crate::storage::Storage;
 use crate::tls::{self, DeviceTlsIdentity};
 use crate::{api, device_endpoint};
+
+/// How long a shutdown waits for device sockets to close.
+const DEVICE_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The server admin created on a first start, with credentials shown only this once.
 #[non_exhaustive]
@@ -68,8 +71,8 @@ impl RunningServer {
         let first_admin = bootstrap_admin(&db, &config).await?;
 
         let identity = DeviceTlsIdentity::load_or_generate(&config)?;
-        let trust = SharedTrustStore::new(TrustStore::builder().build());
-        let tls = identity.server_config(trust)?;
+        let devices = DeviceHub::load(&db).await?;
+        let tls = identity.server_config(devices.trust_store())?;
 
         let api_listener = TcpListener::bind(config.api_addr)
             .await
@@ -88,6 +91,7 @@ impl RunningServer {
         let state = AppState {
             db,
             config: Arc::new(config),
+            devices,
             storage,
         };
         let (stop, stopped) = watch::channel(false);
@@ -107,8 +111,9 @@ impl RunningServer {
             device_listener,
             tls,
             device_endpoint::router(state.clone()),
-            stopped,
+            stopped.clone(),
         ));
+        let maintenance_task = tokio::spawn(device::maintenance(state.clone(), stopped));
         tracing::info!(api = %api_addr, devices = %device_addr, "nerveshub-server listening");
         Ok(RunningServer {
             api_addr,
@@ -116,7 +121,7 @@ impl RunningServer {
             first_admin,
             dev_ca_file: identity.dev_ca_file,
             stop,
-            tasks: vec![api_task, device_task],
+            tasks: vec![api_task, device_task, maintenance_task],
             state,
         })
     }
@@ -144,6 +149,8 @@ impl RunningServer {
     /// Stops accepting, lets open requests finish, and closes the database.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        // Device sockets close with "going away" and record their disconnection first.
+        self.state.devices.shutdown(DEVICE_SHUTDOWN_GRACE).await;
         for task in self.tasks {
             let _ = task.await;
         }

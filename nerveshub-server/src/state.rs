@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::device::DeviceHub;
 use crate::storage::Storage;
 
 /// Shared by the management API and the device endpoint; cheap to clone.
@@ -11,5 +12,7 @@ use crate::storage::Storage;
 pub(crate) struct AppState {
     pub(crate) db: Db,
     pub(crate) config: Arc<Config>,
+    /// Connected devices and the device endpoint's certificate trust.
+    pub(crate) devices: DeviceHub,
     pub(crate) storage: Storage,
 }

@@ -43,8 +43,9 @@ struct Args {
     /// Email of the server admin created on first start.
     #[arg(long, env = "NERVESHUB_ADMIN_EMAIL", default_value = "admin@localhost")]
     admin_email: String,
-    /// Firmware storage: `local` (under the data directory) or `s3://bucket` (configured by
-    /// AWS_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP).
+    /// Firmware storage: `local` (under the data directory), `s3://bucket` or
+    /// `s3://bucket/prefix` (configured by AWS_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP).
     #[arg(long, env = "NERVESHUB_STORAGE", default_value = "local")]
     storage: String,
     /// Largest firmware upload accepted, in bytes.

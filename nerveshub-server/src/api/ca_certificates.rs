@@ -288,6 +288,8 @@ async fn create(
     )
     .await?;
     tx.commit().await?;
+    // The device endpoint trusts what is stored now.
+    state.devices.reload_trust(&state.db).await;
     let stored = state
         .db
         .ca_certificate(org_id, ca.serial())
@@ -333,6 +335,8 @@ async fn remove(
     )
     .await?;
     tx.commit().await?;
+    // The device endpoint trusts what is stored now.
+    state.devices.reload_trust(&state.db).await;
     Ok(no_content())
 }
 

@@ -168,6 +168,8 @@ async fn create(
     )
     .await?;
     tx.commit().await?;
+    // The device endpoint trusts what is stored now.
+    state.devices.reload_trust(&state.db).await;
     tracing::debug!(certificate = id, device = %identifier, "device certificate added");
     Ok(created(json!({
         "serial": cert.serial(),
@@ -218,6 +220,8 @@ async fn remove(
     )
     .await?;
     tx.commit().await?;
+    // The device endpoint trusts what is stored now.
+    state.devices.reload_trust(&state.db).await;
     Ok(no_content())
 }
 

@@ -479,6 +479,8 @@ async fn remove(
     )
     .await?;
     tx.commit().await?;
+    // The device endpoint trusts what is stored now.
+    state.devices.reload_trust(&state.db).await;
     Ok(no_content())
 }
 

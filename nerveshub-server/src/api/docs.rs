@@ -416,12 +416,13 @@ fn schemas() -> Value {
 
 /// Schemas of the later API modules (devices, certificates, firmware …).
 fn extra_schemas() -> Vec<(&'static str, Value)> {
-    let mut schemas = Vec::new();
-    schemas.extend(super::audit::schemas());
-    schemas.extend(super::devices::schemas());
-    schemas.extend(super::certificates::schemas());
-    schemas.extend(super::ca_certificates::schemas());
-    schemas.extend(super::shared_secrets::schemas());
-    schemas.extend(super::firmwares::schemas());
-    schemas
+    let mut all = Vec::new();
+    all.extend(super::devices::schemas());
+    all.extend(super::certificates::schemas());
+    all.extend(super::ca_certificates::schemas());
+    all.extend(super::shared_secrets::schemas());
+    all.extend(super::audit::schemas());
+    all.extend(super::firmwares::schemas());
+    all.extend(super::device_actions::schemas());
+    all
 }

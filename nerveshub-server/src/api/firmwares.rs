@@ -83,19 +83,8 @@ pub(super) fn firmware_json(firmware: &FirmwareRow) -> Value {
         "checksum": firmware.checksum,
         "partials_checksums": firmware.partials_checksums,
         "tool": "fwup",
-        "inserted_at": rfc3339(firmware.inserted_at),
+        "inserted_at": crate::time::iso8601_ms(firmware.inserted_at),
     })
-}
-
-/// Unix milliseconds as RFC 3339 UTC text.
-fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// The OpenAPI schemas of this module.

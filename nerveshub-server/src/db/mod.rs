@@ -6,9 +6,10 @@
 mod accounts;
 mod catalog;
 mod certificates;
+pub(crate) mod device_session;
 mod devices;
-mod shared_secrets;
 mod firmwares;
+mod shared_secrets;
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,8 +23,8 @@ pub(crate) use accounts::*;
 pub(crate) use catalog::*;
 pub(crate) use certificates::*;
 pub(crate) use devices::*;
-pub(crate) use shared_secrets::*;
 pub(crate) use firmwares::*;
+pub(crate) use shared_secrets::*;
 
 /// Which database engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

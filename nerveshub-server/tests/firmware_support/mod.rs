@@ -1,7 +1,7 @@
 //! What the firmware tests share: the fixture archives, the storage backends to run on (local
 //! always, S3 when `NERVESHUB_TEST_S3_ENDPOINT` names one), uploads, and an HTTPS client that
 //! trusts the test server's development CA.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -473,11 +473,13 @@ pub fn make_firmware(meta: &[(&str, &str)], len: usize, seed: u64) -> Vec<u8> {
         "fwup-key.priv",
     )
     .unwrap();
-    let mut options = nerveshub_fwup::CreateOptions::default();
-    options.compression_level = 1;
-    options.signing_key = Some(key);
-    options.creation_time = 1_700_000_000;
-    options.working_dir = dir.path().to_owned();
+    let options = nerveshub_fwup::CreateOptions {
+        compression_level: 1,
+        signing_key: Some(key),
+        creation_time: 1_700_000_000,
+        working_dir: dir.path().to_owned(),
+        ..Default::default()
+    };
     nerveshub_fwup::create(
         conf.as_bytes(),
         &dir.path().join("fwup.conf"),

@@ -1,0 +1,454 @@
+//! The queries of the device endpoint: who a connecting device is (certificates, Device CAs,
+//! shared secrets, just-in-time registration), its connection and firmware metadata, the
+//! events it pushes and the progress of its updates.
+
+use nerveshub_pki::Certificate;
+use sqlx::{AnyConnection, FromRow};
+
+use super::{Db, now_ms};
+
+/// The device a socket belongs to.
+#[derive(Debug, Clone, FromRow)]
+pub(crate) struct SessionDevice {
+    pub(crate) id: i64,
+    pub(crate) org_id: i64,
+    pub(crate) product_id: i64,
+    pub(crate) identifier: String,
+    pub(crate) firmware_metadata: Option<String>,
+}
+
+const DEVICE_COLUMNS: &str = "d.id, d.org_id, d.product_id, d.identifier, d.firmware_metadata";
+
+/// A registered Device CA, as the device endpoint needs it.
+#[derive(Debug, Clone, FromRow)]
+pub(crate) struct SessionCa {
+    pub(crate) id: i64,
+    pub(crate) org_id: i64,
+    pub(crate) jitp_product_id: Option<i64>,
+    pub(crate) jitp_tags: Option<String>,
+    pub(crate) jitp_description: Option<String>,
+}
+
+/// A shared secret found by its key.
+#[derive(Debug, Clone, FromRow)]
+pub(crate) struct SecretRow {
+    /// The product (product keys) or the device's product (device keys).
+    pub(crate) product_id: i64,
+    pub(crate) org_id: i64,
+    /// The device of a device key; `None` for a product key.
+    pub(crate) device_id: Option<i64>,
+    pub(crate) secret: String,
+}
+
+/// An update in flight (requested, received, started or updating).
+#[derive(Debug, Clone, FromRow)]
+pub(crate) struct ActiveUpdate {
+    pub(crate) id: i64,
+    pub(crate) status: String,
+    pub(crate) progress: i64,
+    pub(crate) firmware_uuid: String,
+}
+
+/// The statuses of an update that has not ended.
+const ACTIVE_STATUSES: &str = "('requested', 'received', 'started', 'updating')";
+
+/// Upper-case hex, as fingerprints and key identifiers are stored.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    crate::auth::hex_upper(bytes)
+}
+
+fn unix_ms(t: nerveshub_pki::UnixTime) -> i64 {
+    i64::try_from(t.as_secs().saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+impl Db {
+    /// The device owning the certificate with this SHA-1 fingerprint.
+    pub(crate) async fn device_by_cert_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<SessionDevice>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {DEVICE_COLUMNS} FROM device_certificates c JOIN devices d ON d.id = c.device_id
+             WHERE c.fingerprint = $1"
+        )))
+        .bind(fingerprint)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// Marks a device certificate used now.
+    pub(crate) async fn touch_certificate_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE device_certificates SET last_used = $1 WHERE fingerprint = $2")
+            .bind(now_ms())
+            .bind(fingerprint)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The registered CA with exactly this certificate.
+    pub(crate) async fn ca_by_der(&self, der: &[u8]) -> Result<Option<SessionCa>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, org_id, jitp_product_id, jitp_tags, jitp_description
+             FROM ca_certificates WHERE der = $1 ORDER BY id LIMIT 1",
+        )
+        .bind(der.to_vec())
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// The device with this identifier (identifiers are unique across the server).
+    pub(crate) async fn session_device_by_identifier(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<SessionDevice>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.identifier = $1"
+        )))
+        .bind(identifier)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// The device `identifier` of product `product` in org `org_id`.
+    pub(crate) async fn session_device_in_product(
+        &self,
+        org_id: i64,
+        product: &str,
+        identifier: &str,
+    ) -> Result<Option<SessionDevice>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d JOIN products p ON p.id = d.product_id
+             WHERE d.org_id = $1 AND p.name = $2 AND d.identifier = $3"
+        )))
+        .bind(org_id)
+        .bind(product)
+        .bind(identifier)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// How many certificates a device has.
+    pub(crate) async fn device_certificate_count(
+        &self,
+        device_id: i64,
+    ) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM device_certificates WHERE device_id = $1")
+            .bind(device_id)
+            .fetch_one(self.pool())
+            .await
+    }
+
+    /// The org of a product.
+    pub(crate) async fn product_org(&self, product_id: i64) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar("SELECT org_id FROM products WHERE id = $1")
+            .bind(product_id)
+            .fetch_optional(self.pool())
+            .await
+    }
+
+    /// An active (not deactivated) product shared secret by its key.
+    pub(crate) async fn product_secret(&self, key: &str) -> Result<Option<SecretRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT s.product_id, p.org_id, CAST(NULL AS BIGINT) AS device_id, s.secret
+             FROM product_shared_secrets s JOIN products p ON p.id = s.product_id
+             WHERE s.key = $1 AND s.deactivated_at IS NULL",
+        )
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// An active (not deactivated) device shared secret by its key.
+    pub(crate) async fn device_secret(&self, key: &str) -> Result<Option<SecretRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT d.product_id, d.org_id, d.id AS device_id, s.secret
+             FROM device_shared_secrets s JOIN devices d ON d.id = s.device_id
+             WHERE s.key = $1 AND s.deactivated_at IS NULL",
+        )
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// A device by id.
+    pub(crate) async fn session_device(
+        &self,
+        id: i64,
+    ) -> Result<Option<SessionDevice>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// The base64 Ed25519 firmware signing keys of an org.
+    pub(crate) async fn org_key_values(&self, org_id: i64) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT key FROM org_keys WHERE org_id = $1 ORDER BY id")
+            .bind(org_id)
+            .fetch_all(self.pool())
+            .await
+    }
+
+    /// The device's connection after its `device` join: connected now, with the metadata it
+    /// reported.
+    pub(crate) async fn record_device_join(
+        &self,
+        device_id: i64,
+        firmware_metadata: &str,
+        connection_metadata: &str,
+    ) -> Result<(), sqlx::Error> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE devices SET firmware_metadata = $1, connection_metadata = $2,
+                 connection_status = 'connected', connection_established_at = $3,
+                 connection_last_seen_at = $3, connection_disconnected_at = NULL,
+                 first_seen_at = COALESCE(first_seen_at, $3), updated_at = $3
+             WHERE id = $4",
+        )
+        .bind(firmware_metadata)
+        .bind(connection_metadata)
+        .bind(now)
+        .bind(device_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The connection metadata changed (network interface, validation…).
+    pub(crate) async fn record_connection_metadata(
+        &self,
+        device_id: i64,
+        connection_metadata: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE devices SET connection_metadata = $1 WHERE id = $2")
+            .bind(connection_metadata)
+            .bind(device_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The device was heard from now.
+    pub(crate) async fn touch_device_last_seen(&self, device_id: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE devices SET connection_last_seen_at = $1 WHERE id = $2 AND connection_status = 'connected'",
+        )
+        .bind(now_ms())
+        .bind(device_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The device's socket closed.
+    pub(crate) async fn record_device_disconnect(&self, device_id: i64) -> Result<(), sqlx::Error> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE devices SET connection_status = 'disconnected', connection_disconnected_at = $1,
+                 connection_last_seen_at = $1
+             WHERE id = $2 AND connection_status = 'connected'",
+        )
+        .bind(now)
+        .bind(device_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Marks disconnected the devices still shown connected that were last heard from before
+    /// `before_ms` (their node stopped without closing them).
+    pub(crate) async fn sweep_stale_connections(&self, before_ms: i64) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE devices SET connection_status = 'disconnected', connection_disconnected_at = $1
+             WHERE connection_status = 'connected' AND connection_last_seen_at < $2",
+        )
+        .bind(now_ms())
+        .bind(before_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Appends an event the device pushed.
+    pub(crate) async fn insert_device_event(
+        &self,
+        device_id: i64,
+        event: &str,
+        payload: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO device_events (device_id, event, payload, inserted_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(device_id)
+        .bind(event)
+        .bind(payload)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The device's newest update that has not ended.
+    pub(crate) async fn active_update(
+        &self,
+        device_id: i64,
+    ) -> Result<Option<ActiveUpdate>, sqlx::Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT u.id, u.status, u.progress, f.uuid AS firmware_uuid
+             FROM device_updates u JOIN firmwares f ON f.id = u.firmware_id
+             WHERE u.device_id = $1 AND u.status IN {ACTIVE_STATUSES}
+             ORDER BY u.id DESC LIMIT 1"
+        )))
+        .bind(device_id)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// Sets an update's status, progress and reason.
+    pub(crate) async fn set_update_state(
+        &self,
+        update_id: i64,
+        status: &str,
+        progress: i64,
+        reason: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE device_updates SET status = $1, progress = $2, reason = COALESCE($3, reason), updated_at = $4
+             WHERE id = $5",
+        )
+        .bind(status)
+        .bind(progress)
+        .bind(reason)
+        .bind(now_ms())
+        .bind(update_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Completes the device's unfinished updates to the firmware `uuid` (the device came back
+    /// running it).
+    pub(crate) async fn complete_updates_to(
+        &self,
+        device_id: i64,
+        uuid: &str,
+    ) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE device_updates SET status = 'completed', progress = 100, updated_at = $1
+             WHERE device_id = $2 AND status IN {ACTIVE_STATUSES}
+               AND firmware_id IN (SELECT id FROM firmwares WHERE uuid = $3)"
+        )))
+        .bind(now_ms())
+        .bind(device_id)
+        .bind(uuid)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Creates a device (just-in-time registration by a CA's JITP profile or a product key).
+pub(crate) async fn insert_session_device(
+    conn: &mut AnyConnection,
+    org_id: i64,
+    product_id: i64,
+    identifier: &str,
+    description: &str,
+    tags_json: &str,
+) -> Result<SessionDevice, sqlx::Error> {
+    let now = now_ms();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO devices (org_id, product_id, identifier, description, tags, inserted_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+    )
+    .bind(org_id)
+    .bind(product_id)
+    .bind(identifier)
+    .bind(description)
+    .bind(tags_json)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(SessionDevice {
+        id,
+        org_id,
+        product_id,
+        identifier: identifier.to_owned(),
+        firmware_metadata: None,
+    })
+}
+
+/// Stores a device certificate (first connection of a CA-signed device).
+pub(crate) async fn insert_session_certificate(
+    conn: &mut AnyConnection,
+    device_id: i64,
+    org_id: i64,
+    cert: &Certificate,
+) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO device_certificates (device_id, org_id, serial, aki, ski, not_before, not_after,
+             der, fingerprint, public_key_fingerprint, last_used, inserted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+    )
+    .bind(device_id)
+    .bind(org_id)
+    .bind(cert.serial())
+    .bind(cert.aki().map(hex))
+    .bind(cert.ski().map(hex))
+    .bind(unix_ms(cert.not_before()))
+    .bind(unix_ms(cert.not_after()))
+    .bind(cert.der().as_ref().to_vec())
+    .bind(cert.fingerprint())
+    .bind(cert.public_key_fingerprint())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks a CA used now.
+pub(crate) async fn touch_ca(conn: &mut AnyConnection, ca_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE ca_certificates SET last_used = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(ca_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Requests an update of a device to a firmware (status `requested`); returns its id.
+pub(crate) async fn insert_device_update(
+    conn: &mut AnyConnection,
+    device_id: i64,
+    firmware_id: i64,
+) -> Result<i64, sqlx::Error> {
+    let now = now_ms();
+    sqlx::query_scalar(
+        "INSERT INTO device_updates (device_id, firmware_id, status, progress, inserted_at, updated_at)
+         VALUES ($1, $2, 'requested', 0, $3, $3) RETURNING id",
+    )
+    .bind(device_id)
+    .bind(firmware_id)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// Removes an update record (its push never reached the device).
+pub(crate) async fn delete_device_update(
+    conn: &mut AnyConnection,
+    update_id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM device_updates WHERE id = $1")
+        .bind(update_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! Who a connecting device is: a client certificate (known, or chaining to a registered
+//! Device CA, recorded on first use, with just-in-time provisioning), or NH1 shared-secret
+//! headers (product keys register devices, device keys must name their own device).
+//!
+//! As NervesHub's `DeviceSocket.connect/3`: a certificate decides when one was presented;
+//! otherwise the `x-nh-*` headers; otherwise the device gave no credentials.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::http::HeaderMap;
+use nerveshub_pki::{DeviceAuth, UnixTime, VerifiedDevice};
+use nerveshub_proto::SharedSecretHeaders;
+use rustls_pki_types::CertificateDer;
+
+use crate::db::device_session::{self as q, SessionCa, SessionDevice};
+use crate::db::{self, Actor, Audit, is_unique_violation};
+use crate::state::AppState;
+
+/// The prefix of product shared-secret keys.
+const PRODUCT_KEY_PREFIX: &str = "nhp_";
+/// The longest identifier a product key may register.
+const MAX_IDENTIFIER_LEN: usize = 255;
+
+/// Why a device was not let in.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refusal {
+    /// Neither a certificate nor `x-nh-*` headers: 401 with `nh-connection-error-reason`.
+    #[error("no credentials")]
+    NoCredentials,
+    /// The credentials were refused: a bare 401 (the detail is logged, never sent).
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed: 503.
+    #[error("database: {0}")]
+    Unavailable(#[from] sqlx::Error),
+}
+
+fn invalid(why: impl std::fmt::Display) -> Refusal {
+    Refusal::Invalid(why.to_string())
+}
+
+/// How the device authenticated, for logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthKind {
+    Certificate,
+    SharedSecret,
+}
+
+/// Authenticates a connecting device from its TLS client certificates and upgrade headers.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    chain: &[CertificateDer<'static>],
+    headers: &HeaderMap,
+) -> Result<(SessionDevice, AuthKind), Refusal> {
+    if !chain.is_empty() {
+        return by_certificate(state, chain)
+            .await
+            .map(|d| (d, AuthKind::Certificate));
+    }
+    if headers
+        .keys()
+        .any(|name| name.as_str().starts_with("x-nh-"))
+    {
+        return by_shared_secret(state, headers)
+            .await
+            .map(|d| (d, AuthKind::SharedSecret));
+    }
+    Err(Refusal::NoCredentials)
+}
+
+fn now_unix() -> UnixTime {
+    UnixTime::since_unix_epoch(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
+async fn by_certificate(
+    state: &AppState,
+    chain: &[CertificateDer<'static>],
+) -> Result<SessionDevice, Refusal> {
+    // The TLS verifier already accepted the chain against the same kind of snapshot; deciding
+    // again here gives the identity (and catches a snapshot swapped in between).
+    let verified = state
+        .devices
+        .trust_store()
+        .snapshot()
+        .verify_device(chain, now_unix())
+        .map_err(invalid)?;
+    if verified.auth() == DeviceAuth::KnownCertificate {
+        let device = state
+            .db
+            .device_by_cert_fingerprint(verified.fingerprint())
+            .await?
+            .ok_or_else(|| invalid("the certificate is no longer stored"))?;
+        state
+            .db
+            .touch_certificate_by_fingerprint(verified.fingerprint())
+            .await?;
+        return Ok(device);
+    }
+    let ca_cert = verified
+        .ca()
+        .ok_or_else(|| invalid("no registered CA anchors the chain"))?;
+    let ca = state
+        .db
+        .ca_by_der(ca_cert.der())
+        .await?
+        .ok_or_else(|| invalid("the CA is no longer registered"))?;
+    // Two first connections of one device may race; the loser finds the winner's rows.
+    for _ in 0..2 {
+        match record_new_certificate(state, &verified, &ca).await {
+            Ok(device) => {
+                state.devices.reload_trust(&state.db).await;
+                return Ok(device);
+            }
+            Err(Refusal::Unavailable(e)) if is_unique_violation(&e) => {
+                if let Some(device) = state
+                    .db
+                    .device_by_cert_fingerprint(verified.fingerprint())
+                    .await?
+                {
+                    return Ok(device);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(invalid("the certificate could not be recorded"))
+}
+
+/// Stores a certificate seen for the first time, creating the device from the CA's JITP
+/// profile when it does not exist.
+async fn record_new_certificate(
+    state: &AppState,
+    verified: &VerifiedDevice,
+    ca: &SessionCa,
+) -> Result<SessionDevice, Refusal> {
+    let identifier = verified.identifier();
+    let existing = state.db.session_device_by_identifier(identifier).await?;
+    let mut tx = state.db.begin().await?;
+    let device = match existing {
+        Some(device) => {
+            if device.org_id != ca.org_id {
+                return Err(invalid(format!(
+                    "device {identifier} belongs to another org than the CA"
+                )));
+            }
+            if verified.auth() == DeviceAuth::NewCertificate
+                && state.db.device_certificate_count(device.id).await? > 0
+            {
+                return Err(invalid(format!(
+                    "device {identifier} already has a certificate with another public key"
+                )));
+            }
+            device
+        }
+        None => {
+            if verified.auth() == DeviceAuth::RenewedCertificate {
+                return Err(invalid("the key's device no longer exists"));
+            }
+            let product_id = ca
+                .jitp_product_id
+                .ok_or_else(|| invalid(format!("device {identifier} is not registered")))?;
+            if state.db.product_org(product_id).await? != Some(ca.org_id) {
+                return Err(invalid("the CA's JITP product is not in its org"));
+            }
+            let tags = ca
+                .jitp_tags
+                .as_deref()
+                .filter(|t| serde_json::from_str::<Vec<String>>(t).is_ok())
+                .unwrap_or("[]");
+            let device = q::insert_session_device(
+                &mut tx,
+                ca.org_id,
+                product_id,
+                identifier,
+                ca.jitp_description.as_deref().unwrap_or(""),
+                tags,
+            )
+            .await?;
+            db::audit(
+                &mut tx,
+                Audit {
+                    org_id: Some(ca.org_id),
+                    actor: Actor::System,
+                    resource_type: "device",
+                    resource_id: identifier,
+                    action: "create",
+                    description: format!(
+                        "device {identifier} created on first connection by the JITP profile of CA {}",
+                        verified.ca().map(|c| c.serial()).unwrap_or_default()
+                    ),
+                },
+            )
+            .await?;
+            device
+        }
+    };
+    q::insert_session_certificate(&mut tx, device.id, device.org_id, verified.certificate())
+        .await?;
+    q::touch_ca(&mut tx, ca.id).await?;
+    db::audit(
+        &mut tx,
+        Audit {
+            org_id: Some(device.org_id),
+            actor: Actor::Device(device.id),
+            resource_type: "device_certificate",
+            resource_id: verified.serial(),
+            action: "create",
+            description: format!(
+                "device {identifier} presented certificate {} (fingerprint {}) for the first time",
+                verified.serial(),
+                verified.fingerprint()
+            ),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(device)
+}
+
+async fn by_shared_secret(state: &AppState, headers: &HeaderMap) -> Result<SessionDevice, Refusal> {
+    let nh1 =
+        SharedSecretHeaders::from_lookup(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+            .map_err(invalid)?;
+    let secret = if nh1.key.starts_with(PRODUCT_KEY_PREFIX) {
+        state.db.product_secret(&nh1.key).await?
+    } else {
+        state.db.device_secret(&nh1.key).await?
+    }
+    .ok_or_else(|| invalid("unknown or deactivated shared-secret key"))?;
+    let token = nh1
+        .verify(
+            secret.secret.as_bytes(),
+            u64::try_from(db::now_ms()).unwrap_or(0),
+        )
+        .map_err(invalid)?;
+    let identifier = token.identifier;
+    if let Some(device_id) = secret.device_id {
+        let device = state
+            .db
+            .session_device(device_id)
+            .await?
+            .ok_or_else(|| invalid("the key's device no longer exists"))?;
+        if device.identifier != identifier {
+            return Err(invalid(format!(
+                "the device key belongs to {}, not {identifier}",
+                device.identifier
+            )));
+        }
+        return Ok(device);
+    }
+    // A product key: the device named in the token, created in the product if new.
+    for _ in 0..2 {
+        if let Some(device) = state.db.session_device_by_identifier(&identifier).await? {
+            if device.product_id != secret.product_id {
+                return Err(invalid(format!(
+                    "identifier {identifier} is already used in another product"
+                )));
+            }
+            return Ok(device);
+        }
+        check_identifier(&identifier)?;
+        match register_by_product_key(state, &secret, &identifier).await {
+            Ok(device) => return Ok(device),
+            Err(e) if is_unique_violation(&e) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(invalid("the device could not be registered"))
+}
+
+fn check_identifier(identifier: &str) -> Result<(), Refusal> {
+    if identifier.trim().is_empty()
+        || identifier.len() > MAX_IDENTIFIER_LEN
+        || identifier.trim() != identifier
+        || identifier.contains('/')
+        || identifier.chars().any(char::is_control)
+    {
+        return Err(invalid("the token's identifier cannot name a device"));
+    }
+    Ok(())
+}
+
+async fn register_by_product_key(
+    state: &AppState,
+    secret: &q::SecretRow,
+    identifier: &str,
+) -> Result<SessionDevice, sqlx::Error> {
+    let mut tx = state.db.begin().await?;
+    let device = q::insert_session_device(
+        &mut tx,
+        secret.org_id,
+        secret.product_id,
+        identifier,
+        "",
+        "[]",
+    )
+    .await?;
+    db::audit(
+        &mut tx,
+        Audit {
+            org_id: Some(secret.org_id),
+            actor: Actor::System,
+            resource_type: "device",
+            resource_id: identifier,
+            action: "create",
+            description: format!(
+                "device {identifier} registered on first connection with a product shared secret"
+            ),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(device)
+}

@@ -1,0 +1,108 @@
+//! The device side of the server: the WebSocket endpoint nerves_hub_link connects to, how a
+//! connecting device is authenticated, its `device` channel, and the registry through which
+//! the rest of the server pushes to connected devices.
+//!
+//! - [`socket`]: `/socket/websocket` and `/device-socket/websocket` (`vsn=2.0.0` JSON,
+//!   `3.0.0` MessagePack), the upgrade, and the loop that drives one socket's
+//!   [`ServerSession`](nerveshub_proto::ServerSession).
+//! - [`auth`]: client certificates (known, or chaining to a registered Device CA, with JITP)
+//!   and NH1 shared-secret headers (product keys register devices, device keys must match).
+//! - [`channel`]: the `device` channel — join metadata, public-key pushes, and recording what
+//!   the device pushes (never replied to).
+//! - [`registry`]: connected devices and their command queues.
+//! - [`trust`]: the device endpoint's certificate trust snapshot, loaded from the database.
+
+pub(crate) mod auth;
+pub(crate) mod channel;
+pub(crate) mod registry;
+pub(crate) mod socket;
+pub(crate) mod trust;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use nerveshub_pki::SharedTrustStore;
+use tokio::sync::watch;
+
+use crate::db::Db;
+use crate::error::ServerError;
+use crate::state::AppState;
+
+pub(crate) use registry::DeviceRegistry;
+
+/// How often the trust snapshot is reloaded from the database and stale connections swept,
+/// besides the reloads after each change.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A device shown connected but not heard from for this long is marked disconnected (its
+/// node stopped without closing it). Connected devices are written "last seen" at least every
+/// [`channel::LAST_SEEN_INTERVAL`], and heartbeat every 30 s.
+const STALE_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// The device endpoint's shared parts: the connected-device registry and the certificate
+/// trust snapshot. Cheap to clone; lives in [`AppState`].
+#[derive(Debug, Clone)]
+pub(crate) struct DeviceHub {
+    /// The devices connected to this node.
+    pub(crate) registry: DeviceRegistry,
+    trust: trust::Trust,
+}
+
+impl DeviceHub {
+    /// Loads the trust snapshot (registered CAs, known device certificates) from `db`.
+    pub(crate) async fn load(db: &Db) -> Result<Self, ServerError> {
+        Ok(DeviceHub {
+            registry: DeviceRegistry::new(),
+            trust: trust::Trust::load(db).await?,
+        })
+    }
+
+    /// The trust cell the TLS client-certificate verifier reads.
+    pub(crate) fn trust_store(&self) -> SharedTrustStore {
+        self.trust.store()
+    }
+
+    /// Reloads the trust snapshot from the database. Call it after committing a change to
+    /// Device CAs or device certificates, so the TLS layer sees it at once.
+    pub(crate) async fn reload_trust(&self, db: &Db) {
+        self.trust.reload(db).await;
+    }
+
+    /// Closes every device socket and waits (up to `grace`) for them to record their
+    /// disconnection.
+    pub(crate) async fn shutdown(&self, grace: Duration) {
+        self.registry.shutdown(grace).await;
+    }
+}
+
+/// The device endpoint's WebSocket routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/socket/websocket", get(socket::websocket))
+        .route("/device-socket/websocket", get(socket::websocket))
+}
+
+/// Reloads the trust snapshot and sweeps stale connections every minute until `stop`.
+pub(crate) async fn maintenance(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = async { let _ = stop.wait_for(|s| *s).await; } => return,
+        }
+        state.devices.reload_trust(&state.db).await;
+        let stale_ms = i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX);
+        match state
+            .db
+            .sweep_stale_connections(crate::db::now_ms().saturating_sub(stale_ms))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(devices = n, "marked stale device connections disconnected"),
+            Err(e) => tracing::warn!(error = %e, "sweeping stale device connections failed"),
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The device WebSocket: `/socket/websocket` and `/device-socket/websocket`, each accepting
+//! both kinds of device authentication as NervesHub's two mounts do, and the loop that drives
+//! one socket's [`ServerSession`].
+
+use std::time::{Duration, Instant};
+
+use axum::Extension;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::http::header::DATE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use nerveshub_proto::{
+    ChannelMessage, Codec, DEFAULT_MAX_FRAME_LEN, DEVICE_TOPIC, Frame, ServerConfig, ServerEvent,
+    ServerSession, Vsn, WireMessage,
+};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use super::auth::{self, AuthKind, Refusal};
+use super::channel::{DeviceChannel, JoinOutcome};
+use super::registry::DeviceCommand;
+use crate::db::device_session::SessionDevice;
+use crate::device_endpoint::PeerCertificates;
+use crate::state::AppState;
+
+/// NervesHub's header naming why a connection was refused.
+pub(crate) const ERROR_REASON_HEADER: &str = "nh-connection-error-reason";
+/// Its text when a device sent no credentials at all (NervesHub's words).
+pub(crate) const NO_CREDENTIALS_REASON: &str =
+    "no certificate pair or shared secrets connection settings were provided";
+const UNAVAILABLE_REASON: &str = "the platform could not be reached, please try again later";
+
+/// WebSocket read buffer: small, most device frames are a few hundred bytes.
+const READ_BUFFER: usize = 8 * 1024;
+/// Commands (pushes) waiting for one socket.
+const COMMAND_QUEUE: usize = 16;
+/// Joins and pushes on other topics than `device` that are accepted and then ignored: a
+/// device with remote IEx joins `console`, and one told to join `extensions` joins it.
+const QUIET_TOPICS: [&str; 2] = ["console", "extensions"];
+
+/// `GET /socket/websocket` and `GET /device-socket/websocket`.
+pub(crate) async fn websocket(
+    State(state): State<AppState>,
+    certs: Option<Extension<PeerCertificates>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return with_date(rejection.into_response()),
+    };
+    let vsn = query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("vsn="));
+    let Ok(vsn) = Vsn::from_query(vsn) else {
+        return refuse(StatusCode::BAD_REQUEST, None, "unsupported vsn");
+    };
+    let chain = certs.map(|Extension(c)| c.0).unwrap_or_default();
+    let (device, kind) = match auth::authenticate(&state, &chain, &headers).await {
+        Ok(found) => found,
+        Err(Refusal::NoCredentials) => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                Some(NO_CREDENTIALS_REASON),
+                "no credentials",
+            );
+        }
+        Err(Refusal::Invalid(why)) => {
+            tracing::info!(reason = %why, "device connection refused");
+            return refuse(StatusCode::UNAUTHORIZED, None, "");
+        }
+        Err(Refusal::Unavailable(e)) => {
+            tracing::error!(error = %e, "device authentication failed on the database");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(UNAVAILABLE_REASON),
+                "",
+            );
+        }
+    };
+    tracing::info!(device = %device.identifier, auth = ?kind, vsn = vsn.as_str(), "device connected");
+    ws.read_buffer_size(READ_BUFFER)
+        .max_message_size(DEFAULT_MAX_FRAME_LEN)
+        .max_frame_size(DEFAULT_MAX_FRAME_LEN)
+        .on_failed_upgrade(|e| tracing::debug!(error = %e, "device WebSocket upgrade failed"))
+        .on_upgrade(move |socket| run(state, device, kind, Codec::new(vsn), socket))
+}
+
+fn refuse(status: StatusCode, reason: Option<&'static str>, body: &'static str) -> Response {
+    let mut response = (status, body).into_response();
+    if let Some(reason) = reason {
+        response
+            .headers_mut()
+            .insert(ERROR_REASON_HEADER, HeaderValue::from_static(reason));
+    }
+    with_date(response)
+}
+
+/// Every refusal carries `Date`: newer nerves_hub_link re-signs NH1 headers with it when its
+/// clock is off.
+fn with_date(mut response: Response) -> Response {
+    if let Some(date) = http_date(std::time::SystemTime::now()) {
+        response.headers_mut().insert(DATE, date);
+    }
+    response
+}
+
+fn http_date(at: std::time::SystemTime) -> Option<HeaderValue> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let text = time::OffsetDateTime::from(at).format(format).ok()?;
+    HeaderValue::from_str(&text).ok()
+}
+
+/// Why a socket loop ended.
+#[derive(Debug)]
+enum Ended {
+    /// The device closed the socket or the connection dropped.
+    ByDevice,
+    /// We close it with this code and reason.
+    Close(u16, &'static str),
+}
+
+/// Drives one device socket until it closes.
+async fn run(
+    state: AppState,
+    device: SessionDevice,
+    kind: AuthKind,
+    codec: Codec,
+    mut socket: WebSocket,
+) {
+    let (tx, mut commands) = mpsc::channel(COMMAND_QUEUE);
+    let registry = state.devices.registry.clone();
+    let Some(registration) = registry.register(device.id, tx) else {
+        let _ = socket
+            .send(close_message(1012, "server shutting down"))
+            .await;
+        return;
+    };
+    let identifier = device.identifier.clone();
+    let device_id = device.id;
+    let mut stopping = registry.stopping();
+    let origin = Instant::now();
+    let mut session = ServerSession::new(ServerConfig::default(), Duration::ZERO);
+    let mut channel = DeviceChannel::new(state.clone(), device);
+    let mut acks: Vec<oneshot::Sender<bool>> = Vec::new();
+
+    let ended = 'socket: loop {
+        // Let the channel act on what the session reported, then send what it queued.
+        while let Some(event) = session.poll_event() {
+            if let Some(end) = handle_event(&mut session, &mut channel, event).await {
+                break 'socket end;
+            }
+        }
+        while let Some(frame) = session.poll_transmit() {
+            if let Err(end) = send_frame(&mut socket, &codec, &frame).await {
+                break 'socket end;
+            }
+        }
+        for ack in acks.drain(..) {
+            let _ = ack.send(true);
+        }
+        let deadline = tokio::time::Instant::from_std(origin + session.poll_timeout());
+        tokio::select! {
+            received = socket.recv() => {
+                let bytes = match received {
+                    Some(Ok(Message::Text(text))) => text.as_str().as_bytes().to_vec(),
+                    Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None => break Ended::ByDevice,
+                    Some(Err(e)) => {
+                        tracing::debug!(device = %identifier, error = %e, "device socket error");
+                        break Ended::ByDevice;
+                    }
+                };
+                match codec.decode(&bytes) {
+                    Ok(frame) => session.handle_frame(frame, origin.elapsed()),
+                    Err(e) => tracing::debug!(device = %identifier, error = %e, "undecodable frame dropped"),
+                }
+                channel.heard_from().await;
+            }
+            command = commands.recv() => match command {
+                Some(DeviceCommand::Push { event, ack }) => {
+                    if session.is_joined(DEVICE_TOPIC)
+                        && session.push(DEVICE_TOPIC, event.event(), event.to_payload()).is_ok()
+                    {
+                        acks.push(ack);
+                    } else {
+                        let _ = ack.send(false);
+                    }
+                }
+                Some(DeviceCommand::Disconnect(reason)) => break Ended::Close(1000, reason),
+                None => break Ended::Close(1000, "replaced by a new connection"),
+            },
+            () = tokio::time::sleep_until(deadline) => session.handle_timeout(origin.elapsed()),
+            () = stopped(&mut stopping) => break Ended::Close(1001, "server shutting down"),
+        }
+    };
+    for ack in acks.drain(..) {
+        let _ = ack.send(false);
+    }
+    if let Ended::Close(code, reason) = ended {
+        let _ = socket.send(close_message(code, reason)).await;
+    }
+    if registration.unregister()
+        && let Err(e) = state.db.record_device_disconnect(device_id).await
+    {
+        tracing::warn!(device = %identifier, error = %e, "recording the disconnection failed");
+    }
+    tracing::info!(device = %identifier, auth = ?kind, why = ?ended, "device disconnected");
+    drop(registration);
+}
+
+/// Resolves once the server is stopping.
+async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+fn close_message(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+async fn send_frame(socket: &mut WebSocket, codec: &Codec, frame: &Frame) -> Result<(), Ended> {
+    let message = match codec.encode(frame) {
+        Ok(WireMessage::Text(text)) => Message::Text(text.into()),
+        Ok(WireMessage::Binary(bytes)) => Message::Binary(bytes.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, event = frame.event.as_str(), "frame not sent");
+            return Ok(());
+        }
+    };
+    socket.send(message).await.map_err(|_| Ended::ByDevice)
+}
+
+/// Acts on one session event; `Some` ends the socket.
+async fn handle_event(
+    session: &mut ServerSession,
+    channel: &mut DeviceChannel,
+    event: ServerEvent,
+) -> Option<Ended> {
+    match event {
+        ServerEvent::JoinRequest(req) if req.topic == DEVICE_TOPIC => {
+            match channel.join(req.params.clone()).await {
+                Ok(JoinOutcome::Accepted(pushes)) => {
+                    // The request came from this session a moment ago; it is still pending.
+                    let _ = session.accept_join(&req, json!({}));
+                    for push in pushes {
+                        let _ = session.push(DEVICE_TOPIC, push.event(), push.to_payload());
+                    }
+                }
+                Ok(JoinOutcome::Refused) => {
+                    let _ = session.reject_join(&req, json!({"error": "could not connect"}));
+                }
+                Err(e) => {
+                    tracing::error!(device = %channel.device().identifier, error = %e, "recording a device join failed");
+                    let _ = session.reject_join(&req, json!({"error": "could not connect"}));
+                }
+            }
+        }
+        ServerEvent::JoinRequest(req) if QUIET_TOPICS.contains(&req.topic.as_str()) => {
+            // No console or extensions are served yet: joined, so the device does not rejoin
+            // every 5 s; `extensions` attaches nothing.
+            let response = if req.topic == "extensions" {
+                json!([])
+            } else {
+                json!({})
+            };
+            let _ = session.accept_join(&req, response);
+        }
+        ServerEvent::JoinRequest(req) => {
+            let _ = session.reject_join(&req, json!({"reason": "unmatched topic"}));
+        }
+        ServerEvent::Push(push) if push.topic == DEVICE_TOPIC => {
+            channel.push(&push.event, push.payload).await;
+        }
+        ServerEvent::Push(_) | ServerEvent::Left { .. } => {}
+        ServerEvent::IdleTimeout => return Some(Ended::Close(1000, "idle timeout")),
+        _ => {}
+    }
+    None
+}
