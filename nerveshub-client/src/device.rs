@@ -340,14 +340,15 @@ impl<C: Client> Device<C> {
         {
             Ok((socket, _local)) => Ok(socket),
             Err(failed) => {
-                if let Some(date) = failed.server_date {
-                    if let Ok(d) = date.duration_since(UNIX_EPOCH) {
-                        info!(
-                            server_time = d.as_secs(),
-                            "using the server's Date as clock hint"
-                        );
-                        self.clock_hint = Some((d.as_secs(), Instant::now()));
-                    }
+                let server_time = failed
+                    .server_date
+                    .and_then(|date| date.duration_since(UNIX_EPOCH).ok());
+                if let Some(d) = server_time {
+                    info!(
+                        server_time = d.as_secs(),
+                        "using the server's Date as clock hint"
+                    );
+                    self.clock_hint = Some((d.as_secs(), Instant::now()));
                 }
                 Err(failed.error)
             }
