@@ -154,6 +154,26 @@ impl Trust {
         Ok(Trust::Roots(certificates_from_bytes(&read_file(path)?)?))
     }
 
+    /// Trust the operating system's CA bundle (the first of the usual Linux locations that
+    /// exists: Debian/Ubuntu, Fedora/RHEL, Alpine/OpenWrt).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when no bundle is found; as [`Trust::ca_file`] otherwise.
+    pub fn system_bundle() -> Result<Self> {
+        const BUNDLES: [&str; 4] = [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/pki/tls/certs/ca-bundle.crt",
+            "/etc/ssl/cert.pem",
+            "/etc/ssl/ca-bundle.pem",
+        ];
+        let path = BUNDLES
+            .iter()
+            .map(Path::new)
+            .find(|p| p.exists())
+            .ok_or_else(|| Error::Config("no system CA bundle found; give a CA file".into()))?;
+        Self::ca_file(path)
+    }
+
     /// Pin the SHA-256 of a server certificate's DER.
     pub fn pin_certificate(cert: &CertificateDer<'_>) -> Self {
         Trust::Pinned(vec![Sha256::digest(cert.as_ref()).into()])
