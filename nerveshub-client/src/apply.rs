@@ -38,14 +38,15 @@ impl Feed {
     fn fill(&mut self) -> io::Result<()> {
         while self.buf.is_empty() && !self.eof {
             match self.rx.blocking_recv() {
-                Some(Ok(data)) => {
+                Some(Chunk::Data(data)) => {
                     if let Err(reason) = self.check.update(&data) {
                         return Err(self.fail(reason));
                     }
                     self.buf = data;
                 }
-                Some(Err(reason)) => return Err(self.fail(reason)),
-                None => self.eof = true,
+                Some(Chunk::End) => self.eof = true,
+                Some(Chunk::Failed(reason)) => return Err(self.fail(reason)),
+                None => return Err(self.fail("aborted".into())),
             }
         }
         Ok(())

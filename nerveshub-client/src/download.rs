@@ -10,10 +10,18 @@ use tracing::{debug, info, warn};
 
 use crate::config::DownloadPolicy;
 
-/// One item of the download stream: data, or the reason the download failed for good
-/// (always the last item then). The channel closing after data means the download is
-/// complete.
-pub(crate) type Chunk = Result<Bytes, String>;
+/// One item of the download stream. The stream ends with [`Chunk::End`] or
+/// [`Chunk::Failed`]; a channel that closes without either was abandoned (the update was
+/// cancelled) and must not count as a complete download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Chunk {
+    /// The next bytes of the file.
+    Data(Bytes),
+    /// The whole file was received.
+    End,
+    /// The download failed for good, with nerves_hub_link's reason.
+    Failed(String),
+}
 
 /// The URL without its query (signed URLs carry credentials there), for logs.
 pub(crate) fn redacted(url: &reqwest::Url) -> String {
@@ -43,10 +51,15 @@ pub(crate) async fn download(
     mut started: impl FnMut() + Send,
 ) -> Result<u64, String> {
     let result = run(http, url, policy, out, &mut started).await;
-    if let Err(reason) = &result {
-        warn!(url = %redacted(url), %reason, "download failed");
-        // The receiver may be gone already (the apply stopped first): nothing to tell.
-        let _ = out.send(Err(reason.clone())).await;
+    // The receiver may be gone already (the apply stopped first): nothing to tell then.
+    match &result {
+        Ok(_) => {
+            let _ = out.send(Chunk::End).await;
+        }
+        Err(reason) => {
+            warn!(url = %redacted(url), %reason, "download failed");
+            let _ = out.send(Chunk::Failed(reason.clone())).await;
+        }
     }
     result
 }
@@ -169,7 +182,7 @@ async fn one_attempt(
                     continue;
                 }
                 state.received += data.len() as u64;
-                if out.send(Ok(data)).await.is_err() {
+                if out.send(Chunk::Data(data)).await.is_err() {
                     // The apply stopped (and reports why); stop downloading.
                     return Attempt::Fatal("aborted".into());
                 }

@@ -160,7 +160,7 @@ pub(crate) async fn apply_external(
                 None => break Err(ApplyFailure::Fwup("fwup exited without a result".into())),
             },
             chunk = rx.recv(), if input_open => match chunk {
-                Some(Ok(data)) => {
+                Some(Chunk::Data(data)) => {
                     if let Err(reason) = check.update(&data) {
                         break Err(ApplyFailure::Download(reason));
                     }
@@ -173,8 +173,9 @@ pub(crate) async fn apply_external(
                         }
                     }
                 }
-                Some(Err(reason)) => break Err(ApplyFailure::Download(reason)),
-                None => {
+                Some(Chunk::Failed(reason)) => break Err(ApplyFailure::Download(reason)),
+                None => break Err(ApplyFailure::Download("aborted".into())),
+                Some(Chunk::End) => {
                     input_open = false;
                     if let Err(reason) = check.finish() {
                         break Err(ApplyFailure::Download(reason));

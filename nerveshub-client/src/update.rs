@@ -97,13 +97,10 @@ async fn update(job: UpdateJob, tx: &mpsc::UnboundedSender<UpdateMsg>) -> Result
     };
     let started_tx = tx.clone();
     let fetch = async {
-        let r = download(&job.http, &url, &job.policy, &chunk_tx, || {
+        download(&job.http, &url, &job.policy, &chunk_tx, || {
             let _ = started_tx.send(UpdateMsg::Started);
         })
-        .await;
-        // Closing the channel tells the engine the download is complete.
-        drop(chunk_tx);
-        r
+        .await
     };
     let (downloaded, applied, ()) = tokio::join!(fetch, apply, forward);
     match (downloaded, applied) {

@@ -79,7 +79,7 @@ async fn connected(server: &mut TestServer) -> (Seen, nerveshub_proto::DeviceJoi
     let connect = loop {
         match server.next().await {
             c @ Seen::Connected { .. } => break c,
-            Seen::Refused { .. } | Seen::Closed => {}
+            Seen::Refused { .. } | Seen::Closed | Seen::Pushed(_) => {}
             other => panic!("unexpected {other:?}"),
         }
     };
@@ -506,5 +506,56 @@ async fn shared_secret_headers_are_signed_fresh_with_the_servers_date_after_a_re
         "the second attempt must be signed at the server's time: {refused} then {accepted}"
     );
     server.next_join().await;
+    run.abort();
+}
+
+static ATTEMPTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The system clock, one second further on every read: each attempt's signing time differs.
+fn ticking_clock() -> u64 {
+    nerveshub_client::system_clock() + ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_rejoin_with_headers_signed_for_each_attempt() {
+    let s = Setup::new();
+    let options = Options {
+        shared_secret: Some(("nhp_product".into(), b"product secret".to_vec())),
+        ..Options::default()
+    };
+    let mut server = TestServer::start(&s.pki, options).await;
+    let auth = Auth::SharedSecret(SharedSecret {
+        key: "nhp_product".into(),
+        secret: b"product secret".to_vec(),
+        identifier: "device-9".into(),
+    });
+    let mut config = s.config(&server, auth);
+    config.wall_clock = ticking_clock;
+    let record = TestClient::new();
+    let errors = record.record.clone();
+    let run = spawn(Device::new(config, record).unwrap());
+    let header = |seen: &Seen, name: &str| match seen {
+        Seen::Connected { headers, .. } => headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap(),
+        other => panic!("expected a connection, got {other:?}"),
+    };
+    let (first, join1) = connected(&mut server).await;
+    server.disconnect();
+    let (second, join2) = connected(&mut server).await;
+    let t1: u64 = header(&first, "x-nh-time").parse().unwrap();
+    let t2: u64 = header(&second, "x-nh-time").parse().unwrap();
+    assert!(t2 > t1, "{t1} then {t2}");
+    assert_ne!(
+        header(&first, "x-nh-signature"),
+        header(&second, "x-nh-signature")
+    );
+    assert_eq!(join1, join2);
+    assert!(
+        !errors.lock().unwrap().errors.is_empty(),
+        "the disconnect is reported"
+    );
     run.abort();
 }

@@ -144,6 +144,14 @@ impl TestServer {
         }
     }
 
+    /// Closes the current connection (the device should reconnect).
+    pub fn disconnect(&self) {
+        let tx = self.push.lock().unwrap();
+        let tx = tx.as_ref().expect("no device connected");
+        tx.send((DISCONNECT.to_owned(), serde_json::Value::Null))
+            .unwrap();
+    }
+
     /// Pushes a message on `device` to the connected device.
     pub fn push(&self, message: &impl ChannelMessage) {
         let tx = self.push.lock().unwrap();
@@ -153,6 +161,9 @@ impl TestServer {
             .unwrap();
     }
 }
+
+/// The internal command that closes the connection.
+const DISCONNECT: &str = "__disconnect__";
 
 fn now_secs(offset: i64) -> u64 {
     let now = SystemTime::now()
@@ -264,8 +275,14 @@ async fn serve<S>(
                 Some(Ok(_)) => {}
             },
             p = push_rx.recv() => {
-                if let Some((event, payload)) = p {
-                    session.push(DEVICE_TOPIC, &event, payload).unwrap();
+                match p {
+                    Some((event, _)) if event == DISCONNECT => {
+                        let _ = ws.close(None).await;
+                        let _ = seen.send(Seen::Closed);
+                        return;
+                    }
+                    Some((event, payload)) => session.push(DEVICE_TOPIC, &event, payload).unwrap(),
+                    None => {}
                 }
             }
         }

@@ -99,6 +99,9 @@ struct RunArgs {
     /// Network interface to report.
     #[arg(long)]
     interface: Option<String>,
+    /// Milliseconds to wait before resuming an interrupted download (nerves_hub_link: 15 s).
+    #[arg(long, default_value_t = 15_000)]
+    download_retry_delay_ms: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -107,6 +110,7 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -251,6 +255,8 @@ fn run(args: RunArgs) -> Result<()> {
     config.firmware_keys = load_keys(&args.public_key_files)?;
     config.accept_server_keys = args.accept_server_keys;
     config.network_interface = args.interface.clone();
+    config.download.time_between_retries =
+        std::time::Duration::from_millis(args.download_retry_delay_ms);
     if config.firmware_keys.is_empty() && !config.accept_server_keys {
         warn!("no --public-key-file: every update will be refused");
     }
