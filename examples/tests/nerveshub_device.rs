@@ -87,13 +87,14 @@ fn provision_applies_complete_and_checks_the_signature() {
 
 async fn final_status(server: &mut TestServer) -> StatusUpdate {
     loop {
-        if let DeviceEvent::StatusUpdate(s) = server.next_push().await {
-            if matches!(
-                s.status(),
-                "completed" | "failed" | "ignored" | "rescheduled"
-            ) {
-                return s;
-            }
+        let DeviceEvent::StatusUpdate(s) = server.next_push().await else {
+            continue;
+        };
+        if matches!(
+            s.status(),
+            "completed" | "failed" | "ignored" | "rescheduled"
+        ) {
+            return s;
         }
     }
 }
