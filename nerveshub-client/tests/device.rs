@@ -79,7 +79,7 @@ async fn connected(server: &mut TestServer) -> (Seen, nerveshub_proto::DeviceJoi
     let connect = loop {
         match server.next().await {
             c @ Seen::Connected { .. } => break c,
-            Seen::Refused { .. } | Seen::Closed | Seen::Pushed(_) => {}
+            Seen::Refused { .. } | Seen::Closed | Seen::Pushed(_) | Seen::Heartbeat => {}
             other => panic!("unexpected {other:?}"),
         }
     };
@@ -556,6 +556,90 @@ async fn reconnects_rejoin_with_headers_signed_for_each_attempt() {
     assert!(
         !errors.lock().unwrap().errors.is_empty(),
         "the disconnect is reported"
+    );
+    run.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_heartbeat_closes_the_socket_and_the_device_reconnects() {
+    let s = Setup::new();
+    let options = Options {
+        mute_heartbeats: true,
+        ..Options::default()
+    };
+    let mut server = TestServer::start(&s.pki, options).await;
+    let mut config = s.cert_config(&server);
+    config.session.heartbeat_interval = std::time::Duration::from_millis(50);
+    let run = spawn(Device::new(config, TestClient::new()).unwrap());
+    connected(&mut server).await;
+    // One heartbeat goes unanswered; at the next one the device gives up on the socket.
+    loop {
+        match server.next().await {
+            Seen::Heartbeat | Seen::Pushed(_) => {}
+            Seen::Closed => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let (_, join) = connected(&mut server).await;
+    assert_eq!(join.nerves_fw_version.as_deref(), Some("1.0.0"));
+    run.abort();
+}
+
+/// Waits until the client recorded an error (polling; bounded by the caller's patience).
+async fn first_error(record: &std::sync::Arc<std::sync::Mutex<common::Record>>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            if let Some(e) = record.lock().unwrap().errors.first() {
+                return e.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("no error reported")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_server_certificates_and_sni() {
+    let s = Setup::new();
+    let mut server = TestServer::start(&s.pki, Options::default()).await;
+    // Connect by address, name the server through SNI, trust it by its pinned certificate.
+    let mut config = s.cert_config(&server);
+    config.server = server.url.replace("localhost", "127.0.0.1");
+    config.sni = Some("localhost".into());
+    config.trust = Trust::pin_certificate(s.pki.server.certificate.der());
+    let run = spawn(Device::new(config, TestClient::new()).unwrap());
+    connected(&mut server).await;
+    run.abort();
+
+    // Another pin: the handshake fails and the error reaches the client.
+    let mut config = s.cert_config(&server);
+    config.trust = Trust::pin_certificate(s.pki.server.ca.der());
+    let client = TestClient::new();
+    let record = client.record.clone();
+    let run = spawn(Device::new(config, client).unwrap());
+    let error = first_error(&record).await;
+    assert!(error.starts_with("TLS: "), "{error}");
+    run.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_firmware_url_fails_after_the_retry_budget() {
+    let s = Setup::new();
+    let mut server = TestServer::start(&s.pki, Options::default()).await;
+    let run = spawn(Device::new(s.cert_config(&server), TestClient::new()).unwrap());
+    connected(&mut server).await;
+    let fw2 = firmware::build(s.dir.path(), "2.0.0", &firmware::signing_key(1));
+    let update = update_for("https://localhost:1/never.fw", &fw2, "2.0.0");
+    server.push(&DeviceServerEvent::Update(Box::new(update)));
+    let events = until_final(&mut server).await;
+    assert_eq!(statuses(&events), ["received", "failed"]);
+    assert_eq!(
+        status(events.last().unwrap()),
+        Some(&StatusUpdate::Failed {
+            reason: "Download failed : max_disconnects_reached".into(),
+            extra: Default::default()
+        })
     );
     run.abort();
 }

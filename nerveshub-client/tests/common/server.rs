@@ -43,6 +43,8 @@ pub enum Seen {
     Pushed(DeviceEvent),
     /// The socket closed.
     Closed,
+    /// A heartbeat was received and left unanswered ([`Options::mute_heartbeats`]).
+    Heartbeat,
 }
 
 /// Where the test's pushes go: the current connection.
@@ -58,6 +60,8 @@ pub struct Options {
     pub clock_offset_secs: i64,
     /// Base64 keys pushed as `fwup_public_keys` after a join asking for them.
     pub org_keys: Vec<String>,
+    /// Leave heartbeats unanswered (a dead link the device must notice).
+    pub mute_heartbeats: bool,
 }
 
 /// The running server.
@@ -266,7 +270,12 @@ async fn serve<S>(
         tokio::select! {
             m = ws.next() => match m {
                 Some(Ok(Message::Text(t))) => {
-                    session.handle_frame(codec.decode(t.as_bytes()).unwrap(), start.elapsed());
+                    let frame = codec.decode(t.as_bytes()).unwrap();
+                    if options.mute_heartbeats && frame.topic == nerveshub_proto::PHOENIX_TOPIC {
+                        let _ = seen.send(Seen::Heartbeat);
+                    } else {
+                        session.handle_frame(frame, start.elapsed());
+                    }
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                     let _ = seen.send(Seen::Closed);
