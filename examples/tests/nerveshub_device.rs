@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::firmware;
 use common::http::FileServer;
 use common::pki::Pki;
-use common::server::{Options, Seen, TestServer};
+use common::server::{Options, TestServer};
 use nerveshub_client::NERVES_UBOOT_ENV;
 use nerveshub_proto::{DeviceEvent, DeviceServerEvent, StatusUpdate};
 
@@ -155,12 +155,7 @@ async fn device_updates_with_external_fwup_reboots_and_stops_on_sigterm() {
     );
 
     // The simulated reboot: the device comes back on slot b, validated, version 2.
-    let join = loop {
-        match server.next().await {
-            Seen::Joined(p) => break p,
-            _ => continue,
-        }
-    };
+    let join = server.next_join().await;
     assert_eq!(
         join.nerves_fw_version.as_deref(),
         Some("2.0.0"),

@@ -76,13 +76,18 @@ fn spawn(mut device: Device<TestClient>) -> JoinHandle<(Device<TestClient>, Stop
 
 /// Waits for the device to connect and join; returns the connect record and join params.
 async fn connected(server: &mut TestServer) -> (Seen, nerveshub_proto::DeviceJoinParams) {
-    let connect = loop {
-        match server.next().await {
-            c @ Seen::Connected { .. } => break c,
-            Seen::Refused { .. } | Seen::Closed | Seen::Pushed(_) | Seen::Heartbeat => {}
-            other => panic!("unexpected {other:?}"),
+    let connect = async {
+        loop {
+            match server.next().await {
+                c @ Seen::Connected { .. } => break c,
+                Seen::Refused { .. } | Seen::Closed | Seen::Pushed(_) | Seen::Heartbeat => {}
+                other => panic!("unexpected {other:?}"),
+            }
         }
     };
+    let connect = tokio::time::timeout(std::time::Duration::from_secs(60), connect)
+        .await
+        .expect("no connection within 60 s");
     (connect, server.next_join().await)
 }
 
@@ -638,6 +643,34 @@ async fn an_unreachable_firmware_url_fails_after_the_retry_budget() {
         status(events.last().unwrap()),
         Some(&StatusUpdate::Failed {
             reason: "Download failed : max_disconnects_reached".into(),
+            extra: Default::default()
+        })
+    );
+    run.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messagepack_serializer() {
+    let s = Setup::new();
+    let mut server = TestServer::start(&s.pki, Options::default()).await;
+    let mut config = s.cert_config(&server);
+    config.vsn = nerveshub_proto::Vsn::V3MsgPack;
+    let mut client = TestClient::new();
+    client.decision = UpdateDecision::Ignore("not now".into());
+    let run = spawn(Device::new(config, client).unwrap());
+    let (connect, join) = connected(&mut server).await;
+    let Seen::Connected { path, .. } = connect else {
+        unreachable!()
+    };
+    assert_eq!(path, "/socket/websocket?vsn=3.0.0");
+    assert_eq!(join.nerves_fw_version.as_deref(), Some("1.0.0"));
+    let update = update_for("https://localhost:1/never.fw", b"x", "2.0.0");
+    server.push(&DeviceServerEvent::Update(Box::new(update)));
+    let events = until_final(&mut server).await;
+    assert_eq!(
+        status(events.last().unwrap()),
+        Some(&StatusUpdate::Ignored {
+            reason: "not now".into(),
             extra: Default::default()
         })
     );

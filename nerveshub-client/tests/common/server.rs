@@ -132,20 +132,30 @@ impl TestServer {
 
     /// Waits for a push on `device`, skipping other events.
     pub async fn next_push(&mut self) -> DeviceEvent {
-        loop {
-            if let Seen::Pushed(e) = self.next().await {
-                return e;
+        let search = async {
+            loop {
+                if let Seen::Pushed(e) = self.next().await {
+                    return e;
+                }
             }
-        }
+        };
+        tokio::time::timeout(Duration::from_secs(60), search)
+            .await
+            .expect("no push within 60 s")
     }
 
     /// Waits for a join, skipping other events.
     pub async fn next_join(&mut self) -> DeviceJoinParams {
-        loop {
-            if let Seen::Joined(p) = self.next().await {
-                return p;
+        let search = async {
+            loop {
+                if let Seen::Joined(p) = self.next().await {
+                    return p;
+                }
             }
-        }
+        };
+        tokio::time::timeout(Duration::from_secs(60), search)
+            .await
+            .expect("no join within 60 s")
     }
 
     /// Closes the current connection (the device should reconnect).
@@ -188,6 +198,8 @@ async fn serve<S>(
 {
     let seen2 = seen.clone();
     let opts = options.clone();
+    let vsn = Arc::new(Mutex::new(Vsn::V2Json));
+    let vsn2 = vsn.clone();
     #[allow(clippy::result_large_err)] // tungstenite's callback signature
     let callback = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         let headers: Vec<(String, String)> = req
@@ -217,6 +229,11 @@ async fn serve<S>(
             .path_and_query()
             .map(|p| p.to_string())
             .unwrap_or_default();
+        let query_vsn = req
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("vsn=")));
+        *vsn2.lock().unwrap() = Vsn::from_query(query_vsn).unwrap();
         let _ = seen2.send(Seen::Connected {
             path,
             headers,
@@ -229,7 +246,7 @@ async fn serve<S>(
     };
     let (push_tx, mut push_rx) = mpsc::unbounded_channel();
     *push.lock().unwrap() = Some(push_tx);
-    let codec = Codec::new(Vsn::V2Json);
+    let codec = Codec::new(*vsn.lock().unwrap());
     let start = tokio::time::Instant::now();
     let mut session = ServerSession::new(ServerConfig::default(), Duration::ZERO);
     loop {
@@ -269,8 +286,8 @@ async fn serve<S>(
         }
         tokio::select! {
             m = ws.next() => match m {
-                Some(Ok(Message::Text(t))) => {
-                    let frame = codec.decode(t.as_bytes()).unwrap();
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                    let frame = codec.decode(&m.into_data()).unwrap();
                     if options.mute_heartbeats && frame.topic == nerveshub_proto::PHOENIX_TOPIC {
                         let _ = seen.send(Seen::Heartbeat);
                     } else {
