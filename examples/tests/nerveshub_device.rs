@@ -99,46 +99,144 @@ async fn final_status(server: &mut TestServer) -> StatusUpdate {
     }
 }
 
+/// A provisioned image, key files and certificates in a temporary directory.
+struct Bench {
+    dir: tempfile::TempDir,
+    pki: Pki,
+    key: String,
+    ca: String,
+    cert: String,
+    device_key: String,
+    image: std::path::PathBuf,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new();
+        let fw1 = firmware::build(dir.path(), "1.0.0", &firmware::signing_key(1));
+        let fw1 = write(dir.path(), "fw1.fw", fw1);
+        let key = write(
+            dir.path(),
+            "fwup-key.pub",
+            firmware::signing_key(1).public_key().to_base64(),
+        );
+        let ca = write(dir.path(), "ca.pem", pki.server_ca_pem());
+        let cert = write(dir.path(), "device.pem", &pki.device_cert_pem);
+        let device_key = write(dir.path(), "device-key.der", &pki.device_key_der);
+        let image = dir.path().join("disk.img");
+        assert!(
+            provision(image.to_str().unwrap(), &fw1, &key)
+                .status
+                .success()
+        );
+        Bench {
+            dir,
+            pki,
+            key,
+            ca,
+            cert,
+            device_key,
+            image,
+        }
+    }
+
+    /// Starts `nerveshub-device run` with the external fwup against `server`.
+    fn run(&self, server: &TestServer) -> tokio::process::Child {
+        let log = std::fs::File::create(self.dir.path().join("device.log")).unwrap();
+        tokio::process::Command::new(DEVICE)
+            .args([
+                "run",
+                "--server",
+                &server.url,
+                "--image",
+                self.image.to_str().unwrap(),
+            ])
+            .args([
+                "--cert",
+                &self.cert,
+                "--key",
+                &self.device_key,
+                "--ca",
+                &self.ca,
+            ])
+            .args([
+                "--public-key-file",
+                &self.key,
+                "--fwup",
+                FWUP_RS,
+                "--uboot-env",
+                "16:16",
+            ])
+            .args(["--download-retry-delay-ms", "100", "--interface", "eth0"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("device.log")).unwrap_or_default()
+    }
+}
+
+/// SIGTERM, then the exit status must be 0.
+async fn stop(mut child: tokio::process::Child, log: impl Fn() -> String) {
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the device did not stop on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}\n{}", log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_fwup_never_finishes_a_download_with_a_bad_checksum() {
+    let b = Bench::new();
+    let fw2 = firmware::build(b.dir.path(), "2.0.0", &firmware::signing_key(1));
+    let files = FileServer::start(&b.pki, fw2.clone(), None).await;
+    let mut server = TestServer::start(&b.pki, Options::default()).await;
+    let child = b.run(&server);
+    server.next_join().await;
+    let mut update = common::update_for(&files.url, &fw2, "2.0.0");
+    update.checksum = Some(common::sha256_hex(b"another file"));
+    update.partials_checksums = None;
+    server.push(&DeviceServerEvent::Update(Box::new(update)));
+    let status = final_status(&mut server).await;
+    let StatusUpdate::Failed { reason, .. } = &status else {
+        panic!("expected failed, got {status:?}\n{}", b.log());
+    };
+    assert!(
+        reason.starts_with("Download failed : checksum mismatch"),
+        "{reason}"
+    );
+    let env = nerveshub_client::FirmwareEnv::read(&b.image, NERVES_UBOOT_ENV).unwrap();
+    assert_eq!(env.active_slot(), Some("a"));
+    assert_eq!(
+        env.join_params().nerves_fw_version.as_deref(),
+        Some("1.0.0")
+    );
+    assert_eq!(
+        firmware::slot(&b.image, firmware::SLOT_A),
+        firmware::rootfs("1.0.0")
+    );
+    stop(child, || b.log()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_updates_with_external_fwup_reboots_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new();
-    let fw1 = firmware::build(dir.path(), "1.0.0", &firmware::signing_key(1));
-    let fw2 = firmware::build(dir.path(), "2.0.0", &firmware::signing_key(1));
-    let fw1 = write(dir.path(), "fw1.fw", fw1);
-    let key = write(
-        dir.path(),
-        "fwup-key.pub",
-        firmware::signing_key(1).public_key().to_base64(),
-    );
-    let ca = write(dir.path(), "ca.pem", pki.server_ca_pem());
-    let cert = write(dir.path(), "device.pem", &pki.device_cert_pem);
-    let device_key = write(dir.path(), "device-key.der", &pki.device_key_der);
-    let image = dir.path().join("disk.img");
-    let image_s = image.to_str().unwrap().to_owned();
-    assert!(provision(&image_s, &fw1, &key).status.success());
-
-    let files = FileServer::start(&pki, fw2.clone(), Some(500_000)).await;
-    let mut server = TestServer::start(&pki, Options::default()).await;
-    let log = std::fs::File::create(dir.path().join("device.log")).unwrap();
-    let mut child = tokio::process::Command::new(DEVICE)
-        .args(["run", "--server", &server.url, "--image", &image_s])
-        .args(["--cert", &cert, "--key", &device_key, "--ca", &ca])
-        .args([
-            "--public-key-file",
-            &key,
-            "--fwup",
-            FWUP_RS,
-            "--uboot-env",
-            "16:16",
-        ])
-        .args(["--download-retry-delay-ms", "100", "--interface", "eth0"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let b = Bench::new();
+    let fw2 = firmware::build(b.dir.path(), "2.0.0", &firmware::signing_key(1));
+    let files = FileServer::start(&b.pki, fw2.clone(), Some(500_000)).await;
+    let mut server = TestServer::start(&b.pki, Options::default()).await;
+    let child = b.run(&server);
 
     let join = server.next_join().await;
     assert_eq!(join.nerves_fw_version.as_deref(), Some("1.0.0"));
@@ -146,8 +244,7 @@ async fn device_updates_with_external_fwup_reboots_and_stops_on_sigterm() {
     let update = common::update_for(&files.url, &fw2, "2.0.0");
     server.push(&DeviceServerEvent::Update(Box::new(update)));
     let status = final_status(&mut server).await;
-    let log_text = || std::fs::read_to_string(dir.path().join("device.log")).unwrap_or_default();
-    assert_eq!(status.status(), "completed", "{status:?}\n{}", log_text());
+    assert_eq!(status.status(), "completed", "{status:?}\n{}", b.log());
     assert_eq!(
         files.ranges.lock().unwrap().len(),
         2,
@@ -160,26 +257,20 @@ async fn device_updates_with_external_fwup_reboots_and_stops_on_sigterm() {
         join.nerves_fw_version.as_deref(),
         Some("2.0.0"),
         "{}",
-        log_text()
+        b.log()
     );
     assert_eq!(join.meta.unwrap().firmware_validated, Some(true));
     assert_eq!(
-        firmware::slot(&image, firmware::SLOT_B),
+        firmware::slot(&b.image, firmware::SLOT_B),
         firmware::rootfs("2.0.0")
     );
+    assert_eq!(
+        firmware::slot(&b.image, firmware::SLOT_A),
+        firmware::rootfs("1.0.0")
+    );
 
-    let pid = child.id().unwrap().to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("the device did not stop on SIGTERM")
-        .unwrap();
-    assert!(status.success(), "{status:?}\n{}", log_text());
+    stop(child, || b.log()).await;
     if std::env::var_os("SHOW_DEVICE_LOG").is_some() {
-        eprintln!("{}", log_text());
+        eprintln!("{}", b.log());
     }
 }

@@ -563,9 +563,7 @@ impl<C: Client> Device<C> {
             }
             Some(UpdateMsg::Fwup(message)) => {
                 if let (FwupMessage::Progress(p), Some(u)) = (&message, update.as_mut()) {
-                    let due = u
-                        .last_progress
-                        .is_none_or(|(last, at)| *p > last && at.elapsed() >= interval);
+                    let due = progress_due(u.last_progress, *p, Instant::now(), interval);
                     if due && self.push(session, &progress(*p)) {
                         u.last_progress = Some((*p, Instant::now()));
                     }
@@ -616,6 +614,12 @@ impl<C: Client> Device<C> {
     }
 }
 
+/// nerves_hub_link's throttle: push progress only when the percentage went up and at least
+/// `interval` passed since the last push.
+fn progress_due(last: Option<(u8, Instant)>, value: u8, now: Instant, interval: Duration) -> bool {
+    last.is_none_or(|(v, at)| value > v && now.saturating_duration_since(at) >= interval)
+}
+
 fn failed(reason: &str) -> StatusUpdate {
     StatusUpdate::Failed {
         reason: reason.to_owned(),
@@ -662,5 +666,54 @@ fn fwup_version(updater: &Updater) -> String {
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| nerveshub_fwup::FWUP_VERSION.to_owned()),
         _ => nerveshub_fwup::FWUP_VERSION.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_throttled_like_nerves_hub_link() {
+        let t0 = Instant::now();
+        let half = Duration::from_millis(500);
+        assert!(progress_due(None, 0, t0, half));
+        let last = Some((10, t0));
+        assert!(!progress_due(
+            last,
+            11,
+            t0 + Duration::from_millis(499),
+            half
+        ));
+        assert!(progress_due(last, 11, t0 + half, half));
+        assert!(!progress_due(last, 10, t0 + Duration::from_secs(5), half));
+    }
+
+    #[test]
+    fn join_params_ask_for_keys_only_without_local_keys() {
+        let config = Config::new(
+            "wss://localhost:4001",
+            Auth::SharedSecret(crate::SharedSecret {
+                key: "nhp_k".into(),
+                secret: b"s".to_vec(),
+                identifier: "d".into(),
+            }),
+            crate::Trust::Pinned(vec![]),
+            Updater::built_in("/nonexistent"),
+        );
+        let device = Device::new(config, crate::DefaultClient).unwrap();
+        let p = device.join_params(Some("uuid-1"));
+        assert_eq!(p.fwup_public_keys.as_deref(), Some(ON_CONNECT));
+        assert_eq!(p.currently_downloading_uuid.as_deref(), Some("uuid-1"));
+        assert_eq!(p.device_api_version.as_deref(), Some(DEVICE_API_VERSION));
+        assert_eq!(p.console_version.as_deref(), Some(CONSOLE_VERSION));
+        assert_eq!(
+            p.fwup_version.as_deref(),
+            Some(nerveshub_fwup::FWUP_VERSION)
+        );
+        assert_eq!(
+            device.socket_url().as_str(),
+            "wss://localhost:4001/device-socket/websocket?vsn=2.0.0"
+        );
     }
 }
