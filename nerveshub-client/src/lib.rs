@@ -21,6 +21,41 @@
 //! nerves_hub_link's reason ([`NO_PUBLIC_KEYS`]).
 //!
 //! TLS uses rustls with the aws-lc-rs provider, passed explicitly.
+//!
+//! # Example
+//!
+//! A device with a certificate, its firmware metadata read from its disk image, taking
+//! updates with the built-in engine until a reboot is due:
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use nerveshub_client::{
+//!     Auth, Config, DefaultClient, Device, FirmwareEnv, Identity, NERVES_UBOOT_ENV, PublicKey,
+//!     Stopped, Trust, Updater,
+//! };
+//!
+//! # async fn demo(shutdown: impl std::future::Future<Output = ()>) -> Result<(), Box<dyn std::error::Error>> {
+//! let image = Path::new("/dev/mmcblk0");
+//! let identity = Identity::from_files(Path::new("cert.pem"), Path::new("key.pem"))?;
+//! let mut config = Config::new(
+//!     "wss://devices.example.com",
+//!     Auth::Certificate(identity),
+//!     Trust::ca_file(Path::new("ca.pem"))?,
+//!     Updater::built_in(image),
+//! );
+//! config.join_params = FirmwareEnv::read(image, NERVES_UBOOT_ENV)?.join_params();
+//! config.firmware_keys = vec![PublicKey::from_base64("…fwup-key.pub contents…")?];
+//!
+//! let mut device = Device::new(config, DefaultClient)?;
+//! tokio::select! {
+//!     stopped = device.run() => match stopped? {
+//!         Stopped::Reboot(_) => { /* reboot into the new slot */ }
+//!         _ => {}
+//!     },
+//!     () = shutdown => { /* dropping `run` disconnects (and abandons an update) */ }
+//! }
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 mod apply;
