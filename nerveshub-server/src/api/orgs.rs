@@ -1,0 +1,294 @@
+//! `/api/orgs` and org membership.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Access, Api, Body, Endpoint, Success, check_name, created, data, no_content};
+use crate::auth::{Caller, Role};
+use crate::db::{self, Actor, Audit, is_unique_violation};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub(super) fn routes(api: Api) -> Api {
+    api.route(
+        Endpoint::get("/orgs", "The orgs the caller belongs to")
+            .tag("orgs")
+            .ok(Success::List("Org")),
+        list,
+    )
+    .route(
+        Endpoint::post("/orgs", "Create an org; the caller becomes its admin")
+            .tag("orgs")
+            .access(Access::User)
+            .body("OrgCreate")
+            .ok(Success::Object(201, "Org")),
+        create,
+    )
+    .route(
+        Endpoint::get("/orgs/{org}/users", "The org's members")
+            .tag("org users")
+            .role(Role::Admin)
+            .ok(Success::List("Member")),
+        members,
+    )
+    .route(
+        Endpoint::post("/orgs/{org}/users", "Add an existing user to the org")
+            .tag("org users")
+            .role(Role::Admin)
+            .body("MemberCreate")
+            .ok(Success::Object(201, "Member")),
+        add_member,
+    )
+    .route(
+        Endpoint::get("/orgs/{org}/users/{email}", "One member")
+            .tag("org users")
+            .role(Role::Admin)
+            .ok(Success::Object(200, "Member")),
+        member,
+    )
+    .route(
+        Endpoint::put("/orgs/{org}/users/{email}", "Change a member's role")
+            .tag("org users")
+            .role(Role::Admin)
+            .body("MemberUpdate")
+            .ok(Success::Object(200, "Member"))
+            .errors(&[409]),
+        update_member,
+    )
+    .route(
+        Endpoint::delete("/orgs/{org}/users/{email}", "Remove a member")
+            .tag("org users")
+            .role(Role::Admin)
+            .ok(Success::NoContent)
+            .errors(&[409]),
+        remove_member,
+    )
+}
+
+async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let orgs = state.db.orgs_of(caller.user.id).await?;
+    let orgs: Vec<_> = orgs
+        .iter()
+        .map(|m| json!({"name": m.org.name, "role": m.role.as_str()}))
+        .collect();
+    Ok(axum::response::IntoResponse::into_response(data(orgs)))
+}
+
+#[derive(Deserialize)]
+struct NewOrg {
+    name: String,
+}
+
+/// Org names appear in every API path: letters, digits, `-`, `_` and `.` only.
+fn check_org_name(name: &str) -> Result<(), ApiError> {
+    check_name("name", name)?;
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(ApiError::invalid(
+            "name",
+            "has invalid format (letters, digits, '-', '_' and '.' only)",
+        ));
+    }
+    Ok(())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(new): Body<NewOrg>,
+) -> Result<Response, ApiError> {
+    check_org_name(&new.name)?;
+    let mut tx = state.db.begin().await?;
+    let org = match db::insert_org(&mut tx, &new.name).await {
+        Ok(org) => org,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::invalid("name", "has already been taken"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    db::insert_member(&mut tx, org.id, caller.user.id, Role::Admin).await?;
+    db::audit(
+        &mut tx,
+        Audit {
+            org_id: Some(org.id),
+            actor: Actor::User(caller.user.id),
+            resource_type: "org",
+            resource_id: &org.name,
+            action: "create",
+            description: format!("{} created org {}", caller.user.email, org.name),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(created(json!({"name": org.name, "role": "admin"})))
+}
+
+fn member_json(user: &db::UserRow, role: Role) -> serde_json::Value {
+    json!({"name": user.name, "email": user.email, "role": role.as_str()})
+}
+
+async fn members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<Response, ApiError> {
+    let membership = caller.in_org(&state, &org, Role::Admin).await?;
+    let members = state.db.members(membership.org.id).await?;
+    let members: Vec<_> = members.iter().map(|(u, r)| member_json(u, *r)).collect();
+    Ok(axum::response::IntoResponse::into_response(data(members)))
+}
+
+#[derive(Deserialize)]
+struct NewMember {
+    email: String,
+    role: String,
+}
+
+fn parse_role(role: &str) -> Result<Role, ApiError> {
+    role.parse()
+        .map_err(|()| ApiError::invalid("role", "is invalid (admin, manage or view)"))
+}
+
+async fn add_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    Body(new): Body<NewMember>,
+) -> Result<Response, ApiError> {
+    let membership = caller.in_org(&state, &org, Role::Admin).await?;
+    let role = parse_role(&new.role)?;
+    let email = new.email.trim().to_lowercase();
+    let user = state
+        .db
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(|| ApiError::invalid("email", "no user has this email"))?;
+    let mut tx = state.db.begin().await?;
+    match db::insert_member(&mut tx, membership.org.id, user.id, role).await {
+        Ok(()) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::invalid(
+                "email",
+                "is already a member of this org",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    db::audit(
+        &mut tx,
+        Audit {
+            org_id: Some(membership.org.id),
+            actor: Actor::User(caller.user.id),
+            resource_type: "org_user",
+            resource_id: &email,
+            action: "create",
+            description: format!("{} added {email} to {} as {role}", caller.user.email, org),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(created(member_json(&user, role)))
+}
+
+async fn member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, email)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let membership = caller.in_org(&state, &org, Role::Admin).await?;
+    let (user, role) = state
+        .db
+        .member(membership.org.id, &email.to_lowercase())
+        .await?
+        .ok_or(ApiError::NotFound("member"))?;
+    Ok(axum::response::IntoResponse::into_response(data(
+        member_json(&user, role),
+    )))
+}
+
+#[derive(Deserialize)]
+struct MemberUpdate {
+    role: String,
+}
+
+async fn update_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, email)): Path<(String, String)>,
+    Body(update): Body<MemberUpdate>,
+) -> Result<Response, ApiError> {
+    let membership = caller.in_org(&state, &org, Role::Admin).await?;
+    let role = parse_role(&update.role)?;
+    let (user, old_role) = state
+        .db
+        .member(membership.org.id, &email.to_lowercase())
+        .await?
+        .ok_or(ApiError::NotFound("member"))?;
+    let mut tx = state.db.begin().await?;
+    db::update_member_role(&mut tx, membership.org.id, user.id, role).await?;
+    if old_role == Role::Admin
+        && role != Role::Admin
+        && db::count_admins(&mut tx, membership.org.id).await? == 0
+    {
+        return Err(ApiError::Conflict(
+            "an org must keep at least one admin".into(),
+        ));
+    }
+    db::audit(
+        &mut tx,
+        Audit {
+            org_id: Some(membership.org.id),
+            actor: Actor::User(caller.user.id),
+            resource_type: "org_user",
+            resource_id: &user.email,
+            action: "update",
+            description: format!(
+                "{} changed {}'s role in {org} from {old_role} to {role}",
+                caller.user.email, user.email
+            ),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(axum::response::IntoResponse::into_response(data(
+        member_json(&user, role),
+    )))
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, email)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let membership = caller.in_org(&state, &org, Role::Admin).await?;
+    let (user, _) = state
+        .db
+        .member(membership.org.id, &email.to_lowercase())
+        .await?
+        .ok_or(ApiError::NotFound("member"))?;
+    let mut tx = state.db.begin().await?;
+    db::delete_member(&mut tx, membership.org.id, user.id).await?;
+    if db::count_admins(&mut tx, membership.org.id).await? == 0 {
+        return Err(ApiError::Conflict(
+            "an org must keep at least one admin".into(),
+        ));
+    }
+    db::audit(
+        &mut tx,
+        Audit {
+            org_id: Some(membership.org.id),
+            actor: Actor::User(caller.user.id),
+            resource_type: "org_user",
+            resource_id: &user.email,
+            action: "delete",
+            description: format!("{} removed {} from {org}", caller.user.email, user.email),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(no_content())
+}

@@ -1,0 +1,182 @@
+//! `/api/users`: sign-in (tokens), who am I, and server admins creating users.
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Access, Api, Body, Endpoint, Success, created, data};
+use crate::auth::{self, Caller};
+use crate::db::{self, Actor, Audit, is_unique_violation};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub(super) fn routes(api: Api) -> Api {
+    api.route(
+        Endpoint::post(
+            "/users/auth",
+            "Sign in with email and password; returns a new API token",
+        )
+        .tag("users")
+        .access(Access::Public)
+        .body("Login")
+        .ok(Success::Object(200, "UserToken")),
+        sign_in,
+    )
+    .route(
+        Endpoint::post(
+            "/users/login",
+            "Deprecated alias of /users/auth, as NervesHub",
+        )
+        .tag("users")
+        .access(Access::Public)
+        .body("Login")
+        .ok(Success::Object(200, "UserToken")),
+        sign_in,
+    )
+    .route(
+        Endpoint::get("/users/me", "The signed-in user")
+            .tag("users")
+            .ok(Success::Object(200, "User")),
+        me,
+    )
+    .route(
+        Endpoint::post("/users", "Create a user (server admins only)")
+            .tag("users")
+            .access(Access::ServerAdmin)
+            .body("UserCreate")
+            .ok(Success::Object(201, "User")),
+        create_user,
+    )
+}
+
+#[derive(Deserialize)]
+struct Login {
+    email: String,
+    password: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    Body(login): Body<Login>,
+) -> Result<Response, ApiError> {
+    let email = login.email.trim().to_lowercase();
+    let user = state.db.user_by_email(&email).await?;
+    // Hash even for an unknown email, so timing does not tell which emails exist.
+    let stored = user
+        .as_ref()
+        .map(|u| u.password_hash.as_str())
+        .unwrap_or_else(|| dummy_hash());
+    let matches = auth::verify_password(&login.password, stored);
+    let user = match user {
+        Some(user) if matches => user,
+        _ => return Err(ApiError::Unauthorized),
+    };
+    let token = auth::new_token()?;
+    let mut tx = state.db.begin().await?;
+    db::insert_token(
+        &mut tx,
+        user.id,
+        &token.hash,
+        login.note.as_deref().unwrap_or(""),
+    )
+    .await?;
+    db::audit(
+        &mut tx,
+        Audit {
+            org_id: None,
+            actor: Actor::User(user.id),
+            resource_type: "user_token",
+            resource_id: &user.email,
+            action: "create",
+            description: format!("{} signed in and received an API token", user.email),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(data(json!({"name": user.name, "email": user.email, "token": token.text})).into_response())
+}
+
+/// A real Argon2id hash of a random password, made once, checked against when the email is
+/// unknown.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        auth::random_password()
+            .and_then(|p| auth::hash_password(&p))
+            .unwrap_or_default()
+    })
+}
+
+async fn me(caller: Caller) -> impl IntoResponse {
+    data(json!({"name": caller.user.name, "email": caller.user.email}))
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    email: String,
+    password: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Minimum password length for accounts made through the API.
+const MIN_PASSWORD_LEN: usize = 8;
+
+async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(new): Body<NewUser>,
+) -> Result<Response, ApiError> {
+    if !caller.user.is_server_admin() {
+        return Err(ApiError::Forbidden);
+    }
+    let email = new.email.trim().to_lowercase();
+    if !valid_email(&email) {
+        return Err(ApiError::invalid("email", "has invalid format"));
+    }
+    if new.password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(ApiError::invalid(
+            "password",
+            format!("should be at least {MIN_PASSWORD_LEN} character(s)"),
+        ));
+    }
+    let name = new
+        .name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+    let hash = auth::hash_password(&new.password)?;
+    let mut tx = state.db.begin().await?;
+    let user = match db::insert_user(&mut tx, &name, &email, &hash, false).await {
+        Ok(user) => user,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::invalid("email", "has already been taken"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    db::audit(
+        &mut tx,
+        Audit {
+            org_id: None,
+            actor: Actor::User(caller.user.id),
+            resource_type: "user",
+            resource_id: &email,
+            action: "create",
+            description: format!("{} created user {email}", caller.user.email),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(created(json!({"name": user.name, "email": user.email})))
+}
+
+/// A plausible email: one `@` with text on both sides, no spaces, at most 160 characters.
+pub(crate) fn valid_email(email: &str) -> bool {
+    email.len() <= 160
+        && !email.contains(char::is_whitespace)
+        && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@'))
+}

@@ -1,0 +1,213 @@
+//! All SQL lives here. One set of queries serves SQLite and PostgreSQL through sqlx's `Any`
+//! driver: `$n` placeholders (sqlx-sqlite binds them by number), and only the types `Any`
+//! carries the same way on both (`i64`, `String`, `Vec<u8>`): times are Unix milliseconds,
+//! flags are 0/1, lists and documents are JSON text.
+
+mod accounts;
+mod catalog;
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+
+use crate::error::ServerError;
+
+pub(crate) use accounts::*;
+pub(crate) use catalog::*;
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The database: a connection pool and the engine behind it.
+#[derive(Debug, Clone)]
+pub(crate) struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Db {
+    /// Opens `url` (`postgres://…` or `sqlite://…`) and brings its schema up to date.
+    pub(crate) async fn connect(url: &str) -> Result<Db, ServerError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(ServerError::Config(format!(
+                "unsupported database URL scheme (expected postgres:// or sqlite:): {}",
+                redact_url(url)
+            )));
+        };
+        let options: AnyConnectOptions = url.parse()?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL lets readers run beside the one writer; foreign keys are on in
+                            // sqlx-sqlite by default, and its busy timeout is 5 s.
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .connect_with(options)
+                    .await?
+            }
+        };
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await?;
+        Ok(Db { pool, backend })
+    }
+
+    /// The SQLite database file `<dir>/nerveshub.db`, created if missing.
+    pub(crate) fn sqlite_url(dir: &Path) -> String {
+        format!("sqlite://{}?mode=rwc", dir.join("nerveshub.db").display())
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The URL with any password replaced, for messages and logs.
+pub(crate) fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Now, in Unix milliseconds: the unit of every time column.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Whether `e` is a unique-constraint violation (a duplicate name, key, identifier…).
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Whether `e` is a foreign-key violation (a row still referenced elsewhere).
+pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
+/// Who made a change, for the audit log.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Actor {
+    User(i64),
+    Device(i64),
+    System,
+}
+
+/// One audit-log row, written in the same transaction as the change it records.
+#[derive(Debug)]
+pub(crate) struct Audit<'a> {
+    pub(crate) org_id: Option<i64>,
+    pub(crate) actor: Actor,
+    pub(crate) resource_type: &'a str,
+    pub(crate) resource_id: &'a str,
+    pub(crate) action: &'a str,
+    pub(crate) description: String,
+}
+
+pub(crate) async fn audit(conn: &mut AnyConnection, entry: Audit<'_>) -> Result<(), sqlx::Error> {
+    let (actor_type, actor_id) = match entry.actor {
+        Actor::User(id) => ("user", Some(id)),
+        Actor::Device(id) => ("device", Some(id)),
+        Actor::System => ("system", None),
+    };
+    sqlx::query(
+        "INSERT INTO audit_logs (org_id, actor_type, actor_id, resource_type, resource_id, action, description, inserted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(entry.org_id)
+    .bind(actor_type)
+    .bind(actor_id)
+    .bind(entry.resource_type)
+    .bind(entry.resource_id)
+    .bind(entry.action)
+    .bind(entry.description)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// An audit-log row as read back (tests and, later, the UI).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    pub(crate) org_id: Option<i64>,
+    pub(crate) actor_type: String,
+    pub(crate) actor_id: Option<i64>,
+    pub(crate) resource_type: String,
+    pub(crate) resource_id: String,
+    pub(crate) action: String,
+    pub(crate) description: String,
+}
+
+impl Db {
+    /// The audit log, oldest first.
+    pub(crate) async fn audit_log(&self) -> Result<Vec<AuditRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT org_id, actor_type, actor_id, resource_type, resource_id, action, description
+             FROM audit_logs ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,127 @@
+//! The server's two error boundaries: [`ServerError`] for starting and running the server,
+//! [`ApiError`] for answers on the management API (the only place that knows status codes).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// What NervesHub answers for a missing org, a non-member, or a role that is too low.
+pub(crate) const NOT_FOUND_OR_INSUFFICIENT: &str =
+    "Resource Not Found or Authorization Insufficient";
+
+/// An error starting or running the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The configuration is inconsistent or names something that cannot be used.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A file or socket operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be opened, migrated or queried.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The database schema could not be migrated.
+    #[error("database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A certificate or key could not be generated or loaded.
+    #[error("certificates: {0}")]
+    Pki(#[from] nerveshub_pki::Error),
+    /// The TLS configuration was refused.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+impl ServerError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        ServerError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// An answer other than success on the management API, shaped as NervesHub's
+/// (`{"errors":{"detail":…}}`, or `{"errors":{field:[…]}}` for validation).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// No usable API token: 401.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The org does not exist or the caller is not a member: 404, saying nothing more.
+    #[error("{NOT_FOUND_OR_INSUFFICIENT}")]
+    NotFoundOrInsufficient,
+    /// The caller's role is too low: 403.
+    #[error("forbidden")]
+    Forbidden,
+    /// A named thing inside an org the caller may see does not exist: 404.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Invalid input, per field: 422.
+    #[error("validation failed")]
+    Validation(BTreeMap<String, Vec<String>>),
+    /// The request cannot be carried out in the resource's current state: 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// A malformed request: 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request body is larger than allowed: 413.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// A fault on our side; logged, never shown to the caller: 500.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 422 answer for one field.
+    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(BTreeMap::from([(field.to_owned(), vec![message.into()])]))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Internal(format!("database: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let detail = |status: StatusCode, detail: &str| {
+            (status, Json(json!({"errors": {"detail": detail}}))).into_response()
+        };
+        match self {
+            ApiError::Unauthorized => detail(StatusCode::UNAUTHORIZED, NOT_FOUND_OR_INSUFFICIENT),
+            ApiError::NotFoundOrInsufficient => {
+                detail(StatusCode::NOT_FOUND, NOT_FOUND_OR_INSUFFICIENT)
+            }
+            ApiError::Forbidden => detail(StatusCode::FORBIDDEN, NOT_FOUND_OR_INSUFFICIENT),
+            ApiError::NotFound(what) => detail(StatusCode::NOT_FOUND, &format!("{what} not found")),
+            ApiError::Validation(fields) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "errors": fields })),
+            )
+                .into_response(),
+            ApiError::Conflict(msg) => detail(StatusCode::CONFLICT, &msg),
+            ApiError::BadRequest(msg) => detail(StatusCode::BAD_REQUEST, &msg),
+            ApiError::PayloadTooLarge(msg) => detail(StatusCode::PAYLOAD_TOO_LARGE, &msg),
+            ApiError::Internal(msg) => {
+                tracing::error!(error = %msg, "request failed");
+                detail(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            }
+        }
+    }
+}

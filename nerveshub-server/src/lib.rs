@@ -1,0 +1,45 @@
+//! The NervesHub update server as a library.
+//!
+//! One process serves two listeners:
+//! - the **management API** (plain HTTP, `127.0.0.1:4000` by default): JSON under `/api` with
+//!   NervesHub's paths and shapes, token authentication (`Authorization: token nhu_…`), org
+//!   roles admin > manage > view, and an OpenAPI document at `/api/openapi`;
+//! - the **device endpoint** (HTTPS with rustls, `0.0.0.0:4001`): TLS 1.2 and 1.3, client
+//!   certificates optional at the TLS layer and checked by `nerveshub-pki`.
+//!
+//! Data lives in SQLite (the default, in the data directory) or PostgreSQL, through one set of
+//! queries (sqlx's `Any` driver) and migrations for each. Every change writes an audit-log row
+//! in the same transaction.
+//!
+//! # Example
+//! ```no_run
+//! # async fn run() -> Result<(), nerveshub_server::ServerError> {
+//! let mut config = nerveshub_server::Config::new("./nerveshub-data");
+//! config.api_addr = "127.0.0.1:0".parse().expect("address");
+//! let server = nerveshub_server::RunningServer::start(config).await?;
+//! if let Some(admin) = server.first_admin() {
+//!     println!("admin token: {}", admin.token);
+//! }
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod api;
+mod auth;
+mod config;
+mod db;
+mod device_endpoint;
+mod error;
+mod server;
+mod state;
+mod tls;
+
+pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE};
+pub use error::{ApiError, ServerError};
+pub use server::{FirstAdmin, RunningServer};
+
+/// The OpenAPI 3 document of the management API (also served at `GET /api/openapi`).
+pub fn openapi_document() -> serde_json::Value {
+    api::docs_openapi()
+}
