@@ -676,3 +676,40 @@ async fn messagepack_serializer() {
     );
     run.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejoin_during_a_download_reports_the_firmware_being_downloaded() {
+    let s = Setup::new();
+    let fw2 = firmware::build(s.dir.path(), "2.0.0", &firmware::signing_key(1));
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let files = FileServer::start_paused(&s.pki, fw2.clone(), 300_000, release.clone()).await;
+    let mut server = TestServer::start(&s.pki, Options::default()).await;
+    let run = spawn(Device::new(s.cert_config(&server), TestClient::new()).unwrap());
+    let (_, join) = connected(&mut server).await;
+    assert_eq!(join.currently_downloading_uuid, None);
+    server.push(&DeviceServerEvent::Update(Box::new(update_for(
+        &files.url, &fw2, "2.0.0",
+    ))));
+    loop {
+        if status(&server.next_push().await).is_some_and(|s| s.status() == "started") {
+            break;
+        }
+    }
+    // The socket drops while the download is stalled; the download goes on.
+    server.disconnect();
+    let (_, join) = connected(&mut server).await;
+    assert_eq!(
+        join.currently_downloading_uuid.as_deref(),
+        Some("uuid-2.0.0")
+    );
+    release.notify_one();
+    let events = until_final(&mut server).await;
+    assert_eq!(statuses(&events).last(), Some(&"completed"));
+    let (device, stopped) = run.await.unwrap();
+    assert_eq!(stopped, Stopped::Reboot(RebootReason::UpdateApplied));
+    assert_eq!(device.join_params(None).currently_downloading_uuid, None);
+    assert_eq!(
+        firmware::slot(&s.image(), SLOT_B),
+        firmware::rootfs("2.0.0")
+    );
+}

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use super::pki::Pki;
 
@@ -21,6 +22,27 @@ impl FileServer {
     /// Serves `data` at `https://localhost:PORT/fw.fw`; when `cut_after` is set the first
     /// response stops after that many body bytes.
     pub async fn start(pki: &Pki, data: Vec<u8>, cut_after: Option<u64>) -> FileServer {
+        Self::start_with(pki, data, cut_after, None).await
+    }
+
+    /// Serves `data`, pausing the first response after `after` body bytes until `release`
+    /// is notified.
+    pub async fn start_paused(
+        pki: &Pki,
+        data: Vec<u8>,
+        after: u64,
+        release: Arc<Notify>,
+    ) -> FileServer {
+        Self::start_with(pki, data, None, Some((after, release))).await
+    }
+
+    async fn start_with(
+        pki: &Pki,
+        data: Vec<u8>,
+        cut_after: Option<u64>,
+        pause: Option<(u64, Arc<Notify>)>,
+    ) -> FileServer {
+        let pause = Arc::new(Mutex::new(pause));
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -42,6 +64,7 @@ impl FileServer {
                 };
                 let (acceptor, data, ranges, cut) =
                     (acceptor.clone(), data.clone(), r2.clone(), cut.clone());
+                let pause = pause.lock().unwrap().take();
                 tokio::spawn(async move {
                     let Ok(mut tls) = acceptor.accept(tcp).await else {
                         return;
@@ -86,9 +109,19 @@ impl FileServer {
                     };
                     let limit = cut.swap(u64::MAX, Ordering::SeqCst);
                     let n = usize::try_from(limit).unwrap_or(usize::MAX).min(body.len());
-                    if tls.write_all(head.as_bytes()).await.is_err()
-                        || tls.write_all(&body[..n]).await.is_err()
-                    {
+                    if tls.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let mut from = 0;
+                    if let Some((after, release)) = pause {
+                        from = usize::try_from(after).unwrap().min(n);
+                        if tls.write_all(&body[..from]).await.is_err() || tls.flush().await.is_err()
+                        {
+                            return;
+                        }
+                        release.notified().await;
+                    }
+                    if tls.write_all(&body[from..n]).await.is_err() {
                         return;
                     }
                     let _ = tls.flush().await;
