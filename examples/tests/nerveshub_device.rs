@@ -2,6 +2,7 @@
 //! endpoint (nerveshub-client's test server: real TLS on loopback), take an update through
 //! the external fwup (`fwup-rs --framing --exit-handshake`), simulate the reboot, report the
 //! new version, and exit 0 on SIGTERM.
+#![cfg(unix)]
 
 #[path = "../../nerveshub-client/tests/common/mod.rs"]
 mod common;
