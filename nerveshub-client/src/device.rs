@@ -4,7 +4,7 @@
 //! and turns `device` messages into the product's decisions and updates.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
@@ -75,6 +75,46 @@ pub struct Device<C: Client> {
     /// The server's time (Unix seconds) when it refused us, and when that was.
     clock_hint: Option<(u64, Instant)>,
     server_keys: Vec<PublicKey>,
+    /// Where [`DeviceHandle`]s send commands: the running `run`'s channel, if any.
+    commands: CommandSlot,
+}
+
+/// The command channel of the `run` in progress.
+type CommandSlot = Arc<Mutex<Option<mpsc::UnboundedSender<Command>>>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Reconnect,
+    FirmwareValidated,
+}
+
+/// Controls a [`Device`] while [`Device::run`] runs, from another task. Commands given while
+/// the device is not running are dropped.
+#[derive(Debug, Clone)]
+pub struct DeviceHandle {
+    commands: CommandSlot,
+}
+
+impl DeviceHandle {
+    fn send(&self, command: Command) {
+        let slot = self.commands.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = slot.as_ref() {
+            // A closed channel means `run` just ended: the command has nothing to act on.
+            let _ = tx.send(command);
+        }
+    }
+
+    /// Closes the socket; the device reconnects through its usual backoff (nerves_hub_link's
+    /// `NervesHubLink.reconnect/0`).
+    pub fn reconnect(&self) {
+        self.send(Command::Reconnect);
+    }
+
+    /// The running firmware was validated after connecting: pushes `firmware_validated` and
+    /// reports `firmware_validated: true` in later joins.
+    pub fn firmware_validated(&self) {
+        self.send(Command::FirmwareValidated);
+    }
 }
 
 impl<C: Client> std::fmt::Debug for Device<C> {
@@ -121,6 +161,7 @@ impl<C: Client> Device<C> {
             url,
             clock_hint: None,
             server_keys: Vec::new(),
+            commands: Arc::default(),
         })
     }
 
@@ -137,6 +178,13 @@ impl<C: Client> Device<C> {
     /// The product's client, mutably.
     pub fn client_mut(&mut self) -> &mut C {
         &mut self.client
+    }
+
+    /// A handle to control the device while it runs.
+    pub fn handle(&self) -> DeviceHandle {
+        DeviceHandle {
+            commands: self.commands.clone(),
+        }
     }
 
     /// The WebSocket URL the device connects to.
@@ -192,6 +240,8 @@ impl<C: Client> Device<C> {
         let mut want_connect = true;
         let mut update: Option<RunningUpdate> = None;
         let mut queued: VecDeque<DeviceEvent> = VecDeque::new();
+        let (command_tx, mut commands) = mpsc::unbounded_channel();
+        *self.commands.lock().unwrap_or_else(|e| e.into_inner()) = Some(command_tx);
 
         loop {
             if want_connect && socket.is_none() {
@@ -301,6 +351,24 @@ impl<C: Client> Device<C> {
                     }
                 },
                 () = tokio::time::sleep_until(deadline) => session.handle_timeout(now()),
+                Some(command) = commands.recv() => match command {
+                    Command::Reconnect => {
+                        info!("reconnecting on request");
+                        close(&mut socket).await;
+                        session.handle_disconnected(now());
+                    }
+                    Command::FirmwareValidated => {
+                        info!("firmware validated");
+                        let meta = self.config.join_params.meta.get_or_insert_with(DeviceMeta::default);
+                        meta.firmware_validated = Some(true);
+                        let uuid = update.as_ref().and_then(|u| u.uuid.clone());
+                        session.join(DEVICE_TOPIC, self.join_params(uuid.as_deref()).to_payload());
+                        let event = DeviceEvent::FirmwareValidated(Default::default());
+                        if !self.push(&mut session, &event) {
+                            queued.push_back(event);
+                        }
+                    }
+                },
                 msg = next_update(&mut update) => {
                     if let Some(stop) = self.on_update_msg(msg, &mut session, &mut update, &mut queued) {
                         self.flush(&mut session, &mut socket, now()).await;
@@ -390,7 +458,7 @@ impl<C: Client> Device<C> {
             .is_ok()
     }
 
-    /// Pushes a status now, or once `device` is joined again.
+    /// Pushes a status now, or once `device` is joined (again).
     fn push_status(
         &self,
         session: &mut ClientSession,

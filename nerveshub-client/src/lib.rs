@@ -75,7 +75,7 @@ pub use client::{
     Client, DefaultClient, FwupMessage, RebootAction, RebootReason, UpdateDecision, UpdateInfo,
 };
 pub use config::{Auth, Config, DownloadPolicy, SharedSecret, Updater, WallClock, system_clock};
-pub use device::{Device, NO_PUBLIC_KEYS, Stopped};
+pub use device::{Device, DeviceHandle, NO_PUBLIC_KEYS, Stopped};
 pub use error::{Error, Result};
 pub use fwenv::{FirmwareEnv, NERVES_UBOOT_ENV};
 pub use tls::{Identity, Trust, certificates_from_bytes, private_key_from_bytes};

@@ -713,3 +713,28 @@ async fn a_rejoin_during_a_download_reports_the_firmware_being_downloaded() {
         firmware::rootfs("2.0.0")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_reconnects_and_reports_validation() {
+    let s = Setup::new();
+    let mut server = TestServer::start(&s.pki, Options::default()).await;
+    let mut config = s.cert_config(&server);
+    let meta = config.join_params.meta.as_mut().unwrap();
+    meta.firmware_validated = Some(false);
+    let device = Device::new(config, TestClient::new()).unwrap();
+    let handle = device.handle();
+    let run = spawn(device);
+    let (_, join) = connected(&mut server).await;
+    assert_eq!(join.meta.unwrap().firmware_validated, Some(false));
+
+    handle.firmware_validated();
+    loop {
+        if matches!(server.next_push().await, DeviceEvent::FirmwareValidated(_)) {
+            break;
+        }
+    }
+    handle.reconnect();
+    let (_, join) = connected(&mut server).await;
+    assert_eq!(join.meta.unwrap().firmware_validated, Some(true));
+    run.abort();
+}
