@@ -4,7 +4,7 @@
 //! and turns `device` messages into the product's decisions and updates.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
@@ -24,6 +24,7 @@ use crate::client::{Client, FwupMessage, RebootAction, RebootReason, UpdateDecis
 use crate::config::{Auth, Config, Updater};
 use crate::connection::{self, Socket};
 use crate::error::{Error, Result};
+use crate::handle::{Command, CommandSlot, DeviceHandle};
 use crate::update::{UpdateJob, UpdateMsg, run_update};
 
 /// nerves_hub_link's reason when it has no key to verify firmware with.
@@ -77,44 +78,6 @@ pub struct Device<C: Client> {
     server_keys: Vec<PublicKey>,
     /// Where [`DeviceHandle`]s send commands: the running `run`'s channel, if any.
     commands: CommandSlot,
-}
-
-/// The command channel of the `run` in progress.
-type CommandSlot = Arc<Mutex<Option<mpsc::UnboundedSender<Command>>>>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Command {
-    Reconnect,
-    FirmwareValidated,
-}
-
-/// Controls a [`Device`] while [`Device::run`] runs, from another task. Commands given while
-/// the device is not running are dropped.
-#[derive(Debug, Clone)]
-pub struct DeviceHandle {
-    commands: CommandSlot,
-}
-
-impl DeviceHandle {
-    fn send(&self, command: Command) {
-        let slot = self.commands.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = slot.as_ref() {
-            // A closed channel means `run` just ended: the command has nothing to act on.
-            let _ = tx.send(command);
-        }
-    }
-
-    /// Closes the socket; the device reconnects through its usual backoff (nerves_hub_link's
-    /// `NervesHubLink.reconnect/0`).
-    pub fn reconnect(&self) {
-        self.send(Command::Reconnect);
-    }
-
-    /// The running firmware was validated after connecting: pushes `firmware_validated` and
-    /// reports `firmware_validated: true` in later joins.
-    pub fn firmware_validated(&self) {
-        self.send(Command::FirmwareValidated);
-    }
 }
 
 impl<C: Client> std::fmt::Debug for Device<C> {

@@ -67,6 +67,7 @@ mod download;
 mod error;
 mod fwenv;
 mod fwup_process;
+mod handle;
 mod tls;
 mod update;
 mod verify;
@@ -75,9 +76,10 @@ pub use client::{
     Client, DefaultClient, FwupMessage, RebootAction, RebootReason, UpdateDecision, UpdateInfo,
 };
 pub use config::{Auth, Config, DownloadPolicy, SharedSecret, Updater, WallClock, system_clock};
-pub use device::{Device, DeviceHandle, NO_PUBLIC_KEYS, Stopped};
+pub use device::{Device, NO_PUBLIC_KEYS, Stopped};
 pub use error::{Error, Result};
 pub use fwenv::{FirmwareEnv, NERVES_UBOOT_ENV};
+pub use handle::DeviceHandle;
 pub use tls::{Identity, Trust, certificates_from_bytes, private_key_from_bytes};
 
 /// Re-exported so callers can name U-Boot environment locations and keys.
