@@ -33,6 +33,7 @@ mod device_endpoint;
 mod error;
 mod server;
 mod state;
+mod time;
 mod tls;
 
 pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE};

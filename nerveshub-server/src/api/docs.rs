@@ -416,5 +416,7 @@ fn schemas() -> Value {
 
 /// Schemas of the later API modules (devices, certificates, firmware …).
 fn extra_schemas() -> Vec<(&'static str, Value)> {
-    Vec::new()
+    let mut schemas = Vec::new();
+    schemas.extend(super::audit::schemas());
+    schemas
 }

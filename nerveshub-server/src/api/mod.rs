@@ -1,6 +1,7 @@
 //! The management API: JSON under `/api`, NervesHub's paths and shapes. Every route is added
 //! through [`Api`], which records it for the OpenAPI document, so the two cannot drift apart.
 
+mod audit;
 mod docs;
 pub(crate) use docs::openapi as docs_openapi;
 mod keys;
@@ -80,6 +81,7 @@ fn build() -> Api {
     let api = orgs::routes(api);
     let api = keys::routes(api);
     let api = products::routes(api);
+    let api = audit::routes(api);
     docs::routes(api)
 }
 
