@@ -80,10 +80,10 @@ async fn find_device(
     (org, product, identifier): &(String, String, String),
 ) -> Result<SessionDevice, ApiError> {
     let membership = caller.in_org(state, org, Role::Manage).await?;
-    super::products::find(state, membership.org.id, product).await?;
+    let product = super::products::find(state, membership.org.id, product).await?;
     state
         .db
-        .session_device_in_product(membership.org.id, product, identifier)
+        .session_device_in_product(product.org_id, &product.name, identifier)
         .await?
         .ok_or(ApiError::NotFound("device"))
 }
