@@ -24,7 +24,7 @@ const OFFLINE: &str = "device is offline";
 pub(super) fn routes(api: Api) -> Api {
     let action = |path: &'static str, summary: &'static str| {
         Endpoint::post(path, summary)
-            .tag("devices")
+            .tag("device actions")
             .role(Role::Manage)
             .ok(Success::Accepted)
             .errors(&[409])
