@@ -31,6 +31,7 @@ pub fn ci() -> bool {
 }
 
 /// SQLite, plus PostgreSQL when `NERVESHUB_TEST_DATABASE_URL` names one.
+#[allow(clippy::print_stderr)] // the `skipped:` line is the test's report
 pub async fn databases() -> Vec<TestDb> {
     let mut dbs = vec![TestDb::Sqlite];
     match std::env::var("NERVESHUB_TEST_DATABASE_URL") {
