@@ -1,7 +1,6 @@
 //! `nerveshub-server`: the NervesHub update server on its embedded defaults (SQLite and local
 //! firmware storage in `./nerveshub-data`, a development certificate for the device endpoint),
 //! or on PostgreSQL and S3 for scale. Every flag has an environment variable.
-#![allow(clippy::print_stdout)] // a command-line program: it talks to its user on stdout
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -85,58 +84,89 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
         .init();
     let config = Args::parse().into_config();
+    let shutdown = ShutdownSignal::install();
     let data_dir = config.data_dir.clone();
     let server = RunningServer::start(config)
         .await
         .context("starting nerveshub-server")?;
+    // Written, not println!-ed: a closed stdout must not stop the server.
+    let mut banner = String::new();
     if let Some(admin) = server.first_admin() {
-        // Printed once, to the terminal only: the password is never stored in clear.
-        println!("Created the server admin (shown only this once):");
-        println!("  email:    {}", admin.email);
-        println!("  password: {}", admin.password);
-        println!("  token:    {}", admin.token);
-        println!(
-            "The token is also in {} (mode 0600).",
+        // Shown once, to the terminal only: the password is never stored in clear.
+        banner += "Created the server admin (shown only this once):\n";
+        banner += &format!("  email:    {}\n", admin.email);
+        banner += &format!("  password: {}\n", admin.password);
+        banner += &format!("  token:    {}\n", admin.token);
+        banner += &format!(
+            "The token is also in {} (mode 0600).\n",
             data_dir.join("admin-token").display()
         );
     }
-    println!("Management API: http://{}/api", server.api_addr());
-    println!("Device endpoint: https://{}", server.device_addr());
+    banner += &format!("Management API: http://{}/api\n", server.api_addr());
+    banner += &format!("Device endpoint: https://{}\n", server.device_addr());
     if let Some(ca) = server.dev_ca_file() {
-        println!("Devices must trust the development CA {}", ca.display());
+        banner += &format!("Devices must trust the development CA {}\n", ca.display());
     }
-    shutdown_signal().await;
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(banner.as_bytes());
+        let _ = stdout.flush();
+    }
+    shutdown.wait().await;
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Listens for Ctrl-C and SIGTERM from the moment it is made, so a signal that arrives while
+/// the server is still starting is not lost.
+struct ShutdownSignal {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignal {
+    fn install() -> Self {
+        #[cfg(unix)]
+        let term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => Some(term),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                None
+            }
+        };
+        ShutdownSignal {
+            #[cfg(unix)]
+            term,
+        }
+    }
+
+    /// Resolves on Ctrl-C or SIGTERM.
+    async fn wait(self) {
+        let ctrl_c = async {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::warn!(error = %e, "cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
+        };
+        #[cfg(unix)]
+        let term = async {
+            match self.term {
+                Some(mut term) => {
+                    term.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {}
+            () = term => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }
