@@ -167,8 +167,9 @@ impl Bench {
     }
 
     async fn download_url(&self, uuid: &str) -> String {
+        // The device client: it does not follow the redirect.
         let response = self
-            .api
+            .device
             .get(format!("{}/{uuid}/download", self.collection))
             .header("authorization", format!("token {}", self.token))
             .send()
