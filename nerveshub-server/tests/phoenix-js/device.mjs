@@ -34,7 +34,18 @@ import https from "node:https";
 import { Socket } from "phoenix";
 import WebSocket from "ws";
 
+function usage() {
+  // The comment block at the top of this file is the manual.
+  const text = fs.readFileSync(new URL(import.meta.url), "utf8");
+  const lines = text.split("\n").slice(1).filter((l) => l.startsWith("//"));
+  process.stdout.write(lines.map((l) => l.replace(/^\/\/ ?/, "")).join("\n") + "\n");
+}
+
 function parseArgs(argv) {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    usage();
+    process.exit(0);
+  }
   const flags = new Set(["request-keys"]);
   const opts = {};
   for (let i = 0; i < argv.length; i++) {
