@@ -47,11 +47,15 @@ function parseArgs(argv) {
     process.exit(0);
   }
   const flags = new Set(["request-keys"]);
+  const valued = new Set(["url", "ca", "cert", "key", "shared-key", "shared-secret", "identifier",
+    "fw-uuid", "fw-version", "fw-product", "fw-platform", "fw-architecture", "heartbeat-ms",
+    "download", "exit-after", "timeout-s"]);
   const opts = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (!arg.startsWith("--")) throw new Error(`unexpected argument ${arg}`);
     const name = arg.slice(2);
+    if (!flags.has(name) && !valued.has(name)) throw new Error(`unknown option ${arg} (see --help)`);
     if (flags.has(name)) {
       opts[name] = true;
     } else {
