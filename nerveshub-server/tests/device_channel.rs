@@ -188,6 +188,15 @@ async fn actions_reach_connected_devices_only() {
         assert_eq!(status, StatusCode::CONFLICT);
         ok_response(&unjoined.join_device(&join_params(UUID_1, "1.0.0")).await);
 
+        // Deleting the device closes its socket; the same product key registers it anew.
+        let (status, _) = ts.delete(&f.manage, &path).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert_eq!(unjoined.close_code().await, Some(1000));
+        let mut unjoined = connect_nh1(&ts, &nh1(&pkey, &psecret, "dev-1", 0), Vsn::V2Json)
+            .await
+            .device();
+        ok_response(&unjoined.join_device(&join_params(UUID_1, "1.0.0")).await);
+
         // Shutting the server down closes sockets with "going away".
         let shutdown = tokio::spawn(ts.stop());
         assert_eq!(unjoined.close_code().await, Some(1001));
