@@ -7,6 +7,7 @@ use super::{Db, now_ms};
 #[derive(Debug, Clone, FromRow)]
 pub(crate) struct ProductRow {
     pub(crate) id: i64,
+    pub(crate) org_id: i64,
     pub(crate) name: String,
 }
 
@@ -33,6 +34,7 @@ pub(crate) async fn insert_product(
     .await?;
     Ok(ProductRow {
         id,
+        org_id,
         name: name.to_owned(),
     })
 }
@@ -104,7 +106,7 @@ pub(crate) async fn delete_key(conn: &mut AnyConnection, id: i64) -> Result<(), 
 
 impl Db {
     pub(crate) async fn products(&self, org_id: i64) -> Result<Vec<ProductRow>, sqlx::Error> {
-        sqlx::query_as("SELECT id, name FROM products WHERE org_id = $1 ORDER BY name")
+        sqlx::query_as("SELECT id, org_id, name FROM products WHERE org_id = $1 ORDER BY name")
             .bind(org_id)
             .fetch_all(self.pool())
             .await
@@ -115,7 +117,7 @@ impl Db {
         org_id: i64,
         name: &str,
     ) -> Result<Option<ProductRow>, sqlx::Error> {
-        sqlx::query_as("SELECT id, name FROM products WHERE org_id = $1 AND name = $2")
+        sqlx::query_as("SELECT id, org_id, name FROM products WHERE org_id = $1 AND name = $2")
             .bind(org_id)
             .bind(name)
             .fetch_optional(self.pool())
