@@ -26,7 +26,7 @@ struct Args {
     #[arg(long, env = "NERVESHUB_DEVICE_ADDR", default_value = "0.0.0.0:4001")]
     device_addr: SocketAddr,
     /// Device endpoint certificate chain (PEM). Without it, a development CA and certificate
-    /// are made in <data-dir>/tls on first start.
+    /// are made in `<data-dir>/tls` on first start.
     #[arg(long, env = "NERVESHUB_DEVICE_CERT", requires = "device_key")]
     device_cert: Option<PathBuf>,
     /// Device endpoint private key (PEM).
@@ -51,7 +51,7 @@ struct Args {
     /// Largest firmware upload accepted, in bytes.
     #[arg(long, env = "NERVESHUB_MAX_FIRMWARE_SIZE", default_value_t = DEFAULT_MAX_FIRMWARE_SIZE)]
     max_firmware_size: u64,
-    /// Base of the URLs handed to devices (default https://localhost:<device port>).
+    /// Base of the URLs handed to devices (default `https://localhost:<device port>`).
     #[arg(long, env = "NERVESHUB_DEVICE_URL")]
     device_url: Option<String>,
 }

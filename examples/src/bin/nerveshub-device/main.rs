@@ -90,7 +90,7 @@ struct RunArgs {
     /// Also trust the firmware keys the server pushes (off by default).
     #[arg(long)]
     accept_server_keys: bool,
-    /// U-Boot environment location in 512-byte blocks: OFFSET:COUNT[:REDUNDANT_OFFSET].
+    /// U-Boot environment location in 512-byte blocks: `OFFSET:COUNT[:REDUNDANT_OFFSET]`.
     #[arg(long, default_value = "16:16")]
     uboot_env: String,
     /// Apply updates with this `fwup` program instead of the built-in engine.
