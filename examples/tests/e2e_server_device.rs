@@ -102,12 +102,14 @@ fn init_logs() {
     }
 }
 
-/// Adds device `identifier` with a certificate of a fresh test CA; its credentials.
-async fn certificate_device(hub: &Hub, identifier: &str) -> Auth {
+/// The device with a certificate (the common name `Pki` issues).
+const CERT_DEVICE: &str = "device-1";
+
+/// Adds [`CERT_DEVICE`] and its certificate (from a fresh test CA) through the API; its
+/// credentials.
+async fn certificate_device(hub: &Hub) -> Auth {
     let pki = Pki::new();
-    // Pki issues its device certificate for `device-1`.
-    assert_eq!(identifier, "device-1");
-    hub.add_device_with_cert(identifier, &pki.device_cert_pem)
+    hub.add_device_with_cert(CERT_DEVICE, &pki.device_cert_pem)
         .await;
     let identity = Identity::from_bytes(
         pki.device_cert_pem.as_bytes(),
@@ -153,9 +155,9 @@ async fn certificate_device_takes_v2_reboots_and_reports_it() {
     for db in databases() {
         let b = Bench::new();
         let hub = Hub::start(db, |_| {}).await;
-        let auth = certificate_device(&hub, "device-1").await;
+        let auth = certificate_device(&hub).await;
         let device = b.device(&hub, auth);
-        push_v2_and_expect_success(&hub, &b, &device, "device-1").await;
+        push_v2_and_expect_success(&hub, &b, &device, CERT_DEVICE).await;
         drop(device);
         hub.stop().await;
     }
@@ -193,9 +195,9 @@ async fn download_cut_in_the_middle_resumes_with_range() {
         let url = proxy.url();
         let hub = Hub::start(db, |c| c.device_url = Some(url)).await;
         proxy.run(&hub, CUT_AFTER);
-        let auth = certificate_device(&hub, "device-1").await;
+        let auth = certificate_device(&hub).await;
         let device = b.device(&hub, auth);
-        push_v2_and_expect_success(&hub, &b, &device, "device-1").await;
+        push_v2_and_expect_success(&hub, &b, &device, CERT_DEVICE).await;
 
         let requests = proxy.requests.lock().unwrap().clone();
         assert_eq!(requests.len(), 2, "one cut, one resume: {requests:#?}");
@@ -213,10 +215,10 @@ async fn download_cut_in_the_middle_resumes_with_range() {
     }
 }
 
-/// Waits for the refusal of the update pushed to `device-1` and checks nothing changed.
+/// Waits for the refusal of the update pushed to [`CERT_DEVICE`] and checks nothing changed.
 async fn expect_refused(hub: &Hub, b: &Bench, device: &SimDevice, what: &str) -> String {
     let label = hub.db.name();
-    let update = hub.wait_update_ended("device-1").await;
+    let update = hub.wait_update_ended(CERT_DEVICE).await;
     assert_eq!(
         update["status"],
         "failed",
@@ -227,7 +229,7 @@ async fn expect_refused(hub: &Hub, b: &Bench, device: &SimDevice, what: &str) ->
     assert!(!reason.is_empty(), "{update}");
     b.assert_still_on_v1(what);
     assert_eq!(device.reboots.load(Ordering::SeqCst), 0, "{what}");
-    let shown = hub.device("device-1").await.unwrap();
+    let shown = hub.device(CERT_DEVICE).await.unwrap();
     assert_eq!(shown["firmware_metadata"]["version"], "1.0.0", "{shown}");
     assert_eq!(shown["online"], true, "{shown}");
     reason
@@ -238,15 +240,15 @@ async fn firmware_signed_by_a_key_the_device_does_not_trust_is_refused() {
     for db in databases() {
         let b = Bench::new();
         let hub = Hub::start(db, |_| {}).await;
-        let auth = certificate_device(&hub, "device-1").await;
+        let auth = certificate_device(&hub).await;
         let device = b.device(&hub, auth);
-        hub.wait_online_on("device-1", "1.0.0").await;
+        hub.wait_online_on(CERT_DEVICE, "1.0.0").await;
         // The server accepts key 2 (registered in the org); the device trusts key 1 only.
         let other = firmware::signing_key(2);
         hub.add_key("release", &b.key.public_key()).await;
         hub.add_key("other", &other.public_key()).await;
         let uuid = hub.upload(b.build("2.0.0", &other)).await;
-        hub.upgrade("device-1", &uuid).await;
+        hub.upgrade(CERT_DEVICE, &uuid).await;
         let reason = expect_refused(&hub, &b, &device, "untrusted signature").await;
         assert!(
             reason.to_ascii_lowercase().contains("signature"),
@@ -264,9 +266,9 @@ async fn download_not_matching_its_checksum_is_refused() {
     for db in databases() {
         let b = Bench::new();
         let hub = Hub::start(db, |_| {}).await;
-        let auth = certificate_device(&hub, "device-1").await;
+        let auth = certificate_device(&hub).await;
         let device = b.device(&hub, auth);
-        hub.wait_online_on("device-1", "1.0.0").await;
+        hub.wait_online_on(CERT_DEVICE, "1.0.0").await;
         hub.add_key("release", &b.key.public_key()).await;
         let fw2 = b.build("2.0.0", &b.key);
         let uuid = hub.upload(fw2.clone()).await;
@@ -300,7 +302,7 @@ async fn download_not_matching_its_checksum_is_refused() {
         assert_eq!(read_env(&copy).active_slot(), Some("b"));
         std::fs::write(&stored, &swapped).unwrap();
 
-        hub.upgrade("device-1", &uuid).await;
+        hub.upgrade(CERT_DEVICE, &uuid).await;
         let reason = expect_refused(&hub, &b, &device, "checksum mismatch").await;
         assert!(reason.to_ascii_lowercase().contains("checksum"), "{reason}");
         drop(device);
