@@ -119,9 +119,21 @@ async fn actions_reach_connected_devices_only() {
             assert_eq!(status, StatusCode::CONFLICT, "{body}");
             assert_eq!(body, json!({"errors": {"detail": "device is offline"}}));
         }
-        // Viewers may not act.
-        let (status, _) = ts.post(&f.view, &format!("{path}/reboot"), json!({})).await;
-        assert_eq!(status, StatusCode::FORBIDDEN);
+        // Viewers may not act; outsiders see nothing; no token is 401.
+        let denied =
+            json!({"errors": {"detail": "Resource Not Found or Authorization Insufficient"}});
+        for action in ["reboot", "identify", "reconnect", "upgrade"] {
+            let url = format!("{path}/{action}");
+            let body = json!({"uuid": UUID_1});
+            let (status, answer) = ts.post(&f.view, &url, body.clone()).await;
+            assert_eq!((status, &answer), (StatusCode::FORBIDDEN, &denied));
+            let (status, answer) = ts.post(&f.outsider, &url, body.clone()).await;
+            assert_eq!((status, &answer), (StatusCode::NOT_FOUND, &denied));
+            let (status, _) = ts
+                .request(reqwest::Method::POST, None, &url, Some(body))
+                .await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
 
         let mut device = connect_nh1(&ts, &nh1(&pkey, &psecret, "dev-1", 0), Vsn::V2Json)
             .await
@@ -174,6 +186,15 @@ async fn actions_reach_connected_devices_only() {
             .post(&f.manage, &format!("{path}/reboot"), json!({}))
             .await;
         assert_eq!(status, StatusCode::CONFLICT);
+        ok_response(&unjoined.join_device(&join_params(UUID_1, "1.0.0")).await);
+
+        // Deleting the device closes its socket; the same product key registers it anew.
+        let (status, _) = ts.delete(&f.manage, &path).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert_eq!(unjoined.close_code().await, Some(1000));
+        let mut unjoined = connect_nh1(&ts, &nh1(&pkey, &psecret, "dev-1", 0), Vsn::V2Json)
+            .await
+            .device();
         ok_response(&unjoined.join_device(&join_params(UUID_1, "1.0.0")).await);
 
         // Shutting the server down closes sockets with "going away".

@@ -24,7 +24,7 @@ const OFFLINE: &str = "device is offline";
 pub(super) fn routes(api: Api) -> Api {
     let action = |path: &'static str, summary: &'static str| {
         Endpoint::post(path, summary)
-            .tag("devices")
+            .tag("device actions")
             .role(Role::Manage)
             .ok(Success::Accepted)
             .errors(&[409])
@@ -80,10 +80,10 @@ async fn find_device(
     (org, product, identifier): &(String, String, String),
 ) -> Result<SessionDevice, ApiError> {
     let membership = caller.in_org(state, org, Role::Manage).await?;
-    super::products::find(state, membership.org.id, product).await?;
+    let product = super::products::find(state, membership.org.id, product).await?;
     state
         .db
-        .session_device_in_product(membership.org.id, product, identifier)
+        .session_device_in_product(product.org_id, &product.name, identifier)
         .await?
         .ok_or(ApiError::NotFound("device"))
 }

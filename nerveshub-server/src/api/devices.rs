@@ -479,8 +479,13 @@ async fn remove(
     )
     .await?;
     tx.commit().await?;
-    // The device endpoint trusts what is stored now.
+    // The device endpoint trusts what is stored now, and a deleted device's socket closes.
     state.devices.reload_trust(&state.db).await;
+    let _ = state
+        .devices
+        .registry
+        .disconnect(device.id, "device deleted")
+        .await;
     Ok(no_content())
 }
 

@@ -1,6 +1,6 @@
 //! The server test harness: a real `RunningServer` on loopback, on SQLite (always) and on
 //! PostgreSQL (when `NERVESHUB_TEST_DATABASE_URL` is set; each server gets a fresh database).
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::print_stderr)] // shared by several test binaries; says what it skips
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -31,6 +31,7 @@ pub fn ci() -> bool {
 }
 
 /// SQLite, plus PostgreSQL when `NERVESHUB_TEST_DATABASE_URL` names one.
+#[allow(clippy::print_stderr)] // the `skipped:` line is the test's report
 pub async fn databases() -> Vec<TestDb> {
     let mut dbs = vec![TestDb::Sqlite];
     match std::env::var("NERVESHUB_TEST_DATABASE_URL") {

@@ -109,7 +109,7 @@ pub fn tls_client(
 /// What a connection attempt came to.
 #[derive(Debug)]
 pub enum Connect {
-    Upgraded(DeviceWs),
+    Upgraded(Box<DeviceWs>),
     /// The server answered the upgrade with this status.
     Refused {
         status: u16,
@@ -122,7 +122,7 @@ pub enum Connect {
 impl Connect {
     pub fn device(self) -> DeviceWs {
         match self {
-            Connect::Upgraded(ws) => ws,
+            Connect::Upgraded(ws) => *ws,
             other => panic!("expected a connection, got {other:?}"),
         }
     }
@@ -170,12 +170,12 @@ pub async fn connect(
             .unwrap(),
     );
     match tokio_tungstenite::client_async(request, stream).await {
-        Ok((ws, _)) => Connect::Upgraded(DeviceWs {
+        Ok((ws, _)) => Connect::Upgraded(Box::new(DeviceWs {
             ws,
             codec: Codec::new(vsn),
             next_ref: 0,
             join_ref: None,
-        }),
+        })),
         Err(tungstenite::Error::Http(response)) => Connect::Refused {
             status: response.status().as_u16(),
             headers: response.headers().clone(),

@@ -34,13 +34,28 @@ import https from "node:https";
 import { Socket } from "phoenix";
 import WebSocket from "ws";
 
+function usage() {
+  // The comment block at the top of this file is the manual.
+  const text = fs.readFileSync(new URL(import.meta.url), "utf8");
+  const lines = text.split("\n").slice(1).filter((l) => l.startsWith("//"));
+  process.stdout.write(lines.map((l) => l.replace(/^\/\/ ?/, "")).join("\n") + "\n");
+}
+
 function parseArgs(argv) {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    usage();
+    process.exit(0);
+  }
   const flags = new Set(["request-keys"]);
+  const valued = new Set(["url", "ca", "cert", "key", "shared-key", "shared-secret", "identifier",
+    "fw-uuid", "fw-version", "fw-product", "fw-platform", "fw-architecture", "heartbeat-ms",
+    "download", "exit-after", "timeout-s"]);
   const opts = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (!arg.startsWith("--")) throw new Error(`unexpected argument ${arg}`);
     const name = arg.slice(2);
+    if (!flags.has(name) && !valued.has(name)) throw new Error(`unknown option ${arg} (see --help)`);
     if (flags.has(name)) {
       opts[name] = true;
     } else {
