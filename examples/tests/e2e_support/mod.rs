@@ -300,9 +300,13 @@ impl Hub {
     /// Waits until the device is online reporting firmware `version`.
     pub async fn wait_online_on(&self, identifier: &str, version: &str) -> Value {
         eventually(&format!("{identifier} online on {version}"), async || {
-            self.device(identifier)
-                .await
-                .filter(|d| d["online"] == true && d["firmware_metadata"]["version"] == version)
+            let device = self.device(identifier).await;
+            match device {
+                Some(d) if d["online"] == true && d["firmware_metadata"]["version"] == version => {
+                    Ok(d)
+                }
+                other => Err(format!("{other:?}")),
+            }
         })
         .await
     }
@@ -312,12 +316,17 @@ impl Hub {
     pub async fn wait_update_ended(&self, identifier: &str) -> Value {
         eventually(&format!("an update of {identifier} ended"), async || {
             let updates = self.updates(identifier).await;
-            updates.last().cloned().filter(|u| {
-                matches!(
-                    u["status"].as_str(),
-                    Some("completed" | "failed" | "ignored" | "rescheduled")
-                )
-            })
+            match updates.last() {
+                Some(u)
+                    if matches!(
+                        u["status"].as_str(),
+                        Some("completed" | "failed" | "ignored" | "rescheduled")
+                    ) =>
+                {
+                    Ok(u.clone())
+                }
+                _ => Err(format!("{updates:?}")),
+            }
         })
         .await
     }
@@ -342,14 +351,18 @@ impl Hub {
     }
 }
 
-/// Polls `check` until it gives a value, failing after [`PATIENCE`].
-pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+/// Polls `check` until it gives a value, failing after [`PATIENCE`] with the last state it
+/// described.
+pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        if let Some(value) = check().await {
-            return value;
+        match check().await {
+            Ok(value) => return value,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last seen: {last}"
+            ),
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
