@@ -424,5 +424,6 @@ fn extra_schemas() -> Vec<(&'static str, Value)> {
     all.extend(super::audit::schemas());
     all.extend(super::firmwares::schemas());
     all.extend(super::device_actions::schemas());
+    all.extend(super::device_updates::schemas());
     all
 }

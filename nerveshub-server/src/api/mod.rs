@@ -5,6 +5,7 @@ mod audit;
 mod ca_certificates;
 mod certificates;
 mod device_actions;
+mod device_updates;
 pub(crate) mod devices;
 mod docs;
 pub(crate) use docs::openapi as docs_openapi;
@@ -89,6 +90,7 @@ fn build() -> Api {
     let api = keys::routes(api);
     let api = products::routes(api);
     let api = device_actions::routes(api);
+    let api = device_updates::routes(api);
     let api = audit::routes(api);
     let api = devices::routes(api);
     let api = certificates::routes(api);

@@ -196,13 +196,14 @@ impl Db {
     }
 
     /// The device's connection after its `device` join: connected now, with the metadata it
-    /// reported.
+    /// reported. Returns the `connection_established_at` written, which names this connection
+    /// for [`record_device_disconnect`](Self::record_device_disconnect).
     pub(crate) async fn record_device_join(
         &self,
         device_id: i64,
         firmware_metadata: &str,
         connection_metadata: &str,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<i64, sqlx::Error> {
         let now = now_ms();
         sqlx::query(
             "UPDATE devices SET firmware_metadata = $1, connection_metadata = $2,
@@ -217,7 +218,7 @@ impl Db {
         .bind(device_id)
         .execute(self.pool())
         .await?;
-        Ok(())
+        Ok(now)
     }
 
     /// The connection metadata changed (network interface, validation…).
@@ -246,18 +247,35 @@ impl Db {
         Ok(())
     }
 
-    /// The device's socket closed.
-    pub(crate) async fn record_device_disconnect(&self, device_id: i64) -> Result<(), sqlx::Error> {
+    /// The device's socket closed. `joined_at` is what [`record_device_join`] returned for
+    /// this socket: when the device has meanwhile joined again on a new socket (a quick
+    /// reconnect, whose join may be written before this), the newer connection is left alone.
+    ///
+    /// [`record_device_join`]: Self::record_device_join
+    pub(crate) async fn record_device_disconnect(
+        &self,
+        device_id: i64,
+        joined_at: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
         let now = now_ms();
-        sqlx::query(
-            "UPDATE devices SET connection_status = 'disconnected', connection_disconnected_at = $1,
-                 connection_last_seen_at = $1
-             WHERE id = $2 AND connection_status = 'connected'",
-        )
-        .bind(now)
-        .bind(device_id)
-        .execute(self.pool())
-        .await?;
+        let query = match joined_at {
+            Some(joined_at) => sqlx::query(
+                "UPDATE devices SET connection_status = 'disconnected', connection_disconnected_at = $1,
+                     connection_last_seen_at = $1
+                 WHERE id = $2 AND connection_status = 'connected' AND connection_established_at = $3",
+            )
+            .bind(now)
+            .bind(device_id)
+            .bind(joined_at),
+            None => sqlx::query(
+                "UPDATE devices SET connection_status = 'disconnected', connection_disconnected_at = $1,
+                     connection_last_seen_at = $1
+                 WHERE id = $2 AND connection_status = 'connected'",
+            )
+            .bind(now)
+            .bind(device_id),
+        };
+        query.execute(self.pool()).await?;
         Ok(())
     }
 

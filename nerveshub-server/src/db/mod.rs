@@ -7,6 +7,7 @@ mod accounts;
 mod catalog;
 mod certificates;
 pub(crate) mod device_session;
+pub(crate) mod device_updates;
 mod devices;
 mod firmwares;
 mod shared_secrets;

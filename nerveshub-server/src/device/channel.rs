@@ -31,6 +31,8 @@ pub(crate) struct DeviceChannel {
     connection_metadata: Map<String, Value>,
     last_seen_written: Instant,
     last_progress: Option<(String, u64, Instant)>,
+    /// The `connection_established_at` this socket's join wrote.
+    joined_at: Option<i64>,
 }
 
 /// What the channel asks of the socket after a join.
@@ -68,11 +70,17 @@ impl DeviceChannel {
             connection_metadata: Map::new(),
             last_seen_written: Instant::now(),
             last_progress: None,
+            joined_at: None,
         }
     }
 
     pub(crate) fn device(&self) -> &SessionDevice {
         &self.device
+    }
+
+    /// When this socket's join was recorded (`None` before a join).
+    pub(crate) fn joined_at(&self) -> Option<i64> {
+        self.joined_at
     }
 
     /// A join of `device` with nerves_hub_link's params: records the firmware metadata and the
@@ -112,7 +120,8 @@ impl DeviceChannel {
         }
         self.connection_metadata = meta;
         let firmware_text = firmware.to_string();
-        self.state
+        let joined_at = self
+            .state
             .db
             .record_device_join(
                 self.device.id,
@@ -120,6 +129,7 @@ impl DeviceChannel {
                 &Value::Object(self.connection_metadata.clone()).to_string(),
             )
             .await?;
+        self.joined_at = Some(joined_at);
         self.device.firmware_metadata = Some(firmware_text);
         if let Some(uuid) = new_uuid.filter(|u| old_uuid.as_deref() != Some(u.as_str())) {
             self.firmware_changed(&uuid, params.nerves_fw_version.as_deref())

@@ -209,7 +209,10 @@ async fn run(
         let _ = socket.send(close_message(code, reason)).await;
     }
     if registration.unregister()
-        && let Err(e) = state.db.record_device_disconnect(device_id).await
+        && let Err(e) = state
+            .db
+            .record_device_disconnect(device_id, channel.joined_at())
+            .await
     {
         tracing::warn!(device = %identifier, error = %e, "recording the disconnection failed");
     }
