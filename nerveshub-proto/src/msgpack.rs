@@ -3,7 +3,8 @@
 //! Decoding uses `rmpv` with a depth bound. Values with no JSON equivalent are mapped as the
 //! JSON serializer would have sent them: timestamps (extension -1) become ISO-8601 strings,
 //! binaries become strings when they are UTF-8 (Msgpax sends Elixir binaries as `str` anyway)
-//! and arrays of byte values otherwise, non-string map keys become their JSON text. Other
+//! and arrays of byte values otherwise, scalar non-string map keys become their JSON text (array
+//! and map keys are refused: their text would grow exponentially with nesting). Other
 //! extension types and non-finite floats are refused.
 
 use rmpv::Value as Mp;
@@ -55,6 +56,12 @@ fn to_json(mp: Mp) -> Result<Value> {
                     Mp::String(s) => s
                         .into_str()
                         .ok_or_else(|| Error::MsgPack("map key is not UTF-8".into()))?,
+                    // A scalar key becomes its JSON text. A container key is refused: its text
+                    // would hold its own keys' text escaped again, which doubles with every
+                    // level of nesting (32 levels of maps-as-keys would be gigabytes).
+                    Mp::Array(_) | Mp::Map(_) => {
+                        return Err(Error::MsgPack("map key is an array or a map".into()));
+                    }
                     other => to_json(other)?.to_string(),
                 };
                 obj.insert(key, to_json(v)?);
@@ -238,6 +245,24 @@ fn write_int(out: &mut Vec<u8>, i: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `proto_frame` fuzz target: maps nested as keys of maps. Converting each key
+    /// to JSON text escaped the inner keys again at every level, so 32 levels asked for 2 GiB.
+    #[test]
+    fn container_map_keys_are_refused_not_expanded() {
+        let mut bytes = vec![0x81u8; 40]; // 40 levels of one-pair maps, each the next one's key
+        bytes.extend([0xa1, b'k', 0xc0]); // the innermost pair: "k" => nil
+        bytes.extend(std::iter::repeat_n(0xc0, 39)); // the other levels' values: nil
+        match decode(&bytes) {
+            Err(Error::MsgPack(msg)) => assert!(msg.contains("map key"), "{msg}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // Scalar keys still become their JSON text.
+        let value = decode(&[0x82, 0x01, 0xc3, 0xc2, 0xa1, b'x']).unwrap();
+        assert_eq!(value, serde_json::json!({"1": true, "false": "x"}));
+        // An array as a key too.
+        assert!(decode(&[0x81, 0x91, 0x01, 0xc0]).is_err());
+    }
 
     #[test]
     fn timestamps_format_as_rfc3339() {
