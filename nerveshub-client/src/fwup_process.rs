@@ -222,4 +222,22 @@ mod tests {
         assert_eq!(parse_packet(b"XX\0\0"), None);
         assert_eq!(parse_packet(b"OK"), None);
     }
+
+    proptest::proptest! {
+        /// Whatever fwup (or something pretending to be it) writes: no panic, and a packet's
+        /// kind always comes from its first two bytes.
+        #[test]
+        fn any_payload_parses_without_panicking(payload in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            if let Some(packet) = parse_packet(&payload) {
+                let kind = &payload[..2];
+                let expected = match packet {
+                    Packet::Ok(_) => b"OK",
+                    Packet::Error(_) => b"ER",
+                    Packet::Warning(_) => b"WN",
+                    Packet::Progress(_) => b"PR",
+                };
+                proptest::prop_assert_eq!(kind, expected);
+            }
+        }
+    }
 }

@@ -277,4 +277,16 @@ mod tests {
         assert_eq!("manage".parse::<Role>(), Ok(Role::Manage));
         assert!("owner".parse::<Role>().is_err());
     }
+
+    proptest::proptest! {
+        /// Any presented text: no panic, and only texts that are `nhu_` + Base62 of exactly
+        /// 36 bytes with a matching CRC give a hash.
+        #[test]
+        fn any_token_text_is_checked_without_panicking(text in "\\PC{0,80}", body in "[0-9A-Za-z]{0,70}") {
+            proptest::prop_assert!(parse_token(&text).is_none() || text.starts_with("nhu_"));
+            if let Some(hash) = parse_token(&format!("nhu_{body}")) {
+                proptest::prop_assert_eq!(hash.len(), 128);
+            }
+        }
+    }
 }

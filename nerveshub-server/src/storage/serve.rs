@@ -253,4 +253,24 @@ mod tests {
         );
         assert_eq!(parse_query(""), (None, None));
     }
+
+    proptest::proptest! {
+        /// Any header value: no panic, and a parsed range always resolves inside the object.
+        #[test]
+        fn any_range_header_resolves_in_bounds(value in "\\PC{0,40}", tail in "[0-9 ,=-]{0,24}", len in 0u64..10_000) {
+            for header in [value.clone(), format!("bytes={tail}"), format!("bytes={value}")] {
+                if let Some(spec) = parse_range(&header)
+                    && let Some((first, last)) = spec.resolve(len)
+                {
+                    proptest::prop_assert!(first <= last && last < len, "{header:?} {len}");
+                }
+            }
+        }
+
+        /// Any query string: no panic.
+        #[test]
+        fn any_query_parses(query in "\\PC{0,80}") {
+            let _ = parse_query(&query);
+        }
+    }
 }
