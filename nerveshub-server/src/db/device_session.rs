@@ -29,8 +29,8 @@ pub(crate) struct SessionCa {
     pub(crate) jitp_description: Option<String>,
 }
 
-/// A shared secret found by its key.
-#[derive(Debug, Clone, FromRow)]
+/// A shared secret found by its key. Its `Debug` leaves the secret out, so it cannot reach a log.
+#[derive(Clone, FromRow)]
 pub(crate) struct SecretRow {
     /// The product (product keys) or the device's product (device keys).
     pub(crate) product_id: i64,
@@ -38,6 +38,16 @@ pub(crate) struct SecretRow {
     /// The device of a device key; `None` for a product key.
     pub(crate) device_id: Option<i64>,
     pub(crate) secret: String,
+}
+
+impl std::fmt::Debug for SecretRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRow")
+            .field("product_id", &self.product_id)
+            .field("org_id", &self.org_id)
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An update in flight (requested, received, started or updating).

@@ -1,7 +1,5 @@
 //! Shared secrets for NH1 HMAC device authentication: product keys (`nhp_…`, which may
 //! register new devices) and device keys (`nhd_…`). A key is never deleted, only deactivated.
-// The lookups for the device endpoint (issue 11) are not called from the API itself.
-#![allow(dead_code)]
 
 use std::fmt;
 
@@ -33,25 +31,6 @@ impl fmt::Debug for SharedSecretRow {
             .field("deactivated_at", &self.deactivated_at)
             .finish_non_exhaustive()
     }
-}
-
-/// An active product shared secret with the product's org: what the device endpoint needs to
-/// check an `nhp_` key and register the device it names.
-#[derive(Debug, Clone, FromRow)]
-pub(crate) struct ProductSharedSecret {
-    #[sqlx(flatten)]
-    pub(crate) secret: SharedSecretRow,
-    pub(crate) product_id: i64,
-    pub(crate) org_id: i64,
-}
-
-/// An active device shared secret with its device's identifier.
-#[derive(Debug, Clone, FromRow)]
-pub(crate) struct DeviceSharedSecret {
-    #[sqlx(flatten)]
-    pub(crate) secret: SharedSecretRow,
-    pub(crate) device_id: i64,
-    pub(crate) identifier: String,
 }
 
 /// Which table a secret lives in.
@@ -155,40 +134,6 @@ impl Db {
             col = owner.owner_column()
         )))
         .bind(owner_id)
-        .bind(key)
-        .fetch_optional(self.pool())
-        .await
-    }
-
-    /// The **active** product shared secret whose key (`nhp_…`) is `key`, with its product and
-    /// org; `None` for an unknown or deactivated key.
-    pub(crate) async fn product_shared_secret(
-        &self,
-        key: &str,
-    ) -> Result<Option<ProductSharedSecret>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT s.id, s.product_id AS owner_id, s.key, s.secret, s.deactivated_at,
-                    s.inserted_at, s.product_id, p.org_id
-             FROM product_shared_secrets s JOIN products p ON p.id = s.product_id
-             WHERE s.key = $1 AND s.deactivated_at IS NULL",
-        )
-        .bind(key)
-        .fetch_optional(self.pool())
-        .await
-    }
-
-    /// The **active** device shared secret whose key (`nhd_…`) is `key`, with its device's
-    /// identifier; `None` for an unknown or deactivated key.
-    pub(crate) async fn device_shared_secret(
-        &self,
-        key: &str,
-    ) -> Result<Option<DeviceSharedSecret>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT s.id, s.device_id AS owner_id, s.key, s.secret, s.deactivated_at,
-                    s.inserted_at, s.device_id, d.identifier
-             FROM device_shared_secrets s JOIN devices d ON d.id = s.device_id
-             WHERE s.key = $1 AND s.deactivated_at IS NULL",
-        )
         .bind(key)
         .fetch_optional(self.pool())
         .await
