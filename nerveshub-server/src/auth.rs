@@ -176,15 +176,20 @@ pub(crate) fn random_password() -> Result<String, ApiError> {
 }
 
 /// The authenticated caller of an API request.
+///
+/// The route table decides who may call each route ([`crate::api::Access`]); the route layer
+/// authenticates and authorizes before the handler runs and leaves the result here, so a
+/// handler never checks a role itself.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub(crate) user: UserRow,
+    /// The caller's membership of the path's org, on routes the table gives an org role.
+    membership: Option<Membership>,
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+impl Caller {
+    /// Authenticates the `Authorization: token …` (or `Bearer …`) header.
+    pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -203,19 +208,21 @@ impl FromRequestParts<AppState> for Caller {
             .token_owner(&hash)
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        Ok(Caller { user: owner.user })
+        Ok(Caller {
+            user: owner.user,
+            membership: None,
+        })
     }
-}
 
-impl Caller {
-    /// The caller's membership of `org` if it has at least `needed`: a non-member (or a missing
-    /// org) gets the same 404 as NervesHub gives, a member with too low a role a 403.
-    pub(crate) async fn in_org(
-        &self,
+    /// Checks that the caller is a member of `org` with at least `needed`, and remembers the
+    /// membership for the handler: a non-member (or a missing org) gets the same 404 as
+    /// NervesHub gives, a member with too low a role a 403.
+    pub(crate) async fn authorize_org(
+        &mut self,
         state: &AppState,
         org: &str,
         needed: Role,
-    ) -> Result<Membership, ApiError> {
+    ) -> Result<(), ApiError> {
         let membership = state
             .db
             .membership(self.user.id, org)
@@ -224,7 +231,31 @@ impl Caller {
         if membership.role < needed {
             return Err(ApiError::Forbidden);
         }
-        Ok(membership)
+        self.membership = Some(membership);
+        Ok(())
+    }
+
+    /// The membership the route layer checked for this request's org.
+    ///
+    /// # Errors
+    /// `Internal` on a route the table does not give an org role: a programming error, which
+    /// the authorization tests (every documented route × every role) would show.
+    pub(crate) fn membership(&self) -> Result<Membership, ApiError> {
+        self.membership
+            .clone()
+            .ok_or_else(|| ApiError::Internal("route has no org role in the route table".into()))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Left by the route layer; authenticating again would cost a second query.
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        Caller::authenticate(parts, state).await
     }
 }
 

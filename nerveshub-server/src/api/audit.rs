@@ -1,7 +1,7 @@
 //! `/api/orgs/{org}/audit_logs`: what changed in an org, who changed it and when (an addition;
 //! NervesHub shows its audit log only in the web UI).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -46,10 +46,9 @@ struct Limit {
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(org): Path<String>,
     Query(query): Query<Limit>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::View).await?;
+    let membership = caller.membership()?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));

@@ -95,7 +95,7 @@ async fn verification_token(
     caller: Caller,
     Path(org): Path<String>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let membership = caller.membership()?;
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("random: {e}")))?;
     let token = URL_SAFE_NO_PAD.encode(bytes);
@@ -117,12 +117,8 @@ async fn verification_token(
     Ok(data(json!({ "verification_token": token })).into_response())
 }
 
-async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(org): Path<String>,
-) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::View).await?;
+async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let membership = caller.membership()?;
     let cas = state.db.ca_certificates(membership.org.id).await?;
     Ok(data(cas.iter().map(ca_json).collect::<Vec<_>>()).into_response())
 }
@@ -185,10 +181,9 @@ fn refusal(e: &PkiError) -> ApiError {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path(org): Path<String>,
     Body(body): Body<CaCreate>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let membership = caller.membership()?;
     let org_id = membership.org.id;
     let ca = decode_certificate("cert", &body.cert)?;
     let proof = match body.verification_cert.as_deref() {
@@ -309,9 +304,9 @@ async fn find(state: &AppState, org_id: i64, serial: &str) -> Result<CaCertifica
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, serial)): Path<(String, String)>,
+    Path((_, serial)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::View).await?;
+    let membership = caller.membership()?;
     let ca = find(&state, membership.org.id, &serial).await?;
     Ok(data(ca_json(&ca)).into_response())
 }
@@ -319,9 +314,9 @@ async fn show(
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, serial)): Path<(String, String)>,
+    Path((_, serial)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let membership = caller.membership()?;
     let ca = find(&state, membership.org.id, &serial).await?;
     let mut tx = state.db.begin().await?;
     db::delete_ca_certificate(&mut tx, ca.id).await?;

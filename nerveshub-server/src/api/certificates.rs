@@ -91,9 +91,9 @@ fn certificate_json(cert: &DeviceCertificateRow) -> Value {
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, identifier)): Path<(String, String, String)>,
+    Path((_, product, identifier)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::View).await?;
+    let membership = caller.membership()?;
     let (_, device) = find(&state, membership.org.id, &product, &identifier).await?;
     let certs = state.db.device_certificates(device.id).await?;
     Ok(data(certs.iter().map(certificate_json).collect::<Vec<_>>()).into_response())
@@ -107,10 +107,10 @@ struct CertificateCreate {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, identifier)): Path<(String, String, String)>,
+    Path((_, product, identifier)): Path<(String, String, String)>,
     Body(body): Body<CertificateCreate>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let membership = caller.membership()?;
     let org_id = membership.org.id;
     let (product, device) = find(&state, org_id, &product, &identifier).await?;
     let cert = decode_certificate("cert", &body.cert)?;
@@ -181,9 +181,9 @@ async fn create(
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, identifier, serial)): Path<(String, String, String, String)>,
+    Path((_, product, identifier, serial)): Path<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::View).await?;
+    let membership = caller.membership()?;
     let (_, device) = find(&state, membership.org.id, &product, &identifier).await?;
     let cert = state
         .db
@@ -196,9 +196,9 @@ async fn show(
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, identifier, serial)): Path<(String, String, String, String)>,
+    Path((_, product, identifier, serial)): Path<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let membership = caller.membership()?;
     let (product, device) = find(&state, membership.org.id, &product, &identifier).await?;
     let cert = state
         .db

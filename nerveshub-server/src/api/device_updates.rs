@@ -58,9 +58,9 @@ fn update_json(row: &DeviceUpdateRow) -> Value {
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, identifier)): Path<(String, String, String)>,
+    Path((_, product, identifier)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::View).await?;
+    let membership = caller.membership()?;
     let (_, device) = devices::find(&state, membership.org.id, &product, &identifier).await?;
     let rows = state.db.device_updates(device.id).await?;
     Ok(data(rows.iter().map(update_json).collect::<Vec<_>>()).into_response())

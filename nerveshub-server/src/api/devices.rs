@@ -203,10 +203,10 @@ fn parse_in_range(
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product)): Path<(String, String)>,
+    Path((_, product)): Path<(String, String)>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::View).await?;
+    let membership = caller.membership()?;
     let product = products::find(&state, membership.org.id, &product).await?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let page = parse_in_range("page", query.page.as_deref(), 1, i64::from(u32::MAX))?;
@@ -349,10 +349,10 @@ struct DeviceCreate {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product)): Path<(String, String)>,
+    Path((_, product)): Path<(String, String)>,
     Body(new): Body<DeviceCreate>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let membership = caller.membership()?;
     let product = products::find(&state, membership.org.id, &product).await?;
     check_identifier(&new.identifier)?;
     let description = new.description.unwrap_or_default();
@@ -395,9 +395,9 @@ async fn create(
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, identifier)): Path<(String, String, String)>,
+    Path((_, product, identifier)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::View).await?;
+    let membership = caller.membership()?;
     let (_, device) = find(&state, membership.org.id, &product, &identifier).await?;
     Ok(data(device_json(&device)).into_response())
 }
@@ -415,10 +415,10 @@ struct DeviceUpdate {
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, identifier)): Path<(String, String, String)>,
+    Path((_, product, identifier)): Path<(String, String, String)>,
     Body(changes): Body<DeviceUpdate>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let membership = caller.membership()?;
     let (product, device) = find(&state, membership.org.id, &product, &identifier).await?;
     let description = changes.description.unwrap_or(device.description.clone());
     check_description(&description)?;
@@ -460,9 +460,9 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, identifier)): Path<(String, String, String)>,
+    Path((_, product, identifier)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let membership = caller.membership()?;
     let (product, device) = find(&state, membership.org.id, &product, &identifier).await?;
     let mut tx = state.db.begin().await?;
     db::delete_device(&mut tx, device.id).await?;
@@ -497,10 +497,10 @@ struct DeviceAuth {
 async fn auth(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product)): Path<(String, String)>,
+    Path((_, product)): Path<(String, String)>,
     Body(body): Body<DeviceAuth>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::View).await?;
+    let membership = caller.membership()?;
     let product = products::find(&state, membership.org.id, &product).await?;
     let unauthorized = || {
         (

@@ -30,7 +30,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use super::firmwares::firmware_json;
 use super::{created, products};
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 use crate::db::{self, Actor, Audit, FirmwareRow, KeyRow, NewFirmware, ProductRow};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -62,7 +62,7 @@ pub(super) async fn upload(
     let (parts, body) = request.into_parts();
     let checked = async {
         let caller = caller?;
-        let membership = caller.in_org(&state, &org, Role::Manage).await?;
+        let membership = caller.membership()?;
         let product = products::find(&state, membership.org.id, &product).await?;
         let max = state.config.max_firmware_size;
         let declared = parts

@@ -116,16 +116,14 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
     )]
 }
 
-/// The firmware `uuid` of the product in the path, for a caller with at least `role`.
+/// The firmware `uuid` of the product in the path (the route layer checked the caller's role).
 async fn find(
     state: &AppState,
     caller: &Caller,
-    org: &str,
     product: &str,
     uuid: &str,
-    role: Role,
 ) -> Result<(crate::db::Membership, FirmwareRow), ApiError> {
-    let membership = caller.in_org(state, org, role).await?;
+    let membership = caller.membership()?;
     let product = products::find(state, membership.org.id, product).await?;
     let firmware = state
         .db
@@ -138,9 +136,9 @@ async fn find(
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product)): Path<(String, String)>,
+    Path((_, product)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::View).await?;
+    let membership = caller.membership()?;
     let product = products::find(&state, membership.org.id, &product).await?;
     let firmwares = state.db.firmwares(product.id).await?;
     Ok(data(firmwares.iter().map(firmware_json).collect::<Vec<_>>()).into_response())
@@ -149,18 +147,18 @@ async fn list(
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, uuid)): Path<(String, String, String)>,
+    Path((_, product, uuid)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let (_, firmware) = find(&state, &caller, &org, &product, &uuid, Role::View).await?;
+    let (_, firmware) = find(&state, &caller, &product, &uuid).await?;
     Ok(data(firmware_json(&firmware)).into_response())
 }
 
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, uuid)): Path<(String, String, String)>,
+    Path((_, product, uuid)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let (membership, firmware) = find(&state, &caller, &org, &product, &uuid, Role::Manage).await?;
+    let (membership, firmware) = find(&state, &caller, &product, &uuid).await?;
     let in_use = || {
         ApiError::Conflict(format!(
             "firmware {uuid} is referenced by device updates and cannot be deleted"
@@ -186,8 +184,12 @@ async fn remove(
             resource_id: &firmware.uuid,
             action: "delete",
             description: format!(
-                "{} deleted firmware {} ({} {}) from {org}",
-                caller.user.email, firmware.uuid, firmware.product, firmware.version
+                "{} deleted firmware {} ({} {}) from {}",
+                caller.user.email,
+                firmware.uuid,
+                firmware.product,
+                firmware.version,
+                membership.org.name
             ),
         },
     )
@@ -204,9 +206,9 @@ async fn remove(
 async fn download(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, uuid)): Path<(String, String, String)>,
+    Path((_, product, uuid)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let (_, firmware) = find(&state, &caller, &org, &product, &uuid, Role::View).await?;
+    let (_, firmware) = find(&state, &caller, &product, &uuid).await?;
     let url = state
         .storage
         .download_url(&firmware, DEFAULT_URL_TTL)

@@ -51,12 +51,8 @@ fn key_json(key: &KeyRow) -> serde_json::Value {
     json!({"name": key.name, "key": key.key, "scheme": "ed25519"})
 }
 
-async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(org): Path<String>,
-) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::View).await?;
+async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let membership = caller.membership()?;
     let keys = state.db.keys(membership.org.id).await?;
     Ok(data(keys.iter().map(key_json).collect::<Vec<_>>()).into_response())
 }
@@ -70,10 +66,10 @@ struct NewKey {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path(org): Path<String>,
     Body(new): Body<NewKey>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let membership = caller.membership()?;
+    let org = &membership.org.name;
     check_name("name", &new.name)?;
     // Accept the contents of a fwup-key.pub file: base64 of the 32-byte key, maybe with a
     // trailing newline. Store it normalised.
@@ -113,9 +109,9 @@ async fn create(
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, name)): Path<(String, String)>,
+    Path((_, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::View).await?;
+    let membership = caller.membership()?;
     let key = state
         .db
         .key(membership.org.id, &name)
@@ -127,9 +123,10 @@ async fn show(
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, name)): Path<(String, String)>,
+    Path((_, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let membership = caller.membership()?;
+    let org = &membership.org.name;
     let key = state
         .db
         .key(membership.org.id, &name)

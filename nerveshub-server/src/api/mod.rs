@@ -18,8 +18,9 @@ mod shared_secrets;
 mod users;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request, State};
 use axum::handler::Handler;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use axum::{Json, Router};
@@ -27,7 +28,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::auth::Role;
+use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -50,17 +51,25 @@ pub(crate) enum Access {
 pub(crate) struct Api {
     router: Router<AppState>,
     endpoints: Vec<Endpoint>,
+    /// The state the route layers authorize against; `None` when only the endpoint
+    /// descriptions are wanted (the OpenAPI document).
+    state: Option<AppState>,
 }
 
 impl Api {
-    fn new() -> Self {
+    fn new(state: Option<AppState>) -> Self {
         Api {
             router: Router::new(),
             endpoints: Vec::new(),
+            state,
         }
     }
 
     /// Adds `handler` for `method` on `path` (axum syntax, `{param}`), described by `doc`.
+    ///
+    /// The endpoint's [`Access`] is enforced here, in one place, by a route layer that runs
+    /// before the handler (and before its body is read): handlers get an authorized
+    /// [`Caller`], with [`Caller::membership`] on org routes.
     pub(crate) fn route<H, T>(mut self, endpoint: Endpoint, handler: H) -> Self
     where
         H: Handler<T, AppState>,
@@ -72,19 +81,61 @@ impl Api {
             Method::Put => MethodFilter::PUT,
             Method::Delete => MethodFilter::DELETE,
         };
-        self.router = self.router.route(endpoint.path, on(filter, handler));
+        let mut method_router = on(filter, handler);
+        if let Some(state) = &self.state {
+            method_router = method_router.route_layer(middleware::from_fn_with_state(
+                (state.clone(), endpoint.access),
+                authorize,
+            ));
+        }
+        self.router = self.router.route(endpoint.path, method_router);
         self.endpoints.push(endpoint);
         self
     }
 }
 
-/// Every endpoint of the management API, in the order they were added.
-pub(crate) fn endpoints() -> Vec<Endpoint> {
-    build().endpoints
+/// The route layer: authenticates and authorizes the request as the route table says, and
+/// hands the [`Caller`] to the handler through the request's extensions.
+async fn authorize(
+    State((state, access)): State<(AppState, Access)>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if access == Access::Public {
+        return Ok(next.run(request).await);
+    }
+    let (mut parts, body) = request.into_parts();
+    let mut caller = Caller::authenticate(&parts, &state).await?;
+    match access {
+        Access::Public | Access::User => {}
+        Access::ServerAdmin => {
+            if !caller.user.is_server_admin() {
+                return Err(ApiError::Forbidden);
+            }
+        }
+        Access::Org(role) => {
+            let params = RawPathParams::from_request_parts(&mut parts, &state)
+                .await
+                .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+            let org = params
+                .iter()
+                .find(|(name, _)| *name == "org")
+                .map(|(_, value)| value.to_owned())
+                .ok_or_else(|| ApiError::Internal("org route without an {org} segment".into()))?;
+            caller.authorize_org(&state, &org, role).await?;
+        }
+    }
+    parts.extensions.insert(caller);
+    Ok(next.run(Request::from_parts(parts, body)).await)
 }
 
-fn build() -> Api {
-    let api = Api::new();
+/// Every endpoint of the management API, in the order they were added.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    build(None).endpoints
+}
+
+fn build(state: Option<AppState>) -> Api {
+    let api = Api::new(state);
     let api = users::routes(api);
     let api = orgs::routes(api);
     let api = keys::routes(api);
@@ -102,7 +153,7 @@ fn build() -> Api {
 
 /// The management API's router, `/api/…`.
 pub(crate) fn router(state: AppState) -> Router {
-    let api = build();
+    let api = build(Some(state.clone()));
     Router::new()
         .nest("/api", api.router)
         .fallback(|| async { ApiError::NotFound("route") })

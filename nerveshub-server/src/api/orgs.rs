@@ -131,12 +131,8 @@ fn member_json(user: &db::UserRow, role: Role) -> serde_json::Value {
     json!({"name": user.name, "email": user.email, "role": role.as_str()})
 }
 
-async fn members(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(org): Path<String>,
-) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Admin).await?;
+async fn members(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let membership = caller.membership()?;
     let members = state.db.members(membership.org.id).await?;
     let members: Vec<_> = members.iter().map(|(u, r)| member_json(u, *r)).collect();
     Ok(axum::response::IntoResponse::into_response(data(members)))
@@ -156,10 +152,10 @@ fn parse_role(role: &str) -> Result<Role, ApiError> {
 async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
-    Path(org): Path<String>,
     Body(new): Body<NewMember>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Admin).await?;
+    let membership = caller.membership()?;
+    let org = &membership.org.name;
     let role = parse_role(&new.role)?;
     let email = new.email.trim().to_lowercase();
     let user = state
@@ -197,9 +193,9 @@ async fn add_member(
 async fn member(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, email)): Path<(String, String)>,
+    Path((_, email)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Admin).await?;
+    let membership = caller.membership()?;
     let (user, role) = state
         .db
         .member(membership.org.id, &email.to_lowercase())
@@ -218,10 +214,11 @@ struct MemberUpdate {
 async fn update_member(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, email)): Path<(String, String)>,
+    Path((_, email)): Path<(String, String)>,
     Body(update): Body<MemberUpdate>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Admin).await?;
+    let membership = caller.membership()?;
+    let org = &membership.org.name;
     let role = parse_role(&update.role)?;
     let (user, old_role) = state
         .db
@@ -262,9 +259,10 @@ async fn update_member(
 async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, email)): Path<(String, String)>,
+    Path((_, email)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Admin).await?;
+    let membership = caller.membership()?;
+    let org = &membership.org.name;
     let (user, _) = state
         .db
         .member(membership.org.id, &email.to_lowercase())

@@ -72,12 +72,8 @@ pub(crate) async fn find(
         .ok_or(ApiError::NotFound("product"))
 }
 
-async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(org): Path<String>,
-) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::View).await?;
+async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let membership = caller.membership()?;
     let products = state.db.products(membership.org.id).await?;
     Ok(data(products.iter().map(product_json).collect::<Vec<_>>()).into_response())
 }
@@ -90,10 +86,10 @@ struct ProductFields {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path(org): Path<String>,
     Body(new): Body<ProductFields>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Admin).await?;
+    let membership = caller.membership()?;
+    let org = &membership.org.name;
     check_name("name", &new.name)?;
     let mut tx = state.db.begin().await?;
     let product = match db::insert_product(&mut tx, membership.org.id, &new.name).await {
@@ -125,9 +121,9 @@ async fn create(
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product)): Path<(String, String)>,
+    Path((_, product)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::View).await?;
+    let membership = caller.membership()?;
     let product = find(&state, membership.org.id, &product).await?;
     Ok(data(product_json(&product)).into_response())
 }
@@ -135,10 +131,11 @@ async fn show(
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, name)): Path<(String, String)>,
+    Path((_, name)): Path<(String, String)>,
     Body(fields): Body<ProductFields>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let membership = caller.membership()?;
+    let org = &membership.org.name;
     let mut product = find(&state, membership.org.id, &name).await?;
     check_name("name", &fields.name)?;
     let mut tx = state.db.begin().await?;
@@ -172,9 +169,10 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, name)): Path<(String, String)>,
+    Path((_, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Admin).await?;
+    let membership = caller.membership()?;
+    let org = &membership.org.name;
     let product = find(&state, membership.org.id, &name).await?;
     let mut tx = state.db.begin().await?;
     if db::product_in_use(&mut tx, product.id).await? {

@@ -139,11 +139,10 @@ async fn owner(
 async fn list(
     state: AppState,
     caller: Caller,
-    org: String,
     product: String,
     identifier: Option<String>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::View).await?;
+    let membership = caller.membership()?;
     let (kind, owner_id, _) =
         owner(&state, membership.org.id, &product, identifier.as_deref()).await?;
     let secrets = state.db.shared_secrets(kind, owner_id).await?;
@@ -153,11 +152,10 @@ async fn list(
 async fn create(
     state: AppState,
     caller: Caller,
-    org: String,
     product: String,
     identifier: Option<String>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let membership = caller.membership()?;
     let (kind, owner_id, what) =
         owner(&state, membership.org.id, &product, identifier.as_deref()).await?;
     let prefix = match kind {
@@ -187,9 +185,9 @@ async fn create(
 async fn deactivate(
     state: AppState,
     caller: Caller,
-    (org, product, identifier, key): (String, String, Option<String>, String),
+    (product, identifier, key): (String, Option<String>, String),
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let membership = caller.membership()?;
     let (kind, owner_id, what) =
         owner(&state, membership.org.id, &product, identifier.as_deref()).await?;
     let secret = state
@@ -221,49 +219,49 @@ async fn deactivate(
 async fn list_product(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product)): Path<(String, String)>,
+    Path((_, product)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    list(state, caller, org, product, None).await
+    list(state, caller, product, None).await
 }
 
 async fn create_product(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product)): Path<(String, String)>,
+    Path((_, product)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    create(state, caller, org, product, None).await
+    create(state, caller, product, None).await
 }
 
 async fn deactivate_product(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, key)): Path<(String, String, String)>,
+    Path((_, product, key)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    deactivate(state, caller, (org, product, None, key)).await
+    deactivate(state, caller, (product, None, key)).await
 }
 
 async fn list_device(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, identifier)): Path<(String, String, String)>,
+    Path((_, product, identifier)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    list(state, caller, org, product, Some(identifier)).await
+    list(state, caller, product, Some(identifier)).await
 }
 
 async fn create_device(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, identifier)): Path<(String, String, String)>,
+    Path((_, product, identifier)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    create(state, caller, org, product, Some(identifier)).await
+    create(state, caller, product, Some(identifier)).await
 }
 
 async fn deactivate_device(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, identifier, key)): Path<(String, String, String, String)>,
+    Path((_, product, identifier, key)): Path<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
-    deactivate(state, caller, (org, product, Some(identifier), key)).await
+    deactivate(state, caller, (product, Some(identifier), key)).await
 }
 
 /// The OpenAPI schemas of this module.
