@@ -189,14 +189,13 @@ async fn full_json(state: &AppState, d: &DeploymentRow) -> Result<Value, ApiErro
     Ok(deployment_json(d, devices, d.release_number))
 }
 
-/// The product and its deployment `name` for a caller with `role`, or 404.
+/// The product and its deployment `name` (the route layer checked the caller's role), or 404.
 async fn find(
     state: &AppState,
     caller: &Caller,
-    (org, product, name): (&str, &str, &str),
-    role: Role,
+    (product, name): (&str, &str),
 ) -> Result<(ProductRow, DeploymentRow), ApiError> {
-    let membership = caller.in_org(state, org, role).await?;
+    let membership = caller.membership()?;
     let product = products::find(state, membership.org.id, product).await?;
     let deployment = state
         .db
@@ -209,9 +208,9 @@ async fn find(
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product)): Path<(String, String)>,
+    Path((_, product)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::View).await?;
+    let membership = caller.membership()?;
     let product = products::find(&state, membership.org.id, &product).await?;
     let mut out = Vec::new();
     for d in state.db.deployments(product.id).await? {
@@ -231,10 +230,10 @@ enum CreateBody {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product)): Path<(String, String)>,
+    Path((_, product)): Path<(String, String)>,
     Body(body): Body<CreateBody>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let membership = caller.membership()?;
     let product = products::find(&state, membership.org.id, &product).await?;
     let fields = match body {
         CreateBody::Wrapped { deployment } => deployment,
@@ -247,9 +246,9 @@ async fn create(
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, name)): Path<(String, String, String)>,
+    Path((_, product, name)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let (_, d) = find(&state, &caller, (&org, &product, &name), Role::View).await?;
+    let (_, d) = find(&state, &caller, (&product, &name)).await?;
     Ok(data(full_json(&state, &d).await?).into_response())
 }
 
@@ -261,10 +260,10 @@ struct UpdateBody {
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, name)): Path<(String, String, String)>,
+    Path((_, product, name)): Path<(String, String, String)>,
     Body(body): Body<UpdateBody>,
 ) -> Result<Response, ApiError> {
-    let (_, d) = find(&state, &caller, (&org, &product, &name), Role::Manage).await?;
+    let (_, d) = find(&state, &caller, (&product, &name)).await?;
     let d = fd::update(&state, user(&caller), &d, &body.deployment).await?;
     Ok(data(full_json(&state, &d).await?).into_response())
 }
@@ -272,9 +271,9 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, name)): Path<(String, String, String)>,
+    Path((_, product, name)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let (_, d) = find(&state, &caller, (&org, &product, &name), Role::Manage).await?;
+    let (_, d) = find(&state, &caller, (&product, &name)).await?;
     fd::delete(&state, user(&caller), &d).await?;
     Ok(no_content())
 }
@@ -282,9 +281,9 @@ async fn remove(
 async fn releases(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, name)): Path<(String, String, String)>,
+    Path((_, product, name)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let (_, d) = find(&state, &caller, (&org, &product, &name), Role::View).await?;
+    let (_, d) = find(&state, &caller, (&product, &name)).await?;
     let rows = state.db.releases(d.id).await?;
     let out: Vec<Value> = rows
         .iter()
@@ -308,9 +307,9 @@ async fn releases(
 async fn status(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, name)): Path<(String, String, String)>,
+    Path((_, product, name)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let (_, d) = find(&state, &caller, (&org, &product, &name), Role::View).await?;
+    let (_, d) = find(&state, &caller, (&product, &name)).await?;
     let s = fd::status(&state, &d).await?;
     let total = s.counts.total;
     let percent = if total == 0 {
@@ -349,10 +348,10 @@ struct AssignBody {
 async fn assign(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, name)): Path<(String, String, String)>,
+    Path((_, product, name)): Path<(String, String, String)>,
     Body(body): Body<AssignBody>,
 ) -> Result<Response, ApiError> {
-    let (_, d) = find(&state, &caller, (&org, &product, &name), Role::Manage).await?;
+    let (_, d) = find(&state, &caller, (&product, &name)).await?;
     let rows = fd::assign(&state, user(&caller), &d, &body.identifiers).await?;
     Ok(data(rows.iter().map(devices::device_json).collect::<Vec<_>>()).into_response())
 }
@@ -360,9 +359,9 @@ async fn assign(
 async fn unassign(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, name, identifier)): Path<(String, String, String, String)>,
+    Path((_, product, name, identifier)): Path<(String, String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let (_, d) = find(&state, &caller, (&org, &product, &name), Role::Manage).await?;
+    let (_, d) = find(&state, &caller, (&product, &name)).await?;
     fd::unassign(&state, user(&caller), &d, &identifier).await?;
     Ok(no_content())
 }

@@ -308,9 +308,9 @@ async fn upgrade(
 async fn clear_penalty(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, product, identifier)): DevicePath,
+    Path((_, product, identifier)): DevicePath,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let membership = caller.membership()?;
     let (_, device) =
         super::devices::find(&state, membership.org.id, &product, &identifier).await?;
     crate::fleet::deployments::clear_penalty(
