@@ -41,6 +41,8 @@ pub struct Config {
     /// The base of the URLs handed to devices (firmware downloads); `None` means
     /// `https://localhost:<device port>`.
     pub device_url: Option<String>,
+    /// Timeouts and connection caps of both listeners.
+    pub connection_limits: crate::ConnectionLimits,
 }
 
 impl Config {
@@ -60,6 +62,7 @@ impl Config {
             storage_options: Vec::new(),
             max_firmware_size: DEFAULT_MAX_FIRMWARE_SIZE,
             device_url: None,
+            connection_limits: crate::ConnectionLimits::default(),
         }
     }
 }

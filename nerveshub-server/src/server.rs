@@ -17,7 +17,7 @@ use crate::error::ServerError;
 use crate::state::AppState;
 use crate::storage::Storage;
 use crate::tls::{self, DeviceTlsIdentity};
-use crate::{api, device_endpoint};
+use crate::{api, device_endpoint, listener};
 
 /// How long a shutdown waits for device sockets to close.
 const DEVICE_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -95,23 +95,32 @@ impl RunningServer {
             storage,
         };
         let (stop, stopped) = watch::channel(false);
-        let api_router = api::router(state.clone());
-        let mut api_stop = stopped.clone();
-        let api_task = tokio::spawn(async move {
-            let served = axum::serve(api_listener, api_router)
-                .with_graceful_shutdown(async move {
-                    let _ = api_stop.wait_for(|stop| *stop).await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "management API stopped");
-            }
-        });
-        let device_task = tokio::spawn(device_endpoint::serve(
-            device_listener,
-            tls,
-            device_endpoint::router(state.clone()),
+        let limits = &state.config.connection_limits;
+        let descriptors = listener::descriptor_limit();
+        let device_limits = limits.device(descriptors);
+        tracing::info!(
+            descriptors = ?descriptors,
+            device_connections = device_limits.max_connections,
+            api_connections = limits.api().max_connections,
+            "connection limits"
+        );
+        let api_task = tokio::spawn(listener::serve(
+            "api",
+            api_listener,
+            None,
+            listener::harden(api::router(state.clone())),
+            limits.api(),
             stopped.clone(),
+            DEVICE_SHUTDOWN_GRACE,
+        ));
+        let device_task = tokio::spawn(listener::serve(
+            "device",
+            device_listener,
+            Some(tokio_rustls::TlsAcceptor::from(tls)),
+            listener::harden(device_endpoint::router(state.clone())),
+            device_limits,
+            stopped.clone(),
+            DEVICE_SHUTDOWN_GRACE,
         ));
         let maintenance_task = tokio::spawn(device::maintenance(state.clone(), stopped));
         tracing::info!(api = %api_addr, devices = %device_addr, "nerveshub-server listening");

@@ -132,13 +132,42 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Body(value)),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Validation(
-                [("body".to_owned(), vec![e.body_text()])].into(),
-            )),
-            Err(e) => Err(ApiError::BadRequest(e.body_text())),
+        let value = match Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(Json(value)) => value,
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::PayloadTooLarge(e.body_text()));
+            }
+            Err(JsonRejection::JsonDataError(e)) => {
+                return Err(ApiError::Validation(
+                    [("body".to_owned(), vec![e.body_text()])].into(),
+                ));
+            }
+            Err(e) => return Err(ApiError::BadRequest(e.body_text())),
+        };
+        // NUL cannot be stored in PostgreSQL text and has no business in any field.
+        if let Some(field) = field_with_nul(&value, "body") {
+            return Err(ApiError::invalid(&field, "must not contain NUL characters"));
         }
+        T::deserialize(value).map(Body).map_err(|e| {
+            ApiError::Validation([("body".to_owned(), vec![e.to_string()])].into())
+        })
+    }
+}
+
+/// The first field (by its top-level name) of a JSON document holding a string, or a key,
+/// with a NUL character.
+fn field_with_nul(value: &serde_json::Value, field: &str) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0').then(|| field.to_owned()),
+        serde_json::Value::Array(items) => items.iter().find_map(|v| field_with_nul(v, field)),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let name = if field == "body" { k.as_str() } else { field };
+            if k.contains('\0') {
+                return Some(field.to_owned());
+            }
+            field_with_nul(v, name)
+        }),
+        _ => None,
     }
 }
 
@@ -158,6 +187,31 @@ pub(crate) fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
         return Err(ApiError::invalid(
             field,
             "has invalid format (no '/', control characters or surrounding spaces)",
+        ));
+    }
+    // A path segment of `.` or `..` is resolved away by clients before it is sent.
+    if name == "." || name == ".." {
+        return Err(ApiError::invalid(field, "can't be '.' or '..'"));
+    }
+    Ok(())
+}
+
+/// Checks free text (descriptions, notes, user names): at most `max` characters, and no
+/// control characters other than tab and line breaks.
+pub(crate) fn check_text(field: &str, text: &str, max: usize) -> Result<(), ApiError> {
+    if text.chars().count() > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("should be at most {max} character(s)"),
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(ApiError::invalid(
+            field,
+            "must not contain control characters",
         ));
     }
     Ok(())

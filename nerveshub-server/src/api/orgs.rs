@@ -131,13 +131,41 @@ fn member_json(user: &db::UserRow, role: Role) -> serde_json::Value {
     json!({"name": user.name, "email": user.email, "role": role.as_str()})
 }
 
+/// The org whose members a request manages: an org admin's own org, or any org for a server
+/// admin (who can always repair an org that lost its admins). Others get the usual 404/403.
+async fn managed_org(state: &AppState, caller: &Caller, org: &str) -> Result<db::OrgRow, ApiError> {
+    if caller.user.is_server_admin() {
+        return state
+            .db
+            .org_by_name(org)
+            .await?
+            .ok_or(ApiError::NotFoundOrInsufficient);
+    }
+    Ok(caller.in_org(state, org, Role::Admin).await?.org)
+}
+
+/// Whether the caller is still an admin of the org, checked under the org's row lock (an
+/// admin demoted a moment ago by another admin may not act on the decision they lost).
+async fn still_admin(
+    conn: &mut sqlx::AnyConnection,
+    caller: &Caller,
+    org_id: i64,
+) -> Result<(), ApiError> {
+    if caller.user.is_server_admin()
+        || db::member_role(conn, org_id, caller.user.id).await? == Some(Role::Admin)
+    {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden)
+}
+
 async fn members(
     State(state): State<AppState>,
     caller: Caller,
     Path(org): Path<String>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Admin).await?;
-    let members = state.db.members(membership.org.id).await?;
+    let org_row = managed_org(&state, &caller, &org).await?;
+    let members = state.db.members(org_row.id).await?;
     let members: Vec<_> = members.iter().map(|(u, r)| member_json(u, *r)).collect();
     Ok(axum::response::IntoResponse::into_response(data(members)))
 }
@@ -159,7 +187,7 @@ async fn add_member(
     Path(org): Path<String>,
     Body(new): Body<NewMember>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Admin).await?;
+    let org_row = managed_org(&state, &caller, &org).await?;
     let role = parse_role(&new.role)?;
     let email = new.email.trim().to_lowercase();
     let user = state
@@ -168,7 +196,7 @@ async fn add_member(
         .await?
         .ok_or_else(|| ApiError::invalid("email", "no user has this email"))?;
     let mut tx = state.db.begin().await?;
-    match db::insert_member(&mut tx, membership.org.id, user.id, role).await {
+    match db::insert_member(&mut tx, org_row.id, user.id, role).await {
         Ok(()) => {}
         Err(e) if is_unique_violation(&e) => {
             return Err(ApiError::invalid(
@@ -181,7 +209,7 @@ async fn add_member(
     db::audit(
         &mut tx,
         Audit {
-            org_id: Some(membership.org.id),
+            org_id: Some(org_row.id),
             actor: Actor::User(caller.user.id),
             resource_type: "org_user",
             resource_id: &email,
@@ -199,10 +227,10 @@ async fn member(
     caller: Caller,
     Path((org, email)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Admin).await?;
+    let org_row = managed_org(&state, &caller, &org).await?;
     let (user, role) = state
         .db
-        .member(membership.org.id, &email.to_lowercase())
+        .member(org_row.id, &email.to_lowercase())
         .await?
         .ok_or(ApiError::NotFound("member"))?;
     Ok(axum::response::IntoResponse::into_response(data(
@@ -221,18 +249,25 @@ async fn update_member(
     Path((org, email)): Path<(String, String)>,
     Body(update): Body<MemberUpdate>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Admin).await?;
+    let org_row = managed_org(&state, &caller, &org).await?;
     let role = parse_role(&update.role)?;
-    let (user, old_role) = state
+    let (user, _) = state
         .db
-        .member(membership.org.id, &email.to_lowercase())
+        .member(org_row.id, &email.to_lowercase())
         .await?
         .ok_or(ApiError::NotFound("member"))?;
     let mut tx = state.db.begin().await?;
-    db::update_member_role(&mut tx, membership.org.id, user.id, role).await?;
+    // With the org row locked, two admins demoting each other run one after the other, and
+    // the second sees that it would leave no admin.
+    db::lock_row(&mut tx, db::Lockable::Org, org_row.id).await?;
+    still_admin(&mut tx, &caller, org_row.id).await?;
+    let old_role = db::member_role(&mut tx, org_row.id, user.id)
+        .await?
+        .ok_or(ApiError::NotFound("member"))?;
+    db::update_member_role(&mut tx, org_row.id, user.id, role).await?;
     if old_role == Role::Admin
         && role != Role::Admin
-        && db::count_admins(&mut tx, membership.org.id).await? == 0
+        && db::count_admins(&mut tx, org_row.id).await? == 0
     {
         return Err(ApiError::Conflict(
             "an org must keep at least one admin".into(),
@@ -241,7 +276,7 @@ async fn update_member(
     db::audit(
         &mut tx,
         Audit {
-            org_id: Some(membership.org.id),
+            org_id: Some(org_row.id),
             actor: Actor::User(caller.user.id),
             resource_type: "org_user",
             resource_id: &user.email,
@@ -264,15 +299,19 @@ async fn remove_member(
     caller: Caller,
     Path((org, email)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.in_org(&state, &org, Role::Admin).await?;
+    let org_row = managed_org(&state, &caller, &org).await?;
     let (user, _) = state
         .db
-        .member(membership.org.id, &email.to_lowercase())
+        .member(org_row.id, &email.to_lowercase())
         .await?
         .ok_or(ApiError::NotFound("member"))?;
     let mut tx = state.db.begin().await?;
-    db::delete_member(&mut tx, membership.org.id, user.id).await?;
-    if db::count_admins(&mut tx, membership.org.id).await? == 0 {
+    db::lock_row(&mut tx, db::Lockable::Org, org_row.id).await?;
+    still_admin(&mut tx, &caller, org_row.id).await?;
+    if !db::delete_member(&mut tx, org_row.id, user.id).await? {
+        return Err(ApiError::NotFound("member"));
+    }
+    if db::count_admins(&mut tx, org_row.id).await? == 0 {
         return Err(ApiError::Conflict(
             "an org must keep at least one admin".into(),
         ));
@@ -280,7 +319,7 @@ async fn remove_member(
     db::audit(
         &mut tx,
         Audit {
-            org_id: Some(membership.org.id),
+            org_id: Some(org_row.id),
             actor: Actor::User(caller.user.id),
             resource_type: "org_user",
             resource_id: &user.email,

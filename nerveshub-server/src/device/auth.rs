@@ -139,6 +139,9 @@ async fn record_new_certificate(
 ) -> Result<SessionDevice, Refusal> {
     let identifier = verified.identifier();
     let existing = state.db.session_device_by_identifier(identifier).await?;
+    // Every read from here on goes through `tx`: asking the pool for a second connection
+    // while holding this one deadlocks once every pooled connection is held by a first-time
+    // device doing the same (the server froze at 48 new JITP devices).
     let mut tx = state.db.begin().await?;
     let device = match existing {
         Some(device) => {
@@ -148,7 +151,7 @@ async fn record_new_certificate(
                 )));
             }
             if verified.auth() == DeviceAuth::NewCertificate
-                && state.db.device_certificate_count(device.id).await? > 0
+                && db::device_certificate_count(&mut tx, device.id).await? > 0
             {
                 return Err(invalid(format!(
                     "device {identifier} already has a certificate with another public key"
@@ -163,7 +166,7 @@ async fn record_new_certificate(
             let product_id = ca
                 .jitp_product_id
                 .ok_or_else(|| invalid(format!("device {identifier} is not registered")))?;
-            if state.db.product_org(product_id).await? != Some(ca.org_id) {
+            if db::product_org(&mut tx, product_id).await? != Some(ca.org_id) {
                 return Err(invalid("the CA's JITP product is not in its org"));
             }
             let tags = ca
