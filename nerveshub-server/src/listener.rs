@@ -21,9 +21,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -216,7 +215,7 @@ pub(crate) async fn serve(
     grace: Duration,
 ) {
     let admission = Admission::new(limits);
-    let graceful = GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
     let mut refused_logged = false;
     loop {
         let accepted = tokio::select! {
@@ -242,21 +241,27 @@ pub(crate) async fn serve(
             continue;
         };
         refused_logged = false;
+        // Reap finished connection tasks so the set does not grow.
+        while connections.try_join_next().is_some() {}
         let connection = Connection {
             tls: tls.clone(),
             router: router.clone(),
             limits,
             peer,
         };
-        let watcher = graceful.watcher();
         let tcp = CountedStream {
             tcp,
             _admitted: admitted,
         };
-        tokio::spawn(connection.run(tcp, watcher));
+        connections.spawn(connection.run(tcp, shutdown.clone()));
     }
     drop(listener);
-    let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+    // Open exchanges finish (each connection was told to stop taking requests); what is left
+    // after `grace` is aborted when the set drops.
+    let _ = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
 }
 
 struct Connection {
@@ -267,10 +272,10 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, tcp: CountedStream, watcher: Watcher) {
+    async fn run(self, tcp: CountedStream, shutdown: watch::Receiver<bool>) {
         let peer = self.peer;
         match self.tls.clone() {
-            None => self.serve_http(tcp, None, watcher).await,
+            None => self.serve_http(tcp, None, shutdown).await,
             Some(acceptor) => {
                 let handshake =
                     tokio::time::timeout(self.limits.header_timeout, acceptor.accept(tcp)).await;
@@ -292,27 +297,29 @@ impl Connection {
                         .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
                         .unwrap_or_default(),
                 ));
-                self.serve_http(tls, Some(certs), watcher).await;
+                self.serve_http(tls, Some(certs), shutdown).await;
             }
         }
     }
 
-    async fn serve_http<I>(self, io: I, certs: Option<PeerCertificates>, watcher: Watcher)
+    async fn serve_http<I>(
+        self,
+        io: I,
+        certs: Option<PeerCertificates>,
+        mut shutdown: watch::Receiver<bool>,
+    )
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // HTTP/1.1 only (the device endpoint's ALPN offers nothing else): hyper's HTTP/1
+        // connection reads the head under the timeout from its first byte on, where the
+        // version-sniffing auto builder would wait for a first byte without one.
+        let mut builder = http1::Builder::new();
         builder
-            .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.limits.header_timeout)
             .max_headers(HYPER_MAX_HEADERS)
             .max_buf_size(HYPER_MAX_BUF);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .keep_alive_interval(self.limits.header_timeout)
-            .keep_alive_timeout(self.limits.header_timeout);
         let router = self.router;
         let peer = self.peer;
         let body_timeout = self.limits.body_read_timeout;
@@ -327,8 +334,26 @@ impl Connection {
                 .insert(axum::extract::ConnectInfo(peer));
             router.clone().oneshot(request)
         });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-        if let Err(e) = watcher.watch(connection.into_owned()).await {
+        let connection = builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        let mut connection = std::pin::pin!(connection);
+        let stopping = async move {
+            // `borrow` guards are not held across the await (they are not `Send`).
+            while !*shutdown.borrow_and_update() {
+                if shutdown.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let ended = tokio::select! {
+            ended = connection.as_mut() => ended,
+            () = stopping => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(e) = ended {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
     }

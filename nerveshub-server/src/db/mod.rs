@@ -103,8 +103,15 @@ impl Db {
         self.backend
     }
 
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`,
+    /// waiting up to the busy timeout): a deferred transaction that reads and then writes
+    /// fails with "database is locked" when another writer committed in between, and that
+    /// error cannot be waited out.
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
-        self.pool.begin().await
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     pub(crate) async fn close(&self) {
