@@ -147,7 +147,7 @@ async fn identical_creates_at_once_make_one() {
             &ts,
             &f.manage,
             "/orgs/acme/keys",
-            json!({"name": "burst-key", "key": "kMsnH6rbgd0mOyThUnDvVnfDsfOvO3aR6nkyYTsHPC0="}),
+            json!({"name": "burst-key", "key": "Hr/h9qoI6hYeq4bstLBzB9bzWigGnRhm69nDtuWevXA="}),
             &format!("{name} POST /orgs/acme/keys"),
         )
         .await;
