@@ -98,14 +98,14 @@ impl From<sqlx::Error> for ApiError {
     /// duplicate that slipped past a handler's own check (unique), and lock or serialization
     /// conflicts (SQLite's busy/locked, PostgreSQL's serialization failure and deadlock).
     fn from(e: sqlx::Error) -> Self {
+        if crate::db::is_foreign_key_violation(&e) {
+            return ApiError::Conflict(
+                "a record this request refers to was removed or is still in use by another; \
+                 reload and try again"
+                    .into(),
+            );
+        }
         if let sqlx::Error::Database(db) = &e {
-            if db.is_foreign_key_violation() {
-                return ApiError::Conflict(
-                    "a record this request refers to was removed or is still in use by another; \
-                     reload and try again"
-                        .into(),
-                );
-            }
             if db.is_unique_violation() {
                 return ApiError::Conflict(
                     "a record with the same unique value was created at the same time".into(),
@@ -128,9 +128,9 @@ fn is_lock_conflict(e: &dyn sqlx::error::DatabaseError) -> bool {
         Some("40001" | "40P01" | "55P03") => true,
         // SQLite: SQLITE_BUSY and SQLITE_LOCKED with their extended codes (the low byte).
         // SQLite's codes are short decimal numbers; PostgreSQL's are always five characters.
-        Some(code) if code.len() < 5 => code
-            .parse::<i64>()
-            .is_ok_and(|n| matches!(n & 0xff, 5 | 6)),
+        Some(code) if code.len() < 5 => {
+            code.parse::<i64>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
+        }
         Some(_) => false,
         None => false,
     }

@@ -32,6 +32,7 @@ mod db;
 mod device;
 mod device_endpoint;
 mod error;
+mod files;
 mod listener;
 mod server;
 mod state;

@@ -307,8 +307,7 @@ impl Connection {
         io: I,
         certs: Option<PeerCertificates>,
         mut shutdown: watch::Receiver<bool>,
-    )
-    where
+    ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         // HTTP/1.1 only (the device endpoint's ALPN offers nothing else): hyper's HTTP/1
@@ -324,8 +323,7 @@ impl Connection {
         let peer = self.peer;
         let body_timeout = self.limits.body_read_timeout;
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let mut request =
-                request.map(|body| Body::new(TimeoutBody::new(body, body_timeout)));
+            let mut request = request.map(|body| Body::new(TimeoutBody::new(body, body_timeout)));
             if let Some(certs) = &certs {
                 request.extensions_mut().insert(certs.clone());
             }
@@ -525,9 +523,7 @@ async fn check_request(request: Request, next: Next) -> Response {
 /// Whether a percent-encoded URI component decodes to UTF-8 without control characters.
 pub(crate) fn clean_component(text: &str) -> bool {
     match percent_decode(text) {
-        Some(bytes) => {
-            std::str::from_utf8(&bytes).is_ok_and(|s| !s.chars().any(char::is_control))
-        }
+        Some(bytes) => std::str::from_utf8(&bytes).is_ok_and(|s| !s.chars().any(char::is_control)),
         None => false,
     }
 }
@@ -615,7 +611,10 @@ mod tests {
         let _third = admission.admit(b).unwrap();
         assert!(admission.admit(b).is_none(), "total cap");
         drop(first);
-        assert!(admission.admit(a).is_some(), "a closed connection frees its place");
+        assert!(
+            admission.admit(a).is_some(),
+            "a closed connection frees its place"
+        );
     }
 
     #[test]

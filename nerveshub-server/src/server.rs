@@ -11,13 +11,13 @@ use tokio::task::JoinHandle;
 
 use crate::auth;
 use crate::config::Config;
-use crate::db::{self, Actor, Audit, Db};
+use crate::db::{self, Actor, Audit, Db, SecretCipher};
 use crate::device::{self, DeviceHub};
 use crate::error::ServerError;
 use crate::state::AppState;
 use crate::storage::Storage;
 use crate::tls::{self, DeviceTlsIdentity};
-use crate::{api, device_endpoint, listener};
+use crate::{api, device_endpoint, files, listener};
 
 /// How long a shutdown waits for device sockets to close.
 const DEVICE_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -62,11 +62,23 @@ impl RunningServer {
     pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| ServerError::io(format!("creating {}", config.data_dir.display()), e))?;
+        files::restrict_data_dir(&config.data_dir)?;
         let url = config
             .database_url
             .clone()
             .unwrap_or_else(|| Db::sqlite_url(&config.data_dir));
+        if config.database_url.is_none() {
+            files::restrict_sqlite_files(&config.data_dir)?;
+        }
         let db = Db::connect(&url).await?;
+        let secrets = Arc::new(SecretCipher::load_or_create(&config.data_dir)?);
+        let sealed = db::seal_plaintext_secrets(&db, &secrets).await?;
+        if sealed > 0 {
+            tracing::info!(
+                count = sealed,
+                "encrypted shared secrets stored in plaintext"
+            );
+        }
         tracing::info!(database = %db::redact_url(&url), backend = ?db.backend(), "database ready");
         let first_admin = bootstrap_admin(&db, &config).await?;
 
@@ -93,6 +105,7 @@ impl RunningServer {
             config: Arc::new(config),
             devices,
             storage,
+            secrets,
         };
         let (stop, stopped) = watch::channel(false);
         let limits = &state.config.connection_limits;

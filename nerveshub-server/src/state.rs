@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Db, SecretCipher};
 use crate::device::DeviceHub;
 use crate::storage::Storage;
 
@@ -15,4 +15,6 @@ pub(crate) struct AppState {
     /// Connected devices and the device endpoint's certificate trust.
     pub(crate) devices: DeviceHub,
     pub(crate) storage: Storage,
+    /// Encrypts and decrypts shared secrets at rest.
+    pub(crate) secrets: Arc<SecretCipher>,
 }

@@ -35,7 +35,10 @@ async fn sixty_four_first_time_jitp_devices_at_once() {
             match connect_cert(&ts, cert, key).await {
                 Connect::Upgraded(mut device) => {
                     let reply = device
-                        .join_device(&join_params("11111111-1111-1111-1111-111111111111", "1.0.0"))
+                        .join_device(&join_params(
+                            "11111111-1111-1111-1111-111111111111",
+                            "1.0.0",
+                        ))
                         .await;
                     ok_response(&reply);
                     Ok(device)
@@ -360,7 +363,10 @@ async fn two_admins_demoting_each_other_keep_one_admin() {
                 .iter()
                 .filter(|m| m["role"] == "admin")
                 .count();
-            assert!(admins >= 1, "{name} round {round}: no admin left: {members}");
+            assert!(
+                admins >= 1,
+                "{name} round {round}: no admin left: {members}"
+            );
         }
         ts.stop().await;
     }

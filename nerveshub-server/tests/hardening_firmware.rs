@@ -40,7 +40,10 @@ async fn key_delete_racing_uploads_answers_no_500() {
                 let uuid = up_body["data"]["uuid"].as_str().unwrap().to_owned();
                 let (status, body) = fw
                     .ts
-                    .delete(&f.manage, &format!("/orgs/acme/products/demo/firmwares/{uuid}"))
+                    .delete(
+                        &f.manage,
+                        &format!("/orgs/acme/products/demo/firmwares/{uuid}"),
+                    )
                     .await;
                 assert_eq!(status, StatusCode::NO_CONTENT, "{label}: {body}");
                 let (status, body) = fw.ts.delete(&f.manage, "/orgs/acme/keys/fwup-key").await;
@@ -64,7 +67,11 @@ async fn product_delete_racing_uploads_loses_nothing() {
             if round > 0 {
                 let (status, body) = fw
                     .ts
-                    .post(&f.admin, "/orgs/acme/products", serde_json::json!({"name": product}))
+                    .post(
+                        &f.admin,
+                        "/orgs/acme/products",
+                        serde_json::json!({"name": product}),
+                    )
                     .await;
                 assert_eq!(status, StatusCode::CREATED, "{body}");
             }
@@ -73,7 +80,10 @@ async fn product_delete_racing_uploads_loses_nothing() {
             let product_path = format!("/orgs/acme/products/{product}");
             let delete = fw.ts.delete(&f.admin, &product_path);
             let ((up_status, up_body, _), (del_status, del_body)) = tokio::join!(upload, delete);
-            assert!(!up_status.is_server_error(), "{label}: upload {up_status} {up_body}");
+            assert!(
+                !up_status.is_server_error(),
+                "{label}: upload {up_status} {up_body}"
+            );
             assert!(
                 !del_status.is_server_error(),
                 "{label}: delete {del_status} {del_body}"
@@ -87,7 +97,10 @@ async fn product_delete_racing_uploads_loses_nothing() {
                 let uuid = up_body["data"]["uuid"].as_str().unwrap();
                 let (status, body) = fw
                     .ts
-                    .get(&f.view, &format!("/orgs/acme/products/{product}/firmwares/{uuid}"))
+                    .get(
+                        &f.view,
+                        &format!("/orgs/acme/products/{product}/firmwares/{uuid}"),
+                    )
                     .await;
                 assert_eq!(status, StatusCode::OK, "{label}: {body}");
             }
@@ -105,10 +118,8 @@ async fn identical_uploads_at_once_make_one() {
         let label = fw.label();
         let f = fw.org_with_product("acme", "demo", Some("fwup-key")).await;
         let firmware = make_firmware(&full_meta("demo", "2.0.0"), 64 * 1024, 7);
-        let answers = join_all(
-            (0..20).map(|_| fw.upload(&f.manage, "acme", "demo", firmware.clone())),
-        )
-        .await;
+        let answers =
+            join_all((0..20).map(|_| fw.upload(&f.manage, "acme", "demo", firmware.clone()))).await;
         let created = answers
             .iter()
             .filter(|(s, _, _)| *s == StatusCode::CREATED)

@@ -189,14 +189,20 @@ async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, Option<Value>,
 
 fn assert_detail(answer: &(u16, Option<Value>, String), status: u16) {
     assert_eq!(answer.0, status, "{}", answer.2);
-    let json = answer.1.as_ref().unwrap_or_else(|| panic!("not JSON: {}", answer.2));
+    let json = answer
+        .1
+        .as_ref()
+        .unwrap_or_else(|| panic!("not JSON: {}", answer.2));
     assert!(
         json["errors"]["detail"].is_string(),
         "not the API's error shape: {}",
         answer.2
     );
     assert!(
-        answer.2.to_ascii_lowercase().contains("content-type: application/json"),
+        answer
+            .2
+            .to_ascii_lowercase()
+            .contains("content-type: application/json"),
         "{}",
         answer.2
     );
@@ -214,8 +220,7 @@ async fn every_error_is_json() {
 
     let bad_query = raw(
         api,
-        format!("GET /api/orgs/acme/audit_logs?limit=abc HTTP/1.1\r\n{auth}{close}\r\n")
-            .as_bytes(),
+        format!("GET /api/orgs/acme/audit_logs?limit=abc HTTP/1.1\r\n{auth}{close}\r\n").as_bytes(),
     )
     .await;
     assert_detail(&bad_query, 400);
@@ -282,7 +287,11 @@ async fn every_error_is_json() {
         .build()
         .unwrap();
     let base = format!("https://localhost:{}", ts.server.device_addr().port());
-    for path in ["/nope", "/firmware/x?expires=abc&signature=zz", "/firmware/%FF"] {
+    for path in [
+        "/nope",
+        "/firmware/x?expires=abc&signature=zz",
+        "/firmware/%FF",
+    ] {
         let response = client.get(format!("{base}{path}")).send().await.unwrap();
         let status = response.status();
         assert!(status.is_client_error(), "{path}: {status}");

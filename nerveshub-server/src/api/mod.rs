@@ -148,9 +148,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         if let Some(field) = field_with_nul(&value, "body") {
             return Err(ApiError::invalid(&field, "must not contain NUL characters"));
         }
-        T::deserialize(value).map(Body).map_err(|e| {
-            ApiError::Validation([("body".to_owned(), vec![e.to_string()])].into())
-        })
+        T::deserialize(value)
+            .map(Body)
+            .map_err(|e| ApiError::Validation([("body".to_owned(), vec![e.to_string()])].into()))
     }
 }
 

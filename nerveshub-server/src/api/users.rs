@@ -83,13 +83,7 @@ async fn sign_in(
     };
     let token = auth::new_token()?;
     let mut tx = state.db.begin().await?;
-    db::insert_token(
-        &mut tx,
-        user.id,
-        &token.hash,
-        note,
-    )
-    .await?;
+    db::insert_token(&mut tx, user.id, &token.hash, note).await?;
     db::audit(
         &mut tx,
         Audit {

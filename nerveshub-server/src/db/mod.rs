@@ -145,8 +145,18 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// Whether `e` is a foreign-key violation (a row still referenced elsewhere).
+///
+/// SQLite reports an `ON DELETE RESTRICT` refusal as SQLITE_CONSTRAINT_TRIGGER (1811), which
+/// sqlx does not classify; it is recognised here by its code and message.
 pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+    match e {
+        sqlx::Error::Database(db) => {
+            db.is_foreign_key_violation()
+                || (db.code().as_deref() == Some("1811")
+                    && db.message().contains("FOREIGN KEY constraint failed"))
+        }
+        _ => false,
+    }
 }
 
 /// Which rows [`lock_row`] can lock: the parents whose invariants span their children.

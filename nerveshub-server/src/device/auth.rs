@@ -234,11 +234,12 @@ async fn by_shared_secret(state: &AppState, headers: &HeaderMap) -> Result<Sessi
         state.db.device_secret(&nh1.key).await?
     }
     .ok_or_else(|| invalid("unknown or deactivated shared-secret key"))?;
+    let plain = state
+        .secrets
+        .open(&nh1.key, &secret.secret)
+        .map_err(invalid)?;
     let token = nh1
-        .verify(
-            secret.secret.as_bytes(),
-            u64::try_from(db::now_ms()).unwrap_or(0),
-        )
+        .verify(plain.as_bytes(), u64::try_from(db::now_ms()).unwrap_or(0))
         .map_err(invalid)?;
     let identifier = token.identifier;
     if let Some(device_id) = secret.device_id {
