@@ -80,6 +80,9 @@ pub enum ApiError {
     /// The request body is larger than allowed: 413.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Too many attempts; retry after this many seconds: 429 with `Retry-After`.
+    #[error("too many attempts; retry in {0} s")]
+    TooManyRequests(u64),
     /// A fault on our side; logged, never shown to the caller: 500.
     #[error("internal error: {0}")]
     Internal(String),
@@ -156,6 +159,17 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(msg) => detail(StatusCode::CONFLICT, &msg),
             ApiError::BadRequest(msg) => detail(StatusCode::BAD_REQUEST, &msg),
             ApiError::PayloadTooLarge(msg) => detail(StatusCode::PAYLOAD_TOO_LARGE, &msg),
+            ApiError::TooManyRequests(seconds) => {
+                let mut response = detail(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!("too many sign-in attempts; retry in {seconds} s"),
+                );
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(seconds),
+                );
+                response
+            }
             ApiError::Internal(msg) => {
                 tracing::error!(error = %msg, "request failed");
                 detail(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")

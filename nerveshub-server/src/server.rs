@@ -106,6 +106,7 @@ impl RunningServer {
             devices,
             storage,
             secrets,
+            logins: Arc::default(),
         };
         let (stop, stopped) = watch::channel(false);
         let limits = &state.config.connection_limits;

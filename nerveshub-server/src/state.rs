@@ -17,4 +17,6 @@ pub(crate) struct AppState {
     pub(crate) storage: Storage,
     /// Encrypts and decrypts shared secrets at rest.
     pub(crate) secrets: Arc<SecretCipher>,
+    /// Sign-in rate limits.
+    pub(crate) logins: Arc<crate::auth::LoginLimiter>,
 }

@@ -1,6 +1,8 @@
 //! `/api/users`: sign-in (tokens), who am I, and server admins creating users.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::response::IntoResponse;
 use axum::response::Response;
 use serde::Deserialize;
@@ -61,9 +63,23 @@ struct Login {
 
 async fn sign_in(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Body(login): Body<Login>,
 ) -> Result<Response, ApiError> {
     let email = login.email.trim().to_lowercase();
+    let address = format!("address:{}", peer.ip());
+    let account = format!("account:{email}");
+    state.logins.check(
+        &address,
+        auth::LOGIN_ATTEMPTS_PER_ADDRESS,
+        auth::ADDRESS_WINDOW,
+    )?;
+    state.logins.check(
+        &account,
+        auth::LOGIN_FAILURES_PER_ACCOUNT,
+        auth::ACCOUNT_WINDOW,
+    )?;
+    state.logins.count(&address, auth::ADDRESS_WINDOW);
     let note = login.note.as_deref().unwrap_or("");
     check_text("note", note, MAX_NOTE_CHARS)?;
     if login.password.len() > MAX_PASSWORD_BYTES || !valid_email(&email) {
@@ -79,7 +95,10 @@ async fn sign_in(
     let matches = auth::verify_password(&login.password, stored);
     let user = match user {
         Some(user) if matches => user,
-        _ => return Err(ApiError::Unauthorized),
+        _ => {
+            state.logins.count(&account, auth::ACCOUNT_WINDOW);
+            return Err(ApiError::Unauthorized);
+        }
     };
     let token = auth::new_token()?;
     let mut tx = state.db.begin().await?;
