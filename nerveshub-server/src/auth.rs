@@ -175,6 +175,66 @@ pub(crate) fn random_password() -> Result<String, ApiError> {
     Ok(base62_encode(&bytes))
 }
 
+/// Sign-in attempts allowed from one address per [`ADDRESS_WINDOW`] (any outcome: each
+/// costs a deliberately slow password hash; generous, as many users may share a NAT).
+pub(crate) const LOGIN_ATTEMPTS_PER_ADDRESS: u32 = 60;
+/// The per-address window.
+pub(crate) const ADDRESS_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Failed sign-ins allowed for one account per [`ACCOUNT_WINDOW`], from anywhere.
+pub(crate) const LOGIN_FAILURES_PER_ACCOUNT: u32 = 10;
+/// The per-account window.
+pub(crate) const ACCOUNT_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+/// The longest window, for sweeping.
+const LOGIN_WINDOW: std::time::Duration = ACCOUNT_WINDOW;
+/// Tracked keys before expired windows are swept (bounds memory under a spray of addresses).
+const LOGIN_TRACKED_MAX: usize = 100_000;
+
+/// Counts sign-in attempts per address and failures per account in fixed windows, so
+/// passwords cannot be guessed at the speed of the server and a spray of attempts cannot
+/// keep the CPU busy hashing.
+#[derive(Debug, Default)]
+pub(crate) struct LoginLimiter {
+    windows: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u32)>>,
+}
+
+impl LoginLimiter {
+    /// Refuses with 429 when `key` already used `limit` in its current window.
+    pub(crate) fn check(
+        &self,
+        key: &str,
+        limit: u32,
+        window: std::time::Duration,
+    ) -> Result<(), ApiError> {
+        let now = std::time::Instant::now();
+        let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        match windows.get(key) {
+            Some((start, count)) if now.duration_since(*start) < window && *count >= limit => {
+                let left = window.saturating_sub(now.duration_since(*start));
+                Err(ApiError::TooManyRequests(left.as_secs().max(1)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one attempt (or failure) against `key`.
+    pub(crate) fn count(&self, key: &str, window: std::time::Duration) {
+        let now = std::time::Instant::now();
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if windows.len() >= LOGIN_TRACKED_MAX {
+            windows.retain(|_, (start, _)| now.duration_since(*start) < LOGIN_WINDOW);
+        }
+        if windows.len() >= LOGIN_TRACKED_MAX {
+            // Still full of live windows: forget the lot rather than grow without bound.
+            windows.clear();
+        }
+        let entry = windows.entry(key.to_owned()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= window {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+}
+
 /// The authenticated caller of an API request.
 ///
 /// The route table decides who may call each route ([`crate::api::Access`]); the route layer
@@ -232,6 +292,25 @@ impl Caller {
             return Err(ApiError::Forbidden);
         }
         self.membership = Some(membership);
+        Ok(())
+    }
+
+    /// Lets a server admin act on `org`'s members as its admin would, member or not (404
+    /// when the org does not exist).
+    pub(crate) async fn authorize_server_admin_in(
+        &mut self,
+        state: &AppState,
+        org: &str,
+    ) -> Result<(), ApiError> {
+        let org = state
+            .db
+            .org_by_name(org)
+            .await?
+            .ok_or(ApiError::NotFoundOrInsufficient)?;
+        self.membership = Some(Membership {
+            org,
+            role: Role::Admin,
+        });
         Ok(())
     }
 

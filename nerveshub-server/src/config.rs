@@ -51,6 +51,8 @@ pub struct Config {
     /// An update in flight that the device has not reported on for this long expires and
     /// frees its slot (NervesHub: 30 min). It also caps a deployment's health timeout.
     pub update_in_flight_timeout: Duration,
+    /// Timeouts and connection caps of both listeners.
+    pub connection_limits: crate::ConnectionLimits,
 }
 
 impl Config {
@@ -73,6 +75,7 @@ impl Config {
             rollout_coalesce: Duration::from_secs(3),
             rollout_backup_tick: Duration::from_secs(120),
             update_in_flight_timeout: Duration::from_secs(30 * 60),
+            connection_limits: crate::ConnectionLimits::default(),
         }
     }
 }

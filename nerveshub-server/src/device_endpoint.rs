@@ -1,26 +1,15 @@
-//! The device endpoint's listener: TLS (rustls, client certificates optional) in front of an
-//! axum router. Each connection's client certificates travel to the handlers as a request
-//! extension, so device identity is decided from what the TLS layer verified.
+//! The device endpoint's routes behind TLS (rustls, client certificates optional; the
+//! connection handling is [`crate::listener`]). Each connection's client certificates travel
+//! to the handlers as a request extension, so device identity is decided from what the TLS
+//! layer verified.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use rustls::ServerConfig;
 use rustls_pki_types::CertificateDer;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
 use crate::state::AppState;
-
-/// A TLS handshake that takes longer than this is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The client certificate chain a device presented on this connection (empty when none).
 #[derive(Debug, Clone, Default)]
@@ -32,72 +21,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/status", get(|| async { "ok" }))
         .merge(crate::device::routes())
         .route("/firmware/{*key}", get(crate::storage::serve_firmware))
+        .fallback(|| async {
+            (
+                axum::http::StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({"errors": {"detail": "Not Found"}})),
+            )
+        })
         .with_state(state)
-}
-
-/// Accepts TLS connections on `listener` until `shutdown` turns true, then lets open HTTP
-/// exchanges finish.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    tls: Arc<ServerConfig>,
-    router: Router,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let acceptor = TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.wait_for(|stop| *stop) => break,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Running out of file descriptors must not end the listener.
-                tracing::warn!(error = %e, "device endpoint accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let certs = PeerCertificates(Arc::new(
-                tls.get_ref()
-                    .1
-                    .peer_certificates()
-                    .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
-                    .unwrap_or_default(),
-            ));
-            let service = hyper::service::service_fn(
-                move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(certs.clone());
-                    request
-                        .extensions_mut()
-                        .insert(axum::extract::ConnectInfo(peer));
-                    router.clone().oneshot(request)
-                },
-            );
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "device connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    // Give open exchanges a moment; WebSocket sessions close on their own shutdown signal.
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
 }

@@ -80,6 +80,9 @@ pub enum ApiError {
     /// The request body is larger than allowed: 413.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Too many attempts; retry after this many seconds: 429 with `Retry-After`.
+    #[error("too many attempts; retry in {0} s")]
+    TooManyRequests(u64),
     /// A fault on our side; logged, never shown to the caller: 500.
     #[error("internal error: {0}")]
     Internal(String),
@@ -93,8 +96,46 @@ impl ApiError {
 }
 
 impl From<sqlx::Error> for ApiError {
+    /// Races between requests surface as database errors; they are the caller's to retry or
+    /// resolve, never a 500: a row that vanished or is still referenced (foreign key), a
+    /// duplicate that slipped past a handler's own check (unique), and lock or serialization
+    /// conflicts (SQLite's busy/locked, PostgreSQL's serialization failure and deadlock).
     fn from(e: sqlx::Error) -> Self {
+        if crate::db::is_foreign_key_violation(&e) {
+            return ApiError::Conflict(
+                "a record this request refers to was removed or is still in use by another; \
+                 reload and try again"
+                    .into(),
+            );
+        }
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return ApiError::Conflict(
+                    "a record with the same unique value was created at the same time".into(),
+                );
+            }
+            if is_lock_conflict(db.as_ref()) {
+                return ApiError::Conflict(
+                    "a concurrent change to the same records won; try again".into(),
+                );
+            }
+        }
         ApiError::Internal(format!("database: {e}"))
+    }
+}
+
+/// Whether a database error is a lock or serialization conflict between transactions.
+fn is_lock_conflict(e: &dyn sqlx::error::DatabaseError) -> bool {
+    match e.code().as_deref() {
+        // PostgreSQL: serialization_failure, deadlock_detected, lock_not_available.
+        Some("40001" | "40P01" | "55P03") => true,
+        // SQLite: SQLITE_BUSY and SQLITE_LOCKED with their extended codes (the low byte).
+        // SQLite's codes are short decimal numbers; PostgreSQL's are always five characters.
+        Some(code) if code.len() < 5 => {
+            code.parse::<i64>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
+        }
+        Some(_) => false,
+        None => false,
     }
 }
 
@@ -118,6 +159,17 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(msg) => detail(StatusCode::CONFLICT, &msg),
             ApiError::BadRequest(msg) => detail(StatusCode::BAD_REQUEST, &msg),
             ApiError::PayloadTooLarge(msg) => detail(StatusCode::PAYLOAD_TOO_LARGE, &msg),
+            ApiError::TooManyRequests(seconds) => {
+                let mut response = detail(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!("too many sign-in attempts; retry in {seconds} s"),
+                );
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(seconds),
+                );
+                response
+            }
             ApiError::Internal(msg) => {
                 tracing::error!(error = %msg, "request failed");
                 detail(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")

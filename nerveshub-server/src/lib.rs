@@ -32,7 +32,9 @@ mod db;
 mod device;
 mod device_endpoint;
 mod error;
+mod files;
 mod fleet;
+mod listener;
 mod server;
 mod state;
 mod storage;
@@ -41,6 +43,7 @@ mod tls;
 
 pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE};
 pub use error::{ApiError, ServerError};
+pub use listener::ConnectionLimits;
 pub use server::{FirstAdmin, RunningServer};
 
 /// The OpenAPI 3 document of the management API (also served at `GET /api/openapi`).

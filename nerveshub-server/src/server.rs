@@ -11,14 +11,14 @@ use tokio::task::JoinHandle;
 
 use crate::auth;
 use crate::config::Config;
-use crate::db::{self, Actor, Audit, Db};
+use crate::db::{self, Actor, Audit, Db, SecretCipher};
 use crate::device::{self, DeviceHub};
 use crate::error::ServerError;
 use crate::fleet::{self, Fleet, Timing};
 use crate::state::AppState;
 use crate::storage::Storage;
 use crate::tls::{self, DeviceTlsIdentity};
-use crate::{api, device_endpoint};
+use crate::{api, device_endpoint, files, listener};
 
 /// How long a shutdown waits for device sockets to close.
 const DEVICE_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -63,11 +63,23 @@ impl RunningServer {
     pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| ServerError::io(format!("creating {}", config.data_dir.display()), e))?;
+        files::restrict_data_dir(&config.data_dir)?;
         let url = config
             .database_url
             .clone()
             .unwrap_or_else(|| Db::sqlite_url(&config.data_dir));
+        if config.database_url.is_none() {
+            files::restrict_sqlite_files(&config.data_dir)?;
+        }
         let db = Db::connect(&url).await?;
+        let secrets = Arc::new(SecretCipher::load_or_create(&config.data_dir)?);
+        let sealed = db::seal_plaintext_secrets(&db, &secrets).await?;
+        if sealed > 0 {
+            tracing::info!(
+                count = sealed,
+                "encrypted shared secrets stored in plaintext"
+            );
+        }
         tracing::info!(database = %db::redact_url(&url), backend = ?db.backend(), "database ready");
         let first_admin = bootstrap_admin(&db, &config).await?;
 
@@ -100,25 +112,36 @@ impl RunningServer {
             devices,
             storage,
             fleet,
+            secrets,
+            logins: Arc::default(),
         };
         let (stop, stopped) = watch::channel(false);
-        let api_router = api::router(state.clone());
-        let mut api_stop = stopped.clone();
-        let api_task = tokio::spawn(async move {
-            let served = axum::serve(api_listener, api_router)
-                .with_graceful_shutdown(async move {
-                    let _ = api_stop.wait_for(|stop| *stop).await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "management API stopped");
-            }
-        });
-        let device_task = tokio::spawn(device_endpoint::serve(
-            device_listener,
-            tls,
-            device_endpoint::router(state.clone()),
+        let limits = &state.config.connection_limits;
+        let descriptors = listener::descriptor_limit();
+        let device_limits = limits.device(descriptors);
+        tracing::info!(
+            descriptors = ?descriptors,
+            device_connections = device_limits.max_connections,
+            api_connections = limits.api().max_connections,
+            "connection limits"
+        );
+        let api_task = tokio::spawn(listener::serve(
+            "api",
+            api_listener,
+            None,
+            listener::harden(api::router(state.clone())),
+            limits.api(),
             stopped.clone(),
+            DEVICE_SHUTDOWN_GRACE,
+        ));
+        let device_task = tokio::spawn(listener::serve(
+            "device",
+            device_listener,
+            Some(tokio_rustls::TlsAcceptor::from(tls)),
+            listener::harden(device_endpoint::router(state.clone())),
+            device_limits,
+            stopped.clone(),
+            DEVICE_SHUTDOWN_GRACE,
         ));
         let maintenance_task = tokio::spawn(device::maintenance(state.clone(), stopped.clone()));
         let rollout_task = tokio::spawn(fleet::orchestrator::supervise(state.clone(), stopped));

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Db, SecretCipher};
 use crate::device::DeviceHub;
 use crate::fleet::Fleet;
 use crate::storage::Storage;
@@ -18,4 +18,8 @@ pub(crate) struct AppState {
     pub(crate) storage: Storage,
     /// Who to wake when a rollout has something to do.
     pub(crate) fleet: Fleet,
+    /// Encrypts and decrypts shared secrets at rest.
+    pub(crate) secrets: Arc<SecretCipher>,
+    /// Sign-in rate limits.
+    pub(crate) logins: Arc<crate::auth::LoginLimiter>,
 }

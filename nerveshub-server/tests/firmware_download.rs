@@ -151,7 +151,11 @@ async fn local_signed_urls_serve_ranges_over_tls_and_refuse_tampering() {
         for bad in &tampered {
             let (status, _, body) = fetch(&client, bad, None).await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{label}: {bad}");
-            assert_eq!(body, b"invalid download URL", "{bad}");
+            // Errors on the device port are JSON in the API's shape too (issue 25, item 11).
+            assert_eq!(
+                body, br#"{"errors":{"detail":"invalid download URL"}}"#,
+                "{bad}"
+            );
         }
 
         // Expired: correctly signed with the server's secret, but with a past expiry. The

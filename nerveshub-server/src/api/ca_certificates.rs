@@ -196,12 +196,7 @@ async fn create(
         }
     };
     let description = body.description.unwrap_or_default();
-    if description.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(ApiError::invalid(
-            "description",
-            format!("should be at most {MAX_DESCRIPTION_CHARS} character(s)"),
-        ));
-    }
+    super::check_text("description", &description, MAX_DESCRIPTION_CHARS)?;
     let jitp = match &body.jitp {
         Some(jitp) => {
             let product = state
@@ -212,7 +207,9 @@ async fn create(
                     ApiError::invalid("jitp", format!("product {} not found", jitp.product_name))
                 })?;
             let tags = parse_tags("jitp", &jitp.tags)?;
-            Some((product, tags, jitp.description.clone().unwrap_or_default()))
+            let description = jitp.description.clone().unwrap_or_default();
+            super::check_text("jitp", &description, MAX_DESCRIPTION_CHARS)?;
+            Some((product, tags, description))
         }
         None => None,
     };

@@ -281,6 +281,9 @@ fn check_identifier(identifier: &str) -> Result<(), ApiError> {
             "has invalid format (no spaces, control characters or / ? # % \\)",
         ));
     }
+    if identifier == "." || identifier == ".." {
+        return Err(ApiError::invalid("identifier", "can't be '.' or '..'"));
+    }
     if identifier == "auth" {
         // `…/devices/auth` is the certificate lookup; a device of that name could not be
         // reached by its own path.

@@ -155,7 +155,7 @@ pub(crate) fn openapi() -> Value {
         "info": {
             "title": "nerveshub-rs management API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "NervesHub's management API paths and shapes. Authenticate with `Authorization: token nhu_…` (or `Bearer`). Objects come as {\"data\": …}; errors as {\"errors\": {\"detail\": …}} or, for invalid input, {\"errors\": {field: [message]}} with 422."
+            "description": "NervesHub's management API paths and shapes. Authenticate with `Authorization: token nhu_…` (or `Bearer`). Objects come as {\"data\": …}; errors as {\"errors\": {\"detail\": …}} or, for invalid input, {\"errors\": {field: [message]}} with 422. Limits: request targets up to 8 KiB (414 beyond), at most 100 header fields of 32 KiB in all (431), JSON bodies up to 2 MiB (413), no NUL or control characters in paths, queries or JSON strings (400/422); names (orgs, products, keys) are 1 to 100 characters, not `.` or `..`, without `/`, control characters or surrounding spaces. Sign-in is rate limited per account and per address (429 with Retry-After)."
         },
         "components": {
             "securitySchemes": {
@@ -244,7 +244,7 @@ fn operation(endpoint: &Endpoint) -> Value {
         Access::Public => {}
         Access::User => errors.push(401),
         Access::ServerAdmin => errors.extend([401, 403]),
-        Access::Org(_) => errors.extend([401, 403, 404]),
+        Access::Org(_) | Access::OrgAdminOrServerAdmin => errors.extend([401, 403, 404]),
     }
     if endpoint.body.is_some() || endpoint.multipart {
         errors.extend([400, 422]);
@@ -266,8 +266,15 @@ fn operation(endpoint: &Endpoint) -> Value {
         );
     }
     op.insert("responses".into(), Value::Object(responses));
-    if let Access::Org(role) = endpoint.access {
-        op.insert("x-required-role".into(), json!(role.as_str()));
+    match endpoint.access {
+        Access::Org(role) => {
+            op.insert("x-required-role".into(), json!(role.as_str()));
+        }
+        Access::OrgAdminOrServerAdmin => {
+            op.insert("x-required-role".into(), json!("admin"));
+            op.insert("x-server-admin-allowed".into(), json!(true));
+        }
+        _ => {}
     }
     Value::Object(op)
 }
@@ -301,6 +308,16 @@ fn reason(code: u16) -> &'static str {
 
 fn string() -> Value {
     json!({"type": "string"})
+}
+
+/// A name used in URLs (see `check_name`).
+fn name() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 100,
+           "description": "not `.` or `..`; no `/`, control characters or surrounding spaces"})
+}
+
+fn bounded(max: usize) -> Value {
+    json!({"type": "string", "maxLength": max})
 }
 
 fn object(required: &[&str], properties: Value) -> Value {
@@ -340,7 +357,7 @@ fn schemas() -> Value {
             "Login",
             object(
                 &["email", "password"],
-                json!({"email": string(), "password": string(), "note": string()}),
+                json!({"email": bounded(160), "password": bounded(1024), "note": bounded(255)}),
             ),
         ),
         (
@@ -361,14 +378,21 @@ fn schemas() -> Value {
             "UserCreate",
             object(
                 &["email", "password"],
-                json!({"email": string(), "password": {"type": "string", "minLength": 8}, "name": string()}),
+                json!({"email": bounded(160), "password": {"type": "string", "minLength": 8, "maxLength": 1024}, "name": bounded(255)}),
             ),
         ),
         (
             "Org",
             object(&["name"], json!({"name": string(), "role": role.clone()})),
         ),
-        ("OrgCreate", object(&["name"], json!({"name": string()}))),
+        (
+            "OrgCreate",
+            object(
+                &["name"],
+                json!({"name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9_.-]+$",
+                        "description": "letters, digits, `-`, `_` and `.`; not `.` or `..`"}}),
+            ),
+        ),
         (
             "Member",
             object(
@@ -395,15 +419,12 @@ fn schemas() -> Value {
             "KeyCreate",
             object(
                 &["name", "key"],
-                json!({"name": string(),
+                json!({"name": name(),
             "key": {"type": "string", "description": "base64 Ed25519 public key, as in fwup-key.pub"}}),
             ),
         ),
         ("Product", object(&["name"], json!({"name": string()}))),
-        (
-            "ProductCreate",
-            object(&["name"], json!({"name": string()})),
-        ),
+        ("ProductCreate", object(&["name"], json!({"name": name()}))),
     ];
     for (name, schema) in base {
         all.insert(name.to_owned(), schema);

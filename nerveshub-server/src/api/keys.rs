@@ -81,6 +81,9 @@ async fn create(
         match db::insert_key(&mut tx, membership.org.id, &new.name, &key, caller.user.id).await {
             Ok(row) => row,
             Err(e) if is_unique_violation(&e) => {
+                // Give the connection back before asking the pool for another: holding one
+                // while waiting for a second deadlocks a saturated pool.
+                drop(tx);
                 let taken = state.db.key(membership.org.id, &new.name).await?.is_some();
                 let field = if taken { "name" } else { "key" };
                 return Err(ApiError::invalid(field, "has already been taken"));

@@ -21,6 +21,7 @@ mod users;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request, State};
 use axum::handler::Handler;
+use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
@@ -46,6 +47,9 @@ pub(crate) enum Access {
     ServerAdmin,
     /// A member of the org in the path with at least this role.
     Org(Role),
+    /// An admin of the org in the path, or any server admin: the org's members, which a
+    /// server admin can always repair when an org has lost its admins.
+    OrgAdminOrServerAdmin,
 }
 
 /// The router being built, with the description of every route.
@@ -115,19 +119,32 @@ async fn authorize(
             }
         }
         Access::Org(role) => {
-            let params = RawPathParams::from_request_parts(&mut parts, &state)
-                .await
-                .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-            let org = params
-                .iter()
-                .find(|(name, _)| *name == "org")
-                .map(|(_, value)| value.to_owned())
-                .ok_or_else(|| ApiError::Internal("org route without an {org} segment".into()))?;
+            let org = org_in_path(&mut parts, &state).await?;
             caller.authorize_org(&state, &org, role).await?;
+        }
+        Access::OrgAdminOrServerAdmin => {
+            let org = org_in_path(&mut parts, &state).await?;
+            if caller.user.is_server_admin() {
+                caller.authorize_server_admin_in(&state, &org).await?;
+            } else {
+                caller.authorize_org(&state, &org, Role::Admin).await?;
+            }
         }
     }
     parts.extensions.insert(caller);
     Ok(next.run(Request::from_parts(parts, body)).await)
+}
+
+/// The `{org}` segment of the request's path.
+async fn org_in_path(parts: &mut Parts, state: &AppState) -> Result<String, ApiError> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    params
+        .iter()
+        .find(|(name, _)| *name == "org")
+        .map(|(_, value)| value.to_owned())
+        .ok_or_else(|| ApiError::Internal("org route without an {org} segment".into()))
 }
 
 /// Every endpoint of the management API, in the order they were added.
@@ -185,13 +202,42 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Body(value)),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Validation(
-                [("body".to_owned(), vec![e.body_text()])].into(),
-            )),
-            Err(e) => Err(ApiError::BadRequest(e.body_text())),
+        let value = match Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(Json(value)) => value,
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::PayloadTooLarge(e.body_text()));
+            }
+            Err(JsonRejection::JsonDataError(e)) => {
+                return Err(ApiError::Validation(
+                    [("body".to_owned(), vec![e.body_text()])].into(),
+                ));
+            }
+            Err(e) => return Err(ApiError::BadRequest(e.body_text())),
+        };
+        // NUL cannot be stored in PostgreSQL text and has no business in any field.
+        if let Some(field) = field_with_nul(&value, "body") {
+            return Err(ApiError::invalid(&field, "must not contain NUL characters"));
         }
+        T::deserialize(value)
+            .map(Body)
+            .map_err(|e| ApiError::Validation([("body".to_owned(), vec![e.to_string()])].into()))
+    }
+}
+
+/// The first field (by its top-level name) of a JSON document holding a string, or a key,
+/// with a NUL character.
+fn field_with_nul(value: &serde_json::Value, field: &str) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0').then(|| field.to_owned()),
+        serde_json::Value::Array(items) => items.iter().find_map(|v| field_with_nul(v, field)),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let name = if field == "body" { k.as_str() } else { field };
+            if k.contains('\0') {
+                return Some(field.to_owned());
+            }
+            field_with_nul(v, name)
+        }),
+        _ => None,
     }
 }
 
@@ -211,6 +257,31 @@ pub(crate) fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
         return Err(ApiError::invalid(
             field,
             "has invalid format (no '/', control characters or surrounding spaces)",
+        ));
+    }
+    // A path segment of `.` or `..` is resolved away by clients before it is sent.
+    if name == "." || name == ".." {
+        return Err(ApiError::invalid(field, "can't be '.' or '..'"));
+    }
+    Ok(())
+}
+
+/// Checks free text (descriptions, notes, user names): at most `max` characters, and no
+/// control characters other than tab and line breaks.
+pub(crate) fn check_text(field: &str, text: &str, max: usize) -> Result<(), ApiError> {
+    if text.chars().count() > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("should be at most {max} character(s)"),
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(ApiError::invalid(
+            field,
+            "must not contain control characters",
         ));
     }
     Ok(())

@@ -29,14 +29,14 @@ pub(super) fn routes(api: Api) -> Api {
     .route(
         Endpoint::get("/orgs/{org}/users", "The org's members")
             .tag("org users")
-            .role(Role::Admin)
+            .access(Access::OrgAdminOrServerAdmin)
             .ok(Success::List("Member")),
         members,
     )
     .route(
         Endpoint::post("/orgs/{org}/users", "Add an existing user to the org")
             .tag("org users")
-            .role(Role::Admin)
+            .access(Access::OrgAdminOrServerAdmin)
             .body("MemberCreate")
             .ok(Success::Object(201, "Member")),
         add_member,
@@ -44,14 +44,14 @@ pub(super) fn routes(api: Api) -> Api {
     .route(
         Endpoint::get("/orgs/{org}/users/{email}", "One member")
             .tag("org users")
-            .role(Role::Admin)
+            .access(Access::OrgAdminOrServerAdmin)
             .ok(Success::Object(200, "Member")),
         member,
     )
     .route(
         Endpoint::put("/orgs/{org}/users/{email}", "Change a member's role")
             .tag("org users")
-            .role(Role::Admin)
+            .access(Access::OrgAdminOrServerAdmin)
             .body("MemberUpdate")
             .ok(Success::Object(200, "Member"))
             .errors(&[409]),
@@ -60,7 +60,7 @@ pub(super) fn routes(api: Api) -> Api {
     .route(
         Endpoint::delete("/orgs/{org}/users/{email}", "Remove a member")
             .tag("org users")
-            .role(Role::Admin)
+            .access(Access::OrgAdminOrServerAdmin)
             .ok(Success::NoContent)
             .errors(&[409]),
         remove_member,
@@ -131,9 +131,24 @@ fn member_json(user: &db::UserRow, role: Role) -> serde_json::Value {
     json!({"name": user.name, "email": user.email, "role": role.as_str()})
 }
 
+/// Whether the caller is still an admin of the org, checked under the org's row lock (an
+/// admin demoted a moment ago by another admin may not act on the decision they lost).
+async fn still_admin(
+    conn: &mut sqlx::AnyConnection,
+    caller: &Caller,
+    org_id: i64,
+) -> Result<(), ApiError> {
+    if caller.user.is_server_admin()
+        || db::member_role(conn, org_id, caller.user.id).await? == Some(Role::Admin)
+    {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden)
+}
+
 async fn members(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
-    let membership = caller.membership()?;
-    let members = state.db.members(membership.org.id).await?;
+    let org_row = caller.membership()?.org;
+    let members = state.db.members(org_row.id).await?;
     let members: Vec<_> = members.iter().map(|(u, r)| member_json(u, *r)).collect();
     Ok(axum::response::IntoResponse::into_response(data(members)))
 }
@@ -152,10 +167,10 @@ fn parse_role(role: &str) -> Result<Role, ApiError> {
 async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
+    Path(org): Path<String>,
     Body(new): Body<NewMember>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.membership()?;
-    let org = &membership.org.name;
+    let org_row = caller.membership()?.org;
     let role = parse_role(&new.role)?;
     let email = new.email.trim().to_lowercase();
     let user = state
@@ -164,7 +179,7 @@ async fn add_member(
         .await?
         .ok_or_else(|| ApiError::invalid("email", "no user has this email"))?;
     let mut tx = state.db.begin().await?;
-    match db::insert_member(&mut tx, membership.org.id, user.id, role).await {
+    match db::insert_member(&mut tx, org_row.id, user.id, role).await {
         Ok(()) => {}
         Err(e) if is_unique_violation(&e) => {
             return Err(ApiError::invalid(
@@ -177,7 +192,7 @@ async fn add_member(
     db::audit(
         &mut tx,
         Audit {
-            org_id: Some(membership.org.id),
+            org_id: Some(org_row.id),
             actor: Actor::User(caller.user.id),
             resource_type: "org_user",
             resource_id: &email,
@@ -195,10 +210,10 @@ async fn member(
     caller: Caller,
     Path((_, email)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.membership()?;
+    let org_row = caller.membership()?.org;
     let (user, role) = state
         .db
-        .member(membership.org.id, &email.to_lowercase())
+        .member(org_row.id, &email.to_lowercase())
         .await?
         .ok_or(ApiError::NotFound("member"))?;
     Ok(axum::response::IntoResponse::into_response(data(
@@ -214,22 +229,28 @@ struct MemberUpdate {
 async fn update_member(
     State(state): State<AppState>,
     caller: Caller,
-    Path((_, email)): Path<(String, String)>,
+    Path((org, email)): Path<(String, String)>,
     Body(update): Body<MemberUpdate>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.membership()?;
-    let org = &membership.org.name;
+    let org_row = caller.membership()?.org;
     let role = parse_role(&update.role)?;
-    let (user, old_role) = state
+    let (user, _) = state
         .db
-        .member(membership.org.id, &email.to_lowercase())
+        .member(org_row.id, &email.to_lowercase())
         .await?
         .ok_or(ApiError::NotFound("member"))?;
     let mut tx = state.db.begin().await?;
-    db::update_member_role(&mut tx, membership.org.id, user.id, role).await?;
+    // With the org row locked, two admins demoting each other run one after the other, and
+    // the second sees that it would leave no admin.
+    db::lock_row(&mut tx, db::Lockable::Org, org_row.id).await?;
+    still_admin(&mut tx, &caller, org_row.id).await?;
+    let old_role = db::member_role(&mut tx, org_row.id, user.id)
+        .await?
+        .ok_or(ApiError::NotFound("member"))?;
+    db::update_member_role(&mut tx, org_row.id, user.id, role).await?;
     if old_role == Role::Admin
         && role != Role::Admin
-        && db::count_admins(&mut tx, membership.org.id).await? == 0
+        && db::count_admins(&mut tx, org_row.id).await? == 0
     {
         return Err(ApiError::Conflict(
             "an org must keep at least one admin".into(),
@@ -238,7 +259,7 @@ async fn update_member(
     db::audit(
         &mut tx,
         Audit {
-            org_id: Some(membership.org.id),
+            org_id: Some(org_row.id),
             actor: Actor::User(caller.user.id),
             resource_type: "org_user",
             resource_id: &user.email,
@@ -259,18 +280,21 @@ async fn update_member(
 async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
-    Path((_, email)): Path<(String, String)>,
+    Path((org, email)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let membership = caller.membership()?;
-    let org = &membership.org.name;
+    let org_row = caller.membership()?.org;
     let (user, _) = state
         .db
-        .member(membership.org.id, &email.to_lowercase())
+        .member(org_row.id, &email.to_lowercase())
         .await?
         .ok_or(ApiError::NotFound("member"))?;
     let mut tx = state.db.begin().await?;
-    db::delete_member(&mut tx, membership.org.id, user.id).await?;
-    if db::count_admins(&mut tx, membership.org.id).await? == 0 {
+    db::lock_row(&mut tx, db::Lockable::Org, org_row.id).await?;
+    still_admin(&mut tx, &caller, org_row.id).await?;
+    if !db::delete_member(&mut tx, org_row.id, user.id).await? {
+        return Err(ApiError::NotFound("member"));
+    }
+    if db::count_admins(&mut tx, org_row.id).await? == 0 {
         return Err(ApiError::Conflict(
             "an org must keep at least one admin".into(),
         ));
@@ -278,7 +302,7 @@ async fn remove_member(
     db::audit(
         &mut tx,
         Audit {
-            org_id: Some(membership.org.id),
+            org_id: Some(org_row.id),
             actor: Actor::User(caller.user.id),
             resource_type: "org_user",
             resource_id: &user.email,

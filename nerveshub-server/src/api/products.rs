@@ -174,13 +174,24 @@ async fn remove(
     let membership = caller.membership()?;
     let org = &membership.org.name;
     let product = find(&state, membership.org.id, &name).await?;
-    let mut tx = state.db.begin().await?;
-    if db::product_in_use(&mut tx, product.id).await? {
-        return Err(ApiError::Conflict(format!(
+    let in_use = || {
+        ApiError::Conflict(format!(
             "product {name} still has devices or firmware; delete them first"
-        )));
+        ))
+    };
+    let mut tx = state.db.begin().await?;
+    // The row lock makes "empty" and "deleted" one step: a device or firmware insert into
+    // this product waits for it and then fails its foreign key, instead of committing, being
+    // acknowledged, and being removed by the cascade a moment later.
+    if !db::lock_row(&mut tx, db::Lockable::Product, product.id).await? {
+        return Err(ApiError::NotFound("product"));
     }
-    db::delete_product(&mut tx, product.id).await?;
+    if db::product_in_use(&mut tx, product.id).await? {
+        return Err(in_use());
+    }
+    if !db::delete_empty_product(&mut tx, product.id).await? {
+        return Err(in_use());
+    }
     db::audit(
         &mut tx,
         Audit {

@@ -164,8 +164,14 @@ async fn create(
     };
     let key = format!("{prefix}{}", random_b64()?);
     let secret = random_b64()?;
+    // Only the encrypted form reaches the database; the answer shows the secret this once.
+    let sealed = state
+        .secrets
+        .seal(&key, &secret)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut tx = state.db.begin().await?;
-    let row = db::insert_shared_secret(&mut tx, kind, owner_id, &key, &secret).await?;
+    let mut row = db::insert_shared_secret(&mut tx, kind, owner_id, &key, &sealed).await?;
+    row.secret = secret;
     audit_change(
         &mut tx,
         membership.org.id,

@@ -1,12 +1,14 @@
 //! `/api/users`: sign-in (tokens), who am I, and server admins creating users.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::response::IntoResponse;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Access, Api, Body, Endpoint, Success, created, data};
+use super::{Access, Api, Body, Endpoint, Success, check_text, created, data};
 use crate::auth::{self, Caller};
 use crate::db::{self, Actor, Audit, is_unique_violation};
 use crate::error::ApiError;
@@ -61,9 +63,29 @@ struct Login {
 
 async fn sign_in(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Body(login): Body<Login>,
 ) -> Result<Response, ApiError> {
     let email = login.email.trim().to_lowercase();
+    let address = format!("address:{}", peer.ip());
+    let account = format!("account:{email}");
+    state.logins.check(
+        &address,
+        auth::LOGIN_ATTEMPTS_PER_ADDRESS,
+        auth::ADDRESS_WINDOW,
+    )?;
+    state.logins.check(
+        &account,
+        auth::LOGIN_FAILURES_PER_ACCOUNT,
+        auth::ACCOUNT_WINDOW,
+    )?;
+    state.logins.count(&address, auth::ADDRESS_WINDOW);
+    let note = login.note.as_deref().unwrap_or("");
+    check_text("note", note, MAX_NOTE_CHARS)?;
+    if login.password.len() > MAX_PASSWORD_BYTES || !valid_email(&email) {
+        // Not a credential any account has; answered as a wrong password would be.
+        return Err(ApiError::Unauthorized);
+    }
     let user = state.db.user_by_email(&email).await?;
     // Hash even for an unknown email, so timing does not tell which emails exist.
     let stored = user
@@ -73,17 +95,14 @@ async fn sign_in(
     let matches = auth::verify_password(&login.password, stored);
     let user = match user {
         Some(user) if matches => user,
-        _ => return Err(ApiError::Unauthorized),
+        _ => {
+            state.logins.count(&account, auth::ACCOUNT_WINDOW);
+            return Err(ApiError::Unauthorized);
+        }
     };
     let token = auth::new_token()?;
     let mut tx = state.db.begin().await?;
-    db::insert_token(
-        &mut tx,
-        user.id,
-        &token.hash,
-        login.note.as_deref().unwrap_or(""),
-    )
-    .await?;
+    db::insert_token(&mut tx, user.id, &token.hash, note).await?;
     db::audit(
         &mut tx,
         Audit {
@@ -125,6 +144,13 @@ struct NewUser {
 
 /// Minimum password length for accounts made through the API.
 const MIN_PASSWORD_LEN: usize = 8;
+/// Maximum password length in bytes: hashing is deliberately slow, and its cost grows with
+/// the input.
+pub(crate) const MAX_PASSWORD_BYTES: usize = 1024;
+/// The longest user name.
+pub(crate) const MAX_USER_NAME_CHARS: usize = 255;
+/// The longest token note.
+pub(crate) const MAX_NOTE_CHARS: usize = 255;
 
 async fn create_user(
     State(state): State<AppState>,
@@ -141,11 +167,21 @@ async fn create_user(
             format!("should be at least {MIN_PASSWORD_LEN} character(s)"),
         ));
     }
+    if new.password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::invalid(
+            "password",
+            format!("should be at most {MAX_PASSWORD_BYTES} byte(s)"),
+        ));
+    }
     let name = new
         .name
         .map(|n| n.trim().to_owned())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+    check_text("name", &name, MAX_USER_NAME_CHARS)?;
+    if name.contains(['\n', '\r', '\t']) {
+        return Err(ApiError::invalid("name", "must be one line"));
+    }
     let hash = auth::hash_password(&new.password)?;
     let mut tx = state.db.begin().await?;
     let user = match db::insert_user(&mut tx, &name, &email, &hash, false).await {
@@ -175,5 +211,6 @@ async fn create_user(
 pub(crate) fn valid_email(email: &str) -> bool {
     email.len() <= 160
         && !email.contains(char::is_whitespace)
+        && !email.contains(char::is_control)
         && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@'))
 }

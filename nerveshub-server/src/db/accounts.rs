@@ -164,6 +164,21 @@ pub(crate) async fn count_admins(
         .await
 }
 
+/// `user_id`'s role in `org_id`, read inside the caller's transaction.
+pub(crate) async fn member_role(
+    conn: &mut AnyConnection,
+    org_id: i64,
+    user_id: i64,
+) -> Result<Option<Role>, sqlx::Error> {
+    let role: Option<String> =
+        sqlx::query_scalar("SELECT role FROM org_users WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(role.as_deref().map(role_of))
+}
+
 fn role_of(text: &str) -> Role {
     // The column has a CHECK constraint; anything else would be a corrupted row, which must
     // not grant more than read access.
@@ -206,6 +221,14 @@ impl Db {
                 .await?;
         }
         Ok(user.map(|user| TokenOwner { user }))
+    }
+
+    /// The org named `name`.
+    pub(crate) async fn org_by_name(&self, name: &str) -> Result<Option<OrgRow>, sqlx::Error> {
+        sqlx::query_as("SELECT id, name FROM orgs WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await
     }
 
     /// The orgs `user_id` belongs to, by name.

@@ -53,12 +53,22 @@ pub(crate) async fn rename_product(
     Ok(())
 }
 
-pub(crate) async fn delete_product(conn: &mut AnyConnection, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM products WHERE id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+/// Deletes a product only if it has no devices and no firmware (so the schema's cascades
+/// never remove a row the API acknowledged); returns whether it was deleted. Call it with the
+/// product row locked ([`super::lock_row`]).
+pub(crate) async fn delete_empty_product(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM products WHERE id = $1
+         AND NOT EXISTS (SELECT 1 FROM devices WHERE product_id = $1)
+         AND NOT EXISTS (SELECT 1 FROM firmwares WHERE product_id = $1)",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Whether a product still has devices or firmware.

@@ -186,6 +186,28 @@ pub(crate) struct JitpFields<'a> {
 
 /// Stores a vetted CA for `org_id` and returns its id; a serial already registered (by any
 /// org) is a unique violation.
+/// How many certificates a device has, read inside the caller's transaction.
+pub(crate) async fn device_certificate_count(
+    conn: &mut AnyConnection,
+    device_id: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM device_certificates WHERE device_id = $1")
+        .bind(device_id)
+        .fetch_one(&mut *conn)
+        .await
+}
+
+/// The org of a product, read inside the caller's transaction.
+pub(crate) async fn product_org(
+    conn: &mut AnyConnection,
+    product_id: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT org_id FROM products WHERE id = $1")
+        .bind(product_id)
+        .fetch_optional(&mut *conn)
+        .await
+}
+
 pub(crate) async fn insert_ca_certificate(
     conn: &mut AnyConnection,
     org_id: i64,

@@ -129,25 +129,6 @@ impl Db {
         .await
     }
 
-    /// How many certificates a device has.
-    pub(crate) async fn device_certificate_count(
-        &self,
-        device_id: i64,
-    ) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM device_certificates WHERE device_id = $1")
-            .bind(device_id)
-            .fetch_one(self.pool())
-            .await
-    }
-
-    /// The org of a product.
-    pub(crate) async fn product_org(&self, product_id: i64) -> Result<Option<i64>, sqlx::Error> {
-        sqlx::query_scalar("SELECT org_id FROM products WHERE id = $1")
-            .bind(product_id)
-            .fetch_optional(self.pool())
-            .await
-    }
-
     /// An active (not deactivated) product shared secret by its key.
     pub(crate) async fn product_secret(&self, key: &str) -> Result<Option<SecretRow>, sqlx::Error> {
         sqlx::query_as(

@@ -105,8 +105,15 @@ impl Db {
         self.backend
     }
 
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`,
+    /// waiting up to the busy timeout): a deferred transaction that reads and then writes
+    /// fails with "database is locked" when another writer committed in between, and that
+    /// error cannot be waited out.
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
-        self.pool.begin().await
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     pub(crate) async fn close(&self) {
@@ -140,8 +147,57 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// Whether `e` is a foreign-key violation (a row still referenced elsewhere).
+///
+/// SQLite reports an `ON DELETE RESTRICT` refusal as SQLITE_CONSTRAINT_TRIGGER (1811), which
+/// sqlx does not classify; it is recognised here by its code and message.
 pub(crate) fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+    match e {
+        sqlx::Error::Database(db) => {
+            db.is_foreign_key_violation()
+                || (db.code().as_deref() == Some("1811")
+                    && db.message().contains("FOREIGN KEY constraint failed"))
+        }
+        _ => false,
+    }
+}
+
+/// Which rows [`lock_row`] can lock: the parents whose invariants span their children.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Lockable {
+    /// An org: its members (at least one admin).
+    Org,
+    /// A product: its devices and firmware (no delete while it has any).
+    Product,
+}
+
+/// Locks one row until the caller's transaction ends, so a check on its children and the
+/// change that depends on it cannot interleave with another transaction's.
+///
+/// PostgreSQL: `SELECT … FOR UPDATE`, which also blocks inserts of children (their foreign
+/// key check takes `FOR KEY SHARE` on this row). SQLite has one writer at a time: a no-op
+/// `UPDATE` as the transaction's first statement takes the write lock now, before anything
+/// is read, so what the transaction reads next is current (a read-then-write transaction
+/// would instead fail with "database is locked" when another writer committed in between).
+/// Returns whether the row exists.
+pub(crate) async fn lock_row(
+    conn: &mut AnyConnection,
+    row: Lockable,
+    id: i64,
+) -> Result<bool, sqlx::Error> {
+    let table = match row {
+        Lockable::Org => "orgs",
+        Lockable::Product => "products",
+    };
+    let sql = if conn.backend_name() == "PostgreSQL" {
+        format!("SELECT id FROM {table} WHERE id = $1 FOR UPDATE")
+    } else {
+        format!("UPDATE {table} SET updated_at = updated_at WHERE id = $1 RETURNING id")
+    };
+    let found: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(found.is_some())
 }
 
 /// Who made a change, for the audit log.

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
 use nerveshub_pki::{DeviceAuth, UnixTime, VerifiedDevice};
-use nerveshub_proto::SharedSecretHeaders;
+use nerveshub_proto::{Nh1Alg, SharedSecretHeaders};
 use rustls_pki_types::CertificateDer;
 
 use crate::db::device_session::{self as q, SessionCa, SessionDevice};
@@ -103,6 +103,22 @@ async fn by_certificate(
     let ca_cert = verified
         .ca()
         .ok_or_else(|| invalid("no registered CA anchors the chain"))?;
+    // NervesHub's rule: the CA that signed the device's certificate must itself be registered
+    // (the certificate's AKI names a registered CA's SKI). A chain through an intermediate
+    // nobody registered is refused, so registering a root does not silently trust every
+    // intermediate ever issued under it.
+    let signed_directly = match verified.certificate().aki() {
+        Some(aki) => ca_cert.ski() == Some(aki),
+        // Without an AKI, only a chain of the certificate (and the CA itself) shows it.
+        None => chain[1..]
+            .iter()
+            .all(|c| c.as_ref() == ca_cert.der().as_ref()),
+    };
+    if !signed_directly {
+        return Err(invalid(
+            "the certificate was signed by an intermediate that is not registered; register the CA that signs device certificates",
+        ));
+    }
     let ca = state
         .db
         .ca_by_der(ca_cert.der())
@@ -139,6 +155,9 @@ async fn record_new_certificate(
 ) -> Result<SessionDevice, Refusal> {
     let identifier = verified.identifier();
     let existing = state.db.session_device_by_identifier(identifier).await?;
+    // Every read from here on goes through `tx`: asking the pool for a second connection
+    // while holding this one deadlocks once every pooled connection is held by a first-time
+    // device doing the same (the server froze at 48 new JITP devices).
     let mut tx = state.db.begin().await?;
     let device = match existing {
         Some(device) => {
@@ -148,7 +167,7 @@ async fn record_new_certificate(
                 )));
             }
             if verified.auth() == DeviceAuth::NewCertificate
-                && state.db.device_certificate_count(device.id).await? > 0
+                && db::device_certificate_count(&mut tx, device.id).await? > 0
             {
                 return Err(invalid(format!(
                     "device {identifier} already has a certificate with another public key"
@@ -163,7 +182,7 @@ async fn record_new_certificate(
             let product_id = ca
                 .jitp_product_id
                 .ok_or_else(|| invalid(format!("device {identifier} is not registered")))?;
-            if state.db.product_org(product_id).await? != Some(ca.org_id) {
+            if db::product_org(&mut tx, product_id).await? != Some(ca.org_id) {
                 return Err(invalid("the CA's JITP product is not in its org"));
             }
             let tags = ca
@@ -225,17 +244,19 @@ async fn by_shared_secret(state: &AppState, headers: &HeaderMap) -> Result<Sessi
     let nh1 =
         SharedSecretHeaders::from_lookup(|name| headers.get(name).and_then(|v| v.to_str().ok()))
             .map_err(invalid)?;
+    check_alg_floor(&nh1.alg)?;
     let secret = if nh1.key.starts_with(PRODUCT_KEY_PREFIX) {
         state.db.product_secret(&nh1.key).await?
     } else {
         state.db.device_secret(&nh1.key).await?
     }
     .ok_or_else(|| invalid("unknown or deactivated shared-secret key"))?;
+    let plain = state
+        .secrets
+        .open(&nh1.key, &secret.secret)
+        .map_err(invalid)?;
     let token = nh1
-        .verify(
-            secret.secret.as_bytes(),
-            u64::try_from(db::now_ms()).unwrap_or(0),
-        )
+        .verify(plain.as_bytes(), u64::try_from(db::now_ms()).unwrap_or(0))
         .map_err(invalid)?;
     let identifier = token.identifier;
     if let Some(device_id) = secret.device_id {
@@ -272,8 +293,25 @@ async fn by_shared_secret(state: &AppState, headers: &HeaderMap) -> Result<Sessi
     Err(invalid("the device could not be registered"))
 }
 
+/// The weakest NH1 parameters accepted: nerves_hub_link's defaults (`NH1-HMAC-sha256-1000-32`).
+/// A client may choose stronger ones; weaker ones make a captured token cheaper to attack.
+const MIN_NH1_ITERATIONS: u32 = 1000;
+const MIN_NH1_KEY_LEN: usize = 32;
+
+fn check_alg_floor(alg: &str) -> Result<(), Refusal> {
+    let alg = Nh1Alg::parse(alg).map_err(invalid)?;
+    if alg.iterations < MIN_NH1_ITERATIONS || alg.key_len < MIN_NH1_KEY_LEN {
+        return Err(invalid(format!(
+            "NH1 parameters below the floor ({MIN_NH1_ITERATIONS} iterations, {MIN_NH1_KEY_LEN}-byte keys)"
+        )));
+    }
+    Ok(())
+}
+
 fn check_identifier(identifier: &str) -> Result<(), Refusal> {
-    if identifier.trim().is_empty()
+    if identifier == "."
+        || identifier == ".."
+        || identifier.trim().is_empty()
         || identifier.len() > MAX_IDENTIFIER_LEN
         || identifier.trim() != identifier
         || identifier.contains('/')

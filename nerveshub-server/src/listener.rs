@@ -1,0 +1,630 @@
+//! What both listeners do with a connection before a handler sees a request: admission (a
+//! connection cap per listener and per source address), the TLS handshake (device endpoint),
+//! header, body and idle timeouts, request-line and header bounds, and JSON error bodies.
+//!
+//! A connection that sends nothing, half a header or one byte of a body must not hold a file
+//! descriptor for minutes: an unauthenticated peer could otherwise exhaust the process's
+//! descriptors and take both ports (and the database's connections) down.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::time::Sleep;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use crate::device_endpoint::PeerCertificates;
+
+/// The longest request target (path and query) answered; longer ones get a JSON 414.
+pub(crate) const MAX_URI_LEN: usize = 8 * 1024;
+/// The most request header fields answered; more get a JSON 431.
+pub(crate) const MAX_HEADERS: usize = 100;
+/// The most bytes of request header fields (names and values) answered; more get a JSON 431.
+pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// hyper answers heads beyond its own limits itself, with an empty body; its limits sit well
+/// above ours so that everything short of absurd reaches the JSON answers above.
+const HYPER_MAX_HEADERS: usize = 4 * MAX_HEADERS;
+const HYPER_MAX_BUF: usize = 512 * 1024;
+/// The longest error body turned into a JSON `detail`.
+const MAX_DETAIL_BYTES: usize = 4 * 1024;
+
+/// Connection limits of the two listeners. Start from [`ConnectionLimits::default`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectionLimits {
+    /// From accept (API) or the end of the TLS handshake (device endpoint) to a complete
+    /// request head; also how long a kept-alive connection may sit idle between requests, and
+    /// the TLS handshake's own limit. Default 10 s.
+    pub header_timeout: Duration,
+    /// The longest wait for the next piece of a request body. Default 30 s.
+    pub body_read_timeout: Duration,
+    /// Open connections allowed from one IP address on the API port. Default 64.
+    pub api_max_per_address: usize,
+    /// Open connections allowed from one IP address on the device port. Devices behind one
+    /// NAT share an address, so this is generous. Default 1024.
+    pub device_max_per_address: usize,
+    /// Open connections on the API port. Default 256.
+    pub api_max_connections: usize,
+    /// Open connections on the device port; `None` (the default) allows what the process's
+    /// descriptor limit leaves after [`ConnectionLimits::descriptor_reserve`].
+    pub device_max_connections: Option<usize>,
+    /// Descriptors kept free of device connections for the API, the database, storage and
+    /// logs, so the API and health checks answer while the device port is saturated.
+    /// Default 512.
+    pub descriptor_reserve: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            api_max_per_address: 64,
+            device_max_per_address: 1024,
+            api_max_connections: 256,
+            device_max_connections: None,
+            descriptor_reserve: 512,
+        }
+    }
+}
+
+/// One listener's caps, resolved at start.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ListenerLimits {
+    pub(crate) max_connections: usize,
+    pub(crate) max_per_address: usize,
+    pub(crate) header_timeout: Duration,
+    pub(crate) body_read_timeout: Duration,
+}
+
+impl ConnectionLimits {
+    /// The API listener's caps.
+    pub(crate) fn api(&self) -> ListenerLimits {
+        ListenerLimits {
+            max_connections: self.api_max_connections.max(1),
+            max_per_address: self.api_max_per_address.max(1),
+            header_timeout: self.header_timeout,
+            body_read_timeout: self.body_read_timeout,
+        }
+    }
+
+    /// The device listener's caps, given the process's descriptor limit (`None`: unknown).
+    pub(crate) fn device(&self, descriptor_limit: Option<u64>) -> ListenerLimits {
+        let from_descriptors = descriptor_limit.map(|limit| {
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            // Never less than a handful, even under an absurdly low limit.
+            limit.saturating_sub(self.descriptor_reserve).max(16)
+        });
+        let max_connections = match (self.device_max_connections, from_descriptors) {
+            (Some(configured), Some(available)) => configured.min(available),
+            (Some(configured), None) => configured,
+            (None, Some(available)) => available,
+            (None, None) => 10_000,
+        };
+        ListenerLimits {
+            max_connections: max_connections.max(1),
+            max_per_address: self.device_max_per_address.max(1),
+            header_timeout: self.header_timeout,
+            body_read_timeout: self.body_read_timeout,
+        }
+    }
+}
+
+/// Raises the soft descriptor limit to the hard one and returns it (`None` when it cannot be
+/// read, or is unlimited).
+pub(crate) fn descriptor_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(error = %e, "could not raise the descriptor limit");
+        }
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+/// Open connections per listener and per source address.
+#[derive(Debug, Clone)]
+struct Admission {
+    counts: Arc<Mutex<Counts>>,
+    limits: ListenerLimits,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    per_address: HashMap<IpAddr, usize>,
+}
+
+/// A connection counted against the caps until dropped.
+#[derive(Debug)]
+struct Admitted {
+    counts: Arc<Mutex<Counts>>,
+    address: IpAddr,
+}
+
+impl Admission {
+    fn new(limits: ListenerLimits) -> Self {
+        Admission {
+            counts: Arc::default(),
+            limits,
+        }
+    }
+
+    fn admit(&self, address: IpAddr) -> Option<Admitted> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let from_address = counts.per_address.get(&address).copied().unwrap_or(0);
+        if counts.total >= self.limits.max_connections
+            || from_address >= self.limits.max_per_address
+        {
+            return None;
+        }
+        counts.total += 1;
+        counts.per_address.insert(address, from_address + 1);
+        Some(Admitted {
+            counts: self.counts.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.per_address.get_mut(&self.address) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.per_address.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// Accepts connections on `listener` (TLS first when `tls` is given) until `shutdown` turns
+/// true, then lets open HTTP exchanges finish for up to `grace`.
+pub(crate) async fn serve(
+    name: &'static str,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    limits: ListenerLimits,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let admission = Admission::new(limits);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut refused_logged = false;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Running out of file descriptors must not end the listener.
+                tracing::warn!(listener = name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(admitted) = admission.admit(peer.ip()) else {
+            // Closed at once: the descriptor is what the cap protects.
+            if !refused_logged {
+                tracing::warn!(listener = name, %peer, "connection limit reached; refusing connections");
+                refused_logged = true;
+            }
+            drop(tcp);
+            continue;
+        };
+        refused_logged = false;
+        // Reap finished connection tasks so the set does not grow.
+        while connections.try_join_next().is_some() {}
+        let connection = Connection {
+            tls: tls.clone(),
+            router: router.clone(),
+            limits,
+            peer,
+        };
+        let tcp = CountedStream {
+            tcp,
+            _admitted: admitted,
+        };
+        connections.spawn(connection.run(tcp, shutdown.clone()));
+    }
+    drop(listener);
+    // Open exchanges finish (each connection was told to stop taking requests); what is left
+    // after `grace` is aborted when the set drops.
+    let _ = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+struct Connection {
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    limits: ListenerLimits,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    async fn run(self, tcp: CountedStream, shutdown: watch::Receiver<bool>) {
+        let peer = self.peer;
+        match self.tls.clone() {
+            None => self.serve_http(tcp, None, shutdown).await,
+            Some(acceptor) => {
+                let handshake =
+                    tokio::time::timeout(self.limits.header_timeout, acceptor.accept(tcp)).await;
+                let tls = match handshake {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let certs = PeerCertificates(Arc::new(
+                    tls.get_ref()
+                        .1
+                        .peer_certificates()
+                        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                        .unwrap_or_default(),
+                ));
+                self.serve_http(tls, Some(certs), shutdown).await;
+            }
+        }
+    }
+
+    async fn serve_http<I>(
+        self,
+        io: I,
+        certs: Option<PeerCertificates>,
+        mut shutdown: watch::Receiver<bool>,
+    ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        // HTTP/1.1 only (the device endpoint's ALPN offers nothing else): hyper's HTTP/1
+        // connection reads the head under the timeout from its first byte on, where the
+        // version-sniffing auto builder would wait for a first byte without one.
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_timeout)
+            .max_headers(HYPER_MAX_HEADERS)
+            .max_buf_size(HYPER_MAX_BUF);
+        let router = self.router;
+        let peer = self.peer;
+        let body_timeout = self.limits.body_read_timeout;
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let mut request = request.map(|body| Body::new(TimeoutBody::new(body, body_timeout)));
+            if let Some(certs) = &certs {
+                request.extensions_mut().insert(certs.clone());
+            }
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        let mut connection = std::pin::pin!(connection);
+        let stopping = async move {
+            // `borrow` guards are not held across the await (they are not `Send`).
+            while !*shutdown.borrow_and_update() {
+                if shutdown.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let ended = tokio::select! {
+            ended = connection.as_mut() => ended,
+            () = stopping => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(e) = ended {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// A TCP stream that holds its place under the caps until it is dropped, including after a
+/// WebSocket upgrade took it over from hyper.
+#[derive(Debug)]
+struct CountedStream {
+    tcp: TcpStream,
+    _admitted: Admitted,
+}
+
+impl AsyncRead for CountedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+}
+
+/// A request body that fails when the next piece takes longer than `timeout` to arrive.
+struct TimeoutBody {
+    inner: Incoming,
+    timeout: Duration,
+    waiting: Option<Pin<Box<Sleep>>>,
+}
+
+impl TimeoutBody {
+    fn new(inner: Incoming, timeout: Duration) -> Self {
+        TimeoutBody {
+            inner,
+            timeout,
+            waiting: None,
+        }
+    }
+}
+
+/// The request body stalled longer than the body read timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body stalled for longer than {0:?}")]
+struct BodyReadTimeout(Duration);
+
+impl hyper::body::Body for TimeoutBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.waiting = None;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let waiting = this
+                    .waiting
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match waiting.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.waiting = None;
+                        Poll::Ready(Some(Err(Box::new(BodyReadTimeout(timeout)))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Adds the request checks and JSON error bodies every answer of `router` gets.
+pub(crate) fn harden(router: Router) -> Router {
+    router
+        .layer(middleware::from_fn(check_request))
+        .layer(middleware::map_response(json_errors))
+}
+
+fn json_error(status: StatusCode, detail: &str) -> Response {
+    (status, axum::Json(json!({"errors": {"detail": detail}}))).into_response()
+}
+
+/// Refuses request heads beyond the bounds, and paths or queries that do not decode to text
+/// free of control characters (NUL reaches PostgreSQL as an error otherwise).
+async fn check_request(request: Request, next: Next) -> Response {
+    let uri_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if uri_len > MAX_URI_LEN {
+        return json_error(
+            StatusCode::URI_TOO_LONG,
+            &format!("the request target is longer than {MAX_URI_LEN} bytes"),
+        );
+    }
+    let headers = request.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return json_error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            &format!(
+                "at most {MAX_HEADERS} header fields of {MAX_HEADER_BYTES} bytes in all are accepted"
+            ),
+        );
+    }
+    if !clean_component(request.uri().path()) {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "the path is not percent-encoded UTF-8 or contains control characters",
+        );
+    }
+    if let Some(query) = request.uri().query()
+        && !clean_component(query)
+    {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "the query is not percent-encoded UTF-8 or contains control characters",
+        );
+    }
+    next.run(request).await
+}
+
+/// Whether a percent-encoded URI component decodes to UTF-8 without control characters.
+pub(crate) fn clean_component(text: &str) -> bool {
+    match percent_decode(text) {
+        Some(bytes) => std::str::from_utf8(&bytes).is_ok_and(|s| !s.chars().any(char::is_control)),
+        None => false,
+    }
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape.
+fn percent_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Gives every error answer without a JSON body the API's shape, `{"errors":{"detail":…}}`:
+/// axum's own rejections (query, path, method, body limits) answer in plain text otherwise.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if status.as_u16() < 400 || is_json(&response) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_DETAIL_BYTES)
+        .await
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    let body = json!({"errors": {"detail": text}}).to_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(body))
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_must_decode_to_clean_text() {
+        assert!(clean_component("/api/orgs/acme"));
+        assert!(clean_component("/api/orgs/caf%C3%A9"));
+        assert!(clean_component("limit=10&after=x%20y"));
+        assert!(!clean_component("/api/orgs/%FF"));
+        assert!(!clean_component("/api/orgs/%00"));
+        assert!(!clean_component("/api/orgs/a%0Ab"));
+        assert!(!clean_component("/api/orgs/%"));
+        assert!(!clean_component("/api/orgs/%G1"));
+    }
+
+    #[test]
+    fn admission_caps_per_address_and_in_total() {
+        let admission = Admission::new(ListenerLimits {
+            max_connections: 3,
+            max_per_address: 2,
+            header_timeout: Duration::from_secs(1),
+            body_read_timeout: Duration::from_secs(1),
+        });
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let first = admission.admit(a).unwrap();
+        let _second = admission.admit(a).unwrap();
+        assert!(admission.admit(a).is_none(), "per-address cap");
+        let _third = admission.admit(b).unwrap();
+        assert!(admission.admit(b).is_none(), "total cap");
+        drop(first);
+        assert!(
+            admission.admit(a).is_some(),
+            "a closed connection frees its place"
+        );
+    }
+
+    #[test]
+    fn device_cap_leaves_the_reserve() {
+        let limits = ConnectionLimits::default();
+        assert_eq!(limits.device(Some(1024)).max_connections, 512);
+        assert_eq!(limits.device(Some(100)).max_connections, 16);
+        let mut configured = ConnectionLimits::default();
+        configured.device_max_connections = Some(100);
+        assert_eq!(configured.device(Some(65536)).max_connections, 100);
+        assert_eq!(configured.device(None).max_connections, 100);
+    }
+}
