@@ -38,9 +38,14 @@ pub struct Config {
     pub storage_options: Vec<(String, String)>,
     /// The largest firmware upload accepted, in bytes.
     pub max_firmware_size: u64,
-    /// The base of the URLs handed to devices (firmware downloads); `None` means
-    /// `https://localhost:<device port>`.
+    /// The base of the URLs handed to devices (firmware downloads) when firmware is stored
+    /// locally, e.g. `https://updates.example.com` behind a proxy. `None`: each device gets
+    /// URLs on the host it connected to (its `Host` header), so a device that reached the
+    /// server can download from it without configuration.
     pub device_url: Option<String>,
+    /// Where `GET /metrics` (Prometheus text format) is served, on a listener of its own;
+    /// `None` (the default) serves no metrics.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Config {
@@ -60,6 +65,7 @@ impl Config {
             storage_options: Vec::new(),
             max_firmware_size: DEFAULT_MAX_FIRMWARE_SIZE,
             device_url: None,
+            metrics_addr: None,
         }
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::observability::{self, RefusalReason};
 use crate::state::AppState;
 
 /// A TLS handshake that takes longer than this is dropped.
@@ -64,12 +65,23 @@ pub(crate) async fn serve(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
+                Ok(Ok(tls)) => {
+                    observability::tls_handshake(true);
+                    tls
+                }
                 Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    observability::tls_handshake(false);
+                    match certificate_refusal(&e) {
+                        Some(reason) => {
+                            observability::device_refused(RefusalReason::Certificate);
+                            tracing::info!(%peer, %reason, "device connection refused in the TLS handshake");
+                        }
+                        None => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    }
                     return;
                 }
                 Err(_) => {
+                    observability::tls_handshake(false);
                     tracing::debug!(%peer, "TLS handshake timed out");
                     return;
                 }
@@ -100,4 +112,24 @@ pub(crate) async fn serve(
     drop(listener);
     // Give open exchanges a moment; WebSocket sessions close on their own shutdown signal.
     let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+/// Why the handshake refused the device's certificate, in an operator's words, when that is
+/// what failed (other handshake failures are scanners and broken clients, logged at debug).
+fn certificate_refusal(error: &std::io::Error) -> Option<String> {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(cert) = error.get_ref()?.downcast_ref::<rustls::Error>()?
+    else {
+        return None;
+    };
+    Some(match cert {
+        C::UnknownIssuer => {
+            "unknown CA: the certificate is not signed by a registered Device CA".to_owned()
+        }
+        C::BadSignature => "signature mismatch".to_owned(),
+        C::Expired | C::ExpiredContext { .. } => "certificate expired".to_owned(),
+        C::NotValidYet | C::NotValidYetContext { .. } => "certificate not valid yet".to_owned(),
+        C::Revoked => "certificate revoked".to_owned(),
+        other => format!("certificate refused: {other:?}"),
+    })
 }

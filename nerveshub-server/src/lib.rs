@@ -32,6 +32,7 @@ mod db;
 mod device;
 mod device_endpoint;
 mod error;
+mod observability;
 mod server;
 mod state;
 mod storage;
@@ -40,7 +41,7 @@ mod tls;
 
 pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE};
 pub use error::{ApiError, ServerError};
-pub use server::{FirstAdmin, RunningServer};
+pub use server::{FirstAdmin, RunningServer, reset_password};
 
 /// The OpenAPI 3 document of the management API (also served at `GET /api/openapi`).
 pub fn openapi_document() -> serde_json::Value {

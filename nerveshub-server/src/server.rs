@@ -17,7 +17,7 @@ use crate::error::ServerError;
 use crate::state::AppState;
 use crate::storage::Storage;
 use crate::tls::{self, DeviceTlsIdentity};
-use crate::{api, device_endpoint};
+use crate::{api, device_endpoint, observability};
 
 /// How long a shutdown waits for device sockets to close.
 const DEVICE_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -46,6 +46,7 @@ impl fmt::Debug for FirstAdmin {
 pub struct RunningServer {
     api_addr: SocketAddr,
     device_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     first_admin: Option<FirstAdmin>,
     dev_ca_file: Option<PathBuf>,
     stop: watch::Sender<bool>,
@@ -66,6 +67,21 @@ impl RunningServer {
             .database_url
             .clone()
             .unwrap_or_else(|| Db::sqlite_url(&config.data_dir));
+        // Every listener is bound before anything is created: a port in use must fail the
+        // start before the first admin's one-time password is made (and lost with the error).
+        let api_listener = bind(config.api_addr, "the API").await?;
+        let device_listener = bind(config.device_addr, "the device endpoint").await?;
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => Some(bind(addr, "the metrics endpoint").await?),
+            None => None,
+        };
+        let api_addr = local_addr(&api_listener)?;
+        let device_addr = local_addr(&device_listener)?;
+        let metrics_addr = metrics_listener.as_ref().map(local_addr).transpose()?;
+        if metrics_listener.is_some() {
+            observability::install_recorder();
+        }
+
         let db = Db::connect(&url).await?;
         tracing::info!(database = %db::redact_url(&url), backend = ?db.backend(), "database ready");
         let first_admin = bootstrap_admin(&db, &config).await?;
@@ -73,18 +89,6 @@ impl RunningServer {
         let identity = DeviceTlsIdentity::load_or_generate(&config)?;
         let devices = DeviceHub::load(&db).await?;
         let tls = identity.server_config(devices.trust_store())?;
-
-        let api_listener = TcpListener::bind(config.api_addr)
-            .await
-            .map_err(|e| ServerError::io(format!("binding the API to {}", config.api_addr), e))?;
-        let device_listener = TcpListener::bind(config.device_addr).await.map_err(|e| {
-            ServerError::io(
-                format!("binding the device endpoint to {}", config.device_addr),
-                e,
-            )
-        })?;
-        let api_addr = local_addr(&api_listener)?;
-        let device_addr = local_addr(&device_listener)?;
 
         let storage = Storage::open(&config, device_addr)?;
         tracing::info!(storage = %storage.describe(), "firmware storage ready");
@@ -95,7 +99,10 @@ impl RunningServer {
             storage,
         };
         let (stop, stopped) = watch::channel(false);
-        let api_router = api::router(state.clone());
+        let api_router = observability::layer(
+            api::router(state.clone()).merge(observability::health_routes(state.clone())),
+            "api",
+        );
         let mut api_stop = stopped.clone();
         let api_task = tokio::spawn(async move {
             let served = axum::serve(api_listener, api_router)
@@ -110,18 +117,37 @@ impl RunningServer {
         let device_task = tokio::spawn(device_endpoint::serve(
             device_listener,
             tls,
-            device_endpoint::router(state.clone()),
+            observability::layer(device_endpoint::router(state.clone()), "device"),
             stopped.clone(),
         ));
-        let maintenance_task = tokio::spawn(device::maintenance(state.clone(), stopped));
-        tracing::info!(api = %api_addr, devices = %device_addr, "nerveshub-server listening");
+        let mut tasks = vec![api_task, device_task];
+        if let Some(listener) = metrics_listener {
+            let router = observability::layer(observability::metrics_router(state.clone()), "metrics");
+            let mut metrics_stop = stopped.clone();
+            tasks.push(tokio::spawn(async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = metrics_stop.wait_for(|stop| *stop).await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "metrics endpoint stopped");
+                }
+            }));
+        }
+        tasks.push(tokio::spawn(device::maintenance(state.clone(), stopped)));
+        match metrics_addr {
+            Some(metrics) => tracing::info!(api = %api_addr, devices = %device_addr, %metrics, "nerveshub-server listening"),
+            None => tracing::info!(api = %api_addr, devices = %device_addr, "nerveshub-server listening"),
+        }
         Ok(RunningServer {
             api_addr,
             device_addr,
+            metrics_addr,
             first_admin,
             dev_ca_file: identity.dev_ca_file,
             stop,
-            tasks: vec![api_task, device_task, maintenance_task],
+            tasks,
             state,
         })
     }
@@ -134,6 +160,11 @@ impl RunningServer {
     /// The device endpoint's address.
     pub fn device_addr(&self) -> SocketAddr {
         self.device_addr
+    }
+
+    /// The metrics listener's address, when one was configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The admin created by this start, if it was the first.
@@ -157,6 +188,12 @@ impl RunningServer {
         self.state.db.close().await;
         tracing::info!("nerveshub-server stopped");
     }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::io(format!("binding {what} to {addr}"), e))
 }
 
 fn local_addr(listener: &TcpListener) -> Result<SocketAddr, ServerError> {
@@ -203,4 +240,55 @@ async fn bootstrap_admin(db: &Db, config: &Config) -> Result<Option<FirstAdmin>,
         password,
         token: token.text,
     }))
+}
+
+/// Gives the user `email` a new random password, offline: on the database `config` names,
+/// with the server stopped or running. Returns the password, which is shown only this once.
+/// The user's API tokens stay valid; the change is in the audit log.
+///
+/// # Errors
+/// [`ServerError::Config`] when no user has that email; database errors as they come.
+pub async fn reset_password(config: &Config, email: &str) -> Result<String, ServerError> {
+    let url = config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| Db::sqlite_url(&config.data_dir));
+    if config.database_url.is_none() && !config.data_dir.join("nerveshub.db").exists() {
+        return Err(ServerError::Config(format!(
+            "no database in {} (is --data-dir right?)",
+            config.data_dir.display()
+        )));
+    }
+    let db = Db::connect(&url).await?;
+    let result = reset_password_in(&db, email).await;
+    db.close().await;
+    result
+}
+
+async fn reset_password_in(db: &Db, email: &str) -> Result<String, ServerError> {
+    let email = email.trim().to_lowercase();
+    let internal = |e: crate::error::ApiError| ServerError::Config(e.to_string());
+    let user = db
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(|| ServerError::Config(format!("no user with the email {email}")))?;
+    let password = auth::random_password().map_err(internal)?;
+    let password_hash = auth::hash_password(&password).map_err(internal)?;
+    let mut tx = db.begin().await?;
+    db::set_user_password(&mut tx, user.id, &password_hash).await?;
+    db::audit(
+        &mut tx,
+        Audit {
+            org_id: None,
+            actor: Actor::System,
+            resource_type: "user",
+            resource_id: &email,
+            action: "reset_password",
+            description: format!("password of {email} reset from the command line"),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(user = %email, "password reset");
+    Ok(password)
 }

@@ -149,6 +149,7 @@ impl DeviceChannel {
                 pushes.push(DeviceServerEvent::ArchivePublicKeys(keys));
             }
         }
+        crate::observability::device_joined();
         Ok(JoinOutcome::Accepted(pushes))
     }
 
@@ -159,6 +160,9 @@ impl DeviceChannel {
             .db
             .complete_updates_to(self.device.id, uuid)
             .await?;
+        if completed > 0 {
+            tracing::info!(device = %self.device.identifier, firmware = uuid, version = version.unwrap_or("unknown"), "update completed: the device runs the new firmware");
+        }
         let mut tx = self.state.db.begin().await?;
         db::audit(
             &mut tx,
@@ -327,7 +331,12 @@ impl DeviceChannel {
         if matches!(new_status, "received" | "started") && update.status == "updating" {
             return Ok(());
         }
-        tracing::debug!(device = %self.device.identifier, firmware = %update.firmware_uuid, status = new_status, "update status");
+        match new_status {
+            "failed" => tracing::info!(device = %self.device.identifier, firmware = %update.firmware_uuid, reason = reason.as_deref().unwrap_or(""), "update failed"),
+            "completed" => tracing::info!(device = %self.device.identifier, firmware = %update.firmware_uuid, "update completed"),
+            "ignored" | "rescheduled" => tracing::info!(device = %self.device.identifier, firmware = %update.firmware_uuid, status = new_status, reason = reason.as_deref().unwrap_or(""), "update not taken"),
+            _ => tracing::debug!(device = %self.device.identifier, firmware = %update.firmware_uuid, status = new_status, "update status"),
+        }
         self.state
             .db
             .set_update_state(update.id, new_status, progress, reason.as_deref())
