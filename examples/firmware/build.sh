@@ -16,6 +16,8 @@ fwup=${FWUP:-fwup-rs}
 
 mkdir -p "$dir"
 cd "$dir"
+# fwup resolves relative host-paths against fwup.conf's directory: hand it absolute ones.
+work=$(pwd)
 
 if [ ! -f fwup-key.priv ]; then
     "$fwup" -g >/dev/null
@@ -26,13 +28,13 @@ mkdir -p build
 printf 'bootdelay=0\nuenvcmd=echo simulated Nerves device\n' > build/uEnv.txt
 
 for version in 1.0.0 2.0.0; do
-    rootfs="build/rootfs-$version.img"
+    rootfs="$work/build/rootfs-$version.img"
     {
         printf 'gizmo root file system, version %s\n' "$version"
         head -c 1048576 /dev/urandom
     } > "$rootfs"
     out="v${version%%.*}.fw"
-    VERSION=$version ROOTFS=$rootfs UENV=build/uEnv.txt \
+    VERSION=$version ROOTFS=$rootfs UENV=$work/build/uEnv.txt \
         "$fwup" -c -f "$here/fwup.conf" -s fwup-key.priv -o "$out"
     echo "built $dir/$out (version $version, signed with fwup-key.priv)"
 done

@@ -14,15 +14,6 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-impl LogFormat {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        }
-    }
-}
-
 /// Installs the global subscriber. `RUST_LOG` (e.g. `info,nerveshub_server=debug`) filters;
 /// an invalid value falls back to `info` with a warning rather than silencing everything.
 pub(crate) fn init(format: LogFormat) {

@@ -341,7 +341,13 @@ fn print_config(effective: &Effective) -> String {
     }
     table.insert(
         "log-format".into(),
-        Value::String(effective.log_format.as_str().to_owned()),
+        Value::String(
+            match effective.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            }
+            .to_owned(),
+        ),
     );
     if !c.storage_options.is_empty() {
         let options = c

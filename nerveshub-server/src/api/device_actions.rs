@@ -294,5 +294,6 @@ async fn upgrade(
         tx.commit().await?;
         return Err(ApiError::Conflict(OFFLINE.into()));
     }
+    tracing::info!(device = %device.identifier, firmware = %firmware.uuid, version = %firmware.version, by = %caller.user.email, "update pushed");
     Ok(accepted())
 }
