@@ -201,6 +201,9 @@ impl<C: Client> Device<C> {
         session.join(DEVICE_TOPIC, self.join_params(None).to_payload());
         let mut socket: Option<Socket> = None;
         let mut want_connect = true;
+        // The last connection failure's text, so that a failure repeating on every retry is
+        // logged once.
+        let mut last_failure: Option<String> = None;
         let mut update: Option<RunningUpdate> = None;
         let mut queued: VecDeque<DeviceEvent> = VecDeque::new();
         let (command_tx, mut commands) = mpsc::unbounded_channel();
@@ -214,11 +217,24 @@ impl<C: Client> Device<C> {
                 match self.connect_once().await {
                     Ok(s) => {
                         info!(url = %self.url, "connected");
+                        last_failure = None;
                         socket = Some(s);
                         session.handle_connected(now());
                     }
                     Err(e) => {
-                        warn!(error = %e, "connection failed");
+                        // Logged once while it keeps failing the same way; retries at debug.
+                        let text = e.to_string();
+                        if last_failure.as_deref() == Some(text.as_str()) {
+                            debug!(error = %e, "connection failed again");
+                        } else {
+                            match e.hint() {
+                                Some(hint) => {
+                                    warn!(error = %e, hint, "connection failed; retrying")
+                                }
+                                None => warn!(error = %e, "connection failed; retrying"),
+                            }
+                            last_failure = Some(text);
+                        }
                         self.client.error(&e);
                         session.handle_disconnected(now());
                     }
@@ -295,7 +311,12 @@ impl<C: Client> Device<C> {
                     Some(Ok(Message::Text(text))) => self.handle_wire(&mut session, text.as_bytes(), now()),
                     Some(Ok(Message::Binary(data))) => self.handle_wire(&mut session, &data, now()),
                     Some(Ok(Message::Close(frame))) => {
-                        info!(?frame, "server closed the socket");
+                        // The server asks for this (a reconnect request, a newer connection of
+                        // the same device, a restart): not a failure.
+                        match &frame {
+                            Some(f) => info!(code = u16::from(f.code), reason = %f.reason, "the server closed the connection; reconnecting"),
+                            None => info!("the server closed the connection; reconnecting"),
+                        }
                         socket = None;
                         self.client.error(&Error::WebSocket("closed by the server".into()));
                         session.handle_disconnected(now());

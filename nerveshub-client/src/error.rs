@@ -60,6 +60,36 @@ pub enum Error {
 }
 
 impl Error {
+    /// What to do about the common errors, for the log line that reports them: a server
+    /// certificate the device does not trust, a refused connection, an unreachable server.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Tls(text) if text.contains("UnknownIssuer") => Some(
+                "the server's certificate is not signed by a CA the device trusts: give the device \
+                 the server's CA certificate (nerveshub-device --ca FILE; a development server's \
+                 is <data-dir>/tls/ca.pem)",
+            ),
+            Error::Tls(text) if text.contains("NotValidForName") => Some(
+                "the server's certificate does not hold the host name connected to: connect by a \
+                 name it holds, set the TLS name (nerveshub-device --sni), or give a development \
+                 server that name with --device-host and delete its <data-dir>/tls",
+            ),
+            Error::Tls(text) if text.contains("Expired") => {
+                Some("a certificate has expired (or the device's clock is wrong)")
+            }
+            Error::Refused { status: 401, .. } => Some(
+                "the server did not accept the device's credentials; its reason, when it gives \
+                 one, is in parentheses above and its log says more: a certificate signed by no \
+                 Device CA registered in the org, a device the server does not know, or a wrong \
+                 shared-secret key or secret",
+            ),
+            Error::Connect { .. } => {
+                Some("is the server running, and is its device endpoint reachable at that address?")
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn file(path: &std::path::Path, source: io::Error) -> Self {
         Error::File {
             path: path.display().to_string(),

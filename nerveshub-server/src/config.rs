@@ -39,8 +39,10 @@ pub struct Config {
     pub storage_options: Vec<(String, String)>,
     /// The largest firmware upload accepted, in bytes.
     pub max_firmware_size: u64,
-    /// The base of the URLs handed to devices (firmware downloads); `None` means
-    /// `https://localhost:<device port>`.
+    /// The base of the URLs handed to devices (firmware downloads) when firmware is stored
+    /// locally, e.g. `https://updates.example.com` behind a proxy. `None`: each device gets
+    /// URLs on the host it connected to (its `Host` header), so a device that reached the
+    /// server can download from it without configuration.
     pub device_url: Option<String>,
     /// Each deployment's orchestrator runs at most this often; triggers inside the window
     /// collapse into one run (NervesHub: 3 s).
@@ -53,6 +55,9 @@ pub struct Config {
     pub update_in_flight_timeout: Duration,
     /// Timeouts and connection caps of both listeners.
     pub connection_limits: crate::ConnectionLimits,
+    /// Where `GET /metrics` (Prometheus text format) is served, on a listener of its own;
+    /// `None` (the default) serves no metrics.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Config {
@@ -76,6 +81,7 @@ impl Config {
             rollout_backup_tick: Duration::from_secs(120),
             update_in_flight_timeout: Duration::from_secs(30 * 60),
             connection_limits: crate::ConnectionLimits::default(),
+            metrics_addr: None,
         }
     }
 }

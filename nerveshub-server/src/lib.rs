@@ -35,6 +35,7 @@ mod error;
 mod files;
 mod fleet;
 mod listener;
+mod observability;
 mod server;
 mod state;
 mod storage;
@@ -44,7 +45,7 @@ mod tls;
 pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE};
 pub use error::{ApiError, ServerError};
 pub use listener::ConnectionLimits;
-pub use server::{FirstAdmin, RunningServer};
+pub use server::{FirstAdmin, RunningServer, reset_password};
 
 /// The OpenAPI 3 document of the management API (also served at `GET /api/openapi`).
 pub fn openapi_document() -> serde_json::Value {

@@ -32,6 +32,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::device_endpoint::PeerCertificates;
+use crate::observability::{self, RefusalReason};
 
 /// The longest request target (path and query) answered; longer ones get a JSON 414.
 pub(crate) const MAX_URI_LEN: usize = 8 * 1024;
@@ -280,12 +281,23 @@ impl Connection {
                 let handshake =
                     tokio::time::timeout(self.limits.header_timeout, acceptor.accept(tcp)).await;
                 let tls = match handshake {
-                    Ok(Ok(tls)) => tls,
+                    Ok(Ok(tls)) => {
+                        observability::tls_handshake(true);
+                        tls
+                    }
                     Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        observability::tls_handshake(false);
+                        match certificate_refusal(&e) {
+                            Some(reason) => {
+                                observability::device_refused(RefusalReason::Certificate);
+                                tracing::info!(%peer, %reason, "device connection refused in the TLS handshake");
+                            }
+                            None => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        }
                         return;
                     }
                     Err(_) => {
+                        observability::tls_handshake(false);
                         tracing::debug!(%peer, "TLS handshake timed out");
                         return;
                     }
@@ -577,6 +589,27 @@ fn is_json(response: &Response) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// Why the handshake refused the device's certificate, in an operator's words, when that is
+/// what failed (other handshake failures are scanners and broken clients, logged at debug).
+fn certificate_refusal(error: &std::io::Error) -> Option<String> {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(cert) =
+        error.get_ref()?.downcast_ref::<rustls::Error>()?
+    else {
+        return None;
+    };
+    Some(match cert {
+        C::UnknownIssuer => {
+            "unknown CA: the certificate is not signed by a registered Device CA".to_owned()
+        }
+        C::BadSignature => "signature mismatch".to_owned(),
+        C::Expired | C::ExpiredContext { .. } => "certificate expired".to_owned(),
+        C::NotValidYet | C::NotValidYetContext { .. } => "certificate not valid yet".to_owned(),
+        C::Revoked => "certificate revoked".to_owned(),
+        other => format!("certificate refused: {other:?}"),
+    })
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::fleet::{self, Fleet, Timing};
 use crate::state::AppState;
 use crate::storage::Storage;
 use crate::tls::{self, DeviceTlsIdentity};
-use crate::{api, device_endpoint, files, listener};
+use crate::{api, device_endpoint, files, listener, observability};
 
 /// How long a shutdown waits for device sockets to close.
 const DEVICE_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -47,6 +47,7 @@ impl fmt::Debug for FirstAdmin {
 pub struct RunningServer {
     api_addr: SocketAddr,
     device_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     first_admin: Option<FirstAdmin>,
     dev_ca_file: Option<PathBuf>,
     stop: watch::Sender<bool>,
@@ -68,6 +69,21 @@ impl RunningServer {
             .database_url
             .clone()
             .unwrap_or_else(|| Db::sqlite_url(&config.data_dir));
+        // Every listener is bound before anything is created: a port in use must fail the
+        // start before the first admin's one-time password is made (and lost with the error).
+        let api_listener = bind(config.api_addr, "the API").await?;
+        let device_listener = bind(config.device_addr, "the device endpoint").await?;
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => Some(bind(addr, "the metrics endpoint").await?),
+            None => None,
+        };
+        let api_addr = local_addr(&api_listener)?;
+        let device_addr = local_addr(&device_listener)?;
+        let metrics_addr = metrics_listener.as_ref().map(local_addr).transpose()?;
+        if metrics_listener.is_some() {
+            observability::install_recorder();
+        }
+
         if config.database_url.is_none() {
             files::restrict_sqlite_files(&config.data_dir)?;
         }
@@ -86,18 +102,6 @@ impl RunningServer {
         let identity = DeviceTlsIdentity::load_or_generate(&config)?;
         let devices = DeviceHub::load(&db).await?;
         let tls = identity.server_config(devices.trust_store())?;
-
-        let api_listener = TcpListener::bind(config.api_addr)
-            .await
-            .map_err(|e| ServerError::io(format!("binding the API to {}", config.api_addr), e))?;
-        let device_listener = TcpListener::bind(config.device_addr).await.map_err(|e| {
-            ServerError::io(
-                format!("binding the device endpoint to {}", config.device_addr),
-                e,
-            )
-        })?;
-        let api_addr = local_addr(&api_listener)?;
-        let device_addr = local_addr(&device_listener)?;
 
         let storage = Storage::open(&config, device_addr)?;
         tracing::info!(storage = %storage.describe(), "firmware storage ready");
@@ -125,11 +129,15 @@ impl RunningServer {
             api_connections = limits.api().max_connections,
             "connection limits"
         );
+        let api_router = observability::layer(
+            api::router(state.clone()).merge(observability::health_routes(state.clone())),
+            "api",
+        );
         let api_task = tokio::spawn(listener::serve(
             "api",
             api_listener,
             None,
-            listener::harden(api::router(state.clone())),
+            listener::harden(api_router),
             limits.api(),
             stopped.clone(),
             DEVICE_SHUTDOWN_GRACE,
@@ -138,21 +146,54 @@ impl RunningServer {
             "device",
             device_listener,
             Some(tokio_rustls::TlsAcceptor::from(tls)),
-            listener::harden(device_endpoint::router(state.clone())),
+            listener::harden(observability::layer(
+                device_endpoint::router(state.clone()),
+                "device",
+            )),
             device_limits,
             stopped.clone(),
             DEVICE_SHUTDOWN_GRACE,
         ));
-        let maintenance_task = tokio::spawn(device::maintenance(state.clone(), stopped.clone()));
-        let rollout_task = tokio::spawn(fleet::orchestrator::supervise(state.clone(), stopped));
-        tracing::info!(api = %api_addr, devices = %device_addr, "nerveshub-server listening");
+        let mut tasks = vec![api_task, device_task];
+        if let Some(listener) = metrics_listener {
+            let router =
+                observability::layer(observability::metrics_router(state.clone()), "metrics");
+            let mut metrics_stop = stopped.clone();
+            tasks.push(tokio::spawn(async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = metrics_stop.wait_for(|stop| *stop).await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "metrics endpoint stopped");
+                }
+            }));
+        }
+        tasks.push(tokio::spawn(device::maintenance(
+            state.clone(),
+            stopped.clone(),
+        )));
+        tasks.push(tokio::spawn(fleet::orchestrator::supervise(
+            state.clone(),
+            stopped,
+        )));
+        match metrics_addr {
+            Some(metrics) => {
+                tracing::info!(api = %api_addr, devices = %device_addr, %metrics, "nerveshub-server listening")
+            }
+            None => {
+                tracing::info!(api = %api_addr, devices = %device_addr, "nerveshub-server listening")
+            }
+        }
         Ok(RunningServer {
             api_addr,
             device_addr,
+            metrics_addr,
             first_admin,
             dev_ca_file: identity.dev_ca_file,
             stop,
-            tasks: vec![api_task, device_task, maintenance_task, rollout_task],
+            tasks,
             state,
         })
     }
@@ -165,6 +206,11 @@ impl RunningServer {
     /// The device endpoint's address.
     pub fn device_addr(&self) -> SocketAddr {
         self.device_addr
+    }
+
+    /// The metrics listener's address, when one was configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The admin created by this start, if it was the first.
@@ -188,6 +234,12 @@ impl RunningServer {
         self.state.db.close().await;
         tracing::info!("nerveshub-server stopped");
     }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::io(format!("binding {what} to {addr}"), e))
 }
 
 fn local_addr(listener: &TcpListener) -> Result<SocketAddr, ServerError> {
@@ -234,4 +286,55 @@ async fn bootstrap_admin(db: &Db, config: &Config) -> Result<Option<FirstAdmin>,
         password,
         token: token.text,
     }))
+}
+
+/// Gives the user `email` a new random password, offline: on the database `config` names,
+/// with the server stopped or running. Returns the password, which is shown only this once.
+/// The user's API tokens stay valid; the change is in the audit log.
+///
+/// # Errors
+/// [`ServerError::Config`] when no user has that email; database errors as they come.
+pub async fn reset_password(config: &Config, email: &str) -> Result<String, ServerError> {
+    let url = config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| Db::sqlite_url(&config.data_dir));
+    if config.database_url.is_none() && !config.data_dir.join("nerveshub.db").exists() {
+        return Err(ServerError::Config(format!(
+            "no database in {} (is --data-dir right?)",
+            config.data_dir.display()
+        )));
+    }
+    let db = Db::connect(&url).await?;
+    let result = reset_password_in(&db, email).await;
+    db.close().await;
+    result
+}
+
+async fn reset_password_in(db: &Db, email: &str) -> Result<String, ServerError> {
+    let email = email.trim().to_lowercase();
+    let internal = |e: crate::error::ApiError| ServerError::Config(e.to_string());
+    let user = db
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(|| ServerError::Config(format!("no user with the email {email}")))?;
+    let password = auth::random_password().map_err(internal)?;
+    let password_hash = auth::hash_password(&password).map_err(internal)?;
+    let mut tx = db.begin().await?;
+    db::set_user_password(&mut tx, user.id, &password_hash).await?;
+    db::audit(
+        &mut tx,
+        Audit {
+            org_id: None,
+            actor: Actor::System,
+            resource_type: "user",
+            resource_id: &email,
+            action: "reset_password",
+            description: format!("password of {email} reset from the command line"),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(user = %email, "password reset");
+    Ok(password)
 }

@@ -1,98 +1,280 @@
 //! `nerveshub-server`: the NervesHub update server on its embedded defaults (SQLite and local
 //! firmware storage in `./nerveshub-data`, a development certificate for the device endpoint),
-//! or on PostgreSQL and S3 for scale. Every flag has an environment variable.
+//! or on PostgreSQL and S3 for scale.
+//!
+//! Every setting is a flag, an environment variable and a key of the `--config` TOML file,
+//! taken in that order of precedence (flags > environment > file > built-in defaults).
+//! `nerveshub-server config print` shows the result with secrets masked;
+//! `nerveshub-server admin reset-password EMAIL` sets a new password offline.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use clap::Parser;
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
 use nerveshub_server::{Config, DEFAULT_MAX_FIRMWARE_SIZE, RunningServer};
+use serde::Deserialize;
+
+#[path = "../logging.rs"]
+mod logging;
+
+use logging::LogFormat;
 
 #[derive(Debug, Parser)]
-#[command(version, about = "The NervesHub firmware update server")]
-struct Args {
+#[command(
+    name = "nerveshub-server",
+    version,
+    about = "The NervesHub firmware update server",
+    after_help = "Each flag can also be set by its environment variable or as a key of the \
+                  --config file (the flag's name without dashes in front: `data-dir = \"/var/lib/nerveshub\"`); \
+                  flags win over the environment, the environment over the file. \
+                  RUST_LOG filters the log (default `info`; e.g. `info,nerveshub_server=debug`)."
+)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Server administration that works on the database directly (no running server needed).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// The effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Give a user a new random password (printed once) — for a lost first-admin password.
+    ResetPassword {
+        /// The user's email.
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration as a --config file, with secrets masked.
+    Print,
+}
+
+/// Every setting, from flags and environment (clap) or from the file (serde). `None` means
+/// "not given here": the next source down decides.
+#[derive(Debug, Default, clap::Args, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct Settings {
+    /// Read settings from this TOML file.
+    #[arg(long, env = "NERVESHUB_CONFIG", global = true)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
     /// Holds the SQLite database, local firmware storage, development TLS files and the first
-    /// admin's token.
-    #[arg(long, env = "NERVESHUB_DATA_DIR", default_value = "./nerveshub-data")]
-    data_dir: PathBuf,
+    /// admin's token [default: ./nerveshub-data].
+    #[arg(long, env = "NERVESHUB_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
     /// `postgres://…` to keep data in PostgreSQL instead of SQLite.
-    #[arg(long, env = "NERVESHUB_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "NERVESHUB_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
     database_url: Option<String>,
-    /// Management API address (plain HTTP).
-    #[arg(long, env = "NERVESHUB_API_ADDR", default_value = "127.0.0.1:4000")]
-    api_addr: SocketAddr,
-    /// Device endpoint address (HTTPS).
-    #[arg(long, env = "NERVESHUB_DEVICE_ADDR", default_value = "0.0.0.0:4001")]
-    device_addr: SocketAddr,
+    /// Management API address, plain HTTP; also serves /health and /ready
+    /// [default: 127.0.0.1:4000].
+    #[arg(long, env = "NERVESHUB_API_ADDR", global = true)]
+    api_addr: Option<SocketAddr>,
+    /// Device endpoint address, HTTPS [default: 0.0.0.0:4001].
+    #[arg(long, env = "NERVESHUB_DEVICE_ADDR", global = true)]
+    device_addr: Option<SocketAddr>,
     /// Device endpoint certificate chain (PEM). Without it, a development CA and certificate
     /// are made in `<data-dir>/tls` on first start.
-    #[arg(long, env = "NERVESHUB_DEVICE_CERT", requires = "device_key")]
+    #[arg(long, env = "NERVESHUB_DEVICE_CERT", global = true)]
     device_cert: Option<PathBuf>,
     /// Device endpoint private key (PEM).
-    #[arg(long, env = "NERVESHUB_DEVICE_KEY", requires = "device_cert")]
+    #[arg(long, env = "NERVESHUB_DEVICE_KEY", global = true)]
     device_key: Option<PathBuf>,
-    /// Another name the development certificate is valid for (repeat, or comma-separated in
-    /// the environment variable).
+    /// Another DNS name or IP address devices reach the server by (repeat, or comma-separated
+    /// in the environment variable). Only adds it to the development certificate, which is
+    /// made on first start for localhost, 127.0.0.1 and ::1 (delete `<data-dir>/tls` to
+    /// remake it); it changes no URL.
     #[arg(
         long = "device-host",
         env = "NERVESHUB_DEVICE_HOSTS",
-        value_delimiter = ','
+        value_delimiter = ',',
+        global = true
     )]
-    device_hosts: Vec<String>,
-    /// Email of the server admin created on first start.
-    #[arg(long, env = "NERVESHUB_ADMIN_EMAIL", default_value = "admin@localhost")]
-    admin_email: String,
+    #[serde(rename = "device-host")]
+    device_hosts: Option<Vec<String>>,
+    /// Email of the server admin created on first start [default: admin@localhost].
+    #[arg(long, env = "NERVESHUB_ADMIN_EMAIL", global = true)]
+    admin_email: Option<String>,
     /// Firmware storage: `local` (under the data directory), `s3://bucket` or
-    /// `s3://bucket/prefix` (configured by AWS_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID,
-    /// AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP).
-    #[arg(long, env = "NERVESHUB_STORAGE", default_value = "local")]
-    storage: String,
-    /// Largest firmware upload accepted, in bytes.
-    #[arg(long, env = "NERVESHUB_MAX_FIRMWARE_SIZE", default_value_t = DEFAULT_MAX_FIRMWARE_SIZE)]
-    max_firmware_size: u64,
-    /// Base of the URLs handed to devices (default `https://localhost:<device port>`).
-    #[arg(long, env = "NERVESHUB_DEVICE_URL")]
+    /// `s3://bucket/prefix` (configured by --storage-option or AWS_ENDPOINT, AWS_REGION,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP) [default: local].
+    #[arg(long, env = "NERVESHUB_STORAGE", global = true)]
+    storage: Option<String>,
+    /// An S3 setting as `KEY=VALUE` (object_store's names: aws_endpoint, aws_region,
+    /// aws_access_key_id, aws_secret_access_key, aws_allow_http, …); repeatable. In the
+    /// file: a `[storage-option]` table.
+    #[arg(long = "storage-option", value_parser = parse_key_value, global = true)]
+    #[serde(skip)]
+    storage_option_flags: Vec<(String, String)>,
+    #[arg(skip)]
+    storage_option: Option<std::collections::BTreeMap<String, String>>,
+    /// Largest firmware upload accepted, in bytes [default: 209715200].
+    #[arg(long, env = "NERVESHUB_MAX_FIRMWARE_SIZE", global = true)]
+    max_firmware_size: Option<u64>,
+    /// Base of the firmware download URLs handed to devices when firmware is stored locally,
+    /// e.g. `https://updates.example.com` when devices reach the server through a proxy or a
+    /// name the server cannot see. By default each device gets URLs on the host it connected
+    /// to (its Host header), which works for any device that reached the server.
+    #[arg(long, env = "NERVESHUB_DEVICE_URL", global = true)]
     device_url: Option<String>,
+    /// Serve Prometheus metrics at `http://ADDR/metrics` on a listener of its own (off by
+    /// default; keep it private).
+    #[arg(long, env = "NERVESHUB_METRICS_ADDR", global = true)]
+    metrics_addr: Option<SocketAddr>,
+    /// Log format on stderr: `text` (colours only on a terminal) or `json` (one object per
+    /// line) [default: text].
+    #[arg(long, env = "NERVESHUB_LOG_FORMAT", value_enum, global = true)]
+    log_format: Option<LogFormat>,
 }
 
-impl Args {
-    fn into_config(self) -> Config {
-        let mut config = Config::new(self.data_dir);
-        config.database_url = self.database_url;
-        config.api_addr = self.api_addr;
-        config.device_addr = self.device_addr;
-        config.device_cert = self.device_cert;
-        config.device_key = self.device_key;
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
+}
+
+/// The settings after every source, with the built-in defaults filled in.
+#[derive(Debug)]
+struct Effective {
+    config: Config,
+    log_format: LogFormat,
+}
+
+impl Settings {
+    /// Reads the `--config` file, if any.
+    fn load_file(path: &Path) -> anyhow::Result<Settings> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the configuration file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("in the configuration file {}", path.display()))
+    }
+
+    /// `self` (flags and environment) over `file`, then the defaults.
+    fn resolve(self, file: Settings) -> anyhow::Result<Effective> {
+        let mut config = Config::new(
+            self.data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./nerveshub-data")),
+        );
+        config.database_url = self.database_url.or(file.database_url);
+        if let Some(addr) = self.api_addr.or(file.api_addr) {
+            config.api_addr = addr;
+        }
+        if let Some(addr) = self.device_addr.or(file.device_addr) {
+            config.device_addr = addr;
+        }
+        // A certificate and its key come from the same source, never one from each.
+        let (cert, key) = match (self.device_cert, self.device_key) {
+            (None, None) => (file.device_cert, file.device_key),
+            pair => pair,
+        };
+        match (&cert, &key) {
+            (Some(_), None) => bail!("--device-cert needs --device-key"),
+            (None, Some(_)) => bail!("--device-key needs --device-cert"),
+            _ => {}
+        }
+        config.device_cert = cert;
+        config.device_key = key;
         config.device_hosts = self
             .device_hosts
+            .or(file.device_hosts)
+            .unwrap_or_default()
             .into_iter()
+            .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty())
             .collect();
-        config.admin_email = self.admin_email;
-        config.storage = self.storage;
-        config.max_firmware_size = self.max_firmware_size;
-        config.device_url = self.device_url;
-        config
+        if let Some(email) = self.admin_email.or(file.admin_email) {
+            config.admin_email = email;
+        }
+        if let Some(storage) = self.storage.or(file.storage) {
+            config.storage = storage;
+        }
+        // Options merge key by key: a flag overrides the file's value of the same key.
+        let mut options = file.storage_option.unwrap_or_default();
+        options.extend(self.storage_option_flags);
+        config.storage_options = options.into_iter().collect();
+        config.max_firmware_size = self
+            .max_firmware_size
+            .or(file.max_firmware_size)
+            .unwrap_or(DEFAULT_MAX_FIRMWARE_SIZE);
+        config.device_url = self.device_url.or(file.device_url);
+        config.metrics_addr = self.metrics_addr.or(file.metrics_addr);
+        Ok(Effective {
+            config,
+            log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+        })
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let config = Args::parse().into_config();
+/// Reads every source: flags and environment from `cli`, then the file it names.
+fn effective(settings: Settings) -> anyhow::Result<Effective> {
+    let file = match &settings.config {
+        Some(path) => Settings::load_file(path)?,
+        None => Settings::default(),
+    };
+    settings.resolve(file)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let effective = effective(cli.settings)?;
+    match cli.command {
+        Some(Command::Config(ConfigCommand::Print)) => {
+            write_stdout(&print_config(&effective));
+            Ok(())
+        }
+        Some(Command::Admin(AdminCommand::ResetPassword { email })) => {
+            logging::init(effective.log_format);
+            let runtime = tokio::runtime::Runtime::new().context("starting tokio")?;
+            let password = runtime
+                .block_on(nerveshub_server::reset_password(&effective.config, &email))
+                .context("resetting the password")?;
+            write_stdout(&format!(
+                "New password for {} (shown only this once):\n  {password}\n",
+                email.trim().to_lowercase()
+            ));
+            Ok(())
+        }
+        None => {
+            logging::init(effective.log_format);
+            let runtime = tokio::runtime::Runtime::new().context("starting tokio")?;
+            runtime.block_on(serve(effective.config))
+        }
+    }
+}
+
+/// Written, not println!-ed: a closed stdout must not stop the server.
+fn write_stdout(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = ShutdownSignal::install();
     let data_dir = config.data_dir.clone();
     let server = RunningServer::start(config)
         .await
         .context("starting nerveshub-server")?;
-    // Written, not println!-ed: a closed stdout must not stop the server.
     let mut banner = String::new();
     if let Some(admin) = server.first_admin() {
         // Shown once, to the terminal only: the password is never stored in clear.
@@ -101,25 +283,112 @@ async fn main() -> anyhow::Result<()> {
         banner += &format!("  password: {}\n", admin.password);
         banner += &format!("  token:    {}\n", admin.token);
         banner += &format!(
-            "The token is also in {} (mode 0600).\n",
-            data_dir.join("admin-token").display()
+            "The token is also in {} (mode 0600). Lost the password? \
+             `nerveshub-server admin reset-password {}`.\n",
+            data_dir.join("admin-token").display(),
+            admin.email
         );
     }
     banner += &format!("Management API: http://{}/api\n", server.api_addr());
     banner += &format!("Device endpoint: https://{}\n", server.device_addr());
+    if let Some(metrics) = server.metrics_addr() {
+        banner += &format!("Metrics: http://{metrics}/metrics\n");
+    }
     if let Some(ca) = server.dev_ca_file() {
         banner += &format!("Devices must trust the development CA {}\n", ca.display());
     }
-    {
-        use std::io::Write;
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(banner.as_bytes());
-        let _ = stdout.flush();
-    }
+    write_stdout(&banner);
     shutdown.wait().await;
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// The effective configuration as a TOML `--config` file; the database password and secret
+/// storage options are masked.
+fn print_config(effective: &Effective) -> String {
+    use toml::Value;
+    let c = &effective.config;
+    let mut table = toml::Table::new();
+    let path = |p: &Path| Value::String(p.display().to_string());
+    table.insert("data-dir".into(), path(&c.data_dir));
+    if let Some(url) = &c.database_url {
+        table.insert("database-url".into(), Value::String(mask_url(url)));
+    }
+    table.insert("api-addr".into(), Value::String(c.api_addr.to_string()));
+    table.insert(
+        "device-addr".into(),
+        Value::String(c.device_addr.to_string()),
+    );
+    if let Some(cert) = &c.device_cert {
+        table.insert("device-cert".into(), path(cert));
+    }
+    if let Some(key) = &c.device_key {
+        table.insert("device-key".into(), path(key));
+    }
+    table.insert(
+        "device-host".into(),
+        Value::Array(
+            c.device_hosts
+                .iter()
+                .map(|h| Value::String(h.clone()))
+                .collect(),
+        ),
+    );
+    table.insert("admin-email".into(), Value::String(c.admin_email.clone()));
+    table.insert("storage".into(), Value::String(c.storage.clone()));
+    table.insert(
+        "max-firmware-size".into(),
+        Value::Integer(i64::try_from(c.max_firmware_size).unwrap_or(i64::MAX)),
+    );
+    if let Some(url) = &c.device_url {
+        table.insert("device-url".into(), Value::String(url.clone()));
+    }
+    if let Some(addr) = c.metrics_addr {
+        table.insert("metrics-addr".into(), Value::String(addr.to_string()));
+    }
+    table.insert(
+        "log-format".into(),
+        Value::String(
+            match effective.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            }
+            .to_owned(),
+        ),
+    );
+    if !c.storage_options.is_empty() {
+        let options = c
+            .storage_options
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_secret_option(k) { "***" } else { v };
+                (k.clone(), Value::String(shown.to_owned()))
+            })
+            .collect::<toml::Table>();
+        table.insert("storage-option".into(), Value::Table(options));
+    }
+    table.to_string()
+}
+
+/// Storage options whose values are credentials.
+fn is_secret_option(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["secret", "token", "password", "key_id", "access_key"]
+        .iter()
+        .any(|s| key.contains(s))
+}
+
+/// `scheme://user:***@host/…`: the URL without its password.
+fn mask_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Listens for Ctrl-C and SIGTERM from the moment it is made, so a signal that arrives while

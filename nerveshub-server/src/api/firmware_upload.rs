@@ -123,6 +123,7 @@ pub(super) async fn upload(
         .await
         .map_err(|e| ApiError::Internal(format!("firmware upload task: {e}")))??;
 
+    tracing::info!(org = %org, product = %firmware.product, uuid = %firmware.uuid, version = %firmware.version, size = firmware.size, "firmware uploaded");
     let location = format!(
         "/api/orgs/{}/products/{}/firmwares/{}",
         encode_segment(&org),

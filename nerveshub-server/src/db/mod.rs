@@ -11,6 +11,7 @@ pub(crate) mod device_session;
 pub(crate) mod device_updates;
 mod devices;
 mod firmwares;
+mod operations;
 mod shared_secrets;
 
 use std::path::Path;
@@ -27,6 +28,7 @@ pub(crate) use certificates::*;
 pub(crate) use deployments::DeploymentRow;
 pub(crate) use devices::*;
 pub(crate) use firmwares::*;
+pub(crate) use operations::*;
 pub(crate) use shared_secrets::*;
 
 /// Which database engine a [`Db`] talks to.

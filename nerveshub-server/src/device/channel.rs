@@ -163,6 +163,7 @@ impl DeviceChannel {
                 pushes.push(DeviceServerEvent::ArchivePublicKeys(keys));
             }
         }
+        crate::observability::device_joined();
         Ok(JoinOutcome::Accepted(pushes))
     }
 

@@ -156,6 +156,11 @@ impl DeviceRegistry {
         })
     }
 
+    /// How many devices have a socket on this node.
+    pub(crate) fn connected_count(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Whether `device_id` has a socket on this node.
     pub(crate) fn is_connected(&self, device_id: i64) -> bool {
         self.lock().contains_key(&device_id)

@@ -12,8 +12,8 @@ use axum::http::header::DATE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use nerveshub_proto::{
-    ChannelMessage, Codec, DEFAULT_MAX_FRAME_LEN, DEVICE_TOPIC, Frame, ServerConfig, ServerEvent,
-    ServerSession, Vsn, WireMessage,
+    ChannelMessage, Codec, DEFAULT_MAX_FRAME_LEN, DEVICE_TOPIC, DeviceServerEvent, Frame,
+    ServerConfig, ServerEvent, ServerSession, Vsn, WireMessage,
 };
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
@@ -23,6 +23,7 @@ use super::channel::{DeviceChannel, JoinOutcome};
 use super::registry::DeviceCommand;
 use crate::db::device_session::SessionDevice;
 use crate::device_endpoint::PeerCertificates;
+use crate::observability::{self, RefusalReason};
 use crate::state::AppState;
 
 /// NervesHub's header naming why a connection was refused.
@@ -64,6 +65,8 @@ pub(crate) async fn websocket(
     let (device, kind) = match auth::authenticate(&state, &chain, &headers).await {
         Ok(found) => found,
         Err(Refusal::NoCredentials) => {
+            tracing::info!(reason = NO_CREDENTIALS_REASON, "device connection refused");
+            observability::device_refused(RefusalReason::NoCredentials);
             return refuse(
                 StatusCode::UNAUTHORIZED,
                 Some(NO_CREDENTIALS_REASON),
@@ -72,10 +75,12 @@ pub(crate) async fn websocket(
         }
         Err(Refusal::Invalid(why)) => {
             tracing::info!(reason = %why, "device connection refused");
+            observability::device_refused(RefusalReason::Credentials);
             return refuse(StatusCode::UNAUTHORIZED, None, "");
         }
         Err(Refusal::Unavailable(e)) => {
             tracing::error!(error = %e, "device authentication failed on the database");
+            observability::device_refused(RefusalReason::Unavailable);
             return refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some(UNAVAILABLE_REASON),
@@ -83,12 +88,17 @@ pub(crate) async fn websocket(
             );
         }
     };
+    // Firmware URLs handed to this socket use the address the device reached us on.
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
     tracing::info!(device = %device.identifier, auth = ?kind, vsn = vsn.as_str(), "device connected");
     ws.read_buffer_size(READ_BUFFER)
         .max_message_size(DEFAULT_MAX_FRAME_LEN)
         .max_frame_size(DEFAULT_MAX_FRAME_LEN)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "device WebSocket upgrade failed"))
-        .on_upgrade(move |socket| run(state, device, kind, Codec::new(vsn), socket))
+        .on_upgrade(move |socket| run(state, device, kind, Codec::new(vsn), host, socket))
 }
 
 fn refuse(status: StatusCode, reason: Option<&'static str>, body: &'static str) -> Response {
@@ -133,6 +143,7 @@ async fn run(
     device: SessionDevice,
     kind: AuthKind,
     codec: Codec,
+    host: Option<String>,
     mut socket: WebSocket,
 ) {
     let (tx, mut commands) = mpsc::channel(COMMAND_QUEUE);
@@ -154,7 +165,9 @@ async fn run(
     let ended = 'socket: loop {
         // Let the channel act on what the session reported, then send what it queued.
         while let Some(event) = session.poll_event() {
-            if let Some(end) = handle_event(&mut session, &mut channel, event).await {
+            if let Some(end) =
+                handle_event(&mut session, &mut channel, &state, host.as_deref(), event).await
+            {
                 break 'socket end;
             }
         }
@@ -179,6 +192,7 @@ async fn run(
                         break Ended::ByDevice;
                     }
                 };
+                observability::message_in();
                 match codec.decode(&bytes) {
                     Ok(frame) => session.handle_frame(frame, origin.elapsed()),
                     Err(e) => tracing::debug!(device = %identifier, error = %e, "undecodable frame dropped"),
@@ -187,6 +201,7 @@ async fn run(
             }
             command = commands.recv() => match command {
                 Some(DeviceCommand::Push { event, ack }) => {
+                    let event = for_host(&state, event, host.as_deref());
                     if session.is_joined(DEVICE_TOPIC)
                         && session.push(DEVICE_TOPIC, event.event(), event.to_payload()).is_ok()
                     {
@@ -241,13 +256,28 @@ async fn send_frame(socket: &mut WebSocket, codec: &Codec, frame: &Frame) -> Res
             return Ok(());
         }
     };
+    observability::message_out();
     socket.send(message).await.map_err(|_| Ended::ByDevice)
+}
+
+/// An `update` push with its firmware URL on the host the device connected to.
+fn for_host(state: &AppState, event: DeviceServerEvent, host: Option<&str>) -> DeviceServerEvent {
+    match event {
+        DeviceServerEvent::Update(mut update) => {
+            let url = std::mem::take(&mut update.firmware_url);
+            update.firmware_url = state.storage.url_for_host(url, host);
+            DeviceServerEvent::Update(update)
+        }
+        other => other,
+    }
 }
 
 /// Acts on one session event; `Some` ends the socket.
 async fn handle_event(
     session: &mut ServerSession,
     channel: &mut DeviceChannel,
+    state: &AppState,
+    host: Option<&str>,
     event: ServerEvent,
 ) -> Option<Ended> {
     match event {
@@ -257,6 +287,7 @@ async fn handle_event(
                     // The request came from this session a moment ago; it is still pending.
                     let _ = session.accept_join(&req, json!({}));
                     for push in pushes {
+                        let push = for_host(state, push, host);
                         let _ = session.push(DEVICE_TOPIC, push.event(), push.to_payload());
                     }
                 }

@@ -83,6 +83,9 @@ enum Backend {
         signer: UrlSigner,
         /// `https://host:port`, no trailing slash.
         base_url: String,
+        /// No `device_url` was configured: `base_url` is only a placeholder, and a device is
+        /// handed URLs on the host it connected to ([`Storage::url_for_host`]).
+        base_from_host: bool,
     },
     S3 {
         s3: Arc<AmazonS3>,
@@ -144,6 +147,7 @@ impl Storage {
                     root,
                     signer,
                     base_url,
+                    base_from_host: config.device_url.is_none(),
                 },
             )
         } else if let Some(location) = spec.strip_prefix("s3://") {
@@ -294,12 +298,49 @@ impl Storage {
         }
     }
 
+    /// `url` (from [`Storage::download_url`]) as a device that reached the device endpoint
+    /// through `host` (its `Host` header, `name[:port]`) must see it: with local storage and no
+    /// configured device URL, the placeholder base is replaced by `https://<host>`, so a device
+    /// on the network downloads from the address it already reaches. Other URLs (S3, a
+    /// configured `device_url`) and hosts that are not a plain authority pass unchanged.
+    pub(crate) fn url_for_host(&self, url: String, host: Option<&str>) -> String {
+        let Backend::Local {
+            base_url,
+            base_from_host: true,
+            ..
+        } = &self.inner.backend
+        else {
+            return url;
+        };
+        match (host, url.strip_prefix(base_url.as_str())) {
+            (Some(host), Some(rest)) if is_authority(host) && rest.starts_with('/') => {
+                format!("https://{host}{rest}")
+            }
+            _ => url,
+        }
+    }
+
     /// Checks a local download URL's `expires` and `signature` for `key` at `now` (Unix
     /// seconds). Always invalid for S3 storage, which never hands out such URLs.
     fn check_local_url(&self, key: &str, expires: u64, signature: &str, now: u64) -> UrlCheck {
         match &self.inner.backend {
             Backend::Local { signer, .. } => signer.check(key, expires, signature, now),
             Backend::S3 { .. } => UrlCheck::Invalid,
+        }
+    }
+
+    /// Whether the store can be reached: the local root exists, or S3 answers a HEAD in the
+    /// bucket (a missing object is an answer).
+    pub(crate) async fn ping(&self) -> Result<(), StorageError> {
+        if let Backend::Local { root, .. } = &self.inner.backend {
+            std::fs::metadata(root).map_err(|e| StorageError::Io {
+                context: format!("reading {}", root.display()),
+                source: e,
+            })?;
+        }
+        match self.head(".ready-probe").await {
+            Ok(_) | Err(StorageError::Store(object_store::Error::NotFound { .. })) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -317,6 +358,16 @@ impl Storage {
             .get_opts(&self.object_path(key)?, options)
             .await?)
     }
+}
+
+/// Whether `host` is a bare `name[:port]` or `[v6]:port` authority: nothing that could
+/// change the URL's meaning (no userinfo, path, query or whitespace).
+fn is_authority(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 /// Removes upload temp files a crashed process left behind.

@@ -91,7 +91,11 @@ async fn respond(
     let body = if body_len == 0 {
         Body::empty()
     } else {
-        Body::from_stream(state.storage.get(key, get_range).await?.into_stream())
+        // Counted as sent, so a download cut short counts only what left.
+        Body::from_stream(futures_util::TryStreamExt::inspect_ok(
+            state.storage.get(key, get_range).await?.into_stream(),
+            |chunk| crate::observability::download_bytes(chunk.len() as u64),
+        ))
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;

@@ -20,7 +20,12 @@ use nerveshub_client::{
     Updater,
 };
 use nerveshub_fwup::apply::{ApplyOptions, FileTarget};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
+
+#[path = "../../logging.rs"]
+mod logging;
+
+use logging::LogFormat;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -29,6 +34,16 @@ use tracing::{error, info, warn};
     about = "A simulated NervesHub device on a disk image"
 )]
 struct Cli {
+    /// Log format on stderr: `text` (colours only on a terminal) or `json` (one object per
+    /// line). RUST_LOG filters (default `info`).
+    #[arg(
+        long,
+        env = "NERVESHUB_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -105,14 +120,8 @@ struct RunArgs {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    logging::init(cli.log_format);
     let result = match cli.command {
         Command::Provision(args) => provision(&args),
         Command::Run(args) => run(*args),
@@ -207,7 +216,8 @@ impl Client for SimulatedDevice {
     }
 
     fn error(&mut self, error: &nerveshub_client::Error) {
-        warn!(%error, "client error");
+        // nerveshub-client has logged it (once, with a hint); this is only the callback.
+        debug!(%error, "client error");
     }
 
     fn connected(&mut self) {
@@ -225,8 +235,17 @@ impl Client for SimulatedDevice {
 }
 
 fn read_env(image: &Path, location: UbootEnvLocation) -> Result<FirmwareEnv> {
-    FirmwareEnv::read(image, location)
-        .with_context(|| format!("reading the U-Boot environment of {}", image.display()))
+    FirmwareEnv::read(image, location).with_context(|| {
+        format!(
+            "reading the U-Boot environment of {} at byte {} ({} bytes): was the image \
+             provisioned (`nerveshub-device provision`), and does --uboot-env \
+             (OFFSET:COUNT in 512-byte blocks) match the firmware's uboot-environment block-offset \
+             and block-count?",
+            image.display(),
+            location.offset,
+            location.size
+        )
+    })
 }
 
 fn run(args: RunArgs) -> Result<()> {
