@@ -126,9 +126,6 @@ pub(crate) fn main(options: &Options, out: &mut Output) -> ExitCode {
 }
 
 fn run(options: &Options, out: &mut Output, started: Instant) -> Result<(), Failure> {
-    if options.quiet && options.numeric_progress {
-        return Err(Failure::message("Pick either -q or -n, but not both"));
-    }
     let low = percent_option(options, "progress-low", 0)?;
     let high = percent_option(options, "progress-high", 100)?;
     if low > high {
@@ -149,16 +146,18 @@ fn run(options: &Options, out: &mut Output, started: Instant) -> Result<(), Fail
     let task = options
         .task
         .clone()
-        .ok_or_else(|| Failure::message("Specify a task (-t)"))?;
+        .ok_or_else(|| Failure::message("specify a task (-t)"))?;
+    // Without -i fwup reads the archive from standard input: nerves_hub_link streams it
+    // that way, framed when --framing is on.
     let input_name = options
         .input
         .clone()
         .or_else(|| options.positional.first().cloned())
-        .ok_or_else(|| Failure::message("Specify an input firmware file (-i)"))?;
+        .unwrap_or_else(|| "-".to_owned());
     let destination = options
         .destination
         .clone()
-        .ok_or_else(|| Failure::message("Specify a destination (-d)"))?;
+        .ok_or_else(|| Failure::message("specify a destination (-d)"))?;
     let max_size = match other_value(options, "max-size") {
         None => None,
         Some(text) => Some(
