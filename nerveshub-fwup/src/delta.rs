@@ -338,6 +338,12 @@ impl DeltaDecoder {
         }
     }
 
+    /// Sets how many source bytes COPY instructions may read (known once the source is
+    /// open).
+    pub(crate) fn set_source_len(&mut self, len: u64) {
+        self.source_len = len;
+    }
+
     /// Reads and checks the file header: magic, and only what xdelta3 `-S` writes (no
     /// secondary compressor, no custom code table; an application header is skipped).
     pub(crate) fn read_header(&mut self, patch: &mut PatchRead<'_>) -> Result<()> {

@@ -155,6 +155,18 @@ pub enum Error {
         /// Length found in the archive.
         actual: u64,
     },
+    /// An entry's size differs from meta.conf's and its `on-resource` names no delta source.
+    #[error(
+        "File '{name}' isn't expected size ({size} vs {expected}) and xdelta3 patch support not enabled on it. (Add delta-source-raw-offset / delta-source-raw-count or delta-source-fat-offset / delta-source-fat-path)"
+    )]
+    DeltaNotEnabled {
+        /// Resource name.
+        name: String,
+        /// Size of the entry in the archive.
+        size: u64,
+        /// Length meta.conf declares.
+        expected: u64,
+    },
     /// A delta (VCDIFF) resource is malformed, or does not fit its source.
     #[error("xdelta3 error: {0}")]
     BadDelta(String),

@@ -16,6 +16,7 @@ use super::host::Host;
 use super::partitions;
 use super::progress::Progress;
 use super::target::Target;
+use crate::delta::DeltaDecoder;
 use crate::metaconf::{FunctionCall, MetaConf, Resource, Task};
 use crate::{Error, Result};
 
@@ -56,21 +57,94 @@ impl<T: Target> Context<'_, T> {
 pub(super) struct Stream<'s> {
     resource: &'s Resource,
     read: &'s mut dyn FnMut(&mut [u8]) -> Result<usize>,
-    declared: Option<u64>,
     consumed: bool,
+    /// Set when the entry is an xdelta3 patch: the data read is its decoded output.
+    delta: Option<Delta>,
+}
+
+/// Where a delta resource's COPY instructions read: fwup's `delta-source-raw-offset`/
+/// `-count` (a range of the destination) or `delta-source-fat-offset`/`-path` (a file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum DeltaSource {
+    /// Byte offset and length of the range.
+    Raw {
+        /// Byte offset on the destination.
+        offset: u64,
+        /// Length in bytes.
+        len: u64,
+    },
+    /// A file in the FAT filesystem at a byte offset.
+    Fat {
+        /// Byte offset of the filesystem.
+        base: u64,
+        /// The file's path.
+        path: String,
+    },
+}
+
+/// A delta resource being decoded.
+pub(super) struct Delta {
+    decoder: DeltaDecoder,
+    source: DeltaSource,
+    /// The source file, for FAT sources, opened on first use.
+    fat_file: Option<fat::ReadFile>,
 }
 
 impl<'s> Stream<'s> {
     pub(super) fn new(
         resource: &'s Resource,
         read: &'s mut dyn FnMut(&mut [u8]) -> Result<usize>,
-        declared: Option<u64>,
     ) -> Self {
         Self {
             resource,
             read,
-            declared,
             consumed: false,
+            delta: None,
+        }
+    }
+
+    /// Makes this stream decode its entry as an xdelta3 patch against `source`.
+    pub(super) fn with_delta(mut self, source: DeltaSource) -> Self {
+        self.delta = Some(Delta {
+            decoder: DeltaDecoder::new(0),
+            source,
+            fat_file: None,
+        });
+        self
+    }
+
+    /// The resource's next data bytes: the entry's, or the patch's decoded output.
+    fn read_data<T: Target>(&mut self, cache: &mut BlockCache<T>, buf: &mut [u8]) -> Result<usize> {
+        let Some(delta) = self.delta.as_mut() else {
+            return (self.read)(buf);
+        };
+        let patch = &mut *self.read;
+        match &delta.source {
+            DeltaSource::Raw { offset, len } => {
+                let (offset, len) = (*offset, *len);
+                delta.decoder.set_source_len(len);
+                delta.decoder.read(buf, patch, &mut |at, out| {
+                    cache.read_at(offset.saturating_add(at), out)
+                })
+            }
+            DeltaSource::Fat { base, path } => {
+                let (base, path) = (*base, path.clone());
+                let source_error = |e: Error| fat::with_context(e, "xdelta3 source", &path);
+                if delta.fat_file.is_none() {
+                    let mut vol = fat::Volume::mount(cache, base).map_err(source_error)?;
+                    let file = vol.open_read(&path).map_err(source_error)?;
+                    delta.decoder.set_source_len(file.size());
+                    delta.fat_file = Some(file);
+                }
+                let file = delta
+                    .fat_file
+                    .as_mut()
+                    .ok_or_else(|| Error::BadDelta("no source".into()))?;
+                delta.decoder.read(buf, patch, &mut |at, out| {
+                    let mut vol = fat::Volume::mount(&mut *cache, base).map_err(source_error)?;
+                    vol.pread(file, at, out).map_err(source_error)
+                })
+            }
         }
     }
 }
@@ -231,11 +305,6 @@ fn data_stream<'a, 's>(
     let stream = stream.ok_or_else(|| bad_args(call, "only usable in on-resource"))?;
     if stream.consumed {
         return Err(Error::ResourceAlreadyConsumed(call.name().to_owned()));
-    }
-    let runs = stream.resource.length_runs();
-    // One run stored with a different size is an xdelta3 patch for fwup.
-    if runs.len() == 1 && stream.declared.is_some_and(|d| Some(&d) != runs.first()) {
-        return Err(not_supported(call, "delta (VCDIFF) resources"));
     }
     stream.consumed = true;
     Ok(stream)
@@ -618,7 +687,7 @@ fn stream_runs<T: Target>(
             let out = buf.get_mut(..want).unwrap_or_default();
             let mut n = 0;
             while n < want {
-                let got = (stream.read)(out.get_mut(n..).unwrap_or_default())?;
+                let got = stream.read_data(&mut ctx.cache, out.get_mut(n..).unwrap_or_default())?;
                 if got == 0 {
                     break;
                 }
@@ -644,7 +713,11 @@ fn stream_runs<T: Target>(
     }
     // More data than meta.conf declares is a mismatch too. One more read shows it; the
     // rest is not inflated (a zip bomb behind a small declared length costs nothing more).
-    let extra = if short { 0 } else { (stream.read)(&mut buf)? };
+    let extra = if short {
+        0
+    } else {
+        stream.read_data(&mut ctx.cache, &mut buf)?
+    };
     if short || extra > 0 || expected != Some(hasher.finalize().into()) {
         return Err(mismatch());
     }
