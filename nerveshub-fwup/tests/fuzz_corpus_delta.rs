@@ -27,5 +27,9 @@ fn delta_corpus_replays_without_panicking() {
         }
         count += 1;
     }
-    assert!(count >= 5, "the delta corpus in {} is incomplete", dir.display());
+    assert!(
+        count >= 5,
+        "the delta corpus in {} is incomplete",
+        dir.display()
+    );
 }

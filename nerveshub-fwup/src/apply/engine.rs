@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use super::cache::BlockCache;
+use super::crypto::SectorCipher;
 use super::functions::{self, DeltaSource, Stream};
 use super::host::{Host, SystemHost};
 use super::progress::Progress;
@@ -187,16 +188,15 @@ fn delta_source(
     };
     let raw_count = handler.delta_source_raw_count().filter(|c| *c > 0);
     if let (Some(offset), Some(count)) = (handler.delta_source_raw_offset(), raw_count) {
-        if handler.delta_source_raw_options().is_some() {
-            return Err(Error::ApplyNotSupported {
-                function: name.to_owned(),
-                what: "encrypted delta sources (delta-source-raw-options)",
-            });
-        }
+        let cipher = match handler.delta_source_raw_options() {
+            Some(options) => SectorCipher::from_options(&[options.to_owned()])?,
+            None => None,
+        };
         let len = u64::try_from(count).unwrap_or(0).saturating_mul(512);
         return Ok(Some(DeltaSource::Raw {
             offset: blocks(offset)?,
             len,
+            cipher,
         }));
     }
     if let (Some(offset), Some(path)) = (

@@ -10,6 +10,7 @@ use std::io::Write as _;
 use blake2::digest::Digest as _;
 
 use super::cache::BlockCache;
+use super::crypto::{self, SectorCipher};
 use super::engine::{ApplyEvents, ApplyOptions};
 use super::fat;
 use super::host::Host;
@@ -64,7 +65,7 @@ pub(super) struct Stream<'s> {
 
 /// Where a delta resource's COPY instructions read: fwup's `delta-source-raw-offset`/
 /// `-count` (a range of the destination) or `delta-source-fat-offset`/`-path` (a file).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(super) enum DeltaSource {
     /// Byte offset and length of the range.
     Raw {
@@ -72,6 +73,8 @@ pub(super) enum DeltaSource {
         offset: u64,
         /// Length in bytes.
         len: u64,
+        /// `delta-source-raw-options`: the range is dm-crypt encrypted.
+        cipher: Option<SectorCipher>,
     },
     /// A file in the FAT filesystem at a byte offset.
     Fat {
@@ -120,11 +123,33 @@ impl<'s> Stream<'s> {
         };
         let patch = &mut *self.read;
         match &delta.source {
-            DeltaSource::Raw { offset, len } => {
+            DeltaSource::Raw {
+                offset,
+                len,
+                cipher,
+            } => {
                 let (offset, len) = (*offset, *len);
                 delta.decoder.set_source_len(len);
-                delta.decoder.read(buf, patch, &mut |at, out| {
-                    cache.read_at(offset.saturating_add(at), out)
+                let mut sectors = Vec::new();
+                delta.decoder.read(buf, patch, &mut |at, out| match cipher {
+                    None => cache.read_at(offset.saturating_add(at), out),
+                    Some(cipher) => {
+                        // Whole sectors around the range, decrypted, numbered from the
+                        // source's start as they were encrypted.
+                        let sector = crypto::SECTOR as u64;
+                        let first = at / sector;
+                        let end = (at + out.len() as u64).next_multiple_of(sector);
+                        let span = usize::try_from(end - first * sector)
+                            .map_err(|_| Error::BadDelta("source read too large".into()))?;
+                        sectors.resize(span, 0);
+                        cache.read_at(offset.saturating_add(first * sector), &mut sectors)?;
+                        cipher.decrypt(&mut sectors, first);
+                        let skip = usize::try_from(at - first * sector).unwrap_or(0);
+                        out.copy_from_slice(
+                            sectors.get(skip..skip + out.len()).unwrap_or_default(),
+                        );
+                        Ok(())
+                    }
                 })
             }
             DeltaSource::Fat { base, path } => {
@@ -329,12 +354,13 @@ fn run<T: Target>(
     let name = call.name();
     let units = match name {
         "raw_write" => {
-            if call.args().len() > 1 {
-                return Err(not_supported(call, "encrypted raw_write (cipher=)"));
-            }
             let dest = arg_blocks(call, 0)?;
+            let cipher = SectorCipher::from_options(call.args().get(1..).unwrap_or_default())?;
             let stream = data_stream(call, stream)?;
-            raw_write(ctx, call, stream, dest)?;
+            match cipher {
+                None => raw_write(ctx, call, stream, dest)?,
+                Some(cipher) => raw_write_encrypted(ctx, call, stream, dest, &cipher)?,
+            }
             0
         }
         "path_write" | "pipe_write" => {
@@ -616,6 +642,39 @@ fn raw_write<T: Target>(
             .write_at(at, zeros.get(..padded as usize).unwrap_or_default())?;
     }
     Ok(())
+}
+
+/// `raw_write` with dm-crypt options: the data, zero-padded to whole sectors, encrypted
+/// sector by sector (numbered from 0 at `dest`) and written. Chunks end on cache-segment
+/// boundaries, so every chunk but the last is whole sectors.
+fn raw_write_encrypted<T: Target>(
+    ctx: &mut Context<'_, T>,
+    call: &FunctionCall,
+    stream: &mut Stream<'_>,
+    dest: u64,
+    cipher: &SectorCipher,
+) -> Result<()> {
+    if stream.resource.length_runs().len() > 1 {
+        return Err(not_supported(call, "encrypted writes of sparse resources"));
+    }
+    if dest.checked_add(stream.resource.total_len()).is_none() {
+        return Err(bad_args(call, "destination past the end of any media"));
+    }
+    let mut sectors = Vec::with_capacity(DATA_CHUNK);
+    stream_runs(
+        ctx,
+        call,
+        stream,
+        false,
+        Chunks::Segments(dest),
+        &mut |ctx, at, data| {
+            sectors.clear();
+            sectors.extend_from_slice(data);
+            sectors.resize(data.len().next_multiple_of(crypto::SECTOR), 0);
+            cipher.encrypt(&mut sectors, at / crypto::SECTOR as u64);
+            ctx.cache.write_at(dest + at, &sectors)
+        },
+    )
 }
 
 /// How [`stream_runs`] cuts the data it hands over.
