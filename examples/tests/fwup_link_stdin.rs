@@ -315,3 +315,82 @@ fn crate_has_no_cards() -> bool {
         .unwrap();
     output.stdout.is_empty()
 }
+
+/// `--minimize-writes` reads first and skips what is already there: applying the same
+/// archive again over its own result writes nothing (the file's mtime stays put), while
+/// without it the file is written. `--verify-writes` reads every write back.
+#[test]
+fn minimize_and_verify_writes() {
+    use std::time::{Duration, SystemTime};
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("out.img");
+    let archive = common::fixtures().join("fw/ab.fw");
+    let apply = |extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_fwup-rs"))
+            .args(["-a", "-q", "-t", "complete", "-d"])
+            .arg(&image)
+            .arg("-i")
+            .arg(&archive)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{extra:?}: {output:?}");
+    };
+    apply(&["--verify-writes"]);
+    assert!(std::fs::read(&image).unwrap() == gunzip("images/ab--step1-complete.img.gz"));
+
+    let past = SystemTime::now() - Duration::from_secs(3600);
+    let set_old = || {
+        std::fs::File::options()
+            .write(true)
+            .open(&image)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+    };
+    let mtime = || std::fs::metadata(&image).unwrap().modified().unwrap();
+    set_old();
+    apply(&["--minimize-writes", "--verify-writes"]);
+    assert_eq!(mtime(), past, "an unchanged image was written to");
+    apply(&["--minimize-writes", "--no-minimize-writes"]);
+    assert_ne!(
+        mtime(),
+        past,
+        "without --minimize-writes the image is written"
+    );
+    assert!(std::fs::read(&image).unwrap() == gunzip("images/ab--step1-complete.img.gz"));
+}
+
+/// A real block device (a loop device) as destination: verify-writes is on by default for
+/// devices. Needs root and loop devices; says so and skips otherwise.
+#[test]
+fn apply_to_a_loop_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let backing = dir.path().join("disk.img");
+    std::fs::write(&backing, vec![0u8; 2 << 20]).unwrap();
+    let attach = Command::new("losetup")
+        .args(["-f", "--show"])
+        .arg(&backing)
+        .output();
+    let device = match attach {
+        Ok(out) if out.status.success() => String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+        other => {
+            let why = format!("skipped: no loop device available ({other:?})");
+            println!("{why}");
+            assert!(std::env::var_os("NERVESHUB_CI").is_none(), "{why}");
+            return;
+        }
+    };
+    let output = Command::new(env!("CARGO_BIN_EXE_fwup-rs"))
+        .args(["-a", "-q", "-U", "-t", "complete", "-d", &device, "-i"])
+        .arg(common::fixtures().join("fw/ab.fw"))
+        .output()
+        .unwrap();
+    let _ = Command::new("losetup").args(["-d", &device]).status();
+    assert!(output.status.success(), "{output:?}");
+    // A device keeps its size; the image's bytes are C fwup's up to its length.
+    let want = gunzip("images/ab--step1-complete.img.gz");
+    let got = std::fs::read(&backing).unwrap();
+    assert_eq!(got.len(), 2 << 20);
+    assert!(got[..want.len()] == want[..]);
+}

@@ -82,6 +82,15 @@ fn other_flag(options: &Options, name: &str) -> bool {
     options.other.iter().any(|(key, _)| key == name)
 }
 
+/// Which of an on/off pair of flags came last, if either was given.
+fn last_switch(options: &Options, on: &str, off: &str) -> Option<bool> {
+    options.other.iter().rev().find_map(|(key, _)| {
+        (key == on)
+            .then_some(true)
+            .or((key == off).then_some(false))
+    })
+}
+
 fn percent_option(options: &Options, name: &str, default: u8) -> Result<u8, Failure> {
     match other_value(options, name) {
         None => Ok(default),
@@ -188,6 +197,12 @@ fn run(options: &Options, out: &mut Output, started: Instant) -> Result<(), Fail
     if let Some(bytes) = max_size {
         target = target.with_max_size(bytes);
     }
+    // The last of --verify-writes/--no-verify-writes wins; unset, devices are verified.
+    let is_null = destination == "/dev/null";
+    let verify = last_switch(options, "verify-writes", "no-verify-writes")
+        .unwrap_or_else(|| target.is_block_device());
+    let minimize = last_switch(options, "minimize-writes", "no-minimize-writes").unwrap_or(false);
+    target = target.with_write_checks(verify && !is_null, minimize && !is_null);
 
     let input = open_input(&input_name, options.framing)?;
     let mut apply_options = ApplyOptions::new(task);

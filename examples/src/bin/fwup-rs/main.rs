@@ -197,7 +197,10 @@ fn read_mode(mode: Mode, options: &Options, out: &mut Output) -> Result<(), Fail
             } else {
                 let info = head.firmware_info(&meta_conf);
                 match &options.metadata_key {
-                    Some(key) => info.get(key).map(|v| format!("{v}\n")).unwrap_or_default(),
+                    // fwup prints a missing value with printf's "%s" of NULL.
+                    Some(key) => info
+                        .get(key)
+                        .map_or_else(|| "(null)\n".to_owned(), |v| format!("{v}\n")),
                     None => info.to_fwup_text(),
                 }
             }
