@@ -430,7 +430,7 @@ impl DeltaDecoder {
         let segment = if indicator & VCD_SOURCE != 0 {
             let len = self.input.varint(patch, "source segment length")?;
             let pos = self.input.varint(patch, "source segment position")?;
-            let end = len.checked_add(pos).unwrap_or(u64::MAX);
+            let end = len.saturating_add(pos);
             if end > self.source_len {
                 return Err(bad(format!(
                     "xdelta tried to load outside of allowed byte range (0-{}): offset: {pos}, count: {len}",
@@ -639,14 +639,13 @@ fn copy(
         }
     }
     // The rest from the target window, byte by byte: it may overlap what it produces.
-    let mut t = usize::try_from(a - segment.len).unwrap_or(usize::MAX);
-    for _ in 0..left {
+    let start = usize::try_from(a - segment.len).unwrap_or(usize::MAX);
+    for t in start..start.saturating_add(left) {
         let b = window
             .get(t)
             .copied()
             .ok_or_else(|| bad("COPY from beyond the decoded target"))?;
         window.push(b);
-        t += 1;
     }
     Ok(())
 }
