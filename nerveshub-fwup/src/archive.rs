@@ -219,8 +219,17 @@ impl<R: Read> ArchiveReader<R> {
         self.zip.position()
     }
 
-    /// Moves to the next resource entry, skipping (and CRC-checking) whatever of the current
-    /// one was not read. Entry names map to resource names as fwup maps them: `data/X` is
+    /// Bounds the bytes all remaining entries together may inflate to: past `limit` reading
+    /// fails with [`crate::Error::InflateLimit`] after inflating at most one byte more. A
+    /// caller that knows what the archive should hold (the sum of meta.conf's resource
+    /// lengths) bounds the CPU a zip bomb can cost.
+    pub fn set_inflate_budget(&mut self, limit: u64) {
+        self.zip.set_inflate_budget(limit);
+    }
+
+    /// Moves to the next resource entry, skipping whatever of the current one was not read:
+    /// a deflated entry of known size is skipped unread, as libarchive skips it for fwup;
+    /// other entries are read to their end and CRC-checked. Entry names map to resource names as fwup maps them: `data/X` is
     /// resource `X`, any other name `Y` is resource `/Y`, and a `data/` directory entry is
     /// skipped. `Ok(None)` when the entries are over.
     pub fn next_resource(&mut self) -> Result<Option<ResourceEntry<'_, R>>> {
@@ -266,6 +275,13 @@ impl<R: Read> ResourceEntry<'_, R> {
     /// The uncompressed size the ZIP headers declare, when they declare one.
     pub fn declared_size(&self) -> Option<u64> {
         self.info.uncompressed_size
+    }
+
+    /// Makes reading fail with [`crate::Error::InflateLimit`] once the entry produced more
+    /// than `limit` bytes, inflating at most one byte past it (meta.conf's length for a
+    /// resource: a zip bomb declaring 4 KiB costs 4 KiB of inflating).
+    pub fn limit_len(&mut self, limit: u64) {
+        self.zip.limit_current(limit);
     }
 
     /// Reads the next decompressed bytes; `Ok(0)` at the end of the entry.

@@ -34,6 +34,16 @@ pub enum Error {
     /// A ZIP structure has an invalid field (bad signature, inconsistent sizes, …).
     #[error("Malformed ZIP archive: {0}")]
     MalformedZip(String),
+    /// An entry inflates to more than it may: the uncompressed size its ZIP header declares,
+    /// the length meta.conf declares, or what is left of the archive's inflate budget.
+    /// Inflating stops one byte past the limit, so a zip bomb fails fast.
+    #[error("'{entry}' inflates to more than {limit} bytes")]
+    InflateLimit {
+        /// The entry name.
+        entry: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// An entry uses a ZIP feature fwup archives never use (encryption, an unknown method, …).
     #[error("Unsupported ZIP feature in '{entry}': {feature}")]
     UnsupportedZip {
@@ -144,6 +154,30 @@ pub enum Error {
         expected: u64,
         /// Length found in the archive.
         actual: u64,
+    },
+    /// An entry's size differs from meta.conf's and its `on-resource` names no delta source.
+    #[error(
+        "File '{name}' isn't expected size ({size} vs {expected}) and xdelta3 patch support not enabled on it. (Add delta-source-raw-offset / delta-source-raw-count or delta-source-fat-offset / delta-source-fat-path)"
+    )]
+    DeltaNotEnabled {
+        /// Resource name.
+        name: String,
+        /// Size of the entry in the archive.
+        size: u64,
+        /// Length meta.conf declares.
+        expected: u64,
+    },
+    /// A delta (VCDIFF) resource is malformed, or does not fit its source.
+    #[error("xdelta3 error: {0}")]
+    BadDelta(String),
+    /// A resource's data goes on past the length meta.conf declares (reading stopped one
+    /// byte after it).
+    #[error("ZIP data length mismatch for {name}: expected {expected} bytes, got more")]
+    ResourceTooLong {
+        /// Resource name.
+        name: String,
+        /// Length from meta.conf (sum of data runs).
+        expected: u64,
     },
     /// A resource's BLAKE2b-256 differs from meta.conf's.
     #[error("Detected blake2b digest mismatch for {0}")]

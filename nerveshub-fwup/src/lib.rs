@@ -16,6 +16,7 @@ pub mod apply;
 mod archive;
 mod civil;
 mod create;
+mod delta;
 mod error;
 mod keys;
 mod metaconf;
@@ -40,12 +41,15 @@ pub use keys::{
 pub use seekable::{SeekableArchive, SeekableResource};
 pub use sign::{sign, sign_file};
 pub use uuid::FirmwareUuid;
-pub use verify::{VerifiedArchive, verify};
+pub use verify::{VerifiedArchive, verify, verify_with_limit};
 
 /// The fwup version whose behaviour this crate implements. Archives that say
 /// `require-fwup-version` with a newer version are refused, as fwup 1.16.0 refuses them.
 pub const FWUP_VERSION: &str = "1.16.0";
 pub use apply::uboot_env::fuzz_uboot_env;
+pub use delta::MAX_WINDOW as MAX_DELTA_WINDOW;
+#[doc(hidden)]
+pub use delta::fuzz_delta;
 pub use metaconf::{
     FunctionCall, Gpt, GptPartition, Mbr, MbrOsii, MbrPartition, MetaConf, Metadata, OnResource,
     Resource, Task, UbootEnvironment, Variables,

@@ -6,6 +6,7 @@ use std::io::Read;
 use blake2::digest::Digest as _;
 
 use crate::archive::{ArchiveHead, ArchiveReader, FirmwareInfo, ResourceEntry, SignatureStatus};
+use crate::delta::DeltaDecoder;
 use crate::keys::PublicKey;
 use crate::metaconf::{MetaConf, Variables};
 use crate::uuid::FirmwareUuid;
@@ -67,10 +68,42 @@ impl VerifiedArchive {
 /// central directory. `vars` supplies apply-time `${VAR}` values for meta.conf.
 ///
 /// Memory stays at meta.conf plus fixed-size buffers, whatever the archive's size.
+///
+/// Inflating is bounded by what meta.conf declares: an entry stops one byte past its
+/// resource's length, and all entries together past the sum of the lengths, so a zip bomb
+/// fails fast ([`Error::ResourceTooLong`], [`Error::InflateLimit`]). [`verify_with_limit`]
+/// also caps that sum.
 pub fn verify<R: Read>(input: R, keys: &[PublicKey], vars: &Variables) -> Result<VerifiedArchive> {
+    verify_with_limit(input, keys, vars, u64::MAX)
+}
+
+/// [`verify`], refusing an archive whose resources together declare more than
+/// `max_inflated` bytes before inflating anything ([`Error::InflateLimit`]). A server takes
+/// uploads with this: the work one upload can cost is bounded by a number it chooses.
+///
+/// # Errors
+/// Those of [`verify`], and [`Error::InflateLimit`] for an archive declaring more.
+pub fn verify_with_limit<R: Read>(
+    input: R,
+    keys: &[PublicKey],
+    vars: &Variables,
+    max_inflated: u64,
+) -> Result<VerifiedArchive> {
     let mut reader = ArchiveReader::open(input)?;
     let signature = reader.head().check_signature(keys)?;
     let meta_conf = reader.head().parse(vars)?;
+    let declared = meta_conf
+        .resources()
+        .iter()
+        .fold(0u64, |sum, r| sum.saturating_add(r.data_len()));
+    if declared > max_inflated {
+        return Err(Error::InflateLimit {
+            entry: "(all resources)".to_owned(),
+            limit: max_inflated,
+        });
+    }
+    // Each resource appears once (a duplicate fails), so the sum bounds the whole walk.
+    reader.set_inflate_budget(declared);
 
     let mut seen = HashSet::new();
     let mut buf = vec![0u8; CHUNK_LEN];
@@ -89,13 +122,27 @@ pub fn verify<R: Read>(input: R, keys: &[PublicKey], vars: &Variables) -> Result
         if let Some(declared) = entry.declared_size()
             && declared != expected_len
         {
+            if resource.length_runs().len() == 1 {
+                // An xdelta3 patch, as fwup sees it: without the source only its header
+                // can be checked; the rest of the entry is skipped unread.
+                let mut read = |buf: &mut [u8]| entry.read_chunk(buf);
+                DeltaDecoder::new(0).read_header(&mut read)?;
+                continue;
+            }
             return Err(Error::ResourceLengthMismatch {
                 name,
                 expected: expected_len,
                 actual: declared,
             });
         }
-        let (len, hash) = hash_entry(&mut entry, &mut buf)?;
+        entry.limit_len(expected_len);
+        let (len, hash) = hash_entry(&mut entry, &mut buf).map_err(|err| match err {
+            Error::InflateLimit { limit, .. } if limit == expected_len => Error::ResourceTooLong {
+                name: name.clone(),
+                expected: expected_len,
+            },
+            other => other,
+        })?;
         if len != expected_len {
             return Err(Error::ResourceLengthMismatch {
                 name,

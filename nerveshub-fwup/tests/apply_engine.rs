@@ -314,10 +314,11 @@ fn missing_on_resource_and_unsupported_functions() {
         &[("a.bin", b"x")],
         "task t {\non-resource a.bin { funlist = {\"3\", \"raw_write\", \"0\", \"cipher=aes-cbc-plain\"} }\n}\n",
     );
+    // Encrypted writes are supported now: a cipher without a secret fails as in fwup.
     let err = run(&fw, "t", &mut MemoryTarget::new()).err().unwrap();
-    assert!(
-        matches!(err, Error::ApplyNotSupported { .. }) && err.to_string().contains("cipher"),
-        "{err}"
+    assert_eq!(
+        err.to_string(),
+        "raw_write: Both a cipher and secret are required if one is supplied"
     );
 }
 

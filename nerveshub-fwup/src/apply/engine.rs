@@ -5,13 +5,14 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use super::cache::BlockCache;
-use super::functions::{self, Stream};
+use super::crypto::SectorCipher;
+use super::functions::{self, DeltaSource, Stream};
 use super::host::{Host, SystemHost};
 use super::progress::Progress;
 use super::requirements;
 use super::target::Target;
 use crate::archive::ArchiveReader;
-use crate::metaconf::{MetaConf, Task, Variables};
+use crate::metaconf::{MetaConf, OnResource, Resource, Task, Variables};
 use crate::{Error, FirmwareUuid, PublicKey, Result, SignatureStatus};
 
 /// What to apply and how: the `fwup -a` options that reach the engine.
@@ -166,6 +167,67 @@ pub fn apply_with_host<R: Read, T: Target>(
     }
 }
 
+/// fwup's rule for delta resources: an entry of one data run whose ZIP size differs from
+/// meta.conf's length is an xdelta3 patch, to be applied against the handler's
+/// `delta-source-raw-offset`/`-count` range or `delta-source-fat-offset`/`-path` file.
+fn delta_source(
+    handler: &OnResource,
+    resource: &Resource,
+    name: &str,
+    declared: Option<u64>,
+) -> Result<Option<DeltaSource>> {
+    let runs = resource.length_runs();
+    let expected = resource.data_len();
+    let Some(size) = declared.filter(|size| runs.len() == 1 && *size != expected) else {
+        return Ok(None);
+    };
+    let blocks = |text: &str| {
+        parse_unsigned(text)
+            .and_then(|b| b.checked_mul(512))
+            .ok_or_else(|| Error::BadDelta(format!("bad delta source offset '{text}'")))
+    };
+    let raw_count = handler.delta_source_raw_count().filter(|c| *c > 0);
+    if let (Some(offset), Some(count)) = (handler.delta_source_raw_offset(), raw_count) {
+        let cipher = match handler.delta_source_raw_options() {
+            Some(options) => SectorCipher::from_options(&[options.to_owned()])?,
+            None => None,
+        };
+        let len = u64::try_from(count).unwrap_or(0).saturating_mul(512);
+        return Ok(Some(DeltaSource::Raw {
+            offset: blocks(offset)?,
+            len,
+            cipher,
+        }));
+    }
+    if let (Some(offset), Some(path)) = (
+        handler.delta_source_fat_offset(),
+        handler.delta_source_fat_path(),
+    ) {
+        return Ok(Some(DeltaSource::Fat {
+            base: blocks(offset)?,
+            path: path.to_owned(),
+        }));
+    }
+    Err(Error::DeltaNotEnabled {
+        name: name.to_owned(),
+        size,
+        expected,
+    })
+}
+
+/// `strtoul(text, 0, 0)` for the offsets fwup keeps as strings: decimal, `0x` hex, `0`
+/// octal.
+fn parse_unsigned(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else if t.len() > 1 && t.starts_with('0') {
+        u64::from_str_radix(&t[1..], 8).ok()
+    } else {
+        t.parse().ok()
+    }
+}
+
 /// Walks the tasks in meta.conf order; the first with a matching name and requirements
 /// that hold wins.
 fn select_task<'m, T: Target>(
@@ -202,18 +264,13 @@ fn run_task<R: Read, T: Target>(
             .meta
             .resource(&name)
             .ok_or_else(|| Error::UnknownResource(name.clone()))?;
-        if handler.delta_source_raw_offset().is_some()
-            || handler.delta_source_fat_offset().is_some()
-            || handler.delta_source_fat_path().is_some()
-        {
-            return Err(Error::ApplyNotSupported {
-                function: name,
-                what: "delta (VCDIFF) resources",
-            });
-        }
         let declared = entry.declared_size();
+        let delta = delta_source(handler, resource, &name, declared)?;
         let mut read = |buf: &mut [u8]| entry.read_chunk(buf);
-        let mut stream = Stream::new(resource, &mut read, declared);
+        let mut stream = Stream::new(resource, &mut read);
+        if let Some(source) = delta {
+            stream = stream.with_delta(source);
+        }
         functions::run_list(ctx, handler.functions(), Some(&mut stream))?;
         seen.insert(name);
     }

@@ -10,12 +10,14 @@ use std::io::Write as _;
 use blake2::digest::Digest as _;
 
 use super::cache::BlockCache;
+use super::crypto::{self, SectorCipher};
 use super::engine::{ApplyEvents, ApplyOptions};
 use super::fat;
 use super::host::Host;
 use super::partitions;
 use super::progress::Progress;
 use super::target::Target;
+use crate::delta::DeltaDecoder;
 use crate::metaconf::{FunctionCall, MetaConf, Resource, Task};
 use crate::{Error, Result};
 
@@ -56,21 +58,118 @@ impl<T: Target> Context<'_, T> {
 pub(super) struct Stream<'s> {
     resource: &'s Resource,
     read: &'s mut dyn FnMut(&mut [u8]) -> Result<usize>,
-    declared: Option<u64>,
     consumed: bool,
+    /// Set when the entry is an xdelta3 patch: the data read is its decoded output.
+    delta: Option<Delta>,
+}
+
+/// Where a delta resource's COPY instructions read: fwup's `delta-source-raw-offset`/
+/// `-count` (a range of the destination) or `delta-source-fat-offset`/`-path` (a file).
+#[derive(Debug)]
+pub(super) enum DeltaSource {
+    /// Byte offset and length of the range.
+    Raw {
+        /// Byte offset on the destination.
+        offset: u64,
+        /// Length in bytes.
+        len: u64,
+        /// `delta-source-raw-options`: the range is dm-crypt encrypted.
+        cipher: Option<SectorCipher>,
+    },
+    /// A file in the FAT filesystem at a byte offset.
+    Fat {
+        /// Byte offset of the filesystem.
+        base: u64,
+        /// The file's path.
+        path: String,
+    },
+}
+
+/// A delta resource being decoded.
+pub(super) struct Delta {
+    decoder: DeltaDecoder,
+    source: DeltaSource,
+    /// The source file, for FAT sources, opened on first use.
+    fat_file: Option<fat::ReadFile>,
 }
 
 impl<'s> Stream<'s> {
     pub(super) fn new(
         resource: &'s Resource,
         read: &'s mut dyn FnMut(&mut [u8]) -> Result<usize>,
-        declared: Option<u64>,
     ) -> Self {
         Self {
             resource,
             read,
-            declared,
             consumed: false,
+            delta: None,
+        }
+    }
+
+    /// Makes this stream decode its entry as an xdelta3 patch against `source`.
+    pub(super) fn with_delta(mut self, source: DeltaSource) -> Self {
+        self.delta = Some(Delta {
+            decoder: DeltaDecoder::new(0),
+            source,
+            fat_file: None,
+        });
+        self
+    }
+
+    /// The resource's next data bytes: the entry's, or the patch's decoded output.
+    fn read_data<T: Target>(&mut self, cache: &mut BlockCache<T>, buf: &mut [u8]) -> Result<usize> {
+        let Some(delta) = self.delta.as_mut() else {
+            return (self.read)(buf);
+        };
+        let patch = &mut *self.read;
+        match &delta.source {
+            DeltaSource::Raw {
+                offset,
+                len,
+                cipher,
+            } => {
+                let (offset, len) = (*offset, *len);
+                delta.decoder.set_source_len(len);
+                let mut sectors = Vec::new();
+                delta.decoder.read(buf, patch, &mut |at, out| match cipher {
+                    None => cache.read_at(offset.saturating_add(at), out),
+                    Some(cipher) => {
+                        // Whole sectors around the range, decrypted, numbered from the
+                        // source's start as they were encrypted.
+                        let sector = crypto::SECTOR as u64;
+                        let first = at / sector;
+                        let end = (at + out.len() as u64).next_multiple_of(sector);
+                        let span = usize::try_from(end - first * sector)
+                            .map_err(|_| Error::BadDelta("source read too large".into()))?;
+                        sectors.resize(span, 0);
+                        cache.read_at(offset.saturating_add(first * sector), &mut sectors)?;
+                        cipher.decrypt(&mut sectors, first);
+                        let skip = usize::try_from(at - first * sector).unwrap_or(0);
+                        out.copy_from_slice(
+                            sectors.get(skip..skip + out.len()).unwrap_or_default(),
+                        );
+                        Ok(())
+                    }
+                })
+            }
+            DeltaSource::Fat { base, path } => {
+                let (base, path) = (*base, path.clone());
+                let source_error = |e: Error| fat::with_context(e, "xdelta3 source", &path);
+                if delta.fat_file.is_none() {
+                    let mut vol = fat::Volume::mount(cache, base).map_err(source_error)?;
+                    let file = vol.open_read(&path).map_err(source_error)?;
+                    delta.decoder.set_source_len(file.size());
+                    delta.fat_file = Some(file);
+                }
+                let file = delta
+                    .fat_file
+                    .as_mut()
+                    .ok_or_else(|| Error::BadDelta("no source".into()))?;
+                delta.decoder.read(buf, patch, &mut |at, out| {
+                    let mut vol = fat::Volume::mount(&mut *cache, base).map_err(source_error)?;
+                    vol.pread(file, at, out).map_err(source_error)
+                })
+            }
         }
     }
 }
@@ -232,11 +331,6 @@ fn data_stream<'a, 's>(
     if stream.consumed {
         return Err(Error::ResourceAlreadyConsumed(call.name().to_owned()));
     }
-    let runs = stream.resource.length_runs();
-    // One run stored with a different size is an xdelta3 patch for fwup.
-    if runs.len() == 1 && stream.declared.is_some_and(|d| Some(&d) != runs.first()) {
-        return Err(not_supported(call, "delta (VCDIFF) resources"));
-    }
     stream.consumed = true;
     Ok(stream)
 }
@@ -260,12 +354,13 @@ fn run<T: Target>(
     let name = call.name();
     let units = match name {
         "raw_write" => {
-            if call.args().len() > 1 {
-                return Err(not_supported(call, "encrypted raw_write (cipher=)"));
-            }
             let dest = arg_blocks(call, 0)?;
+            let cipher = SectorCipher::from_options(call.args().get(1..).unwrap_or_default())?;
             let stream = data_stream(call, stream)?;
-            raw_write(ctx, call, stream, dest)?;
+            match cipher {
+                None => raw_write(ctx, call, stream, dest)?,
+                Some(cipher) => raw_write_encrypted(ctx, call, stream, dest, &cipher)?,
+            }
             0
         }
         "path_write" | "pipe_write" => {
@@ -549,6 +644,39 @@ fn raw_write<T: Target>(
     Ok(())
 }
 
+/// `raw_write` with dm-crypt options: the data, zero-padded to whole sectors, encrypted
+/// sector by sector (numbered from 0 at `dest`) and written. Chunks end on cache-segment
+/// boundaries, so every chunk but the last is whole sectors.
+fn raw_write_encrypted<T: Target>(
+    ctx: &mut Context<'_, T>,
+    call: &FunctionCall,
+    stream: &mut Stream<'_>,
+    dest: u64,
+    cipher: &SectorCipher,
+) -> Result<()> {
+    if stream.resource.length_runs().len() > 1 {
+        return Err(not_supported(call, "encrypted writes of sparse resources"));
+    }
+    if dest.checked_add(stream.resource.total_len()).is_none() {
+        return Err(bad_args(call, "destination past the end of any media"));
+    }
+    let mut sectors = Vec::with_capacity(DATA_CHUNK);
+    stream_runs(
+        ctx,
+        call,
+        stream,
+        false,
+        Chunks::Segments(dest),
+        &mut |ctx, at, data| {
+            sectors.clear();
+            sectors.extend_from_slice(data);
+            sectors.resize(data.len().next_multiple_of(crypto::SECTOR), 0);
+            cipher.encrypt(&mut sectors, at / crypto::SECTOR as u64);
+            ctx.cache.write_at(dest + at, &sectors)
+        },
+    )
+}
+
 /// How [`stream_runs`] cuts the data it hands over.
 #[derive(Debug, Clone, Copy)]
 enum Chunks {
@@ -618,7 +746,7 @@ fn stream_runs<T: Target>(
             let out = buf.get_mut(..want).unwrap_or_default();
             let mut n = 0;
             while n < want {
-                let got = (stream.read)(out.get_mut(n..).unwrap_or_default())?;
+                let got = stream.read_data(&mut ctx.cache, out.get_mut(n..).unwrap_or_default())?;
                 if got == 0 {
                     break;
                 }
@@ -642,12 +770,14 @@ fn stream_runs<T: Target>(
             break;
         }
     }
-    // More data than meta.conf declares is a mismatch too.
-    let extra = if short { 0 } else { (stream.read)(&mut buf)? };
+    // More data than meta.conf declares is a mismatch too. One more read shows it; the
+    // rest is not inflated (a zip bomb behind a small declared length costs nothing more).
+    let extra = if short {
+        0
+    } else {
+        stream.read_data(&mut ctx.cache, &mut buf)?
+    };
     if short || extra > 0 || expected != Some(hasher.finalize().into()) {
-        if extra > 0 {
-            while (stream.read)(&mut buf)? > 0 {}
-        }
         return Err(mismatch());
     }
     Ok(())

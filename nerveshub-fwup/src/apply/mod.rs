@@ -11,6 +11,7 @@
 //! destination and how far a new image file grows.
 
 mod cache;
+mod crypto;
 mod engine;
 mod fat;
 mod functions;

@@ -214,7 +214,59 @@ pub struct FileTarget {
     file: std::sync::Arc<std::fs::File>,
     size: Option<u64>,
     is_device: bool,
+    checks: WriteChecks,
     writer: Option<BackgroundWriter>,
+}
+
+/// fwup's `--verify-writes` and `--minimize-writes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct WriteChecks {
+    /// Read every write back and fail on a difference.
+    verify: bool,
+    /// Read first and skip writes of bytes already there.
+    minimize: bool,
+}
+
+/// One write with the checks fwup's block cache makes (`verified_segment_write`).
+fn checked_write(
+    file: &std::fs::File,
+    data: &[u8],
+    offset: u64,
+    checks: WriteChecks,
+    temp: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    if checks.minimize {
+        temp.resize(data.len(), 0);
+        if read_exact_at(file, temp, offset).is_ok() && temp[..] == *data {
+            return Ok(());
+        }
+    }
+    write_all_at(file, data, offset)?;
+    if checks.verify {
+        temp.resize(data.len(), 0);
+        read_exact_at(file, temp, offset)
+            .map_err(|_| std::io::Error::other(format!("read back failed at offset {offset}")))?;
+        if temp[..] != *data {
+            return Err(std::io::Error::other(format!(
+                "write verification failed at offset {offset}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = buf.get_mut(done..).unwrap_or_default();
+        match read_at_os(file, rest, offset + done as u64) {
+            Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Work for the writer thread.
@@ -243,7 +295,7 @@ impl std::fmt::Debug for Job {
 const BACKGROUND_MIN: usize = 64 * 1024;
 
 impl BackgroundWriter {
-    fn start(file: std::sync::Arc<std::fs::File>) -> Option<Self> {
+    fn start(file: std::sync::Arc<std::fs::File>, checks: WriteChecks) -> Option<Self> {
         let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(FileTarget::QUEUE_DEPTH);
         let (spare_tx, spare) =
             std::sync::mpsc::sync_channel::<Vec<u8>>(FileTarget::QUEUE_DEPTH + 2);
@@ -251,11 +303,13 @@ impl BackgroundWriter {
             .name("fwup-writer".to_owned())
             .spawn(move || {
                 let mut failed: Option<std::io::Error> = None;
+                let mut temp = Vec::new();
                 for job in rx {
                     match job {
                         Job::Write(offset, data) => {
                             if failed.is_none()
-                                && let Err(e) = write_all_at(&file, &data, offset)
+                                && let Err(e) =
+                                    checked_write(&file, &data, offset, checks, &mut temp)
                             {
                                 failed = Some(e);
                             }
@@ -337,18 +391,38 @@ impl FileTarget {
         let mut target = Self::from_file(file);
         target.size = size;
         target.is_device = is_device;
-        Ok(target)
+        // fwup verifies writes to devices by default, not to regular files.
+        Ok(target.with_write_checks(is_device, false))
     }
 
     /// Wraps an already open file (a regular file, without a size limit).
     pub fn from_file(file: std::fs::File) -> Self {
         let file = std::sync::Arc::new(file);
         Self {
-            writer: BackgroundWriter::start(file.clone()),
+            writer: BackgroundWriter::start(file.clone(), WriteChecks::default()),
             file,
             size: None,
             is_device: false,
+            checks: WriteChecks::default(),
         }
+    }
+
+    /// fwup's `--verify-writes` (read every write back, fail on a difference: `write
+    /// verification failed at offset N`) and `--minimize-writes` (read first, skip writes
+    /// of what is already there). [`FileTarget::open`] turns verification on for block
+    /// devices, as fwup does.
+    pub fn with_write_checks(mut self, verify_writes: bool, minimize_writes: bool) -> Self {
+        let checks = WriteChecks {
+            verify: verify_writes,
+            minimize: minimize_writes,
+        };
+        if checks != self.checks {
+            // The writer thread holds its checks: drain it and start one with the new ones.
+            drop(self.writer.take());
+            self.checks = checks;
+            self.writer = BackgroundWriter::start(self.file.clone(), checks);
+        }
+        self
     }
 
     /// Sets a hard end of media at `bytes` (fwup's `--max-size` × 512).
@@ -472,7 +546,14 @@ impl Target for FileTarget {
             return writer.queue(offset, data);
         }
         self.drain()?;
-        Ok(write_all_at(&self.file, data, offset)?)
+        let mut temp = Vec::new();
+        Ok(checked_write(
+            &self.file,
+            data,
+            offset,
+            self.checks,
+            &mut temp,
+        )?)
     }
 
     fn size(&self) -> Option<u64> {

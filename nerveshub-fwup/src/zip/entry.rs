@@ -96,6 +96,10 @@ pub(crate) struct EntryData {
     crc: crc32fast::Hasher,
     compressed_read: u64,
     produced: u64,
+    /// Most bytes the data may inflate to: the uncompressed size the local header declares,
+    /// or a lower bound the caller sets ([`EntryData::limit_output`]). Inflating stops one
+    /// byte past it, so a zip bomb costs no more than its declared length.
+    output_limit: Option<u64>,
     done: bool,
 }
 
@@ -118,7 +122,36 @@ impl EntryData {
             crc: crc32fast::Hasher::new(),
             compressed_read: 0,
             produced: 0,
+            output_limit: expect.uncompressed,
             done: false,
+        }
+    }
+
+    /// Lowers the most bytes this entry may produce (see `output_limit`).
+    pub(crate) fn limit_output(&mut self, limit: u64) {
+        self.output_limit = Some(self.output_limit.map_or(limit, |l| l.min(limit)));
+    }
+
+    /// How much of `buf` one read may fill: up to one byte past the output limit, so going
+    /// over it is seen without inflating more.
+    fn capped(&self, len: usize) -> usize {
+        match self.output_limit {
+            Some(limit) => {
+                let room = limit.saturating_add(1).saturating_sub(self.produced);
+                len.min(usize::try_from(room).unwrap_or(usize::MAX))
+            }
+            None => len,
+        }
+    }
+
+    /// The error once more than `output_limit` bytes came out.
+    fn check_limit(&self) -> Result<()> {
+        match self.output_limit {
+            Some(limit) if self.produced > limit => Err(Error::InflateLimit {
+                entry: self.name.clone(),
+                limit,
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -138,6 +171,26 @@ impl EntryData {
         if self.done || buf.is_empty() {
             return Ok(0);
         }
+        let cap = self.capped(buf.len());
+        let buf = &mut buf[..cap];
+        if buf.is_empty() {
+            // Only reached with a limit of u64::MAX bytes already produced.
+            return Err(Error::InflateLimit {
+                entry: self.name.clone(),
+                limit: self.output_limit.unwrap_or(u64::MAX),
+            });
+        }
+        let n = self.read_mode(input, inflater, buf)?;
+        self.check_limit()?;
+        Ok(n)
+    }
+
+    fn read_mode<R: Read>(
+        &mut self,
+        input: &mut InBuf<R>,
+        inflater: &mut Decompress,
+        buf: &mut [u8],
+    ) -> Result<usize> {
         match &self.mode {
             Mode::Stored { remaining } => {
                 let remaining = *remaining;
@@ -174,6 +227,25 @@ impl EntryData {
                 });
             };
             if input.skip(size)? < size {
+                return Err(Error::Truncated {
+                    context: "entry data",
+                });
+            }
+            self.done = true;
+            return Ok(());
+        }
+        // A deflated entry of known compressed size is skipped unread, as libarchive skips
+        // it for fwup: nothing is inflated (a zip bomb in an unused entry costs nothing),
+        // and its CRC is not checked.
+        if let (
+            Mode::Deflate {
+                input_remaining: Some(left),
+            },
+            Trailer::None,
+        ) = (&self.mode, self.trailer)
+        {
+            let left = *left;
+            if input.skip(left)? < left {
                 return Err(Error::Truncated {
                     context: "entry data",
                 });

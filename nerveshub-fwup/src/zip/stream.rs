@@ -51,6 +51,8 @@ pub(crate) struct ZipStreamReader<R: Read> {
     current: Option<EntryData>,
     state: State,
     scratch: Vec<u8>,
+    /// Bytes all later entries together may still inflate to (`None`: no budget).
+    budget_left: Option<u64>,
 }
 
 #[cfg_attr(not(test), allow(dead_code))]
@@ -63,6 +65,7 @@ impl<R: Read> ZipStreamReader<R> {
             current: None,
             state: State::Start,
             scratch: Vec::new(),
+            budget_left: None,
         }
     }
 
@@ -104,6 +107,10 @@ impl<R: Read> ZipStreamReader<R> {
             return Ok(0);
         };
         let result = current.read(&mut self.input, &mut self.inflater, buf);
+        if let (Ok(n), Some(left)) = (&result, self.budget_left.as_mut()) {
+            // The entry was limited to what was left, so this cannot underflow.
+            *left = left.saturating_sub(*n as u64);
+        }
         // An entry of an unknown method can still be skipped: the walk may go on.
         if let Err(e) = &result
             && !matches!(e, Error::UnsupportedZip { .. })
@@ -134,6 +141,21 @@ impl<R: Read> ZipStreamReader<R> {
             State::Failed => Err(failed()),
             State::AtEof => Err(Error::MissingEndOfCentralDirectory),
             _ => self.walk_central_directory(),
+        }
+    }
+
+    /// Bounds what the entries after the current one may inflate to, together, at `limit`
+    /// bytes: past it reading fails with [`Error::InflateLimit`], having inflated at most one
+    /// byte more. Entries skipped unread inflate nothing when their compressed size is known.
+    pub(crate) fn set_inflate_budget(&mut self, limit: u64) {
+        self.budget_left = Some(limit);
+    }
+
+    /// Lowers the most bytes the current entry may inflate to (see
+    /// [`set_inflate_budget`](Self::set_inflate_budget)).
+    pub(crate) fn limit_current(&mut self, limit: u64) {
+        if let Some(current) = self.current.as_mut() {
+            current.limit_output(limit);
         }
     }
 
@@ -185,7 +207,10 @@ impl<R: Read> ZipStreamReader<R> {
             }
         }
         self.state = State::Entries;
-        let (info, data) = self.read_local_header()?;
+        let (info, mut data) = self.read_local_header()?;
+        if let Some(left) = self.budget_left {
+            data.limit_output(left);
+        }
         self.current = Some(data);
         Ok(Some(info))
     }

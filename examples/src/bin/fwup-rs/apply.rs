@@ -82,6 +82,15 @@ fn other_flag(options: &Options, name: &str) -> bool {
     options.other.iter().any(|(key, _)| key == name)
 }
 
+/// Which of an on/off pair of flags came last, if either was given.
+fn last_switch(options: &Options, on: &str, off: &str) -> Option<bool> {
+    options.other.iter().rev().find_map(|(key, _)| {
+        (key == on)
+            .then_some(true)
+            .or((key == off).then_some(false))
+    })
+}
+
 fn percent_option(options: &Options, name: &str, default: u8) -> Result<u8, Failure> {
     match other_value(options, name) {
         None => Ok(default),
@@ -126,9 +135,6 @@ pub(crate) fn main(options: &Options, out: &mut Output) -> ExitCode {
 }
 
 fn run(options: &Options, out: &mut Output, started: Instant) -> Result<(), Failure> {
-    if options.quiet && options.numeric_progress {
-        return Err(Failure::message("Pick either -q or -n, but not both"));
-    }
     let low = percent_option(options, "progress-low", 0)?;
     let high = percent_option(options, "progress-high", 100)?;
     if low > high {
@@ -149,16 +155,18 @@ fn run(options: &Options, out: &mut Output, started: Instant) -> Result<(), Fail
     let task = options
         .task
         .clone()
-        .ok_or_else(|| Failure::message("Specify a task (-t)"))?;
+        .ok_or_else(|| Failure::message("specify a task (-t)"))?;
+    // Without -i fwup reads the archive from standard input: nerves_hub_link streams it
+    // that way, framed when --framing is on.
     let input_name = options
         .input
         .clone()
         .or_else(|| options.positional.first().cloned())
-        .ok_or_else(|| Failure::message("Specify an input firmware file (-i)"))?;
+        .unwrap_or_else(|| "-".to_owned());
     let destination = options
         .destination
         .clone()
-        .ok_or_else(|| Failure::message("Specify a destination (-d)"))?;
+        .ok_or_else(|| Failure::message("specify a destination (-d)"))?;
     let max_size = match other_value(options, "max-size") {
         None => None,
         Some(text) => Some(
@@ -189,6 +197,12 @@ fn run(options: &Options, out: &mut Output, started: Instant) -> Result<(), Fail
     if let Some(bytes) = max_size {
         target = target.with_max_size(bytes);
     }
+    // The last of --verify-writes/--no-verify-writes wins; unset, devices are verified.
+    let is_null = destination == "/dev/null";
+    let verify = last_switch(options, "verify-writes", "no-verify-writes")
+        .unwrap_or_else(|| target.is_block_device());
+    let minimize = last_switch(options, "minimize-writes", "no-minimize-writes").unwrap_or(false);
+    target = target.with_write_checks(verify && !is_null, minimize && !is_null);
 
     let input = open_input(&input_name, options.framing)?;
     let mut apply_options = ApplyOptions::new(task);

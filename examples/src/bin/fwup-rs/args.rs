@@ -10,6 +10,8 @@ pub(crate) enum Mode {
     Apply,
     Create,
     Detect,
+    /// `-z`: print the memory card easy mode would pick.
+    SelectedDevice,
     GenKeys,
     List,
     Metadata,
@@ -44,6 +46,10 @@ pub(crate) struct Options {
     pub(crate) other: Vec<(String, Option<String>)>,
     /// Non-option arguments (fwup's "easy mode" firmware file).
     pub(crate) positional: Vec<String>,
+    /// An option that turns fwup's easy mode (`fwup file.fw`) off was given.
+    pub(crate) not_easy: bool,
+    /// `-y`: use the automatically found memory card without asking.
+    pub(crate) accept_found_device: bool,
 }
 
 /// A command line that fwup would refuse too.
@@ -198,7 +204,10 @@ fn find_long(name: &str) -> Result<&'static Spec, UsageError> {
 }
 
 fn set_mode(options: &mut Options, mode: Mode) {
-    options.mode = Some(mode);
+    // -D and -z make fwup print and exit while it parses: the first one wins.
+    if !matches!(options.mode, Some(Mode::Detect | Mode::SelectedDevice)) {
+        options.mode = Some(mode);
+    }
 }
 
 fn apply(options: &mut Options, spec: &Spec, value: Option<String>) -> Result<(), UsageError> {
@@ -207,10 +216,33 @@ fn apply(options: &mut Options, spec: &Spec, value: Option<String>) -> Result<()
         .map(str::to_owned)
         .or_else(|| spec.short.map(String::from))
         .unwrap_or_default();
+    // The options after which fwup no longer takes a lone file name as easy mode.
+    if matches!(
+        key.as_str(),
+        "apply"
+            | "create"
+            | "f"
+            | "gen-keys"
+            | "sign"
+            | "sparse-check"
+            | "private-key-file"
+            | "private-key"
+            | "framing"
+            | "input"
+            | "list"
+            | "metadata"
+            | "output"
+            | "public-key-file"
+            | "verify"
+    ) {
+        options.not_easy = true;
+    }
     match (key.as_str(), value) {
         ("apply", _) => set_mode(options, Mode::Apply),
         ("create", _) => set_mode(options, Mode::Create),
         ("detect", _) => set_mode(options, Mode::Detect),
+        ("z", _) => set_mode(options, Mode::SelectedDevice),
+        ("y", _) => options.accept_found_device = true,
         ("gen-keys", _) => set_mode(options, Mode::GenKeys),
         ("list", _) => set_mode(options, Mode::List),
         ("metadata", _) => set_mode(options, Mode::Metadata),
@@ -223,7 +255,9 @@ fn apply(options: &mut Options, spec: &Spec, value: Option<String>) -> Result<()
         ("task", value) => options.task = value,
         ("metadata-key", value) => {
             options.metadata_key = value;
-            set_mode(options, Mode::Metadata);
+            if options.mode.is_none() {
+                set_mode(options, Mode::Metadata);
+            }
         }
         ("public-key-file", Some(value)) => options.public_key_files.push(value),
         ("public-key", Some(value)) => options.public_keys.push(value),

@@ -1,14 +1,16 @@
 //! `fwup-rs`: a command line that takes C fwup's flags, built on `nerveshub-fwup`.
 //!
-//! Implemented modes: `-m` (metadata, with `--metadata-key`), `-l` (list tasks) and `-V`
-//! (verify), with `-i FILE` or `-i -`, the key options `-p FILE`/`--public-key-file FILE` and
-//! `--public-key BASE64` (up to 10 keys), `--framing`, `-q` and `--version`. Results and
-//! errors go to stdout exactly as fwup 1.16.0 prints them; the exit status is 0 or 1.
+//! Every mode of fwup 1.16 (`-a`, `-c`, `-S`, `-g`, `-m`, `-l`, `-V`, `-D`, `-z`, easy mode
+//! `fwup-rs file.fw`) with its options; `usage()` lists them. The archive comes from `-i FILE`,
+//! or standard input for `-i -` or no `-i` (framed with `--framing`), as nerves_hub_link
+//! streams it. Results and errors go to stdout exactly as fwup 1.16.0 prints them; the exit
+//! status is 0 or 1.
 #![allow(clippy::print_stdout)]
 
 mod apply;
 mod args;
 mod create;
+mod detect;
 mod output;
 
 use std::fs::File;
@@ -23,14 +25,23 @@ use args::{Mode, Options};
 use output::{FramedReader, Output};
 
 fn main() -> ExitCode {
-    let options = match args::parse(std::env::args().skip(1)) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.is_empty() {
+        print!("{}", usage());
+        return ExitCode::FAILURE;
+    }
+    let mut options = match args::parse(argv) {
         Ok(options) => options,
         Err(err) => {
+            // getopt's complaint on stderr, then the usage, as fwup does (`-?` included).
             Output::new(false).diagnostic(&format!("fwup-rs: {err}"));
+            print!("{}", usage());
             return ExitCode::FAILURE;
         }
     };
     if options.show_version {
+        // Exactly fwup's version: nerves_hub_link sends this text as the device's
+        // `fwup_version`, and NervesHub decides on delta updates by it.
         println!("{FWUP_VERSION}");
         return ExitCode::SUCCESS;
     }
@@ -39,10 +50,59 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut out = Output::new(options.framing);
-    let Some(mode) = options.mode else {
-        print!("{}", usage());
-        return ExitCode::FAILURE;
+    let fail = |out: &mut Output, message: &str| {
+        let _ = out.error(message);
+        ExitCode::FAILURE
     };
+    match options.mode {
+        Some(Mode::Detect) => {
+            return match out.result(&detect::detect_text()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            };
+        }
+        Some(Mode::SelectedDevice) => {
+            return match detect::autoselect() {
+                Ok(card) => match out.result(&format!("{}\n", card.path)) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(_) => ExitCode::FAILURE,
+                },
+                Err(message) if message.is_empty() => ExitCode::FAILURE,
+                Err(message) => fail(&mut out, &message),
+            };
+        }
+        _ => {}
+    }
+    if options.quiet && options.numeric_progress {
+        return fail(&mut out, "pick either -n or -q, but not both");
+    }
+    // Easy mode: `fwup-rs file.fw` applies task `complete` to the memory card found.
+    if !options.not_easy && options.positional.len() == 1 {
+        options.mode = Some(Mode::Apply);
+        options.input = options.positional.pop();
+        options.task.get_or_insert_with(|| "complete".to_owned());
+    }
+    if let Some(extra) = options.positional.first() {
+        return fail(&mut out, &format!("unexpected parameter: {extra}"));
+    }
+    let Some(mode) = options.mode else {
+        return fail(&mut out, "specify one of -a, -c, -l, -m, -S, -V, or -z");
+    };
+    if mode == Mode::Apply {
+        // fwup checks these before it reports any progress.
+        if options.task.is_none() {
+            return fail(&mut out, "specify a task (-t)");
+        }
+        if options.destination.is_none() {
+            let stdin = options.input.as_deref().is_none_or(|i| i == "-");
+            match detect::autoselect_and_confirm(options.accept_found_device, stdin) {
+                Ok(device) => options.destination = Some(device),
+                // The candidates were listed on stderr already.
+                Err(message) if message.is_empty() => return ExitCode::FAILURE,
+                Err(message) => return fail(&mut out, &message),
+            }
+        }
+    }
     let result = match mode {
         Mode::Metadata | Mode::List | Mode::Verify => read_mode(mode, &options, &mut out),
         Mode::Create | Mode::Sign | Mode::GenKeys => {
@@ -52,10 +112,7 @@ fn main() -> ExitCode {
             })
         }
         Mode::Apply => return apply::main(&options, &mut out),
-        other => Err(Failure::message(format!(
-            "{} is not available in this version of fwup-rs",
-            mode_name(other)
-        ))),
+        Mode::Detect | Mode::SelectedDevice => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -107,26 +164,11 @@ impl Failure {
     }
 }
 
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Apply => "Applying firmware (-a)",
-        Mode::Create => "Creating firmware (-c)",
-        Mode::Detect => "Detecting SD cards (-D)",
-        Mode::GenKeys => "Generating keys (-g)",
-        Mode::Sign => "Signing firmware (-S)",
-        Mode::List => "Listing tasks (-l)",
-        Mode::Metadata => "Printing metadata (-m)",
-        Mode::Verify => "Verifying firmware (-V)",
-    }
-}
-
 /// `-m`, `-l` and `-V`: the modes that only read an archive.
 fn read_mode(mode: Mode, options: &Options, out: &mut Output) -> Result<(), Failure> {
     let keys = load_public_keys(options)?;
-    let input_name = options
-        .input
-        .clone()
-        .ok_or_else(|| Failure::message("Specify an input firmware file (-i)"))?;
+    // No -i means standard input, as in fwup.
+    let input_name = options.input.clone().unwrap_or_else(|| "-".to_owned());
     let input = open_input(&input_name, options.framing)?;
     let vars: Variables = std::env::vars().collect();
     let fail = |err: Error| Failure::from_error(err, mode, &input_name);
@@ -155,7 +197,10 @@ fn read_mode(mode: Mode, options: &Options, out: &mut Output) -> Result<(), Fail
             } else {
                 let info = head.firmware_info(&meta_conf);
                 match &options.metadata_key {
-                    Some(key) => info.get(key).map(|v| format!("{v}\n")).unwrap_or_default(),
+                    // fwup prints a missing value with printf's "%s" of NULL.
+                    Some(key) => info
+                        .get(key)
+                        .map_or_else(|| "(null)\n".to_owned(), |v| format!("{v}\n")),
                     None => info.to_fwup_text(),
                 }
             }
@@ -209,18 +254,60 @@ fn open_input(name: &str, framing: bool) -> Result<Box<dyn Read>, Failure> {
 
 fn usage() -> String {
     format!(
-        "Usage: fwup-rs [options]\n\
-         fwup-rs {FWUP_VERSION} (the fwup version it implements), built on nerveshub-fwup\n\n\
-         Modes:\n  \
-           -m, --metadata         Print the firmware's metadata (--metadata-key KEY: one value)\n  \
-           -l, --list             List the tasks in the firmware\n  \
-           -V, --verify           Verify the whole archive\n\n\
-         Options:\n  \
-           -i, --input FILE       Firmware archive, or - for standard input\n  \
-           -p, --public-key-file FILE  Require a signature by this key (repeatable)\n  \
-           --public-key BASE64    Same, with the key inline (repeatable; 10 keys at most)\n  \
-           -F, --framing          Frame input and output as fwup's --framing protocol\n  \
-           -q, --quiet            Print less\n  \
-           --version              Print the fwup version this implements\n"
+        "fwup-rs: fwup {FWUP_VERSION} rebuilt on nerveshub-fwup; a self-contained utility for\n\
+creating and applying firmware update files. Firmware update (.fw) files are zip archives\n\
+containing metadata, a limited set of instructions, and data.\n\
+\n\
+Usage: fwup-rs [OPTION]...\n\
+       fwup-rs FILE.fw   (easy mode: -a -i FILE.fw -t complete on the memory card found)\n\
+\n\
+Options:\n\
+  -a, --apply   Apply the firmware update\n\
+  -c, --create  Create the firmware update\n\
+  -d <file> Device file for the memory card\n\
+  -D, --detect List attached SDCards or MMC devices and their sizes\n\
+  -E, --eject Eject removable media after successfully writing firmware.\n\
+  --no-eject Do not eject media after writing firmware\n\
+  --enable-trim Enable use of the hardware TRIM command\n\
+  --exit-handshake Send a Ctrl+Z on exit and wait for stdin to close (Erlang)\n\
+  -f <fwup.conf> Specify the firmware update configuration file\n\
+  -F, --framing Apply framing on stdin/stdout\n\
+  -g, --gen-keys Generate firmware signing keys (fwup-key.pub and fwup-key.priv, or specify with -o)\n\
+  -h, --help Print this help\n\
+  -i <input.fw> Specify the input firmware update file (Use - for stdin; stdin if left out)\n\
+  -l, --list   List the available tasks in a firmware update\n\
+  --max-size <blocks> Max size of the destination in 512-byte blocks (usually automatic)\n\
+  -m, --metadata   Print metadata in the firmware update\n\
+  --metadata-key <key> Only output the specified key's value when printing metadata\n\
+  --minimize-writes Skip write if contents match destination\n\
+  --no-minimize-writes Don't try to minimize writes when applying firmware updates (default)\n\
+  -n   Report numeric progress\n\
+  -o <output.fw> Specify the output file when creating an update (Use - for stdout)\n\
+  -p, --public-key-file <keyfile> A public key file for verifying firmware updates (can specify multiple times)\n\
+  --private-key <key> A private key for signing firmware updates\n\
+  --progress-low <number> When displaying progress, this is the lowest number (normally 0 for 0%)\n\
+  --progress-high <number> When displaying progress, this is the highest number (normally 100 for 100%)\n\
+  --public-key <key> A public key for verifying firmware updates (can specify multiple times)\n\
+  -q, --quiet   Quiet\n\
+  --reboot-param-path Path to write reboot parameters (defaults to systemd and Nerves locations)\n\
+  -s, --private-key-file <keyfile> A private key file for signing firmware updates\n\
+  -S, --sign Sign an existing firmware file (specify -i and -o)\n\
+  --sparse-check <path> Check if the OS and file system supports sparse files at path\n\
+  --sparse-check-size <bytes> Hole size to check for --sparse-check\n\
+  -t, --task <task> Task to apply within the firmware update\n\
+  -u, --unmount Unmount all partitions on device first\n\
+  -U, --no-unmount Do not try to unmount partitions on device\n\
+  --unsafe Allow unsafe commands (consider applying only signed archives)\n\
+  -v, --verbose   Verbose\n\
+  -V, --verify  Verify an existing firmware file (specify -i)\n\
+  --verify-writes Verify writes when applying firmware updates to detect corruption (default for writing to device files)\n\
+  --no-verify-writes Do not verify writes when applying firmware updates (default for regular files)\n\
+  --version Print out the version of fwup this implements\n\
+  -y   Accept automatically found memory card when applying a firmware update\n\
+  -z   Print the memory card that would be automatically detected and exit\n\
+  -1   Fast compression (for create)\n\
+  -9   Best compression (default)\n\
+\n\
+Not supported: UBI volumes (ubi_volume_write).\n"
     )
 }

@@ -164,8 +164,10 @@ impl Volume<'_> {
         if f.raw[11] & AM_DIR != 0 {
             return Err(fr(NO_FILE));
         }
+        let clst = self.ld_clust(&f.raw);
         Ok(ReadFile {
-            clst: self.ld_clust(&f.raw),
+            start: clst,
+            clst,
             pos: 0,
             size: rd32(&f.raw, 28),
             hops: 0,
@@ -200,6 +202,48 @@ impl Volume<'_> {
             f.pos += n as u32;
         }
         Ok(done)
+    }
+
+    /// Fills `buf` with the file's bytes at `offset` (fwup's `fatfs_pread`, the source of
+    /// FAT delta resources). Seeking walks the cluster chain from the nearest known point.
+    ///
+    /// # Errors
+    /// `INT_ERR` for a read past the end of the file or a broken chain; I/O errors.
+    pub(crate) fn pread(&mut self, f: &mut ReadFile, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|end| end > u64::from(f.size)) {
+            return Err(fr(INT_ERR));
+        }
+        // Fits: at most the file size, a u32.
+        let offset = u32::try_from(offset).map_err(|_| fr(INT_ERR))?;
+        let cbytes = self.csize * SS as u32;
+        // The cluster holding byte pos - 1 is the current one (see `read`).
+        let index = |pos: u32| if pos == 0 { 0 } else { (pos - 1) / cbytes };
+        if offset < f.pos {
+            f.clst = f.start;
+            f.pos = 0;
+            f.hops = 0;
+        }
+        let (mut at, target) = (index(f.pos), index(offset));
+        while at < target {
+            let next = self.get_fat(f.clst)?;
+            f.hops += 1;
+            if next < 2 || self.is_end(next) || f.hops > self.n_fatent {
+                return Err(fr(INT_ERR));
+            }
+            f.clst = next;
+            at += 1;
+        }
+        f.pos = offset;
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self.read(f, buf.get_mut(done..).unwrap_or_default())?;
+            if n == 0 {
+                return Err(fr(INT_ERR));
+            }
+            done += n;
+        }
+        Ok(())
     }
 
     /// Reads a whole file (at most `limit` bytes).

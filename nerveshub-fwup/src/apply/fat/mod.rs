@@ -610,9 +610,18 @@ pub(crate) fn cp(
     }
 }
 
+impl ReadFile {
+    /// The file's size in bytes.
+    pub(crate) fn size(&self) -> u64 {
+        u64::from(self.size)
+    }
+}
+
 /// A file open for reading.
 #[derive(Debug)]
 pub(crate) struct ReadFile {
+    /// First cluster, to seek back to.
+    start: u32,
     clst: u32,
     pos: u32,
     size: u32,
