@@ -172,6 +172,16 @@ impl Hub {
         }
     }
 
+    /// The first admin's API token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The management API's base URL (`http://127.0.0.1:PORT`, without `/api`).
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.server().api_addr())
+    }
+
     /// The device endpoint, as devices are given it.
     pub fn device_url(&self) -> String {
         format!("wss://localhost:{}", self.server().device_addr().port())
