@@ -371,7 +371,7 @@ async fn devices_and_errors(hub: &Hub, admin: &User) {
     assert_eq!(rows[0]["result"], "created");
     assert_eq!(rows[1]["result"], "failed");
     assert!(rows[1]["error"].as_str().unwrap().contains("identifier"), "{report}");
-    assert_eq!(rows[3]["line"], 5);
+    assert_eq!(rows[3]["row"], 5);
 
     let eu = admin.json(&["device", "list", "--tag", "eu"]).await;
     let ids: Vec<&str> = eu["data"]

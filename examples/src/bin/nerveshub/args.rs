@@ -37,7 +37,7 @@ pub(crate) struct Global {
     #[arg(long, global = true, env = "NERVESHUB_URL")]
     pub(crate) url: Option<String>,
     /// Org to act in [default: the one saved with `org use`]
-    #[arg(long, short = 'o', global = true, env = "NERVESHUB_ORG")]
+    #[arg(long, global = true, env = "NERVESHUB_ORG")]
     pub(crate) org: Option<String>,
     /// Product to act in [default: the one saved with `product use`]
     #[arg(long, short = 'p', global = true, env = "NERVESHUB_PRODUCT")]

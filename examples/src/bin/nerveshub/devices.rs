@@ -182,8 +182,8 @@ fn split_tags(text: &str) -> Vec<String> {
 /// One CSV row to import.
 #[derive(Debug, PartialEq, Eq)]
 struct ImportRow {
-    /// 1-based line of the row in the file.
-    line: u64,
+    /// 1-based number of the CSV record in the file (the header counts; blank lines do not).
+    row: u64,
     identifier: String,
     description: Option<String>,
     tags: Vec<String>,
@@ -202,7 +202,7 @@ fn read_csv(bytes: &[u8]) -> Result<Vec<ImportRow>> {
     let mut rows = Vec::new();
     for (index, record) in reader.records().enumerate() {
         let record = record.context("reading the CSV")?;
-        let line = record.position().map_or(index as u64 + 1, |p| p.line());
+        let line = index as u64 + 1;
         if index == 0 && record.get(0).is_some_and(|c| c.eq_ignore_ascii_case("identifier")) {
             columns = record.iter().map(str::to_lowercase).collect();
             if let Some(unknown) = columns
@@ -218,14 +218,14 @@ fn read_csv(bytes: &[u8]) -> Result<Vec<ImportRow>> {
         }
         if record.len() > columns.len() {
             bail!(
-                "CSV line {line}: {} cells, but only {} columns ({})",
+                "CSV row {line}: {} cells, but only {} columns ({})",
                 record.len(),
                 columns.len(),
                 columns.join(",")
             );
         }
         let mut row = ImportRow {
-            line,
+            row: line,
             identifier: String::new(),
             description: None,
             tags: Vec::new(),
@@ -298,10 +298,10 @@ async fn import(
             }
         };
         let entry = match result {
-            Ok(()) => json!({"line": row.line, "identifier": row.identifier, "result": "created"}),
+            Ok(()) => json!({"row": row.row, "identifier": row.identifier, "result": "created"}),
             Err(message) => {
                 failed += 1;
-                json!({"line": row.line, "identifier": row.identifier, "result": "failed", "error": message})
+                json!({"row": row.row, "identifier": row.identifier, "result": "failed", "error": message})
             }
         };
         report.push(entry);
@@ -315,7 +315,7 @@ async fn import(
         ctx.out.list(
             &summary["rows"],
             &[
-                ("line", "line"),
+                ("row", "row"),
                 ("identifier", "identifier"),
                 ("result", "result"),
                 ("error", "error"),
@@ -434,13 +434,13 @@ mod tests {
             rows,
             vec![
                 ImportRow {
-                    line: 2,
+                    row: 2,
                     identifier: "d-1".into(),
                     description: Some("bench, unit".into()),
                     tags: vec!["beta".into(), "eu".into()],
                 },
                 ImportRow {
-                    line: 4,
+                    row: 3,
                     identifier: "d-2".into(),
                     description: None,
                     tags: vec![],
