@@ -13,8 +13,10 @@ use crate::output;
 const COLUMNS: &[output::Column] = &[
     ("name", "name"),
     ("state", "state"),
+    ("status", "status"),
+    ("release", "current_release.number"),
+    ("version", "current_release.firmware.version"),
     ("firmware", "firmware_uuid"),
-    ("version", "firmware_version"),
     ("devices", "device_count"),
 ];
 
@@ -49,22 +51,6 @@ fn settings(settings: DeploymentSettings, for_create: bool) -> Map<String, Value
     body
 }
 
-/// A deployment with `firmware_version` lifted out of its current release, for the table.
-fn flatten(deployment: &Value) -> Value {
-    let mut row = deployment.clone();
-    if row.get("firmware_version").is_none() {
-        row["firmware_version"] = deployment["current_release"]["firmware"]["version"].clone();
-    }
-    if row.get("state").is_none() {
-        row["state"] = match deployment["is_active"].as_bool() {
-            Some(true) => json!("on"),
-            Some(false) => json!("off"),
-            None => Value::Null,
-        };
-    }
-    row
-}
-
 pub(crate) async fn deployment(ctx: &Ctx, command: DeploymentCommand) -> Result<()> {
     let client = ctx.client()?;
     let (org, product) = ctx.product()?;
@@ -87,17 +73,7 @@ pub(crate) async fn deployment(ctx: &Ctx, command: DeploymentCommand) -> Result<
         }
         DeploymentCommand::List => {
             let list = client.deployments(&org, &product).await?;
-            if ctx.out.json {
-                ctx.out.raw(&list);
-            } else {
-                let rows: Vec<Value> = list
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(flatten)
-                    .collect();
-                ctx.out.list(&Value::Array(rows), COLUMNS);
-            }
+            ctx.out.list(&list, COLUMNS);
         }
         DeploymentCommand::Show { name } => {
             ctx.out
@@ -147,8 +123,9 @@ pub(crate) async fn deployment(ctx: &Ctx, command: DeploymentCommand) -> Result<
                 &releases,
                 &[
                     ("number", "number"),
-                    ("firmware", "firmware_uuid"),
-                    ("version", "firmware_version"),
+                    ("version", "firmware.version"),
+                    ("firmware", "firmware.uuid"),
+                    ("by", "created_by"),
                     ("created", "inserted_at"),
                 ],
             );
@@ -192,11 +169,13 @@ async fn status(
         } else if redraw {
             // Clear the screen and draw the counts in place.
             output::line(&format!(
-                "\x1b[H\x1b[2J{org}/{product} deployment {name} (every {interval}s, Ctrl-C to stop)\n\n{}",
-                output::details(&status)
+                "\x1b[H\x1b[2J{org}/{product} (every {interval}s, Ctrl-C to stop)\n\n{}",
+                render_status(&status)
             ));
+        } else if ctx.out.json {
+            ctx.out.raw(&status);
         } else {
-            ctx.out.object(&status);
+            output::line(&render_status(&status));
         }
         if !watch {
             return Ok(());
@@ -205,5 +184,76 @@ async fn status(
             () = tokio::time::sleep(Duration::from_secs(interval.max(1))) => {}
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
+    }
+}
+
+/// The rollout for people: one summary line, the device counts, the devices updating now
+/// and the failing ones.
+fn render_status(status: &Value) -> String {
+    let text = |v: &Value| output::cell(v);
+    let state = if status["is_active"] == true { "on" } else { "off" };
+    let release = &status["release"];
+    let mut out = format!(
+        "deployment {}: {state}, {}; release {} (firmware {} {}), {}% of devices up to date",
+        text(&status["name"]),
+        text(&status["status"]),
+        text(&release["number"]),
+        text(&release["firmware_version"]),
+        text(&release["firmware_uuid"]),
+        text(&release["percent_complete"]),
+    );
+    if let Some(reason) = status["halt_reason"].as_str() {
+        out.push_str(&format!("\nhalted: {reason}"));
+    }
+    if let Some(counts) = status["devices"].as_object() {
+        let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {}", text(v))).collect();
+        out.push_str(&format!("\ndevices: {}", counts.join(", ")));
+    }
+    for (title, key, columns) in [
+        (
+            "updating now",
+            "in_flight",
+            &[("identifier", "identifier"), ("status", "status"), ("progress", "progress")][..],
+        ),
+        (
+            "failing",
+            "failing_devices",
+            &[("identifier", "identifier"), ("reason", "reason")][..],
+        ),
+    ] {
+        let rows: Vec<Vec<String>> = status[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| columns.iter().map(|(_, k)| text(output::member(item, k))).collect())
+            .collect();
+        if !rows.is_empty() {
+            out.push_str(&format!("\n\n{title}:\n{}", output::table(columns, &rows)));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_reads_for_people() {
+        let status = json!({
+            "name": "beta", "is_active": true, "status": "ready", "halt_reason": null,
+            "release": {"number": 2, "firmware_uuid": "u", "firmware_version": "2.0.0", "percent_complete": 50},
+            "devices": {"total": 2, "up_to_date": 1},
+            "in_flight": [{"identifier": "d-1", "status": "downloading", "progress": 40}],
+            "failing_devices": [],
+        });
+        assert_eq!(
+            render_status(&status),
+            "deployment beta: on, ready; release 2 (firmware 2.0.0 u), 50% of devices up to date\n\
+             devices: total 2, up_to_date 1\n\n\
+             updating now:\n\
+             IDENTIFIER  STATUS       PROGRESS\n\
+             d-1         downloading  40"
+        );
     }
 }

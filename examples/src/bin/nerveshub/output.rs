@@ -11,7 +11,7 @@ pub(crate) struct Out {
     pub(crate) json: bool,
 }
 
-/// A column: its header and the member of each row object it shows.
+/// A column: its header and the member of each row object it shows (`a.b` for a nested one).
 pub(crate) type Column = (&'static str, &'static str);
 
 impl Out {
@@ -26,7 +26,7 @@ impl Out {
             .map(|items| {
                 items
                     .iter()
-                    .map(|item| columns.iter().map(|(_, key)| cell(&item[*key])).collect())
+                    .map(|item| columns.iter().map(|(_, key)| cell(member(item, key))).collect())
                     .collect()
             })
             .unwrap_or_default();
@@ -67,6 +67,11 @@ pub(crate) fn line(text: &str) {
     if writeln!(stdout, "{text}").is_err() {
         std::process::exit(0);
     }
+}
+
+/// `value.a.b` for the key `a.b` (null when missing).
+pub(crate) fn member<'a>(value: &'a Value, key: &str) -> &'a Value {
+    key.split('.').fold(value, |v, k| &v[k])
 }
 
 /// A JSON value as a table cell: strings bare, arrays comma-joined, null empty.
