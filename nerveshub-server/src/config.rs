@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Default firmware upload limit: 200 MiB, as NervesHub.
 pub const DEFAULT_MAX_FIRMWARE_SIZE: u64 = 200 * 1024 * 1024;
@@ -41,6 +42,15 @@ pub struct Config {
     /// The base of the URLs handed to devices (firmware downloads); `None` means
     /// `https://localhost:<device port>`.
     pub device_url: Option<String>,
+    /// Each deployment's orchestrator runs at most this often; triggers inside the window
+    /// collapse into one run (NervesHub: 3 s).
+    pub rollout_coalesce: Duration,
+    /// Every active deployment runs at least this often, and silent updates are swept
+    /// (NervesHub: 120 s).
+    pub rollout_backup_tick: Duration,
+    /// An update in flight that the device has not reported on for this long expires and
+    /// frees its slot (NervesHub: 30 min). It also caps a deployment's health timeout.
+    pub update_in_flight_timeout: Duration,
 }
 
 impl Config {
@@ -60,6 +70,9 @@ impl Config {
             storage_options: Vec::new(),
             max_firmware_size: DEFAULT_MAX_FIRMWARE_SIZE,
             device_url: None,
+            rollout_coalesce: Duration::from_secs(3),
+            rollout_backup_tick: Duration::from_secs(120),
+            update_in_flight_timeout: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -32,6 +32,7 @@ mod db;
 mod device;
 mod device_endpoint;
 mod error;
+mod fleet;
 mod server;
 mod state;
 mod storage;

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::db::{self, Actor, Audit, Db};
 use crate::device::{self, DeviceHub};
 use crate::error::ServerError;
+use crate::fleet::{self, Fleet, Timing};
 use crate::state::AppState;
 use crate::storage::Storage;
 use crate::tls::{self, DeviceTlsIdentity};
@@ -88,11 +89,17 @@ impl RunningServer {
 
         let storage = Storage::open(&config, device_addr)?;
         tracing::info!(storage = %storage.describe(), "firmware storage ready");
+        let fleet = Fleet::new(Timing {
+            coalesce: config.rollout_coalesce,
+            backup_tick: config.rollout_backup_tick,
+            in_flight_timeout: config.update_in_flight_timeout,
+        });
         let state = AppState {
             db,
             config: Arc::new(config),
             devices,
             storage,
+            fleet,
         };
         let (stop, stopped) = watch::channel(false);
         let api_router = api::router(state.clone());
@@ -113,7 +120,8 @@ impl RunningServer {
             device_endpoint::router(state.clone()),
             stopped.clone(),
         ));
-        let maintenance_task = tokio::spawn(device::maintenance(state.clone(), stopped));
+        let maintenance_task = tokio::spawn(device::maintenance(state.clone(), stopped.clone()));
+        let rollout_task = tokio::spawn(fleet::orchestrator::supervise(state.clone(), stopped));
         tracing::info!(api = %api_addr, devices = %device_addr, "nerveshub-server listening");
         Ok(RunningServer {
             api_addr,
@@ -121,7 +129,7 @@ impl RunningServer {
             first_admin,
             dev_ca_file: identity.dev_ca_file,
             stop,
-            tasks: vec![api_task, device_task, maintenance_task],
+            tasks: vec![api_task, device_task, maintenance_task, rollout_task],
             state,
         })
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::db::Db;
 use crate::device::DeviceHub;
+use crate::fleet::Fleet;
 use crate::storage::Storage;
 
 /// Shared by the management API and the device endpoint; cheap to clone.
@@ -15,4 +16,6 @@ pub(crate) struct AppState {
     /// Connected devices and the device endpoint's certificate trust.
     pub(crate) devices: DeviceHub,
     pub(crate) storage: Storage,
+    /// Who to wake when a rollout has something to do.
+    pub(crate) fleet: Fleet,
 }

@@ -6,18 +6,18 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use nerveshub_proto::{DeviceServerEvent, FirmwareMetadata, UpdatePayload};
+use nerveshub_proto::DeviceServerEvent;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{Api, Body, Endpoint, Success};
 use crate::auth::{Caller, Role};
 use crate::db::FirmwareRow;
-use crate::db::device_session::{self as q, SessionDevice};
+use crate::db::device_session::SessionDevice;
 use crate::db::{self, Actor, Audit};
 use crate::error::ApiError;
+use crate::fleet::{FleetError, lifecycle};
 use crate::state::AppState;
-use crate::storage::DEFAULT_URL_TTL;
 
 const OFFLINE: &str = "device is offline";
 
@@ -55,20 +55,47 @@ pub(super) fn routes(api: Api) -> Api {
             "/orgs/{org}/products/{product}/devices/{identifier}/upgrade",
             "Push a firmware of the product to a connected device now",
         )
-        .body("DeviceUpgrade"),
+        .body("DeviceUpgrade")
+        .ok(Success::Object(202, "DeviceUpdateCreated"))
+        .errors(&[409, 422]),
         upgrade,
+    )
+    .route(
+        Endpoint::delete(
+            "/orgs/{org}/products/{product}/devices/{identifier}/penalty",
+            "Take a device out of the penalty box and turn its automatic updates back on",
+        )
+        .tag("device actions")
+        .role(Role::Manage)
+        .ok(Success::NoContent),
+        clear_penalty,
     )
 }
 
 /// The schemas of this module, for the OpenAPI document.
 pub(crate) fn schemas() -> Vec<(&'static str, serde_json::Value)> {
-    vec![(
-        "DeviceUpgrade",
-        json!({
-            "type": "object", "required": ["uuid"],
-            "properties": {"uuid": {"type": "string", "description": "the firmware's UUID (meta-uuid)"}}
-        }),
-    )]
+    vec![
+        (
+            "DeviceUpgrade",
+            json!({
+                "type": "object",
+                "description": "one of uuid or version; automatic updates of the device are turned off",
+                "properties": {
+                    "uuid": {"type": "string", "description": "the firmware's UUID (meta-uuid)"},
+                    "version": {"type": "string",
+                        "description": "the firmware's version, when exactly one firmware of the product has it"}
+                }
+            }),
+        ),
+        (
+            "DeviceUpdateCreated",
+            json!({"type": "object", "properties": {
+                "id": {"type": "integer"},
+                "firmware_uuid": {"type": "string"},
+                "firmware_version": {"type": "string"},
+                "status": {"type": "string", "enum": ["requested"]}}}),
+        ),
+    ]
 }
 
 type DevicePath = Path<(String, String, String)>;
@@ -197,34 +224,46 @@ async fn reconnect(
 
 #[derive(Deserialize)]
 struct UpgradeFields {
-    uuid: String,
+    #[serde(default)]
+    uuid: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
 }
 
-/// The `update` push for a firmware, as NervesHub serializes it: the signed download URL,
-/// the target's metadata, and the size and SHA-256 checksums of the file downloaded.
-fn update_event(firmware: &FirmwareRow, url: String) -> DeviceServerEvent {
-    let text = |s: &str| Some(s.to_owned());
-    DeviceServerEvent::Update(Box::new(UpdatePayload {
-        update_available: true,
-        firmware_url: url,
-        firmware_meta: FirmwareMetadata {
-            uuid: text(&firmware.uuid),
-            product: text(&firmware.product),
-            version: text(&firmware.version),
-            platform: text(&firmware.platform),
-            architecture: text(&firmware.architecture),
-            author: text(&firmware.author),
-            description: text(&firmware.description),
-            vcs_identifier: text(&firmware.vcs_identifier),
-            misc: text(&firmware.misc),
-            ..Default::default()
-        },
-        size: Some(firmware.size),
-        checksum: Some(firmware.checksum.clone()),
-        partials_checksums: Some(firmware.partials_checksums.clone()),
-        deployment_id: None,
-        extra: Default::default(),
-    }))
+/// `{"uuid": …}`, or `{"version": …}` when exactly one firmware of the product has it.
+async fn upgrade_firmware(
+    state: &AppState,
+    product_id: i64,
+    fields: &UpgradeFields,
+) -> Result<FirmwareRow, ApiError> {
+    match (
+        fields.uuid.as_deref().map(str::trim),
+        fields.version.as_deref().map(str::trim),
+    ) {
+        (Some(uuid), _) if !uuid.is_empty() => state
+            .db
+            .firmware_by_uuid(product_id, uuid)
+            .await?
+            .ok_or(ApiError::NotFound("firmware")),
+        (_, Some(version)) if !version.is_empty() => {
+            let mut matching: Vec<FirmwareRow> = state
+                .db
+                .firmwares(product_id)
+                .await?
+                .into_iter()
+                .filter(|f| f.version == version)
+                .collect();
+            match matching.len() {
+                0 => Err(ApiError::NotFound("firmware")),
+                1 => Ok(matching.remove(0)),
+                n => Err(ApiError::invalid(
+                    "version",
+                    format!("{n} firmwares have version {version}; name one by uuid"),
+                )),
+            }
+        }
+        _ => Err(ApiError::invalid("uuid", "can't be blank")),
+    }
 }
 
 async fn upgrade(
@@ -234,65 +273,54 @@ async fn upgrade(
     Body(fields): Body<UpgradeFields>,
 ) -> Result<Response, ApiError> {
     let device = find_device(&state, &caller, &path).await?;
-    let firmware = state
-        .db
-        .firmware_by_uuid(device.product_id, fields.uuid.trim())
-        .await?
-        .ok_or(ApiError::NotFound("firmware"))?;
-    if !state.devices.registry.is_connected(device.id) {
-        return Err(ApiError::Conflict(OFFLINE.into()));
-    }
-    let url = state
-        .storage
-        .download_url(&firmware, DEFAULT_URL_TTL)
-        .await
-        .map_err(|e| ApiError::Internal(format!("firmware URL: {e}")))?;
-    // The update is recorded before the push, so the device's first status finds it; if the
-    // device went away in between, the record is removed again.
-    let mut tx = state.db.begin().await?;
-    let update_id = q::insert_device_update(&mut tx, device.id, firmware.id).await?;
-    db::audit(
-        &mut tx,
-        Audit {
-            org_id: Some(device.org_id),
-            actor: Actor::User(caller.user.id),
-            resource_type: "device",
-            resource_id: &device.identifier,
-            action: "upgrade",
-            description: format!(
-                "{} pushed firmware {} (version {}) to device {}",
-                caller.user.email, firmware.uuid, firmware.version, device.identifier
-            ),
+    let firmware = upgrade_firmware(&state, device.product_id, &fields).await?;
+    let created = lifecycle::manual_upgrade(
+        &state,
+        lifecycle::User {
+            id: caller.user.id,
+            email: &caller.user.email,
         },
+        lifecycle::DeviceRef {
+            id: device.id,
+            org_id: device.org_id,
+            identifier: &device.identifier,
+        },
+        &firmware,
+    )
+    .await
+    .map_err(|e| match e {
+        FleetError::Offline => ApiError::Conflict(OFFLINE.into()),
+        other => other.into(),
+    })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        super::data(json!({
+            "id": created.id,
+            "firmware_uuid": created.firmware_uuid,
+            "firmware_version": created.firmware_version,
+            "status": created.status,
+        })),
+    )
+        .into_response())
+}
+
+/// `DELETE …/devices/{identifier}/penalty`: out of the penalty box, automatic updates on.
+async fn clear_penalty(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, product, identifier)): DevicePath,
+) -> Result<Response, ApiError> {
+    let membership = caller.in_org(&state, &org, Role::Manage).await?;
+    let (_, device) =
+        super::devices::find(&state, membership.org.id, &product, &identifier).await?;
+    crate::fleet::deployments::clear_penalty(
+        &state,
+        lifecycle::User {
+            id: caller.user.id,
+            email: &caller.user.email,
+        },
+        &device,
     )
     .await?;
-    tx.commit().await?;
-    if state
-        .devices
-        .registry
-        .push(device.id, update_event(&firmware, url))
-        .await
-        .is_err()
-    {
-        let mut tx = state.db.begin().await?;
-        q::delete_device_update(&mut tx, update_id).await?;
-        db::audit(
-            &mut tx,
-            Audit {
-                org_id: Some(device.org_id),
-                actor: Actor::User(caller.user.id),
-                resource_type: "device",
-                resource_id: &device.identifier,
-                action: "upgrade_undelivered",
-                description: format!(
-                    "firmware {} did not reach device {}: it went offline",
-                    firmware.uuid, device.identifier
-                ),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        return Err(ApiError::Conflict(OFFLINE.into()));
-    }
-    Ok(accepted())
+    Ok(super::no_content())
 }

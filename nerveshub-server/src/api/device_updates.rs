@@ -33,11 +33,16 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
     vec![(
         "DeviceUpdate",
         json!({"type": "object", "properties": {
-            "firmware_uuid": string, "firmware_version": string,
+            "id": {"type": "integer"}, "firmware_uuid": string, "firmware_version": string,
             "status": {"type": "string", "enum": ["requested", "received", "started", "updating",
-                "completed", "failed", "ignored", "rescheduled"]},
+                "completed", "failed", "ignored", "rescheduled", "interrupted", "expired",
+                "undelivered"],
+                "description": "`completed` while in flight: installed, waiting for the device to come back on it"},
             "progress": {"type": "integer"},
             "reason": {"type": "string", "nullable": true},
+            "deployment": {"type": "string", "nullable": true,
+                "description": "the deployment that sent it; null for a manual upgrade"},
+            "in_flight": {"type": "boolean"},
             "inserted_at": {"type": "string", "format": "date-time"},
             "updated_at": {"type": "string", "format": "date-time"}}}),
     )]
@@ -45,11 +50,14 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
 
 fn update_json(row: &DeviceUpdateRow) -> Value {
     json!({
+        "id": row.id,
         "firmware_uuid": row.firmware_uuid,
         "firmware_version": row.firmware_version,
         "status": row.status,
         "progress": row.progress,
         "reason": row.reason,
+        "deployment": row.deployment,
+        "in_flight": row.finished_at.is_none(),
         "inserted_at": iso8601_ms(row.inserted_at),
         "updated_at": iso8601_ms(row.updated_at),
     })

@@ -122,10 +122,24 @@ pub(crate) fn device_json(device: &DeviceRow) -> Value {
         "firmware_metadata": firmware_metadata,
         "version": version,
         "updates_enabled": device.updates_enabled != 0,
-        "deployment_group": Value::Null,
+        "updates_blocked_until": device.updates_blocked_until.and_then(iso8601_ms),
+        "deployment_group": deployment_group(device),
         "org_name": device.org_name,
         "product_name": device.product_name,
     })
+}
+
+/// The device's deployment as NervesHub shows it (`deployment_group`), or `null`.
+fn deployment_group(device: &DeviceRow) -> Value {
+    match (&device.deployment_name, &device.deployment_firmware_uuid) {
+        (Some(name), Some(uuid)) => json!({
+            "name": name,
+            "is_active": device.deployment_is_active == Some(1),
+            "firmware_uuid": uuid,
+            "firmware_version": device.deployment_firmware_version,
+        }),
+        _ => Value::Null,
+    }
 }
 
 /// Writes the audit row of a change `caller` made in `org_id`.
@@ -454,6 +468,10 @@ async fn update(
         .await?
         .ok_or_else(|| ApiError::Internal("device vanished inside its own transaction".into()))?;
     tx.commit().await?;
+    // Turning updates on (or new tags) may make the device a rollout candidate.
+    if let Some(id) = device.deployment_id {
+        state.fleet.trigger(id);
+    }
     Ok(data(device_json(&device)).into_response())
 }
 
@@ -540,7 +558,8 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
             json!({"type": "object",
             "required": ["identifier", "description", "tags", "online", "connection_status",
                          "last_communication", "firmware_metadata", "version",
-                         "updates_enabled", "deployment_group", "org_name", "product_name"],
+                         "updates_enabled", "updates_blocked_until", "deployment_group",
+                         "org_name", "product_name"],
             "properties": {
                 "identifier": string,
                 "description": string,
@@ -552,7 +571,11 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                 "firmware_metadata": {"type": "object", "nullable": true},
                 "version": nullable_string,
                 "updates_enabled": {"type": "boolean"},
-                "deployment_group": {"type": "object", "nullable": true},
+                "updates_blocked_until": {"type": "string", "format": "date-time", "nullable": true,
+                    "description": "the end of the device's penalty box"},
+                "deployment_group": {"type": "object", "nullable": true, "properties": {
+                    "name": string, "is_active": {"type": "boolean"},
+                    "firmware_uuid": string, "firmware_version": string}},
                 "org_name": string,
                 "product_name": string,
             }}),

@@ -425,5 +425,6 @@ fn extra_schemas() -> Vec<(&'static str, Value)> {
     all.extend(super::firmwares::schemas());
     all.extend(super::device_actions::schemas());
     all.extend(super::device_updates::schemas());
+    all.extend(super::deployments::schemas());
     all
 }

@@ -4,6 +4,7 @@
 mod audit;
 mod ca_certificates;
 mod certificates;
+mod deployments;
 mod device_actions;
 mod device_updates;
 pub(crate) mod devices;
@@ -97,6 +98,7 @@ fn build() -> Api {
     let api = ca_certificates::routes(api);
     let api = shared_secrets::routes(api);
     let api = firmwares::routes(api);
+    let api = deployments::routes(api);
     docs::routes(api)
 }
 

@@ -50,18 +50,6 @@ impl std::fmt::Debug for SecretRow {
     }
 }
 
-/// An update in flight (requested, received, started or updating).
-#[derive(Debug, Clone, FromRow)]
-pub(crate) struct ActiveUpdate {
-    pub(crate) id: i64,
-    pub(crate) status: String,
-    pub(crate) progress: i64,
-    pub(crate) firmware_uuid: String,
-}
-
-/// The statuses of an update that has not ended.
-const ACTIVE_STATUSES: &str = "('requested', 'received', 'started', 'updating')";
-
 /// Upper-case hex, as fingerprints and key identifiers are stored.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     crate::auth::hex_upper(bytes)
@@ -212,11 +200,12 @@ impl Db {
         &self,
         device_id: i64,
         firmware_metadata: &str,
+        firmware_uuid: Option<&str>,
         connection_metadata: &str,
     ) -> Result<i64, sqlx::Error> {
         let now = now_ms();
         sqlx::query(
-            "UPDATE devices SET firmware_metadata = $1, connection_metadata = $2,
+            "UPDATE devices SET firmware_metadata = $1, firmware_uuid = $5, connection_metadata = $2,
                  connection_status = 'connected', connection_established_at = $3,
                  connection_last_seen_at = $3, connection_disconnected_at = NULL,
                  first_seen_at = COALESCE(first_seen_at, $3), updated_at = $3
@@ -226,6 +215,7 @@ impl Db {
         .bind(connection_metadata)
         .bind(now)
         .bind(device_id)
+        .bind(firmware_uuid)
         .execute(self.pool())
         .await?;
         Ok(now)
@@ -322,63 +312,6 @@ impl Db {
         Ok(())
     }
 
-    /// The device's newest update that has not ended.
-    pub(crate) async fn active_update(
-        &self,
-        device_id: i64,
-    ) -> Result<Option<ActiveUpdate>, sqlx::Error> {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT u.id, u.status, u.progress, f.uuid AS firmware_uuid
-             FROM device_updates u JOIN firmwares f ON f.id = u.firmware_id
-             WHERE u.device_id = $1 AND u.status IN {ACTIVE_STATUSES}
-             ORDER BY u.id DESC LIMIT 1"
-        )))
-        .bind(device_id)
-        .fetch_optional(self.pool())
-        .await
-    }
-
-    /// Sets an update's status, progress and reason.
-    pub(crate) async fn set_update_state(
-        &self,
-        update_id: i64,
-        status: &str,
-        progress: i64,
-        reason: Option<&str>,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE device_updates SET status = $1, progress = $2, reason = COALESCE($3, reason), updated_at = $4
-             WHERE id = $5",
-        )
-        .bind(status)
-        .bind(progress)
-        .bind(reason)
-        .bind(now_ms())
-        .bind(update_id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
-    /// Completes the device's unfinished updates to the firmware `uuid` (the device came back
-    /// running it).
-    pub(crate) async fn complete_updates_to(
-        &self,
-        device_id: i64,
-        uuid: &str,
-    ) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE device_updates SET status = 'completed', progress = 100, updated_at = $1
-             WHERE device_id = $2 AND status IN {ACTIVE_STATUSES}
-               AND firmware_id IN (SELECT id FROM firmwares WHERE uuid = $3)"
-        )))
-        .bind(now_ms())
-        .bind(device_id)
-        .bind(uuid)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected())
-    }
 }
 
 /// Creates a device (just-in-time registration by a CA's JITP profile or a product key).
@@ -451,32 +384,3 @@ pub(crate) async fn touch_ca(conn: &mut AnyConnection, ca_id: i64) -> Result<(),
     Ok(())
 }
 
-/// Requests an update of a device to a firmware (status `requested`); returns its id.
-pub(crate) async fn insert_device_update(
-    conn: &mut AnyConnection,
-    device_id: i64,
-    firmware_id: i64,
-) -> Result<i64, sqlx::Error> {
-    let now = now_ms();
-    sqlx::query_scalar(
-        "INSERT INTO device_updates (device_id, firmware_id, status, progress, inserted_at, updated_at)
-         VALUES ($1, $2, 'requested', 0, $3, $3) RETURNING id",
-    )
-    .bind(device_id)
-    .bind(firmware_id)
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await
-}
-
-/// Removes an update record (its push never reached the device).
-pub(crate) async fn delete_device_update(
-    conn: &mut AnyConnection,
-    update_id: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM device_updates WHERE id = $1")
-        .bind(update_id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}

@@ -8,10 +8,17 @@ use super::{Backend, Db, now_ms};
 /// The columns of a [`DeviceRow`], with the org and product names joined in (`d`, `o`, `p`).
 const DEVICE_COLUMNS: &str = "d.id, d.org_id, d.product_id, d.identifier, d.description, d.tags, \
      d.firmware_metadata, d.updates_enabled, d.connection_status, d.connection_last_seen_at, \
-     d.first_seen_at, d.inserted_at, o.name AS org_name, p.name AS product_name";
+     d.first_seen_at, d.inserted_at, o.name AS org_name, p.name AS product_name, \
+     d.deployment_id, d.updates_blocked_until, g.name AS deployment_name, \
+     g.is_active AS deployment_is_active, gf.uuid AS deployment_firmware_uuid, \
+     gf.version AS deployment_firmware_version";
 
-const DEVICE_FROM: &str =
-    "FROM devices d JOIN orgs o ON o.id = d.org_id JOIN products p ON p.id = d.product_id";
+const DEVICE_FROM: &str = "FROM devices d JOIN orgs o ON o.id = d.org_id \
+     JOIN products p ON p.id = d.product_id \
+     LEFT JOIN deployments g ON g.id = d.deployment_id \
+     LEFT JOIN deployment_releases gr ON gr.deployment_id = g.id AND gr.number = \
+         (SELECT MAX(x.number) FROM deployment_releases x WHERE x.deployment_id = g.id) \
+     LEFT JOIN firmwares gf ON gf.id = gr.firmware_id";
 
 /// A device as stored, with the names of its org and product.
 #[derive(Debug, Clone, FromRow)]
@@ -37,6 +44,13 @@ pub(crate) struct DeviceRow {
     pub(crate) inserted_at: i64,
     pub(crate) org_name: String,
     pub(crate) product_name: String,
+    pub(crate) deployment_id: Option<i64>,
+    /// Unix ms until which the device is in the penalty box.
+    pub(crate) updates_blocked_until: Option<i64>,
+    pub(crate) deployment_name: Option<String>,
+    pub(crate) deployment_is_active: Option<i64>,
+    pub(crate) deployment_firmware_uuid: Option<String>,
+    pub(crate) deployment_firmware_version: Option<String>,
 }
 
 impl DeviceRow {

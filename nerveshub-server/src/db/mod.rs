@@ -6,6 +6,7 @@
 mod accounts;
 mod catalog;
 mod certificates;
+pub(crate) mod deployments;
 pub(crate) mod device_session;
 pub(crate) mod device_updates;
 mod devices;
@@ -23,6 +24,7 @@ use crate::error::ServerError;
 pub(crate) use accounts::*;
 pub(crate) use catalog::*;
 pub(crate) use certificates::*;
+pub(crate) use deployments::DeploymentRow;
 pub(crate) use devices::*;
 pub(crate) use firmwares::*;
 pub(crate) use shared_secrets::*;

@@ -11,7 +11,7 @@ use nerveshub_proto::{
 use serde_json::{Map, Value, json};
 
 use crate::db::device_session::SessionDevice;
-use crate::db::{self, Actor, Audit};
+use crate::fleet::lifecycle;
 use crate::state::AppState;
 
 /// "Last seen" is written at most this often while a device keeps talking.
@@ -126,14 +126,28 @@ impl DeviceChannel {
             .record_device_join(
                 self.device.id,
                 &firmware_text,
+                new_uuid.as_deref(),
                 &Value::Object(self.connection_metadata.clone()).to_string(),
             )
             .await?;
         self.joined_at = Some(joined_at);
         self.device.firmware_metadata = Some(firmware_text);
-        if let Some(uuid) = new_uuid.filter(|u| old_uuid.as_deref() != Some(u.as_str())) {
-            self.firmware_changed(&uuid, params.nerves_fw_version.as_deref())
-                .await?;
+        let report = lifecycle::JoinReport {
+            uuid: new_uuid,
+            previous_uuid: old_uuid,
+            version: params.nerves_fw_version.clone(),
+            platform: params.nerves_fw_platform.clone(),
+            architecture: params.nerves_fw_architecture.clone(),
+            validated: params.meta.as_ref().and_then(|m| m.firmware_validated),
+            currently_downloading: params
+                .currently_downloading_uuid
+                .clone()
+                .filter(|u| !u.is_empty()),
+        };
+        // The update lifecycle (completion, health gate) and membership; a failure there is
+        // logged, the join itself stands.
+        if let Err(e) = lifecycle::on_join(&self.state, self.device.id, &report).await {
+            tracing::warn!(device = %self.device.identifier, error = %e, "fleet join handling failed");
         }
         let mut pushes = Vec::new();
         if params.wants_fwup_public_keys() || params.wants_archive_public_keys() {
@@ -150,38 +164,6 @@ impl DeviceChannel {
             }
         }
         Ok(JoinOutcome::Accepted(pushes))
-    }
-
-    /// The device runs another firmware than last time: an update to it finished.
-    async fn firmware_changed(&self, uuid: &str, version: Option<&str>) -> Result<(), sqlx::Error> {
-        let completed = self
-            .state
-            .db
-            .complete_updates_to(self.device.id, uuid)
-            .await?;
-        let mut tx = self.state.db.begin().await?;
-        db::audit(
-            &mut tx,
-            Audit {
-                org_id: Some(self.device.org_id),
-                actor: Actor::Device(self.device.id),
-                resource_type: "device",
-                resource_id: &self.device.identifier,
-                action: "firmware_changed",
-                description: format!(
-                    "device {} now runs firmware {uuid} (version {}){}",
-                    self.device.identifier,
-                    version.unwrap_or("unknown"),
-                    if completed > 0 {
-                        ", completing its update"
-                    } else {
-                        ""
-                    }
-                ),
-            },
-        )
-        .await?;
-        tx.commit().await
     }
 
     /// Any frame from the device: writes "last seen" now and then.
@@ -230,6 +212,9 @@ impl DeviceChannel {
                 self.connection_metadata
                     .insert("firmware_validated".into(), json!(true));
                 self.save_connection_metadata().await?;
+                let running = self.running_uuid();
+                lifecycle::on_validated(&self.state, self.device_ref(), running.as_deref())
+                    .await?;
             }
             _ => {}
         }
@@ -279,18 +264,8 @@ impl DeviceChannel {
             return Ok(());
         }
         self.last_progress = Some((stage.clone(), value, Instant::now()));
-        if let Some(update) = self.state.db.active_update(self.device.id).await? {
-            let status = if stage == "completed" {
-                "completed"
-            } else {
-                "updating"
-            };
-            let value = i64::try_from(value).unwrap_or(100);
-            self.state
-                .db
-                .set_update_state(update.id, status, value, None)
-                .await?;
-        }
+        let value = i64::try_from(value).unwrap_or(100);
+        lifecycle::on_progress(&self.state, self.device.id, stage == "completed", value).await?;
         self.record_event(event, payload).await
     }
 
@@ -298,46 +273,23 @@ impl DeviceChannel {
     async fn status(&mut self, status: &StatusUpdate) -> Result<(), sqlx::Error> {
         // A status starts (or ends) an update: the next progress report is written at once.
         self.last_progress = None;
-        let Some(update) = self.state.db.active_update(self.device.id).await? else {
-            return Ok(());
-        };
-        let (new_status, progress, reason) = match status {
-            _ if status.is_failure() => ("failed", update.progress, failure_reason(status)),
-            StatusUpdate::Received { .. } => ("received", update.progress, None),
-            StatusUpdate::Started { .. } => ("started", update.progress, None),
-            StatusUpdate::Completed { .. } => ("completed", 100, None),
-            StatusUpdate::Ignored { reason, .. } => {
-                ("ignored", update.progress, Some(reason.clone()))
-            }
-            StatusUpdate::Rescheduled {
-                delay_for_minutes,
-                reason,
-                ..
-            } => (
-                "rescheduled",
-                update.progress,
-                Some(match reason {
-                    Some(r) => format!("{r} (retry in {delay_for_minutes} min)"),
-                    None => format!("retry in {delay_for_minutes} min"),
-                }),
-            ),
-            _ => return Ok(()),
-        };
-        // A late `received` or `started` does not undo progress already reported.
-        if matches!(new_status, "received" | "started") && update.status == "updating" {
-            return Ok(());
-        }
-        tracing::debug!(device = %self.device.identifier, firmware = %update.firmware_uuid, status = new_status, "update status");
-        self.state
-            .db
-            .set_update_state(update.id, new_status, progress, reason.as_deref())
-            .await
+        lifecycle::on_status(&self.state, self.device_ref(), status).await
     }
-}
 
-fn failure_reason(status: &StatusUpdate) -> Option<String> {
-    match status {
-        StatusUpdate::Failed { reason, .. } => Some(reason.clone()),
-        other => Some(other.status().to_owned()),
+    fn device_ref(&self) -> lifecycle::DeviceRef<'_> {
+        lifecycle::DeviceRef {
+            id: self.device.id,
+            org_id: self.device.org_id,
+            identifier: &self.device.identifier,
+        }
+    }
+
+    /// The uuid of the firmware the device reported at its join.
+    fn running_uuid(&self) -> Option<String> {
+        self.device
+            .firmware_metadata
+            .as_deref()
+            .and_then(|m| serde_json::from_str::<Value>(m).ok())
+            .and_then(|m| m.get("uuid").and_then(Value::as_str).map(str::to_owned))
     }
 }

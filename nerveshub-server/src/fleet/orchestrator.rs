@@ -1,0 +1,338 @@
+//! The rollout orchestrator (NervesHub §4.3–4.6): one worker per active deployment, runs
+//! coalesced to at most one per [`Timing::coalesce`](super::Timing), woken by devices coming
+//! online, membership and deployment changes, freed slots and a backup tick. A supervisor
+//! starts the workers of active deployments (at start, when woken, on every tick) and sweeps
+//! silent updates.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::{Notify, watch};
+
+use super::{Fleet, lifecycle, version};
+use crate::db::device_updates as upd;
+use crate::db::{self, Actor, Audit, DeploymentRow, deployments::CandidateRow, now_ms};
+use crate::state::AppState;
+use crate::storage::DEFAULT_URL_TTL;
+
+/// Runs the supervisor until `stop`: starts an orchestrator per active deployment and sweeps
+/// silent updates every backup tick.
+pub(crate) async fn supervise(state: AppState, mut stop: watch::Receiver<bool>) {
+    let fleet = state.fleet.clone();
+    let mut tick = tokio::time::interval(fleet.timing().backup_tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        start_missing(&state, &stop).await;
+        if let Err(e) = lifecycle::sweep(&state).await {
+            tracing::warn!(error = %e, "sweeping silent updates failed");
+        }
+        tokio::select! {
+            _ = tick.tick() => {
+                // The backup trigger of every running orchestrator.
+                for notify in fleet.running().values() {
+                    notify.notify_one();
+                }
+            }
+            () = fleet.inner.supervisor.notified() => {}
+            () = async { let _ = stop.wait_for(|s| *s).await; } => return,
+        }
+    }
+}
+
+async fn start_missing(state: &AppState, stop: &watch::Receiver<bool>) {
+    let ids = match state.db.active_deployment_ids().await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing active deployments failed");
+            return;
+        }
+    };
+    let fleet = &state.fleet;
+    for id in ids {
+        let notify = {
+            let mut running = fleet.running();
+            if running.contains_key(&id) {
+                continue;
+            }
+            let notify = Arc::new(Notify::new());
+            running.insert(id, notify.clone());
+            notify
+        };
+        // Runs once at start.
+        notify.notify_one();
+        tokio::spawn(worker(state.clone(), id, notify, stop.clone()));
+    }
+}
+
+/// One deployment's orchestrator: a run per wake-up, then a pause of `coalesce` during which
+/// further wake-ups collapse into one (a `Notify` keeps a single permit).
+async fn worker(state: AppState, id: i64, notify: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    let fleet = state.fleet.clone();
+    tracing::debug!(deployment = id, "orchestrator started");
+    loop {
+        tokio::select! {
+            () = notify.notified() => {}
+            () = async { let _ = stop.wait_for(|s| *s).await; } => break,
+        }
+        match run(&state, id).await {
+            Ok(Run::Continue { again }) => {
+                if again {
+                    notify.notify_one();
+                }
+            }
+            Ok(Run::Stop) => break,
+            Err(e) => tracing::warn!(deployment = id, error = %e, "orchestrator run failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(fleet.timing().coalesce) => {}
+            () = async { let _ = stop.wait_for(|s| *s).await; } => break,
+        }
+    }
+    remove(&fleet, id, &notify);
+    tracing::debug!(deployment = id, "orchestrator stopped");
+}
+
+fn remove(fleet: &Fleet, id: i64, notify: &Arc<Notify>) {
+    let mut running = fleet.running();
+    if running.get(&id).is_some_and(|n| Arc::ptr_eq(n, notify)) {
+        running.remove(&id);
+    }
+}
+
+/// What a run asks of its worker.
+#[derive(Debug)]
+enum Run {
+    /// Keep running; `again` when candidates were skipped and another run may place them.
+    Continue { again: bool },
+    /// The deployment was deleted or switched off.
+    Stop,
+}
+
+/// Which queue an update goes out on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Normal,
+    Priority,
+}
+
+/// One orchestrator run (§4.4).
+async fn run(state: &AppState, id: i64) -> Result<Run, sqlx::Error> {
+    let Some(d) = state.db.deployment_by_id(id).await? else {
+        return Ok(Run::Stop);
+    };
+    if d.is_active == 0 {
+        return Ok(Run::Stop);
+    }
+    if d.halted_at.is_some() {
+        return Ok(Run::Continue { again: false });
+    }
+    let (normal_busy, priority_busy) = state.db.in_flight_counts(id).await?;
+    let mut normal_slots = d.concurrent_updates.saturating_sub(normal_busy).max(0);
+    let threshold = d
+        .priority_queue_firmware_version_threshold
+        .as_deref()
+        .filter(|_| d.priority_queue_enabled != 0)
+        .and_then(version::parse_version);
+    let mut priority_slots = if threshold.is_some() {
+        d.priority_queue_concurrent_updates
+            .saturating_sub(priority_busy)
+            .max(0)
+    } else {
+        0
+    };
+    if normal_slots == 0 && priority_slots == 0 {
+        return Ok(Run::Continue { again: false });
+    }
+    let now = now_ms();
+    let lifo = d.queue_management == "LIFO";
+    let candidates = state
+        .db
+        .update_candidates(id, &d.firmware_uuid, lifo, now)
+        .await?;
+    let release_tags: Vec<String> = serde_json::from_str(&d.release_tags).unwrap_or_default();
+    let mut again = false;
+    for candidate in candidates {
+        if normal_slots == 0 && priority_slots == 0 {
+            break;
+        }
+        if !eligible(&candidate, &release_tags) {
+            continue;
+        }
+        let in_priority = threshold.as_ref().is_some_and(|t| {
+            reported(&candidate, "version")
+                .and_then(|v| version::parse_version(&v))
+                .is_some_and(|v| version::precedence(&v, t).is_le())
+        });
+        let queue = if in_priority && priority_slots > 0 {
+            Queue::Priority
+        } else if normal_slots > 0 {
+            Queue::Normal
+        } else {
+            continue;
+        };
+        if penalized(state, &d, &candidate, now).await? {
+            again = true;
+            continue;
+        }
+        if schedule(state, &d, &candidate, queue).await? {
+            match queue {
+                Queue::Normal => normal_slots -= 1,
+                Queue::Priority => priority_slots -= 1,
+            }
+        }
+    }
+    Ok(Run::Continue { again })
+}
+
+/// A value of the firmware metadata the device reported.
+fn reported(candidate: &CandidateRow, key: &str) -> Option<String> {
+    let meta: Value = serde_json::from_str(candidate.firmware_metadata.as_deref()?).ok()?;
+    meta.get(key)?.as_str().map(str::to_owned)
+}
+
+/// `release_tags` (the device carries all of them) and validation: a device that reported its
+/// firmware as not validated would refuse the update (NervesHub PR #2369).
+fn eligible(candidate: &CandidateRow, release_tags: &[String]) -> bool {
+    let tags: Vec<String> = serde_json::from_str(&candidate.tags).unwrap_or_default();
+    if !release_tags.iter().all(|t| tags.contains(t)) {
+        return false;
+    }
+    let validated = candidate
+        .connection_metadata
+        .as_deref()
+        .and_then(|m| serde_json::from_str::<Value>(m).ok())
+        .and_then(|m| m.get("firmware_validated").and_then(Value::as_bool));
+    validated != Some(false)
+}
+
+/// The per-device failure threshold and rate (§4.5): when met, the device goes to the
+/// penalty box (its attempts start over) instead of being sent the update.
+async fn penalized(
+    state: &AppState,
+    d: &DeploymentRow,
+    candidate: &CandidateRow,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let attempts: Vec<i64> = serde_json::from_str(&candidate.update_attempts).unwrap_or_default();
+    let total = i64::try_from(attempts.len()).unwrap_or(i64::MAX);
+    let since = now.saturating_sub(d.device_failure_rate_seconds.saturating_mul(1000));
+    let recent = i64::try_from(attempts.iter().filter(|t| **t >= since).count()).unwrap_or(0);
+    let threshold_met = total >= d.device_failure_threshold;
+    let rate_met = recent >= d.device_failure_rate_amount;
+    if !threshold_met && !rate_met {
+        return Ok(false);
+    }
+    let until = now.saturating_add(d.penalty_timeout_minutes.saturating_mul(60_000));
+    let mut tx = state.db.begin().await?;
+    upd::set_blocked_until(&mut tx, candidate.id, Some(until), true).await?;
+    db::audit(
+        &mut tx,
+        Audit {
+            org_id: Some(d.org_id),
+            actor: Actor::System,
+            resource_type: "device",
+            resource_id: &candidate.identifier,
+            action: "penalty_box",
+            description: format!(
+                "device {} put in the penalty box for {} min: {}",
+                candidate.identifier,
+                d.penalty_timeout_minutes,
+                if threshold_met {
+                    format!("{total} update attempts (threshold {})", d.device_failure_threshold)
+                } else {
+                    format!(
+                        "{recent} attempts in {} s (limit {})",
+                        d.device_failure_rate_seconds, d.device_failure_rate_amount
+                    )
+                }
+            ),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Records the update and pushes it. False when it was not sent (another update got in
+/// first, or the device went away).
+async fn schedule(
+    state: &AppState,
+    d: &DeploymentRow,
+    candidate: &CandidateRow,
+    queue: Queue,
+) -> Result<bool, sqlx::Error> {
+    let Some(firmware) = state.db.firmware_by_id(d.firmware_id).await? else {
+        return Ok(false);
+    };
+    if !state.devices.registry.is_connected(candidate.id) {
+        // Shown connected but not on this node (a stale row after a crash, or another node).
+        return Ok(false);
+    }
+    let url = match state.storage.download_url(&firmware, DEFAULT_URL_TTL).await {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::warn!(deployment = %d.name, error = %e, "firmware URL failed");
+            return Ok(false);
+        }
+    };
+    // The row first: if the server dies before the push, the device's next join ends it.
+    let mut tx = state.db.begin().await?;
+    let id = match upd::insert_update(
+        &mut tx,
+        candidate.id,
+        firmware.id,
+        Some(d.id),
+        queue == Queue::Priority,
+    )
+    .await
+    {
+        Ok(id) => id,
+        Err(e) if db::is_unique_violation(&e) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    db::audit(
+        &mut tx,
+        Audit {
+            org_id: Some(d.org_id),
+            actor: Actor::System,
+            resource_type: "device",
+            resource_id: &candidate.identifier,
+            action: "update_scheduled",
+            description: format!(
+                "deployment {} sent firmware {} (version {}) to device {}{}",
+                d.name,
+                firmware.uuid,
+                firmware.version,
+                candidate.identifier,
+                if queue == Queue::Priority {
+                    " (priority queue)"
+                } else {
+                    ""
+                }
+            ),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let event = lifecycle::update_event(&firmware, url, Some(d.id));
+    if state
+        .devices
+        .registry
+        .push(candidate.id, event)
+        .await
+        .is_err()
+    {
+        let mut tx = state.db.begin().await?;
+        upd::finish_update(
+            &mut tx,
+            id,
+            "undelivered",
+            None,
+            Some("the device went offline"),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(false);
+    }
+    Ok(true)
+}
