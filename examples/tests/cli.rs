@@ -151,6 +151,35 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Result<T, Str
     }
 }
 
+/// Runs a `--watch` command until its first line of output, then stops it.
+async fn watch_once(user: &User, args: &[&str]) -> Value {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_nerveshub"))
+        .args(args)
+        .current_dir(user.work.path())
+        .env("HOME", user.home.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("a first refresh")
+        .unwrap()
+        .expect("a line");
+    let second = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("a second refresh")
+        .unwrap()
+        .expect("a line");
+    child.kill().await.unwrap();
+    let value: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(value["name"], serde_json::from_str::<Value>(&second).unwrap()["name"]);
+    value
+}
+
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -320,11 +349,16 @@ async fn walkthrough(hub: &Hub) {
     })
     .await;
 
-    // It takes the update: pushed with `device upgrade` (deployments are tested on their
-    // own below when the server has them).
-    admin
-        .ok(&["device", "upgrade", "device-1", "--firmware", &uuid])
+    // A deployment takes it there: created (off), switched on; the device, reconnecting,
+    // joins it and updates.
+    let created = admin
+        .json(&["deployment", "create", "beta", "--firmware", &uuid, "--version", ">= 1.0.0"])
         .await;
+    assert_eq!(created["is_active"], false);
+    assert_eq!(created["conditions"]["version"], ">= 1.0.0");
+    let on = admin.json(&["deployment", "on", "beta"]).await;
+    assert_eq!(on["is_active"], true);
+    admin.ok(&["device", "reconnect", "device-1"]).await;
     eventually("device-1 on 2.0.0", async || {
         let shown = admin.json(&["device", "show", "device-1"]).await;
         if shown["online"] == true && shown["version"] == "2.0.0" {
@@ -337,6 +371,47 @@ async fn walkthrough(hub: &Hub) {
     assert_eq!(read_env(&image).active_slot(), Some("b"));
     let updates = admin.json(&["device", "updates", "device-1"]).await;
     assert_eq!(updates.as_array().unwrap().last().unwrap()["status"], "completed");
+    let status = admin.json(&["deployment", "status", "beta"]).await;
+    assert_eq!(status["release"]["firmware_uuid"], uuid.as_str(), "{status}");
+    assert_eq!(status["release"]["percent_complete"], 100, "{status}");
+    let text = admin.ok(&["deployment", "status", "beta"]).await;
+    assert!(text.starts_with("deployment beta: on"), "{text}");
+    let list = admin.json(&["deployment", "list"]).await;
+    assert_eq!(list[0]["name"], "beta");
+    let table = admin.ok(&["deployment", "list"]).await;
+    assert!(table.contains("2.0.0"), "{table}");
+    // --watch streams one JSON document per refresh until stopped.
+    watch_once(&admin, &["deployment", "status", "beta", "--watch", "--interval", "1", "--json"]).await;
+    let updated = admin
+        .json(&["deployment", "update", "beta", "--notes", "first wave"])
+        .await;
+    assert_eq!(updated["notes"], "first wave");
+    let releases = admin.json(&["deployment", "releases", "beta"]).await;
+    assert_eq!(releases[0]["firmware"]["uuid"], uuid.as_str());
+    assert_eq!(admin.json(&["deployment", "off", "beta"]).await["is_active"], false);
+
+    // And a push by hand: v3 with `device upgrade`.
+    let fw3 = firmware::build(dir, "3.0.0", &other_key);
+    std::fs::write(admin.path("v3.fw"), &fw3).unwrap();
+    admin.ok(&["firmware", "sign", "v3.fw"]).await;
+    let uuid3 = admin.json(&["firmware", "publish", "v3.fw"]).await["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin
+        .ok(&["device", "upgrade", "device-1", "--firmware", &uuid3])
+        .await;
+    eventually("device-1 on 3.0.0", async || {
+        let shown = admin.json(&["device", "show", "device-1"]).await;
+        if shown["online"] == true && shown["version"] == "3.0.0" {
+            Ok(())
+        } else {
+            Err(format!("{shown} {}", device.log()))
+        }
+    })
+    .await;
+    admin.ok(&["deployment", "delete", "beta"]).await;
+    admin.fails(&["deployment", "show", "beta"], 6).await;
 
     // A product shared secret, shown once.
     let secret = admin.json(&["secret", "create"]).await;
@@ -423,6 +498,8 @@ async fn devices_and_errors(hub: &Hub, admin: &User) {
         .await;
     assert!(stderr.contains("nerveshub login"), "{stderr}");
 
+    let cleared = admin.json(&["device", "clear-penalty", "bench-1"]).await;
+    assert_eq!(cleared["penalty_cleared"], true);
     admin.ok(&["device", "delete", "bench-2"]).await;
     admin.fails(&["device", "show", "bench-2"], 6).await;
 
