@@ -77,11 +77,10 @@ impl User {
         let mut input = child.stdin.take().unwrap();
         input.write_all(stdin.as_bytes()).await.unwrap();
         drop(input);
-        let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
             .await
             .expect("nerveshub did not finish in 120 s")
-            .unwrap();
-        output
+            .unwrap()
     }
 
     async fn run(&self, args: &[&str]) -> Output {
@@ -176,7 +175,10 @@ async fn watch_once(user: &User, args: &[&str]) -> Value {
         .expect("a line");
     child.kill().await.unwrap();
     let value: Value = serde_json::from_str(&first).unwrap();
-    assert_eq!(value["name"], serde_json::from_str::<Value>(&second).unwrap()["name"]);
+    assert_eq!(
+        value["name"],
+        serde_json::from_str::<Value>(&second).unwrap()["name"]
+    );
     value
 }
 
@@ -207,7 +209,11 @@ async fn walkthrough(hub: &Hub) {
 
     // Sign in by pasting the admin's token; the config is private.
     let output = admin
-        .run_env(&["login", "--url", &url, "--ca-file", ca, "--token"], &format!("{}\n", hub.token()), &[])
+        .run_env(
+            &["login", "--url", &url, "--ca-file", ca, "--token"],
+            &format!("{}\n", hub.token()),
+            &[],
+        )
         .await;
     assert_success(&["login"], &output);
     assert_eq!(mode(&admin.config_file()), 0o600);
@@ -221,14 +227,20 @@ async fn walkthrough(hub: &Hub) {
     admin.ok(&["org", "use", ORG]).await;
     let orgs = admin.json(&["org", "list"]).await;
     assert!(
-        orgs.as_array().unwrap().iter().any(|o| o["name"] == ORG && o["role"] == "admin"),
+        orgs.as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["name"] == ORG && o["role"] == "admin"),
         "{orgs}"
     );
     let created = admin.json(&["product", "create", PRODUCT]).await;
     assert_eq!(created["name"], PRODUCT);
     admin.ok(&["product", "use", PRODUCT]).await;
     let table = admin.ok(&["product", "list"]).await;
-    assert!(table.starts_with("NAME\n") && table.contains(PRODUCT), "{table}");
+    assert!(
+        table.starts_with("NAME\n") && table.contains(PRODUCT),
+        "{table}"
+    );
 
     // A signing key made as `fwup -g` makes it, registered with the org.
     admin.ok(&["key", "create"]).await;
@@ -243,12 +255,19 @@ async fn walkthrough(hub: &Hub) {
     assert_eq!(keys[0]["key"], public.as_str());
     // A second `key create` never overwrites the private key.
     admin.fails(&["key", "create"], 1).await;
-    assert_eq!(std::fs::read_to_string(admin.path("fwup-key.priv")).unwrap(), private);
+    assert_eq!(
+        std::fs::read_to_string(admin.path("fwup-key.priv")).unwrap(),
+        private
+    );
 
     // A colleague with the view role: signs in with email and password, can read, and is
     // told which role a change needs.
     let output = admin
-        .run_env(&["user", "create", "jane@example.com", "--name", "Jane"], "a long password\n", &[])
+        .run_env(
+            &["user", "create", "jane@example.com", "--name", "Jane"],
+            "a long password\n",
+            &[],
+        )
         .await;
     assert_success(&["user", "create"], &output);
     admin
@@ -256,7 +275,11 @@ async fn walkthrough(hub: &Hub) {
         .await;
     let members = admin.json(&["user", "list"]).await;
     assert!(
-        members.as_array().unwrap().iter().any(|m| m["email"] == "jane@example.com" && m["role"] == "view"),
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["email"] == "jane@example.com" && m["role"] == "view"),
         "{members}"
     );
     let jane = User::new();
@@ -277,7 +300,11 @@ async fn walkthrough(hub: &Hub) {
         .await;
     assert!(stderr.contains("needs the `manage` role"), "{stderr}");
     let output = jane
-        .run_env(&["login", "--url", &url, "--email", "jane@example.com"], "wrong\n", &[])
+        .run_env(
+            &["login", "--url", &url, "--email", "jane@example.com"],
+            "wrong\n",
+            &[],
+        )
         .await;
     assert_eq!(output.status.code(), Some(4), "a wrong password");
     assert!(String::from_utf8_lossy(&output.stderr).contains("HTTP 401"));
@@ -286,7 +313,14 @@ async fn walkthrough(hub: &Hub) {
     admin.ok(&["ca", "create", "--name", "acme-devices"]).await;
     assert_eq!(mode(&admin.path("ca-key.pem")), 0o600);
     let registered = admin
-        .json(&["ca", "register", "--jitp-product", PRODUCT, "--jitp-tag", "jitp"])
+        .json(&[
+            "ca",
+            "register",
+            "--jitp-product",
+            PRODUCT,
+            "--jitp-tag",
+            "jitp",
+        ])
         .await;
     let serial = registered["serial"].as_str().unwrap().to_owned();
     assert_eq!(registered["jitp"]["product_name"], PRODUCT);
@@ -325,7 +359,10 @@ async fn walkthrough(hub: &Hub) {
     assert_eq!(published["version"], "2.0.0");
     let list = admin.json(&["firmware", "list"]).await;
     assert_eq!(list[0]["uuid"], uuid.as_str());
-    assert_eq!(admin.json(&["firmware", "show", &uuid]).await["version"], "2.0.0");
+    assert_eq!(
+        admin.json(&["firmware", "show", &uuid]).await["version"],
+        "2.0.0"
+    );
     admin
         .ok(&["firmware", "download", &uuid, "-o", "copy.fw"])
         .await;
@@ -352,7 +389,15 @@ async fn walkthrough(hub: &Hub) {
     // A deployment takes it there: created (off), switched on; the device, reconnecting,
     // joins it and updates.
     let created = admin
-        .json(&["deployment", "create", "beta", "--firmware", &uuid, "--version", ">= 1.0.0"])
+        .json(&[
+            "deployment",
+            "create",
+            "beta",
+            "--firmware",
+            &uuid,
+            "--version",
+            ">= 1.0.0",
+        ])
         .await;
     assert_eq!(created["is_active"], false);
     assert_eq!(created["conditions"]["version"], ">= 1.0.0");
@@ -370,9 +415,16 @@ async fn walkthrough(hub: &Hub) {
     .await;
     assert_eq!(read_env(&image).active_slot(), Some("b"));
     let updates = admin.json(&["device", "updates", "device-1"]).await;
-    assert_eq!(updates.as_array().unwrap().last().unwrap()["status"], "completed");
+    assert_eq!(
+        updates.as_array().unwrap().last().unwrap()["status"],
+        "completed"
+    );
     let status = admin.json(&["deployment", "status", "beta"]).await;
-    assert_eq!(status["release"]["firmware_uuid"], uuid.as_str(), "{status}");
+    assert_eq!(
+        status["release"]["firmware_uuid"],
+        uuid.as_str(),
+        "{status}"
+    );
     assert_eq!(status["release"]["percent_complete"], 100, "{status}");
     let text = admin.ok(&["deployment", "status", "beta"]).await;
     assert!(text.starts_with("deployment beta: on"), "{text}");
@@ -381,14 +433,29 @@ async fn walkthrough(hub: &Hub) {
     let table = admin.ok(&["deployment", "list"]).await;
     assert!(table.contains("2.0.0"), "{table}");
     // --watch streams one JSON document per refresh until stopped.
-    watch_once(&admin, &["deployment", "status", "beta", "--watch", "--interval", "1", "--json"]).await;
+    watch_once(
+        &admin,
+        &[
+            "deployment",
+            "status",
+            "beta",
+            "--watch",
+            "--interval",
+            "1",
+            "--json",
+        ],
+    )
+    .await;
     let updated = admin
         .json(&["deployment", "update", "beta", "--notes", "first wave"])
         .await;
     assert_eq!(updated["notes"], "first wave");
     let releases = admin.json(&["deployment", "releases", "beta"]).await;
     assert_eq!(releases[0]["firmware"]["uuid"], uuid.as_str());
-    assert_eq!(admin.json(&["deployment", "off", "beta"]).await["is_active"], false);
+    assert_eq!(
+        admin.json(&["deployment", "off", "beta"]).await["is_active"],
+        false
+    );
 
     // And a push by hand: v3 with `device upgrade`.
     let fw3 = firmware::build(dir, "3.0.0", &other_key);
@@ -415,10 +482,16 @@ async fn walkthrough(hub: &Hub) {
 
     // A product shared secret, shown once.
     let secret = admin.json(&["secret", "create"]).await;
-    assert!(secret["key"].as_str().unwrap().starts_with("nhp_"), "{secret}");
+    assert!(
+        secret["key"].as_str().unwrap().starts_with("nhp_"),
+        "{secret}"
+    );
     assert!(secret["secret"].as_str().is_some_and(|s| !s.is_empty()));
     let secrets = admin.json(&["secret", "list"]).await;
-    assert!(secrets[0].get("secret").is_none_or(Value::is_null), "{secrets}");
+    assert!(
+        secrets[0].get("secret").is_none_or(Value::is_null),
+        "{secrets}"
+    );
 
     devices_and_errors(hub, &admin).await;
     drop(device);
@@ -438,14 +511,21 @@ async fn devices_and_errors(hub: &Hub, admin: &User) {
     let output = admin
         .run(&["device", "import", "devices.csv", "--json"])
         .await;
-    assert_eq!(output.status.code(), Some(1), "a failed row fails the command");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a failed row fails the command"
+    );
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["created"], 2, "{report}");
     assert_eq!(report["failed"], 2, "{report}");
     let rows = report["rows"].as_array().unwrap();
     assert_eq!(rows[0]["result"], "created");
     assert_eq!(rows[1]["result"], "failed");
-    assert!(rows[1]["error"].as_str().unwrap().contains("identifier"), "{report}");
+    assert!(
+        rows[1]["error"].as_str().unwrap().contains("identifier"),
+        "{report}"
+    );
     assert_eq!(rows[3]["row"], 5);
 
     let eu = admin.json(&["device", "list", "--tag", "eu"]).await;
@@ -465,7 +545,15 @@ async fn devices_and_errors(hub: &Hub, admin: &User) {
     let found = admin.json(&["device", "list", "--search", "BENCH-2"]).await;
     assert_eq!(found["data"][0]["identifier"], "bench-2");
     let updated = admin
-        .json(&["device", "update", "bench-1", "--tags", "gamma", "--description", "moved"])
+        .json(&[
+            "device",
+            "update",
+            "bench-1",
+            "--tags",
+            "gamma",
+            "--description",
+            "moved",
+        ])
         .await;
     assert_eq!(updated["tags"], serde_json::json!(["gamma"]));
 
@@ -494,7 +582,11 @@ async fn devices_and_errors(hub: &Hub, admin: &User) {
     assert!(stderr.contains("nerveshub login"), "{stderr}");
     // No org or product chosen.
     let stderr = admin
-        .fails_env(&["device", "list"], 1, &[("NERVESHUB_CONFIG", "/nonexistent/c.toml")])
+        .fails_env(
+            &["device", "list"],
+            1,
+            &[("NERVESHUB_CONFIG", "/nonexistent/c.toml")],
+        )
         .await;
     assert!(stderr.contains("nerveshub login"), "{stderr}");
 
@@ -550,7 +642,10 @@ async fn help_has_an_example_everywhere_and_completions_work() {
     }
     for shell in ["bash", "zsh", "fish"] {
         let script = user.ok(&["completions", shell]).await;
-        assert!(script.contains("nerveshub") && script.contains("deployment"), "{shell}");
+        assert!(
+            script.contains("nerveshub") && script.contains("deployment"),
+            "{shell}"
+        );
     }
     // Usage errors exit 2 (clap).
     let output = user.run(&["device", "frobnicate"]).await;

@@ -102,7 +102,12 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::call`].
-    pub async fn create_user(&self, email: &str, name: &str, password: &str) -> Result<Value, Error> {
+    pub async fn create_user(
+        &self,
+        email: &str,
+        name: &str,
+        password: &str,
+    ) -> Result<Value, Error> {
         let body = json!({"email": email, "name": name, "password": password});
         self.post("/users", body).await
     }
@@ -190,7 +195,12 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::call`].
-    pub async fn rename_product(&self, org: &str, product: &str, name: &str) -> Result<Value, Error> {
+    pub async fn rename_product(
+        &self,
+        org: &str,
+        product: &str,
+        name: &str,
+    ) -> Result<Value, Error> {
         self.put(&product_path(org, product, &[]), json!({"name": name}))
             .await
     }
@@ -209,8 +219,17 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::call`].
-    pub async fn devices(&self, org: &str, product: &str, query: &DeviceQuery) -> Result<Value, Error> {
-        let path = format!("{}{}", product_path(org, product, &["devices"]), query.query_string());
+    pub async fn devices(
+        &self,
+        org: &str,
+        product: &str,
+        query: &DeviceQuery,
+    ) -> Result<Value, Error> {
+        let path = format!(
+            "{}{}",
+            product_path(org, product, &["devices"]),
+            query.query_string()
+        );
         self.call(Method::GET, &path, None).await
     }
 
@@ -226,8 +245,14 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::call`].
-    pub async fn create_device(&self, org: &str, product: &str, body: Value) -> Result<Value, Error> {
-        self.post(&product_path(org, product, &["devices"]), body).await
+    pub async fn create_device(
+        &self,
+        org: &str,
+        product: &str,
+        body: Value,
+    ) -> Result<Value, Error> {
+        self.post(&product_path(org, product, &["devices"]), body)
+            .await
     }
 
     /// `PUT …/devices/{identifier}`: `body` has any of `description`, `tags`,
@@ -242,15 +267,22 @@ impl Client {
         identifier: &str,
         body: Value,
     ) -> Result<Value, Error> {
-        self.put(&device_path(org, product, identifier, &[]), body).await
+        self.put(&device_path(org, product, identifier, &[]), body)
+            .await
     }
 
     /// `DELETE …/devices/{identifier}`.
     ///
     /// # Errors
     /// As [`Client::call`].
-    pub async fn delete_device(&self, org: &str, product: &str, identifier: &str) -> Result<(), Error> {
-        self.delete(&device_path(org, product, identifier, &[])).await
+    pub async fn delete_device(
+        &self,
+        org: &str,
+        product: &str,
+        identifier: &str,
+    ) -> Result<(), Error> {
+        self.delete(&device_path(org, product, identifier, &[]))
+            .await
     }
 
     /// `POST …/devices/{identifier}/{action}` for `reboot`, `reconnect`, `identify`, or
@@ -275,7 +307,12 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::call`].
-    pub async fn clear_penalty(&self, org: &str, product: &str, identifier: &str) -> Result<(), Error> {
+    pub async fn clear_penalty(
+        &self,
+        org: &str,
+        product: &str,
+        identifier: &str,
+    ) -> Result<(), Error> {
         self.delete(&device_path(org, product, identifier, &["penalty"]))
             .await
     }
@@ -284,7 +321,12 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::call`].
-    pub async fn device_updates(&self, org: &str, product: &str, identifier: &str) -> Result<Value, Error> {
+    pub async fn device_updates(
+        &self,
+        org: &str,
+        product: &str,
+        identifier: &str,
+    ) -> Result<Value, Error> {
         self.get(&device_path(org, product, identifier, &["updates"]))
             .await
     }
@@ -295,7 +337,12 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::call`].
-    pub async fn device_certificates(&self, org: &str, product: &str, identifier: &str) -> Result<Value, Error> {
+    pub async fn device_certificates(
+        &self,
+        org: &str,
+        product: &str,
+        identifier: &str,
+    ) -> Result<Value, Error> {
         self.get(&device_path(org, product, identifier, &["certificates"]))
             .await
     }
@@ -326,8 +373,13 @@ impl Client {
         identifier: &str,
         serial: &str,
     ) -> Result<(), Error> {
-        self.delete(&device_path(org, product, identifier, &["certificates", serial]))
-            .await
+        self.delete(&device_path(
+            org,
+            product,
+            identifier,
+            &["certificates", serial],
+        ))
+        .await
     }
 
     // Shared secrets
@@ -336,7 +388,12 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::call`].
-    pub async fn shared_secrets(&self, org: &str, product: &str, device: Option<&str>) -> Result<Value, Error> {
+    pub async fn shared_secrets(
+        &self,
+        org: &str,
+        product: &str,
+        device: Option<&str>,
+    ) -> Result<Value, Error> {
         self.get(&secrets_path(org, product, device, None)).await
     }
 
@@ -344,7 +401,12 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::call`].
-    pub async fn create_shared_secret(&self, org: &str, product: &str, device: Option<&str>) -> Result<Value, Error> {
+    pub async fn create_shared_secret(
+        &self,
+        org: &str,
+        product: &str,
+        device: Option<&str>,
+    ) -> Result<Value, Error> {
         self.post(&secrets_path(org, product, device, None), json!({}))
             .await
     }
@@ -373,7 +435,12 @@ impl Client {
     /// As [`Client::call`].
     pub async fn ca_verification_token(&self, org: &str) -> Result<String, Error> {
         let data = self
-            .get(&api_path(&["orgs", org, "ca_certificates", "verification_token"]))
+            .get(&api_path(&[
+                "orgs",
+                org,
+                "ca_certificates",
+                "verification_token",
+            ]))
             .await?;
         data.get("verification_token")
             .and_then(Value::as_str)
@@ -459,7 +526,8 @@ impl Client {
     /// # Errors
     /// As [`Client::call`].
     pub async fn firmware(&self, org: &str, product: &str, uuid: &str) -> Result<Value, Error> {
-        self.get(&product_path(org, product, &["firmwares", uuid])).await
+        self.get(&product_path(org, product, &["firmwares", uuid]))
+            .await
     }
 
     /// `DELETE …/firmwares/{uuid}`.
@@ -478,7 +546,8 @@ impl Client {
     /// # Errors
     /// As [`Client::call`].
     pub async fn deployments(&self, org: &str, product: &str) -> Result<Value, Error> {
-        self.get(&product_path(org, product, &["deployments"])).await
+        self.get(&product_path(org, product, &["deployments"]))
+            .await
     }
 
     /// `GET …/deployments/{name}`.
@@ -495,7 +564,12 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::call`].
-    pub async fn create_deployment(&self, org: &str, product: &str, body: Value) -> Result<Value, Error> {
+    pub async fn create_deployment(
+        &self,
+        org: &str,
+        product: &str,
+        body: Value,
+    ) -> Result<Value, Error> {
         self.post(&product_path(org, product, &["deployments"]), body)
             .await
     }
@@ -520,7 +594,12 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::call`].
-    pub async fn delete_deployment(&self, org: &str, product: &str, name: &str) -> Result<(), Error> {
+    pub async fn delete_deployment(
+        &self,
+        org: &str,
+        product: &str,
+        name: &str,
+    ) -> Result<(), Error> {
         self.delete(&product_path(org, product, &["deployments", name]))
             .await
     }
@@ -529,18 +608,36 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::call`].
-    pub async fn deployment_status(&self, org: &str, product: &str, name: &str) -> Result<Value, Error> {
-        self.get(&product_path(org, product, &["deployments", name, "status"]))
-            .await
+    pub async fn deployment_status(
+        &self,
+        org: &str,
+        product: &str,
+        name: &str,
+    ) -> Result<Value, Error> {
+        self.get(&product_path(
+            org,
+            product,
+            &["deployments", name, "status"],
+        ))
+        .await
     }
 
     /// `GET …/deployments/{name}/releases`.
     ///
     /// # Errors
     /// As [`Client::call`].
-    pub async fn deployment_releases(&self, org: &str, product: &str, name: &str) -> Result<Value, Error> {
-        self.get(&product_path(org, product, &["deployments", name, "releases"]))
-            .await
+    pub async fn deployment_releases(
+        &self,
+        org: &str,
+        product: &str,
+        name: &str,
+    ) -> Result<Value, Error> {
+        self.get(&product_path(
+            org,
+            product,
+            &["deployments", name, "releases"],
+        ))
+        .await
     }
 
     // User certificates
@@ -550,7 +647,11 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::call`].
-    pub async fn request_user_certificate(&self, csr_pem: &str, note: &str) -> Result<Value, Error> {
+    pub async fn request_user_certificate(
+        &self,
+        csr_pem: &str,
+        note: &str,
+    ) -> Result<Value, Error> {
         let body = json!({"csr": csr_pem, "note": note});
         self.post("/users/me/certificates", body).await
     }

@@ -173,7 +173,10 @@ mod tests {
         let e = Error::from_answer(409, br#"{"errors":{"detail":"device is offline"}}"#);
         assert_eq!(e.to_string(), "conflict (HTTP 409): device is offline");
         let e = Error::from_answer(422, br#"{"errors":{"name":["can't be blank"]}}"#);
-        assert_eq!(e.to_string(), "invalid input (HTTP 422): name can't be blank");
+        assert_eq!(
+            e.to_string(),
+            "invalid input (HTTP 422): name can't be blank"
+        );
         assert!(matches!(Error::from_answer(401, b""), Error::Unauthorized));
         let e = Error::from_answer(500, b"<html>oops</html>");
         assert_eq!(e.to_string(), "HTTP 500: <html>oops</html>");

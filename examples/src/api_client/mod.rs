@@ -171,10 +171,13 @@ impl Client {
             source,
         })?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|source| Error::Unreachable {
-            url: self.url(path),
-            source,
-        })?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|source| Error::Unreachable {
+                url: self.url(path),
+                source,
+            })?;
         if !status.is_success() {
             return Err(Error::from_answer(status.as_u16(), &body));
         }
@@ -242,19 +245,17 @@ impl Client {
             .await
             .map_err(|e| Error::io(format!("reading {}", file.display()), e))?
             .len();
-        let chunks = futures_util::stream::unfold((handle, 0u64), move |(mut handle, sent)| {
-            let fut = async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                match tokio::io::AsyncReadExt::read(&mut handle, &mut buf).await {
-                    Ok(0) => None,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        Some((Ok::<_, std::io::Error>(buf), (handle, sent + n as u64)))
-                    }
-                    Err(e) => Some((Err(e), (handle, sent))),
+        let chunks = futures_util::stream::unfold(handle, |mut handle| async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            match tokio::io::AsyncReadExt::read(&mut handle, &mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok::<_, std::io::Error>(buf), handle))
                 }
-            };
-            fut
+                // reqwest stops reading the body at its first error: the upload fails.
+                Err(e) => Some((Err(e), handle)),
+            }
         });
         let counted = futures_util::StreamExt::map(chunks, {
             let mut sent = 0u64;
@@ -266,9 +267,10 @@ impl Client {
                 chunk
             }
         });
-        let name = file
-            .file_name()
-            .map_or_else(|| "firmware.fw".to_owned(), |n| n.to_string_lossy().into_owned());
+        let name = file.file_name().map_or_else(
+            || "firmware.fw".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let part = reqwest::multipart::Part::stream_with_length(
             reqwest::Body::wrap_stream(counted),
             total,
@@ -295,7 +297,15 @@ impl Client {
         uuid: &str,
         out: &Path,
     ) -> Result<u64, Error> {
-        let path = api_path(&["orgs", org, "products", product, "firmwares", uuid, "download"]);
+        let path = api_path(&[
+            "orgs",
+            org,
+            "products",
+            product,
+            "firmwares",
+            uuid,
+            "download",
+        ]);
         let response = self
             .request(Method::GET, &path)
             .send()
@@ -316,10 +326,14 @@ impl Client {
                 .map_err(|e| Error::io(format!("creating {}", partial.display()), e))?;
             let mut response = response;
             let mut written = 0u64;
-            while let Some(chunk) = response.chunk().await.map_err(|source| Error::Unreachable {
-                url: self.url(&path),
-                source,
-            })? {
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|source| Error::Unreachable {
+                    url: self.url(&path),
+                    source,
+                })?
+            {
                 file.write_all(&chunk)
                     .await
                     .map_err(|e| Error::io(format!("writing {}", partial.display()), e))?;
@@ -356,13 +370,21 @@ mod tests {
 
     #[test]
     fn urls_are_checked_and_api_suffix_dropped() {
-        let client = Client::builder("http://127.0.0.1:4000/api/").build().unwrap();
+        let client = Client::builder("http://127.0.0.1:4000/api/")
+            .build()
+            .unwrap();
         assert_eq!(client.base_url(), "http://127.0.0.1:4000");
         assert!(matches!(
             Client::builder("127.0.0.1:4000").build(),
             Err(Error::Setup(_))
         ));
-        let debug = format!("{:?}", Client::builder("http://h").token("nhu_secret").build().unwrap());
+        let debug = format!(
+            "{:?}",
+            Client::builder("http://h")
+                .token("nhu_secret")
+                .build()
+                .unwrap()
+        );
         assert!(!debug.contains("nhu_secret"), "{debug}");
     }
 }

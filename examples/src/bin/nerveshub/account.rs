@@ -153,8 +153,10 @@ pub(crate) async fn product(ctx: &Ctx, command: ProductCommand) -> Result<()> {
         }
         ProductCommand::Delete { name } => {
             client.delete_product(&org, &name).await?;
-            ctx.out
-                .done(&format!("Deleted product {name}"), &json!({"deleted": name}));
+            ctx.out.done(
+                &format!("Deleted product {name}"),
+                &json!({"deleted": name}),
+            );
         }
         ProductCommand::Use { name } => {
             client.product(&org, &name).await?;

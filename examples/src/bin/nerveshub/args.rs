@@ -57,9 +57,11 @@ pub(crate) struct Global {
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
     /// Sign in and save the server URL and an API token (or a user certificate)
-    #[command(after_help = "Examples:\n  nerveshub login --url http://127.0.0.1:4000 --email jane@example.com\n  \
+    #[command(
+        after_help = "Examples:\n  nerveshub login --url http://127.0.0.1:4000 --email jane@example.com\n  \
         echo \"$TOKEN\" | nerveshub login --url http://127.0.0.1:4000 --token\n  \
-        nerveshub login --url https://127.0.0.1:4443 --ca-file ca.pem --email jane@example.com --certificate")]
+        nerveshub login --url https://127.0.0.1:4443 --ca-file ca.pem --email jane@example.com --certificate"
+    )]
     Login(LoginArgs),
     /// Forget the saved token (and user certificate)
     #[command(after_help = "Example:\n  nerveshub logout")]
@@ -95,7 +97,9 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Deployment(DeploymentCommand),
     /// Print a shell completion script
-    #[command(after_help = "Example:\n  nerveshub completions bash > ~/.local/share/bash-completion/completions/nerveshub")]
+    #[command(
+        after_help = "Example:\n  nerveshub completions bash > ~/.local/share/bash-completion/completions/nerveshub"
+    )]
     Completions {
         /// The shell
         shell: clap_complete::Shell,
@@ -228,7 +232,9 @@ pub(crate) enum UserCommand {
         email: String,
     },
     /// Create a user account (server admins); the password is read from the terminal or stdin
-    #[command(after_help = "Example:\n  echo 'a long password' | nerveshub user create jane@example.com --name Jane")]
+    #[command(
+        after_help = "Example:\n  echo 'a long password' | nerveshub user create jane@example.com --name Jane"
+    )]
     Create {
         /// The new user's email
         email: String,
@@ -241,7 +247,9 @@ pub(crate) enum UserCommand {
 #[derive(Subcommand, Debug)]
 pub(crate) enum DeviceCommand {
     /// The product's devices (filters, pagination)
-    #[command(after_help = "Examples:\n  nerveshub device list --tag eu --online\n  nerveshub device list --search nerves- --all --json")]
+    #[command(
+        after_help = "Examples:\n  nerveshub device list --tag eu --online\n  nerveshub device list --search nerves- --all --json"
+    )]
     List(DeviceListArgs),
     /// One device: connection, firmware, tags
     #[command(after_help = "Example:\n  nerveshub device show nerves-0001")]
@@ -250,7 +258,9 @@ pub(crate) enum DeviceCommand {
         identifier: String,
     },
     /// Create a device
-    #[command(after_help = "Example:\n  nerveshub device create nerves-0001 --description 'bench unit' --tag beta --tag eu")]
+    #[command(
+        after_help = "Example:\n  nerveshub device create nerves-0001 --description 'bench unit' --tag beta --tag eu"
+    )]
     Create {
         /// The device's identifier (its certificate's common name)
         identifier: String,
@@ -262,7 +272,9 @@ pub(crate) enum DeviceCommand {
         tags: Vec<String>,
     },
     /// Change a device's tags, description or whether it takes updates
-    #[command(after_help = "Example:\n  nerveshub device update nerves-0001 --tags beta,eu --updates-enabled false")]
+    #[command(
+        after_help = "Example:\n  nerveshub device update nerves-0001 --tags beta,eu --updates-enabled false"
+    )]
     Update {
         /// The device's identifier
         identifier: String,
@@ -309,7 +321,9 @@ pub(crate) enum DeviceCommand {
         identifier: String,
     },
     /// Push a firmware of the product to a connected device now
-    #[command(after_help = "Example:\n  nerveshub device upgrade nerves-0001 --firmware 59b5ec24-5bdf-5d62-04a8-53ad5e52706c")]
+    #[command(
+        after_help = "Example:\n  nerveshub device upgrade nerves-0001 --firmware 59b5ec24-5bdf-5d62-04a8-53ad5e52706c"
+    )]
     Upgrade {
         /// The device's identifier
         identifier: String,
@@ -384,7 +398,9 @@ pub(crate) enum DeviceCertCommand {
         serial: String,
     },
     /// Sign a device certificate (CN = identifier, clientAuth) with a local CA
-    #[command(after_help = "Example:\n  nerveshub device cert issue nerves-0001 --ca devca.pem --ca-key ca-key.pem --register")]
+    #[command(
+        after_help = "Example:\n  nerveshub device cert issue nerves-0001 --ca devca.pem --ca-key ca-key.pem --register"
+    )]
     Issue(IssueArgs),
 }
 
@@ -445,7 +461,9 @@ pub(crate) enum CaCommand {
     #[command(after_help = "Example:\n  nerveshub ca create --name acme-devices")]
     Create(CaCreateArgs),
     /// Register a Device CA with the org, proving possession of its key automatically
-    #[command(after_help = "Example:\n  nerveshub ca register devca.pem --key ca-key.pem --jitp-product gizmo --jitp-tag beta")]
+    #[command(
+        after_help = "Example:\n  nerveshub ca register devca.pem --key ca-key.pem --jitp-product gizmo --jitp-tag beta"
+    )]
     Register(CaRegisterArgs),
     /// The org's Device CAs
     #[command(after_help = "Example:\n  nerveshub ca list")]
@@ -535,7 +553,9 @@ pub(crate) enum KeyCommand {
 #[derive(Subcommand, Debug)]
 pub(crate) enum FirmwareCommand {
     /// Sign a .fw locally with a private key (the key never leaves this machine)
-    #[command(after_help = "Example:\n  nerveshub firmware sign app.fw --private-key fwup-key.priv")]
+    #[command(
+        after_help = "Example:\n  nerveshub firmware sign app.fw --private-key fwup-key.priv"
+    )]
     Sign {
         /// The archive
         file: PathBuf,
@@ -556,13 +576,17 @@ pub(crate) enum FirmwareCommand {
     #[command(after_help = "Example:\n  nerveshub firmware list")]
     List,
     /// One firmware
-    #[command(after_help = "Example:\n  nerveshub firmware show 59b5ec24-5bdf-5d62-04a8-53ad5e52706c")]
+    #[command(
+        after_help = "Example:\n  nerveshub firmware show 59b5ec24-5bdf-5d62-04a8-53ad5e52706c"
+    )]
     Show {
         /// The firmware's UUID
         uuid: String,
     },
     /// Download a firmware
-    #[command(after_help = "Example:\n  nerveshub firmware download 59b5ec24-5bdf-5d62-04a8-53ad5e52706c -o app.fw")]
+    #[command(
+        after_help = "Example:\n  nerveshub firmware download 59b5ec24-5bdf-5d62-04a8-53ad5e52706c -o app.fw"
+    )]
     Download {
         /// The firmware's UUID
         uuid: String,
@@ -571,7 +595,9 @@ pub(crate) enum FirmwareCommand {
         output: Option<PathBuf>,
     },
     /// Delete a firmware no update refers to
-    #[command(after_help = "Example:\n  nerveshub firmware delete 59b5ec24-5bdf-5d62-04a8-53ad5e52706c")]
+    #[command(
+        after_help = "Example:\n  nerveshub firmware delete 59b5ec24-5bdf-5d62-04a8-53ad5e52706c"
+    )]
     Delete {
         /// The firmware's UUID
         uuid: String,
@@ -609,7 +635,9 @@ pub(crate) struct DeploymentSettings {
 #[derive(Subcommand, Debug)]
 pub(crate) enum DeploymentCommand {
     /// Create a deployment (it starts off)
-    #[command(after_help = "Example:\n  nerveshub deployment create beta --firmware 59b5ec24-… --version '>= 1.0.0' --tag beta")]
+    #[command(
+        after_help = "Example:\n  nerveshub deployment create beta --firmware 59b5ec24-… --version '>= 1.0.0' --tag beta"
+    )]
     Create {
         /// The deployment's name
         name: String,
@@ -629,7 +657,9 @@ pub(crate) enum DeploymentCommand {
         name: String,
     },
     /// Change a deployment; --firmware makes a new release
-    #[command(after_help = "Example:\n  nerveshub deployment update beta --firmware 7f1c… --tag beta --tag eu")]
+    #[command(
+        after_help = "Example:\n  nerveshub deployment update beta --firmware 7f1c… --tag beta --tag eu"
+    )]
     Update {
         /// The deployment's name
         name: String,

@@ -53,7 +53,10 @@ impl Config {
         };
         // Only our own small file is ever read here; anything bigger is not it.
         if text.len() > 64 * 1024 {
-            bail!("{} is larger than 64 KiB: not a nerveshub config", path.display());
+            bail!(
+                "{} is larger than 64 KiB: not a nerveshub config",
+                path.display()
+            );
         }
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }

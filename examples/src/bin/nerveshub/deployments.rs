@@ -67,7 +67,9 @@ pub(crate) async fn deployment(ctx: &Ctx, command: DeploymentCommand) -> Result<
                 .create_deployment(&org, &product, Value::Object(body))
                 .await?;
             ctx.out.done(
-                &format!("Created deployment {name} (off; `nerveshub deployment on {name}` starts it)"),
+                &format!(
+                    "Created deployment {name} (off; `nerveshub deployment on {name}` starts it)"
+                ),
                 &created,
             );
         }
@@ -191,7 +193,11 @@ async fn status(
 /// and the failing ones.
 fn render_status(status: &Value) -> String {
     let text = |v: &Value| output::cell(v);
-    let state = if status["is_active"] == true { "on" } else { "off" };
+    let state = if status["is_active"] == true {
+        "on"
+    } else {
+        "off"
+    };
     let release = &status["release"];
     let mut out = format!(
         "deployment {}: {state}, {}; release {} (firmware {} {}), {}% of devices up to date",
@@ -206,14 +212,21 @@ fn render_status(status: &Value) -> String {
         out.push_str(&format!("\nhalted: {reason}"));
     }
     if let Some(counts) = status["devices"].as_object() {
-        let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {}", text(v))).collect();
+        let counts: Vec<String> = counts
+            .iter()
+            .map(|(k, v)| format!("{k} {}", text(v)))
+            .collect();
         out.push_str(&format!("\ndevices: {}", counts.join(", ")));
     }
     for (title, key, columns) in [
         (
             "updating now",
             "in_flight",
-            &[("identifier", "identifier"), ("status", "status"), ("progress", "progress")][..],
+            &[
+                ("identifier", "identifier"),
+                ("status", "status"),
+                ("progress", "progress"),
+            ][..],
         ),
         (
             "failing",
@@ -225,7 +238,12 @@ fn render_status(status: &Value) -> String {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|item| columns.iter().map(|(_, k)| text(output::member(item, k))).collect())
+            .map(|item| {
+                columns
+                    .iter()
+                    .map(|(_, k)| text(output::member(item, k)))
+                    .collect()
+            })
             .collect();
         if !rows.is_empty() {
             out.push_str(&format!("\n\n{title}:\n{}", output::table(columns, &rows)));

@@ -53,7 +53,8 @@ pub(crate) async fn device(ctx: &Ctx, command: DeviceCommand) -> Result<()> {
                 body["description"] = json!(description);
             }
             let device = client.create_device(&org, &product, body).await?;
-            ctx.out.done(&format!("Created device {identifier}"), &device);
+            ctx.out
+                .done(&format!("Created device {identifier}"), &device);
         }
         DeviceCommand::Update {
             identifier,
@@ -77,7 +78,8 @@ pub(crate) async fn device(ctx: &Ctx, command: DeviceCommand) -> Result<()> {
             let device = client
                 .update_device(&org, &product, &identifier, Value::Object(body))
                 .await?;
-            ctx.out.done(&format!("Updated device {identifier}"), &device);
+            ctx.out
+                .done(&format!("Updated device {identifier}"), &device);
         }
         DeviceCommand::Delete { identifier } => {
             client.delete_device(&org, &product, &identifier).await?;
@@ -198,12 +200,18 @@ fn read_csv(bytes: &[u8]) -> Result<Vec<ImportRow>> {
         .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(bytes);
-    let mut columns = ["identifier", "description", "tags"].map(str::to_owned).to_vec();
+    let mut columns = ["identifier", "description", "tags"]
+        .map(str::to_owned)
+        .to_vec();
     let mut rows = Vec::new();
     for (index, record) in reader.records().enumerate() {
         let record = record.context("reading the CSV")?;
         let line = index as u64 + 1;
-        if index == 0 && record.get(0).is_some_and(|c| c.eq_ignore_ascii_case("identifier")) {
+        if index == 0
+            && record
+                .get(0)
+                .is_some_and(|c| c.eq_ignore_ascii_case("identifier"))
+        {
             columns = record.iter().map(str::to_lowercase).collect();
             if let Some(unknown) = columns
                 .iter()
@@ -308,7 +316,8 @@ async fn import(
     }
     let created = report.len() - failed;
     let not_tried = rows.len() - report.len();
-    let summary = json!({"created": created, "failed": failed, "not_tried": not_tried, "rows": report});
+    let summary =
+        json!({"created": created, "failed": failed, "not_tried": not_tried, "rows": report});
     if ctx.out.json {
         ctx.out.raw(&summary);
     } else {
@@ -329,7 +338,10 @@ async fn import(
         return Err(anyhow::Error::new(e).context(format!("stopped after {} rows", report.len())));
     }
     if failed > 0 {
-        bail!("{failed} of {} rows failed (see the report above)", rows.len());
+        bail!(
+            "{failed} of {} rows failed (see the report above)",
+            rows.len()
+        );
     }
     Ok(())
 }
@@ -376,7 +388,9 @@ async fn cert(
                 &json!({"identifier": identifier, "removed": serial}),
             );
         }
-        DeviceCertCommand::Issue(args) => crate::pki::issue(ctx, client, org, product, args).await?,
+        DeviceCertCommand::Issue(args) => {
+            crate::pki::issue(ctx, client, org, product, args).await?
+        }
     }
     Ok(())
 }
@@ -429,7 +443,9 @@ mod tests {
 
     #[test]
     fn csv_rows_with_and_without_header() {
-        let rows = read_csv(b"identifier,tags,description\nd-1,beta;eu,\"bench, unit\"\n\n d-2 ,,\n").unwrap();
+        let rows =
+            read_csv(b"identifier,tags,description\nd-1,beta;eu,\"bench, unit\"\n\n d-2 ,,\n")
+                .unwrap();
         assert_eq!(
             rows,
             vec![

@@ -54,11 +54,11 @@ pub(crate) async fn firmware(ctx: &Ctx, command: FirmwareCommand) -> Result<()> 
         }
         FirmwareCommand::Delete { uuid } => {
             let (org, product) = ctx.product()?;
-            ctx.client()?
-                .delete_firmware(&org, &product, &uuid)
-                .await?;
-            ctx.out
-                .done(&format!("Deleted firmware {uuid}"), &json!({"deleted": uuid}));
+            ctx.client()?.delete_firmware(&org, &product, &uuid).await?;
+            ctx.out.done(
+                &format!("Deleted firmware {uuid}"),
+                &json!({"deleted": uuid}),
+            );
             Ok(())
         }
     }

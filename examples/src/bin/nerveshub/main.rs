@@ -39,7 +39,9 @@ impl Ctx {
             .url
             .clone()
             .or_else(|| self.config.url.clone())
-            .context("no server URL: run `nerveshub login --url URL`, or pass --url / set NERVESHUB_URL")
+            .context(
+                "no server URL: run `nerveshub login --url URL`, or pass --url / set NERVESHUB_URL",
+            )
     }
 
     /// The CA file to trust: `--ca-file`, else the saved one.

@@ -26,7 +26,12 @@ impl Out {
             .map(|items| {
                 items
                     .iter()
-                    .map(|item| columns.iter().map(|(_, key)| cell(member(item, key))).collect())
+                    .map(|item| {
+                        columns
+                            .iter()
+                            .map(|(_, key)| cell(member(item, key)))
+                            .collect()
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -116,7 +121,11 @@ pub(crate) fn table(columns: &[Column], rows: &[Vec<String>]) -> String {
 pub(crate) fn details(value: &Value) -> String {
     let mut pairs = Vec::new();
     flatten("", value, &mut pairs);
-    let width = pairs.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let width = pairs
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
     pairs
         .iter()
         .map(|(k, v)| format!("{k}:{}{v}", " ".repeat(width - k.chars().count() + 1)))
@@ -159,7 +168,8 @@ mod tests {
 
     #[test]
     fn details_flatten() {
-        let text = details(&json!({"name": "x", "jitp": {"product_name": "p", "tags": ["a", "b"]}}));
+        let text =
+            details(&json!({"name": "x", "jitp": {"product_name": "p", "tags": ["a", "b"]}}));
         assert_eq!(
             text,
             "jitp.product_name: p\njitp.tags:         a,b\nname:              x"

@@ -67,7 +67,8 @@ pub(crate) async fn ca(ctx: &Ctx, command: CaCommand) -> Result<()> {
             Ok(())
         }
         CaCommand::Show { serial } => {
-            ctx.out.object(&ctx.client()?.ca(&ctx.org()?, &serial).await?);
+            ctx.out
+                .object(&ctx.client()?.ca(&ctx.org()?, &serial).await?);
             Ok(())
         }
         CaCommand::Delete { serial } => {
@@ -193,7 +194,10 @@ pub(crate) async fn issue(
             .context("adding the certificate to the device")?;
     }
     let registered = if args.register {
-        format!("; registered on device {} in {org}/{product}", args.identifier)
+        format!(
+            "; registered on device {} in {org}/{product}",
+            args.identifier
+        )
     } else {
         String::new()
     };

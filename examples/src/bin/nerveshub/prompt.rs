@@ -27,10 +27,7 @@ pub(crate) fn secret(label: &str) -> Result<String> {
         text
     } else {
         let mut line = String::new();
-        stdin
-            .lock()
-            .read_line(&mut line)
-            .context("reading stdin")?;
+        stdin.lock().read_line(&mut line).context("reading stdin")?;
         line
     };
     let text = text.trim_end_matches(['\r', '\n']).to_owned();
