@@ -311,6 +311,7 @@ impl Db {
         .await?;
         Ok(())
     }
+
 }
 
 /// Creates a device (just-in-time registration by a CA's JITP profile or a product key).
@@ -382,3 +383,4 @@ pub(crate) async fn touch_ca(conn: &mut AnyConnection, ca_id: i64) -> Result<(),
         .await?;
     Ok(())
 }
+
