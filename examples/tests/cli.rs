@@ -651,3 +651,57 @@ async fn help_has_an_example_everywhere_and_completions_work() {
     let output = user.run(&["device", "frobnicate"]).await;
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// `login --certificate` on the HTTPS API listener: the CSR is signed by the user CA, the
+/// certificate alone then signs in, and not after it is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_login_then_revocation() {
+    let hub = Hub::start(e2e_support::TestDb::Sqlite, |config| {
+        config.api_tls_addr = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let https = hub.api_tls_url().expect("an HTTPS API listener");
+    let ca = hub.ca_file();
+    let ca = ca.to_str().unwrap();
+    let admin = User::new();
+    let output = admin
+        .run_env(&["login", "--url", &hub.api_url(), "--token"], &format!("{}\n", hub.token()), &[])
+        .await;
+    assert_success(&["login"], &output);
+    let output = admin
+        .run_env(&["user", "create", "jane@example.com", "--name", "Jane"], "a long password\n", &[])
+        .await;
+    assert_success(&["user", "create"], &output);
+
+    let jane = User::new();
+    let output = jane
+        .run_env(
+            &["login", "--url", &https, "--ca-file", ca, "--email", "jane@example.com", "--certificate"],
+            "a long password\n",
+            &[],
+        )
+        .await;
+    assert_success(&["login", "--certificate"], &output);
+    let config = std::fs::read_to_string(jane.config_file()).unwrap();
+    assert!(!config.contains("token"), "the certificate alone: {config}");
+    let key = jane.home.path().join(".config/nerveshub/user-key.pem");
+    assert_eq!(mode(&key), 0o600);
+
+    // The certificate alone signs in on the HTTPS listener …
+    assert_eq!(jane.json(&["whoami"]).await["email"], "jane@example.com");
+    let certs = jane.json(&["user", "certificates"]).await;
+    let serial = certs[0]["serial"].as_str().unwrap().to_owned();
+    assert!(certs[0]["revoked_at"].is_null());
+    // … but not on the plain HTTP one, where no certificate is sent.
+    jane.fails(&["whoami", "--url", &hub.api_url()], 4).await;
+    // Someone else's token cannot revoke it.
+    admin
+        .fails(&["user", "revoke-certificate", &serial], 6)
+        .await;
+
+    // Revoked (with the certificate itself), it signs in no more.
+    jane.ok(&["user", "revoke-certificate", &serial]).await;
+    let stderr = jane.fails(&["whoami"], 4).await;
+    assert!(stderr.contains("nerveshub login"), "{stderr}");
+    hub.stop().await;
+}

@@ -51,6 +51,14 @@ pub struct Config {
     /// An update in flight that the device has not reported on for this long expires and
     /// frees its slot (NervesHub: 30 min). It also caps a deployment's health timeout.
     pub update_in_flight_timeout: Duration,
+    /// Also serve the management API over HTTPS here, where a user certificate (signed by
+    /// the server's user CA, `POST /api/users/me/certificates`) signs in as its user.
+    pub api_tls_addr: Option<SocketAddr>,
+    /// The HTTPS API listener's certificate chain (PEM), with `api_tls_key`; `None` uses the
+    /// device endpoint's certificate (the development one unless `device_cert` is given).
+    pub api_tls_cert: Option<PathBuf>,
+    /// The HTTPS API listener's private key (PEM).
+    pub api_tls_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -73,6 +81,9 @@ impl Config {
             rollout_coalesce: Duration::from_secs(3),
             rollout_backup_tick: Duration::from_secs(120),
             update_in_flight_timeout: Duration::from_secs(30 * 60),
+            api_tls_addr: None,
+            api_tls_cert: None,
+            api_tls_key: None,
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::fleet::{self, Fleet, Timing};
 use crate::state::AppState;
 use crate::storage::Storage;
 use crate::tls::{self, DeviceTlsIdentity};
+use crate::user_ca::UserCa;
 use crate::{api, device_endpoint};
 
 /// How long a shutdown waits for device sockets to close.
@@ -51,6 +52,7 @@ pub struct RunningServer {
     dev_ca_file: Option<PathBuf>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    api_tls_addr: Option<SocketAddr>,
     state: AppState,
 }
 
@@ -86,6 +88,11 @@ impl RunningServer {
         })?;
         let api_addr = local_addr(&api_listener)?;
         let device_addr = local_addr(&device_listener)?;
+        let api_tls = api_tls_listener(&config, &identity).await?;
+        let api_tls_addr = match &api_tls {
+            Some((listener, _)) => Some(local_addr(listener)?),
+            None => None,
+        };
 
         let storage = Storage::open(&config, device_addr)?;
         tracing::info!(storage = %storage.describe(), "firmware storage ready");
@@ -121,7 +128,19 @@ impl RunningServer {
             stopped.clone(),
         ));
         let maintenance_task = tokio::spawn(device::maintenance(state.clone(), stopped.clone()));
+        let mut tasks = vec![api_task, device_task, maintenance_task];
+        if let Some((listener, tls)) = api_tls {
+            // The same API behind TLS; a verified user certificate travels to `Caller` as the
+            // connection's PeerCertificates.
+            tasks.push(tokio::spawn(device_endpoint::serve(
+                listener,
+                tls,
+                api::router(state.clone()),
+                stopped.clone(),
+            )));
+        }
         let rollout_task = tokio::spawn(fleet::orchestrator::supervise(state.clone(), stopped));
+        tasks.push(rollout_task);
         tracing::info!(api = %api_addr, devices = %device_addr, "nerveshub-server listening");
         Ok(RunningServer {
             api_addr,
@@ -129,9 +148,15 @@ impl RunningServer {
             first_admin,
             dev_ca_file: identity.dev_ca_file,
             stop,
-            tasks: vec![api_task, device_task, maintenance_task, rollout_task],
+            tasks,
             state,
+            api_tls_addr,
         })
+    }
+
+    /// The HTTPS listener of the management API, when `api_tls_addr` was configured.
+    pub fn api_tls_addr(&self) -> Option<SocketAddr> {
+        self.api_tls_addr
     }
 
     /// The management API's address (the port is real when 0 was asked for).
@@ -165,6 +190,32 @@ impl RunningServer {
         self.state.db.close().await;
         tracing::info!("nerveshub-server stopped");
     }
+}
+
+/// The HTTPS API listener and its TLS configuration, when configured. The user CA is made
+/// (or loaded) on every start, so `POST /api/users/me/certificates` always has one.
+async fn api_tls_listener(
+    config: &Config,
+    identity: &DeviceTlsIdentity,
+) -> Result<Option<(TcpListener, Arc<rustls::ServerConfig>)>, ServerError> {
+    let user_ca = UserCa::load_or_generate(&config.data_dir.join("tls"))?;
+    let Some(addr) = config.api_tls_addr else {
+        return Ok(None);
+    };
+    let (chain, key) = match (&config.api_tls_cert, &config.api_tls_key) {
+        (Some(cert), Some(key)) => (tls::read_chain(cert)?, tls::read_key(key)?),
+        (None, None) => (identity.chain.clone(), identity.key.clone_key()),
+        _ => {
+            return Err(ServerError::Config(
+                "--api-tls-cert and --api-tls-key must be given together".into(),
+            ));
+        }
+    };
+    let tls = user_ca.api_tls_config(chain, key)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::io(format!("binding the HTTPS API to {addr}"), e))?;
+    Ok(Some((listener, tls)))
 }
 
 fn local_addr(listener: &TcpListener) -> Result<SocketAddr, ServerError> {

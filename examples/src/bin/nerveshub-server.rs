@@ -54,6 +54,16 @@ struct Args {
     /// Base of the URLs handed to devices (default `https://localhost:<device port>`).
     #[arg(long, env = "NERVESHUB_DEVICE_URL")]
     device_url: Option<String>,
+    /// Also serve the management API over HTTPS on this address (e.g. 127.0.0.1:4443), where
+    /// user certificates (`nerveshub login --certificate`) sign in.
+    #[arg(long, env = "NERVESHUB_API_TLS")]
+    api_tls: Option<SocketAddr>,
+    /// The HTTPS API's certificate chain (PEM) [default: the device endpoint's]
+    #[arg(long, env = "NERVESHUB_API_TLS_CERT", requires = "api_tls_key")]
+    api_tls_cert: Option<PathBuf>,
+    /// The HTTPS API's private key (PEM)
+    #[arg(long, env = "NERVESHUB_API_TLS_KEY", requires = "api_tls_cert")]
+    api_tls_key: Option<PathBuf>,
 }
 
 impl Args {
@@ -73,6 +83,9 @@ impl Args {
         config.storage = self.storage;
         config.max_firmware_size = self.max_firmware_size;
         config.device_url = self.device_url;
+        config.api_tls_addr = self.api_tls;
+        config.api_tls_cert = self.api_tls_cert;
+        config.api_tls_key = self.api_tls_key;
         config
     }
 }
@@ -107,6 +120,9 @@ async fn main() -> anyhow::Result<()> {
     }
     banner += &format!("Management API: http://{}/api\n", server.api_addr());
     banner += &format!("Device endpoint: https://{}\n", server.device_addr());
+    if let Some(addr) = server.api_tls_addr() {
+        banner += &format!("Management API (HTTPS, user certificates): https://{addr}/api\n");
+    }
     if let Some(ca) = server.dev_ca_file() {
         banner += &format!("Devices must trust the development CA {}\n", ca.display());
     }

@@ -182,6 +182,25 @@ pub(crate) async fn user(ctx: &Ctx, command: UserCommand) -> Result<()> {
             let user = client.create_user(&email, &name, &password).await?;
             ctx.out.done(&format!("Created user {email}"), &user);
         }
+        UserCommand::Certificates => {
+            let certs = client.user_certificates().await?;
+            ctx.out.list(
+                &certs,
+                &[
+                    ("serial", "serial"),
+                    ("note", "note"),
+                    ("not_after", "not_after"),
+                    ("revoked", "revoked_at"),
+                ],
+            );
+        }
+        UserCommand::RevokeCertificate { serial } => {
+            client.revoke_user_certificate(&serial).await?;
+            ctx.out.done(
+                &format!("Revoked user certificate {serial}"),
+                &json!({"revoked": serial}),
+            );
+        }
         UserCommand::List => {
             let members = client.members(&ctx.org()?).await?;
             ctx.out.list(&members, columns);

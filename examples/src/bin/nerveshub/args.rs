@@ -231,6 +231,15 @@ pub(crate) enum UserCommand {
         /// The member's email
         email: String,
     },
+    /// Your user certificates (made by `login --certificate`)
+    #[command(after_help = "Example:\n  nerveshub user certificates")]
+    Certificates,
+    /// Revoke one of your user certificates: it no longer signs in
+    #[command(after_help = "Example:\n  nerveshub user revoke-certificate 1234567890")]
+    RevokeCertificate {
+        /// The certificate's serial (decimal, as listed)
+        serial: String,
+    },
     /// Create a user account (server admins); the password is read from the terminal or stdin
     #[command(
         after_help = "Example:\n  echo 'a long password' | nerveshub user create jane@example.com --name Jane"
@@ -715,6 +724,9 @@ impl Command {
     pub(crate) fn needs(&self) -> &'static str {
         match self {
             Command::User(UserCommand::Create { .. }) => "server admin",
+            Command::User(UserCommand::Certificates | UserCommand::RevokeCertificate { .. }) => {
+                "view"
+            }
             Command::User(_) => "admin",
             Command::Product(ProductCommand::Create { .. } | ProductCommand::Delete { .. }) => {
                 "admin"
