@@ -665,18 +665,35 @@ async fn certificate_login_then_revocation() {
     let ca = ca.to_str().unwrap();
     let admin = User::new();
     let output = admin
-        .run_env(&["login", "--url", &hub.api_url(), "--token"], &format!("{}\n", hub.token()), &[])
+        .run_env(
+            &["login", "--url", &hub.api_url(), "--token"],
+            &format!("{}\n", hub.token()),
+            &[],
+        )
         .await;
     assert_success(&["login"], &output);
     let output = admin
-        .run_env(&["user", "create", "jane@example.com", "--name", "Jane"], "a long password\n", &[])
+        .run_env(
+            &["user", "create", "jane@example.com", "--name", "Jane"],
+            "a long password\n",
+            &[],
+        )
         .await;
     assert_success(&["user", "create"], &output);
 
     let jane = User::new();
     let output = jane
         .run_env(
-            &["login", "--url", &https, "--ca-file", ca, "--email", "jane@example.com", "--certificate"],
+            &[
+                "login",
+                "--url",
+                &https,
+                "--ca-file",
+                ca,
+                "--email",
+                "jane@example.com",
+                "--certificate",
+            ],
             "a long password\n",
             &[],
         )

@@ -71,11 +71,18 @@ impl UserCa {
             std::fs::read_to_string(&path)
                 .map_err(|e| ServerError::io(format!("reading {}", path.display()), e))
         };
-        Ok(UserCa(DeviceCa::from_pem(&read(CA_FILE)?, &read(KEY_FILE)?)?))
+        Ok(UserCa(DeviceCa::from_pem(
+            &read(CA_FILE)?,
+            &read(KEY_FILE)?,
+        )?))
     }
 
     /// Signs a CSR (PEM or DER) for `email`: CN = the email, clientAuth, [`USER_CERT_DAYS`].
-    pub(crate) fn sign(&self, csr: &[u8], email: &str) -> Result<Certificate, nerveshub_pki::Error> {
+    pub(crate) fn sign(
+        &self,
+        csr: &[u8],
+        email: &str,
+    ) -> Result<Certificate, nerveshub_pki::Error> {
         let now = unix_now();
         let options = CertOptions::new(
             email,
@@ -95,10 +102,11 @@ impl UserCa {
         let provider = Arc::new(aws_lc_rs::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.0.certificate().der().clone())?;
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| ServerError::Config(format!("user certificate verifier: {e}")))?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| ServerError::Config(format!("user certificate verifier: {e}")))?;
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .with_client_cert_verifier(verifier)
@@ -126,7 +134,11 @@ pub(crate) async fn insert(
     cert: &Certificate,
     note: &str,
 ) -> Result<(), sqlx::Error> {
-    let ms = |t: UnixTime| i64::try_from(t.as_secs()).unwrap_or(i64::MAX).saturating_mul(1000);
+    let ms = |t: UnixTime| {
+        i64::try_from(t.as_secs())
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000)
+    };
     sqlx::query(
         "INSERT INTO user_certificates (user_id, serial, fingerprint, note, not_before, not_after, inserted_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -77,7 +77,10 @@ async fn create(
     Body(body): Body<NewCertificate>,
 ) -> Result<Response, ApiError> {
     if body.csr.len() > MAX_CSR_LEN {
-        return Err(ApiError::invalid("csr", format!("is longer than {MAX_CSR_LEN} bytes")));
+        return Err(ApiError::invalid(
+            "csr",
+            format!("is longer than {MAX_CSR_LEN} bytes"),
+        ));
     }
     let note = body.note.unwrap_or_default();
     if note.chars().count() > MAX_NOTE_CHARS {
@@ -90,12 +93,20 @@ async fn create(
         .map_err(|e| ApiError::Internal(format!("user CA: {e}")))?;
     let cert = ca
         .sign(body.csr.as_bytes(), &caller.user.email)
-        .map_err(|e| ApiError::invalid("csr", format!("is not a valid certificate signing request ({e})")))?;
+        .map_err(|e| {
+            ApiError::invalid(
+                "csr",
+                format!("is not a valid certificate signing request ({e})"),
+            )
+        })?;
     let mut tx = state.db.begin().await?;
     match user_ca::insert(&mut tx, caller.user.id, &cert, &note).await {
         Ok(()) => {}
         Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::invalid("csr", "gave a certificate that already exists; try again"));
+            return Err(ApiError::invalid(
+                "csr",
+                "gave a certificate that already exists; try again",
+            ));
         }
         Err(e) => return Err(e.into()),
     }
@@ -107,13 +118,19 @@ async fn create(
             resource_type: "user_certificate",
             resource_id: cert.serial(),
             action: "create",
-            description: format!("{} received user certificate {}", caller.user.email, cert.serial()),
+            description: format!(
+                "{} received user certificate {}",
+                caller.user.email,
+                cert.serial()
+            ),
         },
     )
     .await?;
     tx.commit().await?;
     let ms = |t: nerveshub_pki::UnixTime| {
-        i64::try_from(t.as_secs()).unwrap_or(i64::MAX).saturating_mul(1000)
+        i64::try_from(t.as_secs())
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000)
     };
     Ok(created(json!({
         "serial": cert.serial(),
