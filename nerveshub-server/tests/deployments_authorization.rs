@@ -209,7 +209,10 @@ async fn every_deployment_endpoint_checks_org_and_role() {
         }
         assert_eq!(checked, CASES.len() * 6);
         // Every change was audited.
-        let (_, audit) = fw.ts.get(&f.admin, "/orgs/acme/audit_logs?limit=1000").await;
+        let (_, audit) = fw
+            .ts
+            .get(&f.admin, "/orgs/acme/audit_logs?limit=1000")
+            .await;
         let text = audit.to_string();
         for needle in [
             "created deployment new-admin1",
@@ -318,7 +321,11 @@ async fn deployments_validate_and_answer_nerveshub_shapes() {
         assert_eq!(d["device_count"], 0);
         let (status, dup) = fw
             .ts
-            .post(&f.manage, &list, json!({"name": "prod", "firmware": uuids[0]}))
+            .post(
+                &f.manage,
+                &list,
+                json!({"name": "prod", "firmware": uuids[0]}),
+            )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{dup}");
 
@@ -350,7 +357,11 @@ async fn deployments_validate_and_answer_nerveshub_shapes() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
         let (status, _) = fw
             .ts
-            .put(&f.manage, &one, json!({"deployment": {"halt_failure_rate": null}}))
+            .put(
+                &f.manage,
+                &one,
+                json!({"deployment": {"halt_failure_rate": null}}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK);
         let (_, shown) = fw.ts.get(&f.view, &one).await;
@@ -368,12 +379,20 @@ async fn deployments_validate_and_answer_nerveshub_shapes() {
         // Manual membership: unknown devices are a 404; a device on another platform a 422.
         let (status, _) = fw
             .ts
-            .post(&f.manage, &format!("{one}/devices"), json!({"identifiers": ["ghost"]}))
+            .post(
+                &f.manage,
+                &format!("{one}/devices"),
+                json!({"identifiers": ["ghost"]}),
+            )
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, _) = fw
             .ts
-            .post(&f.manage, &format!("{one}/devices"), json!({"identifiers": []}))
+            .post(
+                &f.manage,
+                &format!("{one}/devices"),
+                json!({"identifiers": []}),
+            )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         let (status, _) = fw
@@ -405,7 +424,11 @@ fn the_matrix_covers_every_documented_deployment_operation() {
         .expect("paths")
         .values()
         .flat_map(|item| item.as_object().expect("path item").values())
-        .filter(|op| op["tags"].as_array().is_some_and(|t| t.iter().any(|t| t == "deployments")))
+        .filter(|op| {
+            op["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "deployments"))
+        })
         .count();
     // Every deployments-tagged operation, plus the penalty clear.
     assert_eq!(operations + 1, CASES.len());

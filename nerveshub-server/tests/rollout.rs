@@ -86,7 +86,10 @@ async fn a_tagged_rollout_reaches_exactly_its_devices_within_the_cap() {
         let outsiders: Vec<Sim> = plain
             .iter()
             .map(|id| fleet.spawn(id, "1.0.0", Behaviour::Install))
-            .chain(old.iter().map(|id| fleet.spawn(id, "0.9.0", Behaviour::Install)))
+            .chain(
+                old.iter()
+                    .map(|id| fleet.spawn(id, "0.9.0", Behaviour::Install)),
+            )
             .collect();
         wait_sims(&sims, LONG, "beta devices on 2.0.0", |s| {
             s.running().version == "2.0.0"
@@ -102,7 +105,11 @@ async fn a_tagged_rollout_reaches_exactly_its_devices_within_the_cap() {
             assert_eq!(sims_updates(sim), 1, "{} got one update", sim.identifier);
         }
         for sim in &outsiders {
-            assert!(sim.updates().is_empty(), "{} is not a member", sim.identifier);
+            assert!(
+                sim.updates().is_empty(),
+                "{} is not a member",
+                sim.identifier
+            );
             let device = fleet.device(&sim.identifier).await;
             assert_eq!(device["deployment_group"], Value::Null, "{device}");
         }
@@ -142,7 +149,10 @@ async fn spawn_in_order(fleet: &Fleet, ids: &[(&str, &str)], behaviour: Behaviou
     let mut sims = Vec::new();
     for (id, version) in ids {
         let sim = fleet.spawn(id, version, behaviour);
-        wait_sims(std::slice::from_ref(&sim), LONG, "joined", |s| s.joins() > 0).await;
+        wait_sims(std::slice::from_ref(&sim), LONG, "joined", |s| {
+            s.joins() > 0
+        })
+        .await;
         // Connection times are in milliseconds.
         tokio::time::sleep(Duration::from_millis(20)).await;
         sims.push(sim);
@@ -230,7 +240,11 @@ async fn fifo_lifo_and_the_priority_queue() {
             .filter(|id| *id != first)
             .collect();
         assert_eq!(sent[0], first, "{sent:?}");
-        assert_eq!(&sent[1..], &rest[..], "LIFO order after the first: {sent:?}");
+        assert_eq!(
+            &sent[1..],
+            &rest[..],
+            "LIFO order after the first: {sent:?}"
+        );
         fleet.change("lifo", json!({"is_active": false})).await;
 
         // Priority queue: devices at or below 1.0.0 have their own slots, so the last to
@@ -258,7 +272,10 @@ async fn fifo_lifo_and_the_priority_queue() {
         })
         .await;
         tokio::time::sleep(Duration::from_millis(600)).await;
-        assert!(prio[1].updates().is_empty(), "p-x2 waits for the normal slot");
+        assert!(
+            prio[1].updates().is_empty(),
+            "p-x2 waits for the normal slot"
+        );
         let status = fleet.status("prio").await;
         assert_eq!(status["devices"]["in_flight"], 2, "{status}");
         assert_eq!(status["devices"]["pending"], 1, "{status}");
@@ -316,25 +333,37 @@ async fn failures_penalties_reschedules_and_attempt_limits() {
         let resched = fleet.spawn("dev-resched", "1.0.0", Behaviour::Reschedule);
         let flaky = fleet.spawn("dev-flaky", "1.0.0", Behaviour::Drop);
 
-        let rows = wait_updates(&fleet, "dev-fail", |r| r.len() == 1 && r[0]["status"] == "failed").await;
+        let rows = wait_updates(&fleet, "dev-fail", |r| {
+            r.len() == 1 && r[0]["status"] == "failed"
+        })
+        .await;
         assert_eq!(rows[0]["reason"], "fwup error: simulated");
         assert_eq!(rows[0]["in_flight"], false);
         assert_eq!(rows[0]["deployment"], "main");
         let device = fleet.device("dev-fail").await;
         assert!(device["updates_blocked_until"].is_string(), "{device}");
 
-        let rows = wait_updates(&fleet, "dev-ignore", |r| r.len() == 1 && r[0]["status"] == "ignored").await;
+        let rows = wait_updates(&fleet, "dev-ignore", |r| {
+            r.len() == 1 && r[0]["status"] == "ignored"
+        })
+        .await;
         assert_eq!(rows[0]["reason"], "not now");
         assert!(fleet.device("dev-ignore").await["updates_blocked_until"].is_string());
 
-        let rows = wait_updates(&fleet, "dev-resched", |r| r.len() == 1 && r[0]["status"] == "rescheduled").await;
+        let rows = wait_updates(&fleet, "dev-resched", |r| {
+            r.len() == 1 && r[0]["status"] == "rescheduled"
+        })
+        .await;
         assert_eq!(rows[0]["reason"], "busy (retry in 5 min)");
         let blocked = fleet.device("dev-resched").await["updates_blocked_until"].clone();
         assert!(blocked.is_string(), "rescheduled devices wait");
 
         // The flaky device: each push is interrupted by a reconnect, and after two attempts
         // the orchestrator puts it in the penalty box instead of sending a third.
-        wait_sims(std::slice::from_ref(&flaky), LONG, "two attempts", |s| s.updates().len() >= 2).await;
+        wait_sims(std::slice::from_ref(&flaky), LONG, "two attempts", |s| {
+            s.updates().len() >= 2
+        })
+        .await;
         let device = loop {
             let device = fleet.device("dev-flaky").await;
             if device["updates_blocked_until"].is_string() {
@@ -344,7 +373,10 @@ async fn failures_penalties_reschedules_and_attempt_limits() {
         };
         assert_eq!(flaky.updates().len(), 2, "{device}");
         let rows = fleet.updates("dev-flaky").await;
-        assert!(rows.iter().all(|r| r["status"] == "interrupted"), "{rows:?}");
+        assert!(
+            rows.iter().all(|r| r["status"] == "interrupted"),
+            "{rows:?}"
+        );
 
         // Nothing more is sent to penalized devices.
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -362,7 +394,10 @@ async fn failures_penalties_reschedules_and_attempt_limits() {
             .delete(&fleet.f.manage, &fleet.path("/devices/dev-fail/penalty"))
             .await;
         assert_eq!(code, StatusCode::NO_CONTENT);
-        wait_sims(std::slice::from_ref(&fail), LONG, "retried", |s| s.updates().len() == 2).await;
+        wait_sims(std::slice::from_ref(&fail), LONG, "retried", |s| {
+            s.updates().len() == 2
+        })
+        .await;
         let (code, _) = fleet
             .ts()
             .delete(&fleet.f.view, &fleet.path("/devices/dev-fail/penalty"))
@@ -393,13 +428,19 @@ async fn the_health_gate_and_expiry_of_silent_updates() {
         let mute = fleet.spawn("dev-mute", "1.0.0", Behaviour::Mute);
         let good = fleet.spawn("dev-good", "1.0.0", Behaviour::Install);
 
-        let rows = wait_updates(&fleet, "dev-revert", |r| r.len() == 1 && r[0]["status"] == "failed").await;
+        let rows = wait_updates(&fleet, "dev-revert", |r| {
+            r.len() == 1 && r[0]["status"] == "failed"
+        })
+        .await;
         let reason = rows[0]["reason"].as_str().unwrap();
         assert!(reason.contains("came back running"), "{reason}");
         assert!(fleet.device("dev-revert").await["updates_blocked_until"].is_string());
         assert_eq!(revert.running().version, "1.0.0");
 
-        let rows = wait_updates(&fleet, "dev-vanish", |r| r.len() == 1 && r[0]["status"] == "failed").await;
+        let rows = wait_updates(&fleet, "dev-vanish", |r| {
+            r.len() == 1 && r[0]["status"] == "failed"
+        })
+        .await;
         let reason = rows[0]["reason"].as_str().unwrap();
         assert!(reason.contains("did not come back healthy"), "{reason}");
 
@@ -407,8 +448,14 @@ async fn the_health_gate_and_expiry_of_silent_updates() {
         assert_eq!(rows[0]["status"], "expired", "{rows:?}");
         assert!(mute.updates().len() >= 2);
 
-        wait_sims(std::slice::from_ref(&good), LONG, "good updated", |s| s.running().version == "2.0.0").await;
-        let rows = wait_updates(&fleet, "dev-good", |r| r.len() == 1 && r[0]["status"] == "completed").await;
+        wait_sims(std::slice::from_ref(&good), LONG, "good updated", |s| {
+            s.running().version == "2.0.0"
+        })
+        .await;
+        let rows = wait_updates(&fleet, "dev-good", |r| {
+            r.len() == 1 && r[0]["status"] == "completed"
+        })
+        .await;
         assert_eq!(rows[0]["progress"], 100);
         assert_eq!(rows[0]["in_flight"], false);
         for sim in [revert, vanish, mute, good] {
@@ -429,7 +476,8 @@ async fn a_failing_release_halts_the_deployment_until_reactivated() {
                 json!({"concurrent_updates": 2, "halt_failure_rate": 30, "halt_window": 10}),
             )
             .await;
-        let bad_ids: Vec<(String, &str)> = names("bad", 4).into_iter().map(|n| (n, "1.0.0")).collect();
+        let bad_ids: Vec<(String, &str)> =
+            names("bad", 4).into_iter().map(|n| (n, "1.0.0")).collect();
         let bad_refs: Vec<(&str, &str)> = bad_ids.iter().map(|(n, v)| (n.as_str(), *v)).collect();
         let bad = spawn_in_order(&fleet, &bad_refs, Behaviour::Fail).await;
         let good_ids = names("good", 8);
@@ -450,12 +498,21 @@ async fn a_failing_release_halts_the_deployment_until_reactivated() {
             .wait_status("main", LONG, |s| s["status"] == "halted")
             .await;
         let reason = status["halt_reason"].as_str().unwrap();
-        assert!(reason.contains("of the last 10 updates failed (halt at 30%)"), "{reason}");
-        assert!(status["failing_devices"].as_array().unwrap().len() >= 3, "{status}");
+        assert!(
+            reason.contains("of the last 10 updates failed (halt at 30%)"),
+            "{reason}"
+        );
+        assert!(
+            status["failing_devices"].as_array().unwrap().len() >= 3,
+            "{status}"
+        );
         let sent_at_halt: usize = good.iter().map(|s| s.updates().len()).sum();
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let sent_later: usize = good.iter().map(|s| s.updates().len()).sum();
-        assert_eq!(sent_at_halt, sent_later, "a halted deployment sends nothing");
+        assert_eq!(
+            sent_at_halt, sent_later,
+            "a halted deployment sends nothing"
+        );
         let shown = fleet
             .ts()
             .get(&fleet.f.view, &fleet.path("/deployments/main"))
@@ -475,7 +532,10 @@ async fn a_failing_release_halts_the_deployment_until_reactivated() {
         // are updated.
         let d = fleet.change("main", json!({"is_active": true})).await;
         assert_eq!(d["status"], "ready");
-        wait_sims(&good, LONG, "good devices updated", |s| s.running().version == "2.0.0").await;
+        wait_sims(&good, LONG, "good devices updated", |s| {
+            s.running().version == "2.0.0"
+        })
+        .await;
         assert!(bad.iter().all(|s| s.updates().len() == 1));
         for sim in bad.into_iter().chain(good) {
             sim.stop();

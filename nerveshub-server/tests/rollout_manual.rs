@@ -64,9 +64,12 @@ async fn a_manual_upgrade_turns_automatic_updates_off_until_re_enabled() {
             )
             .await;
         assert_eq!(status, StatusCode::OK);
-        wait_sims(std::slice::from_ref(&sim), LONG, "back on the release", |s| {
-            s.running().version == "2.0.0"
-        })
+        wait_sims(
+            std::slice::from_ref(&sim),
+            LONG,
+            "back on the release",
+            |s| s.running().version == "2.0.0",
+        )
         .await;
         assert_eq!(sim.updates().len(), 3);
         // Unknown or ambiguous versions.
@@ -81,7 +84,11 @@ async fn a_manual_upgrade_turns_automatic_updates_off_until_re_enabled() {
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, _) = fleet
             .ts()
-            .post(&fleet.f.manage, &fleet.path("/devices/dev-1/upgrade"), json!({}))
+            .post(
+                &fleet.f.manage,
+                &fleet.path("/devices/dev-1/upgrade"),
+                json!({}),
+            )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         sim.stop();
@@ -94,7 +101,11 @@ async fn require_validated_waits_for_firmware_validated() {
     for db in common::databases().await {
         let fleet = Fleet::start(db, &["1.0.0", "2.0.0"], |_| {}).await;
         fleet
-            .deployment("main", "2.0.0", json!({"is_active": true, "require_validated": true}))
+            .deployment(
+                "main",
+                "2.0.0",
+                json!({"is_active": true, "require_validated": true}),
+            )
             .await;
         let ca = device_support::server_ca(fleet.ts());
         let open = || async {
@@ -124,9 +135,15 @@ async fn require_validated_waits_for_firmware_validated() {
         ok_response(&ws.join_device(&params(&fleet.fw("1.0.0"), true)).await);
         let update = ws.recv_event("update").await;
         assert_eq!(update.payload["firmware_meta"]["version"], "2.0.0");
-        assert!(update.payload["deployment_id"].is_i64(), "{}", update.payload);
-        ws.push("status_update", json!({"status": "received"})).await;
-        ws.push("status_update", json!({"status": "completed"})).await;
+        assert!(
+            update.payload["deployment_id"].is_i64(),
+            "{}",
+            update.payload
+        );
+        ws.push("status_update", json!({"status": "received"}))
+            .await;
+        ws.push("status_update", json!({"status": "completed"}))
+            .await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         ws.close().await;
         // Back on the release, not validated yet: still in flight.

@@ -17,8 +17,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use fleet_support::{Behaviour, PRODUCT, Sim, SimConfig, names, wait_sims};
 use firmware_support::{full_meta, make_firmware, uuid_of};
+use fleet_support::{Behaviour, PRODUCT, Sim, SimConfig, names, wait_sims};
 use nerveshub_server::{Config, RunningServer};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
@@ -83,7 +83,12 @@ struct Client {
 }
 
 impl Client {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .http
             .request(method, format!("http://{}/api{path}", self.api))
@@ -168,9 +173,13 @@ async fn a_killed_server_resumes_the_rollout_without_sending_twice() {
         client
             .post("/orgs/acme/products", json!({"name": PRODUCT}))
             .await;
-        let public = String::from_utf8(firmware_support::fixture_bytes("keys/fwup-key.pub")).unwrap();
+        let public =
+            String::from_utf8(firmware_support::fixture_bytes("keys/fwup-key.pub")).unwrap();
         client
-            .post("/orgs/acme/keys", json!({"name": "fwup-key", "key": public}))
+            .post(
+                "/orgs/acme/keys",
+                json!({"name": "fwup-key", "key": public}),
+            )
             .await;
         let mut firmware = Vec::new();
         for (i, version) in ["1.0.0", "2.0.0"].into_iter().enumerate() {
@@ -182,7 +191,10 @@ async fn a_killed_server_resumes_the_rollout_without_sending_twice() {
             let form = Form::new().part("firmware", Part::bytes(bytes).file_name("f.fw"));
             let response = client
                 .http
-                .post(format!("http://{}/api/orgs/acme/products/{PRODUCT}/firmwares", first.api))
+                .post(format!(
+                    "http://{}/api/orgs/acme/products/{PRODUCT}/firmwares",
+                    first.api
+                ))
                 .header("authorization", format!("token {}", client.token))
                 .multipart(form)
                 .send()
@@ -191,7 +203,10 @@ async fn a_killed_server_resumes_the_rollout_without_sending_twice() {
             assert_eq!(response.status(), StatusCode::CREATED);
         }
         let secret = client
-            .post(&format!("/orgs/acme/products/{PRODUCT}/shared_secrets"), json!({}))
+            .post(
+                &format!("/orgs/acme/products/{PRODUCT}/shared_secrets"),
+                json!({}),
+            )
             .await;
         client
             .post(
@@ -226,16 +241,25 @@ async fn a_killed_server_resumes_the_rollout_without_sending_twice() {
         // Kill it once some devices are done and others are mid-download.
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let done = sims.iter().filter(|s| s.running().version == "2.0.0").count();
+            let done = sims
+                .iter()
+                .filter(|s| s.running().version == "2.0.0")
+                .count();
             let got = sims.iter().filter(|s| !s.updates().is_empty()).count();
             if done >= 3 && got >= done + 3 {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "rollout did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rollout did not start"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         first.kill();
-        let done_at_kill = sims.iter().filter(|s| s.running().version == "2.0.0").count();
+        let done_at_kill = sims
+            .iter()
+            .filter(|s| s.running().version == "2.0.0")
+            .count();
         let sent_at_kill = sims.iter().filter(|s| !s.updates().is_empty()).count();
         assert!(
             done_at_kill < 30 && sent_at_kill > done_at_kill,
@@ -248,9 +272,12 @@ async fn a_killed_server_resumes_the_rollout_without_sending_twice() {
         let second = Crashable::start(config(dir.path(), database_url.clone()));
         assert!(second.admin_token.is_none(), "the same database");
         addr_tx.send(Some(second.device)).unwrap();
-        wait_sims(&sims, Duration::from_secs(120), "every device on 2.0.0", |s| {
-            s.running().version == "2.0.0"
-        })
+        wait_sims(
+            &sims,
+            Duration::from_secs(120),
+            "every device on 2.0.0",
+            |s| s.running().version == "2.0.0",
+        )
         .await;
         for sim in &sims {
             assert_eq!(
@@ -267,7 +294,9 @@ async fn a_killed_server_resumes_the_rollout_without_sending_twice() {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let status = loop {
             let status = client
-                .get(&format!("/orgs/acme/products/{PRODUCT}/deployments/main/status"))
+                .get(&format!(
+                    "/orgs/acme/products/{PRODUCT}/deployments/main/status"
+                ))
                 .await;
             if status["data"]["devices"]["up_to_date"] == 30 {
                 break status;

@@ -425,7 +425,10 @@ impl Db {
     }
 
     /// A deployment's releases, newest first.
-    pub(crate) async fn releases(&self, deployment_id: i64) -> Result<Vec<ReleaseRow>, sqlx::Error> {
+    pub(crate) async fn releases(
+        &self,
+        deployment_id: i64,
+    ) -> Result<Vec<ReleaseRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT r.number, f.uuid AS firmware_uuid, f.version AS firmware_version, f.platform,
                     f.architecture, u.email AS created_by, r.inserted_at

@@ -235,7 +235,9 @@ async fn reconcile(
         None => None,
     };
     if report.uuid.as_deref() == Some(update.firmware_uuid.as_str()) {
-        let needs_validation = deployment.as_ref().is_some_and(|d| d.require_validated != 0);
+        let needs_validation = deployment
+            .as_ref()
+            .is_some_and(|d| d.require_validated != 0);
         if needs_validation && report.validated != Some(true) {
             // Running the release but not validated yet: the gate waits for
             // `firmware_validated` (or the health timeout).
@@ -259,7 +261,15 @@ async fn reconcile(
             update.firmware_uuid,
             report.uuid.as_deref().unwrap_or("unknown firmware")
         );
-        return fail(state, device, update, deployment.as_ref(), "failed", &reason).await;
+        return fail(
+            state,
+            device,
+            update,
+            deployment.as_ref(),
+            "failed",
+            &reason,
+        )
+        .await;
     }
     // It reconnected without finishing and is not downloading: the update ends without blame
     // (NervesHub clears the in-flight row), and the orchestrator may send it again.
@@ -513,7 +523,15 @@ pub(crate) async fn on_status(
                 StatusUpdate::Failed { reason, .. } => reason.clone(),
                 other => other.status().to_owned(),
             };
-            fail(state, device, &update, deployment.as_ref(), "failed", &reason).await
+            fail(
+                state,
+                device,
+                &update,
+                deployment.as_ref(),
+                "failed",
+                &reason,
+            )
+            .await
         }
         StatusUpdate::Ignored { reason, .. } => {
             fail(

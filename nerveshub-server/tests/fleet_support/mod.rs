@@ -145,7 +145,12 @@ impl Fleet {
     }
 
     /// Waits until the deployment's status satisfies `ok`.
-    pub async fn wait_status(&self, name: &str, within: Duration, ok: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_status(
+        &self,
+        name: &str,
+        within: Duration,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let status = self.status(name).await;
@@ -339,7 +344,14 @@ async fn run(
             return;
         };
         let headers = nh1(&config.key, &config.secret, &config.identifier, 0);
-        let connection = connect(target, tls.clone(), "/device-socket/websocket", Vsn::V2Json, &headers).await;
+        let connection = connect(
+            target,
+            tls.clone(),
+            "/device-socket/websocket",
+            Vsn::V2Json,
+            &headers,
+        )
+        .await;
         let mut ws = match connection {
             device_support::Connect::Upgraded(ws) => *ws,
             _ => {
@@ -358,8 +370,12 @@ async fn run(
         params.nerves_fw_architecture = Some("arm".into());
         params.currently_downloading_uuid = downloading.as_ref().map(|f| f.uuid.clone());
         let r = "1".to_owned();
-        ws.send(&nerveshub_proto::Frame::join(r.clone(), "device", params.to_payload()))
-            .await;
+        ws.send(&nerveshub_proto::Frame::join(
+            r.clone(),
+            "device",
+            params.to_payload(),
+        ))
+        .await;
         let Some(reply) = ws.recv_within(Duration::from_secs(10)).await else {
             continue;
         };
@@ -379,8 +395,10 @@ async fn run(
                 Behaviour::Slow(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
                 _ => {}
             }
-            ws.push("fwup_progress", json!({"stage": "updating", "value": 100})).await;
-            ws.push("status_update", json!({"status": "completed"})).await;
+            ws.push("fwup_progress", json!({"stage": "updating", "value": 100}))
+                .await;
+            ws.push("status_update", json!({"status": "completed"}))
+                .await;
             downloading = None;
             log.lock().unwrap().running = Some(fw);
             ws.close().await;
@@ -408,12 +426,14 @@ async fn run(
             };
             log.lock().unwrap().updates.push(fw.uuid.clone());
             if config.behaviour != Behaviour::Mute {
-                ws.push("status_update", json!({"status": "received"})).await;
+                ws.push("status_update", json!({"status": "received"}))
+                    .await;
             }
             match config.behaviour {
                 Behaviour::Install | Behaviour::Hold | Behaviour::Slow(_) => {
                     downloading = Some(fw.clone());
-                    ws.push("fwup_progress", json!({"stage": "updating", "value": 0})).await;
+                    ws.push("fwup_progress", json!({"stage": "updating", "value": 0}))
+                        .await;
                     ws.push(
                         "status_update",
                         json!({"status": "started", "downloader_network_interface": "eth0"}),
@@ -422,7 +442,9 @@ async fn run(
                     let wait = async {
                         match config.behaviour {
                             Behaviour::Hold => finish.notified().await,
-                            Behaviour::Slow(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                            Behaviour::Slow(ms) => {
+                                tokio::time::sleep(Duration::from_millis(ms)).await
+                            }
                             _ => {}
                         }
                     };
@@ -432,8 +454,10 @@ async fn run(
                         _ = ws.recv_within(Duration::from_secs(3600)) => break,
                     }
                     downloading = None;
-                    ws.push("fwup_progress", json!({"stage": "updating", "value": 100})).await;
-                    ws.push("status_update", json!({"status": "completed"})).await;
+                    ws.push("fwup_progress", json!({"stage": "updating", "value": 100}))
+                        .await;
+                    ws.push("status_update", json!({"status": "completed"}))
+                        .await;
                     reboot_into = Some(fw);
                     break;
                 }
@@ -445,12 +469,14 @@ async fn run(
                     .await;
                 }
                 Behaviour::RevertOnReboot => {
-                    ws.push("status_update", json!({"status": "completed"})).await;
+                    ws.push("status_update", json!({"status": "completed"}))
+                        .await;
                     reboot_into = Some(running.clone());
                     break;
                 }
                 Behaviour::Vanish => {
-                    ws.push("status_update", json!({"status": "completed"})).await;
+                    ws.push("status_update", json!({"status": "completed"}))
+                        .await;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     ws.close().await;
                     log.lock().unwrap().connected = false;
