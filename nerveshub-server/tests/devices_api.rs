@@ -75,7 +75,7 @@ async fn devices_crud_with_authorization_matrix() {
             json!({
                 "identifier": "nerves-1", "description": "bench unit", "tags": ["beta", "eu"],
                 "online": false, "connection_status": "not_seen", "last_communication": null,
-                "firmware_metadata": null, "version": null, "updates_enabled": true,
+                "firmware_metadata": null, "version": null, "updates_enabled": true, "updates_blocked_until": null,
                 "deployment_group": null, "org_name": "acme", "product_name": "hub"
             })
         );

@@ -311,7 +311,6 @@ impl Db {
         .await?;
         Ok(())
     }
-
 }
 
 /// Creates a device (just-in-time registration by a CA's JITP profile or a product key).
@@ -383,4 +382,3 @@ pub(crate) async fn touch_ca(conn: &mut AnyConnection, ca_id: i64) -> Result<(),
         .await?;
     Ok(())
 }
-

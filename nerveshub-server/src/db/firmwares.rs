@@ -166,16 +166,18 @@ pub(crate) async fn insert_firmware(
     Ok((id, now))
 }
 
-/// Whether a device update (pending or past) refers to the firmware.
+/// Whether a device update (pending or past) or a deployment release refers to the firmware.
 pub(crate) async fn firmware_in_use(
     conn: &mut AnyConnection,
     id: i64,
 ) -> Result<bool, sqlx::Error> {
-    let count: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM device_updates WHERE firmware_id = $1")
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
+    let count: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM device_updates WHERE firmware_id = $1)
+              + (SELECT COUNT(*) FROM deployment_releases WHERE firmware_id = $1)",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(count > 0)
 }
 

@@ -213,8 +213,7 @@ impl DeviceChannel {
                     .insert("firmware_validated".into(), json!(true));
                 self.save_connection_metadata().await?;
                 let running = self.running_uuid();
-                lifecycle::on_validated(&self.state, self.device_ref(), running.as_deref())
-                    .await?;
+                lifecycle::on_validated(&self.state, self.device_ref(), running.as_deref()).await?;
             }
             _ => {}
         }

@@ -115,7 +115,10 @@ fn check_name(name: &str) -> Result<(), FleetError> {
 
 fn check_tags(field: &'static str, tags: &[String]) -> Result<(), FleetError> {
     if tags.len() > MAX_TAGS {
-        return Err(FleetError::invalid(field, format!("at most {MAX_TAGS} tags")));
+        return Err(FleetError::invalid(
+            field,
+            format!("at most {MAX_TAGS} tags"),
+        ));
     }
     for tag in tags {
         if tag.is_empty()
@@ -216,8 +219,7 @@ fn apply(
         s.device_failure_threshold = in_range("device_failure_threshold", v, 1, 1000)?;
     }
     if let Some(v) = fields.device_failure_rate_seconds {
-        s.device_failure_rate_seconds =
-            in_range("device_failure_rate_seconds", v, 60, 31_536_000)?;
+        s.device_failure_rate_seconds = in_range("device_failure_rate_seconds", v, 60, 31_536_000)?;
     }
     if let Some(v) = fields.device_failure_rate_amount {
         s.device_failure_rate_amount = in_range("device_failure_rate_amount", v, 1, 1000)?;
@@ -575,9 +577,7 @@ pub(crate) async fn assign(
         if !group.compatible(&device_facts(&device)) {
             return Err(FleetError::invalid(
                 "identifiers",
-                format!(
-                    "device {identifier} runs firmware for another platform or architecture"
-                ),
+                format!("device {identifier} runs firmware for another platform or architecture"),
             ));
         }
         devices.push(device);
@@ -741,7 +741,7 @@ pub(crate) async fn status(
     let window = d.halt_window.max(1);
     let failing_devices = state
         .db
-        .recent_outcomes(d.id, window)
+        .recent_outcomes(d.id, d.firmware_id, d.halt_cleared_at.unwrap_or(0), window)
         .await?
         .into_iter()
         .filter(|o| o.status == "failed")

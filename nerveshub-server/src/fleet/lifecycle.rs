@@ -235,7 +235,9 @@ async fn reconcile(
         None => None,
     };
     if report.uuid.as_deref() == Some(update.firmware_uuid.as_str()) {
-        let needs_validation = deployment.as_ref().is_some_and(|d| d.require_validated != 0);
+        let needs_validation = deployment
+            .as_ref()
+            .is_some_and(|d| d.require_validated != 0);
         if needs_validation && report.validated != Some(true) {
             // Running the release but not validated yet: the gate waits for
             // `firmware_validated` (or the health timeout).
@@ -259,7 +261,15 @@ async fn reconcile(
             update.firmware_uuid,
             report.uuid.as_deref().unwrap_or("unknown firmware")
         );
-        return fail(state, device, update, deployment.as_ref(), "failed", &reason).await;
+        return fail(
+            state,
+            device,
+            update,
+            deployment.as_ref(),
+            "failed",
+            &reason,
+        )
+        .await;
     }
     // It reconnected without finishing and is not downloading: the update ends without blame
     // (NervesHub clears the in-flight row), and the orchestrator may send it again.
@@ -353,14 +363,20 @@ async fn fail(
     Ok(())
 }
 
-/// Halts the deployment when the failures among its last `halt_window` finished updates
-/// reach `halt_failure_rate` percent of the window.
+/// Halts the deployment when the failures among the last `halt_window` finished updates of
+/// its current release (since a user last lifted a halt) reach `halt_failure_rate` percent
+/// of the window. Early failures count against the whole window, so one failed device
+/// among the first few does not halt a rollout.
 pub(crate) async fn check_halt(state: &AppState, d: &DeploymentRow) -> Result<(), sqlx::Error> {
     let Some(rate) = d.halt_failure_rate else {
         return Ok(());
     };
     let window = d.halt_window.max(1);
-    let outcomes = state.db.recent_outcomes(d.id, window).await?;
+    let since = d.halt_cleared_at.unwrap_or(0);
+    let outcomes = state
+        .db
+        .recent_outcomes(d.id, d.firmware_id, since, window)
+        .await?;
     let failed: Vec<&str> = outcomes
         .iter()
         .filter(|o| o.status == "failed")
@@ -513,7 +529,15 @@ pub(crate) async fn on_status(
                 StatusUpdate::Failed { reason, .. } => reason.clone(),
                 other => other.status().to_owned(),
             };
-            fail(state, device, &update, deployment.as_ref(), "failed", &reason).await
+            fail(
+                state,
+                device,
+                &update,
+                deployment.as_ref(),
+                "failed",
+                &reason,
+            )
+            .await
         }
         StatusUpdate::Ignored { reason, .. } => {
             fail(

@@ -238,7 +238,10 @@ async fn penalized(
                 candidate.identifier,
                 d.penalty_timeout_minutes,
                 if threshold_met {
-                    format!("{total} update attempts (threshold {})", d.device_failure_threshold)
+                    format!(
+                        "{total} update attempts (threshold {})",
+                        d.device_failure_threshold
+                    )
                 } else {
                     format!(
                         "{recent} attempts in {} s (limit {})",

@@ -82,7 +82,10 @@ impl GroupFacts {
     /// has not reported its firmware yet has no platform to disagree with.
     pub(crate) fn compatible(&self, device: &DeviceFacts) -> bool {
         self.product_id == device.product_id
-            && device.platform.as_deref().is_none_or(|p| p == self.platform)
+            && device
+                .platform
+                .as_deref()
+                .is_none_or(|p| p == self.platform)
             && device
                 .architecture
                 .as_deref()

@@ -168,7 +168,10 @@ fn approximately(text: &str) -> Result<Vec<Comparison>, InvalidRequirement> {
         .then(|| s.parse().ok())
         .flatten()
     };
-    let (major, minor) = (number(major).ok_or_else(bad)?, number(minor).ok_or_else(bad)?);
+    let (major, minor) = (
+        number(major).ok_or_else(bad)?,
+        number(minor).ok_or_else(bad)?,
+    );
     let lower = Version {
         major,
         minor,
@@ -316,7 +319,10 @@ mod tests {
             "=> 1.0.0",
             ">= 1.0.0 nand 2.0.0",
         ] {
-            assert!(Requirement::parse(req).is_err(), "{req:?} should be refused");
+            assert!(
+                Requirement::parse(req).is_err(),
+                "{req:?} should be refused"
+            );
         }
         assert!(Requirement::parse(&"1.0.0 or ".repeat(200)).is_err());
     }
