@@ -447,9 +447,18 @@ async fn walkthrough(hub: &Hub) {
     )
     .await;
     let updated = admin
-        .json(&["deployment", "update", "beta", "--notes", "first wave"])
+        .json(&[
+            "deployment",
+            "update",
+            "beta",
+            "--notes",
+            "first wave",
+            "--set",
+            "halt_window=7",
+        ])
         .await;
     assert_eq!(updated["notes"], "first wave");
+    assert_eq!(updated["halt_window"], 7, "{updated}");
     let releases = admin.json(&["deployment", "releases", "beta"]).await;
     assert_eq!(releases[0]["firmware"]["uuid"], uuid.as_str());
     assert_eq!(
@@ -656,7 +665,14 @@ async fn help_has_an_example_everywhere_and_completions_work() {
 /// certificate alone then signs in, and not after it is revoked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_login_then_revocation() {
-    let hub = Hub::start(e2e_support::TestDb::Sqlite, |config| {
+    for db in databases() {
+        eprintln!("database: {}", db.name());
+        certificate_login(db).await;
+    }
+}
+
+async fn certificate_login(db: e2e_support::TestDb) {
+    let hub = Hub::start(db, |config| {
         config.api_tls_addr = Some("127.0.0.1:0".parse().unwrap());
     })
     .await;

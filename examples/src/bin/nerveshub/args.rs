@@ -639,13 +639,30 @@ pub(crate) struct DeploymentSettings {
     /// How many devices update at once
     #[arg(long)]
     pub(crate) concurrent_updates: Option<u32>,
+    /// Any other deployment field, e.g. --set halt_failure_rate=50 --set require_validated=true
+    /// (the value is read as JSON when it parses, else as a string)
+    #[arg(long = "set", value_name = "FIELD=VALUE", value_parser = parse_field)]
+    pub(crate) fields: Vec<(String, serde_json::Value)>,
+}
+
+/// `FIELD=VALUE` with VALUE as JSON when it parses (`50`, `true`, `null`), else a string.
+fn parse_field(text: &str) -> Result<(String, serde_json::Value), String> {
+    let (field, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not FIELD=VALUE"))?;
+    if field.is_empty() {
+        return Err(format!("{text:?} has no field name"));
+    }
+    let value =
+        serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+    Ok((field.to_owned(), value))
 }
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum DeploymentCommand {
     /// Create a deployment (it starts off)
     #[command(
-        after_help = "Example:\n  nerveshub deployment create beta --firmware 59b5ec24-… --version '>= 1.0.0' --tag beta"
+        after_help = "Example:\n  nerveshub deployment create beta --firmware 59b5ec24-… --version '>= 1.0.0' --tag beta --set halt_failure_rate=50"
     )]
     Create {
         /// The deployment's name

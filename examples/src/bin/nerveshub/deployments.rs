@@ -48,6 +48,7 @@ fn settings(settings: DeploymentSettings, for_create: bool) -> Map<String, Value
     if let Some(n) = settings.concurrent_updates {
         body.insert("concurrent_updates".into(), json!(n));
     }
+    body.extend(settings.fields);
     body
 }
 
