@@ -184,4 +184,14 @@ mod tests {
         assert_eq!(e.status(), Some(403));
         assert_eq!(e.to_string(), "forbidden (HTTP 403): Unauthorized");
     }
+
+    proptest::proptest! {
+        /// Any status and body: a typed error carrying that status, never a panic.
+        #[test]
+        fn any_answer_becomes_an_error(status in 400u16..600, body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let e = Error::from_answer(status, &body);
+            proptest::prop_assert_eq!(e.status(), Some(status));
+            proptest::prop_assert!(!e.to_string().is_empty());
+        }
+    }
 }

@@ -469,4 +469,16 @@ mod tests {
         assert!(read_csv(b"identifier,colour\nx,red\n").is_err());
         assert!(read_csv(b"a,b,c,d\n").is_err());
     }
+
+    proptest::proptest! {
+        /// Any file: rows or an error, never a panic; every row has a number past the header.
+        #[test]
+        fn any_csv_is_read_without_panicking(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            if let Ok(rows) = read_csv(&bytes) {
+                for row in rows {
+                    proptest::prop_assert!(row.row >= 1);
+                }
+            }
+        }
+    }
 }
