@@ -248,13 +248,25 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
-    /// Authenticates the `Authorization: token …` (or `Bearer …`) header.
+    /// Authenticates the request: the `Authorization: token …` (or `Bearer …`) header, or,
+    /// without one, on the HTTPS API listener, a user certificate rustls verified against the
+    /// user CA (the plain HTTP listener never carries one).
     pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            let leaf = parts
+                .extensions
+                .get::<crate::device_endpoint::PeerCertificates>()
+                .and_then(|certs| certs.0.first().cloned())
+                .ok_or(ApiError::Unauthorized)?;
+            let user = crate::user_ca::user_for_certificate(&state.db, &leaf)
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            return Ok(Caller {
+                user,
+                membership: None,
+            });
+        };
+        let header = header.to_str().map_err(|_| ApiError::Unauthorized)?;
         let (scheme, token) = header
             .trim()
             .split_once(' ')

@@ -58,6 +58,14 @@ pub struct Config {
     /// Where `GET /metrics` (Prometheus text format) is served, on a listener of its own;
     /// `None` (the default) serves no metrics.
     pub metrics_addr: Option<SocketAddr>,
+    /// Also serve the management API over HTTPS here, where a user certificate (signed by
+    /// the server's user CA, `POST /api/users/me/certificates`) signs in as its user.
+    pub api_tls_addr: Option<SocketAddr>,
+    /// The HTTPS API listener's certificate chain (PEM), with `api_tls_key`; `None` uses the
+    /// device endpoint's certificate (the development one unless `device_cert` is given).
+    pub api_tls_cert: Option<PathBuf>,
+    /// The HTTPS API listener's private key (PEM).
+    pub api_tls_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -82,6 +90,9 @@ impl Config {
             update_in_flight_timeout: Duration::from_secs(30 * 60),
             connection_limits: crate::ConnectionLimits::default(),
             metrics_addr: None,
+            api_tls_addr: None,
+            api_tls_cert: None,
+            api_tls_key: None,
         }
     }
 }

@@ -41,6 +41,7 @@ mod state;
 mod storage;
 mod time;
 mod tls;
+mod user_ca;
 
 pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE};
 pub use error::{ApiError, ServerError};

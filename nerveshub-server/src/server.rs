@@ -18,6 +18,7 @@ use crate::fleet::{self, Fleet, Timing};
 use crate::state::AppState;
 use crate::storage::Storage;
 use crate::tls::{self, DeviceTlsIdentity};
+use crate::user_ca::UserCa;
 use crate::{api, device_endpoint, files, listener, observability};
 
 /// How long a shutdown waits for device sockets to close.
@@ -52,6 +53,7 @@ pub struct RunningServer {
     dev_ca_file: Option<PathBuf>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    api_tls_addr: Option<SocketAddr>,
     state: AppState,
 }
 
@@ -80,6 +82,11 @@ impl RunningServer {
         let api_addr = local_addr(&api_listener)?;
         let device_addr = local_addr(&device_listener)?;
         let metrics_addr = metrics_listener.as_ref().map(local_addr).transpose()?;
+        let api_tls_listener = match config.api_tls_addr {
+            Some(addr) => Some(bind(addr, "the HTTPS API").await?),
+            None => None,
+        };
+        let api_tls_addr = api_tls_listener.as_ref().map(local_addr).transpose()?;
         if metrics_listener.is_some() {
             observability::install_recorder();
         }
@@ -102,6 +109,7 @@ impl RunningServer {
         let identity = DeviceTlsIdentity::load_or_generate(&config)?;
         let devices = DeviceHub::load(&db).await?;
         let tls = identity.server_config(devices.trust_store())?;
+        let api_tls = api_tls_config(&config, &identity)?;
 
         let storage = Storage::open(&config, device_addr)?;
         tracing::info!(storage = %storage.describe(), "firmware storage ready");
@@ -155,6 +163,22 @@ impl RunningServer {
             DEVICE_SHUTDOWN_GRACE,
         ));
         let mut tasks = vec![api_task, device_task];
+        if let (Some(listener), Some(tls)) = (api_tls_listener, api_tls) {
+            // The same API behind TLS; a verified user certificate travels to `Caller` as the
+            // connection's PeerCertificates.
+            tasks.push(tokio::spawn(listener::serve(
+                "api-tls",
+                listener,
+                Some(tokio_rustls::TlsAcceptor::from(tls)),
+                listener::harden(observability::layer(
+                    api::router(state.clone()).merge(observability::health_routes(state.clone())),
+                    "api-tls",
+                )),
+                limits.api(),
+                stopped.clone(),
+                DEVICE_SHUTDOWN_GRACE,
+            )));
+        }
         if let Some(listener) = metrics_listener {
             let router =
                 observability::layer(observability::metrics_router(state.clone()), "metrics");
@@ -195,7 +219,13 @@ impl RunningServer {
             stop,
             tasks,
             state,
+            api_tls_addr,
         })
+    }
+
+    /// The HTTPS listener of the management API, when `api_tls_addr` was configured.
+    pub fn api_tls_addr(&self) -> Option<SocketAddr> {
+        self.api_tls_addr
     }
 
     /// The management API's address (the port is real when 0 was asked for).
@@ -240,6 +270,28 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, ServerError> 
     TcpListener::bind(addr)
         .await
         .map_err(|e| ServerError::io(format!("binding {what} to {addr}"), e))
+}
+
+/// The HTTPS API's TLS configuration, when it is asked for. The user CA is made (or loaded)
+/// on every start, so `POST /api/users/me/certificates` always has one.
+fn api_tls_config(
+    config: &Config,
+    identity: &DeviceTlsIdentity,
+) -> Result<Option<Arc<rustls::ServerConfig>>, ServerError> {
+    let user_ca = UserCa::load_or_generate(&config.data_dir.join("tls"))?;
+    if config.api_tls_addr.is_none() {
+        return Ok(None);
+    }
+    let (chain, key) = match (&config.api_tls_cert, &config.api_tls_key) {
+        (Some(cert), Some(key)) => (tls::read_chain(cert)?, tls::read_key(key)?),
+        (None, None) => (identity.chain.clone(), identity.key.clone_key()),
+        _ => {
+            return Err(ServerError::Config(
+                "--api-tls-cert and --api-tls-key must be given together".into(),
+            ));
+        }
+    };
+    Ok(Some(user_ca.api_tls_config(chain, key)?))
 }
 
 fn local_addr(listener: &TcpListener) -> Result<SocketAddr, ServerError> {

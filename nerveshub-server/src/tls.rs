@@ -72,7 +72,7 @@ impl DeviceTlsIdentity {
     }
 }
 
-fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerError> {
+pub(crate) fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerError> {
     let chain = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?;
@@ -85,7 +85,7 @@ fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerError> 
     Ok(chain)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ServerError> {
+pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, ServerError> {
     PrivateKeyDer::from_pem_file(path)
         .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))
 }

@@ -537,6 +537,11 @@ async fn a_failing_release_halts_the_deployment_until_reactivated() {
         })
         .await;
         assert!(bad.iter().all(|s| s.updates().len() == 1));
+        // The failures before the halt do not count again.
+        let status = fleet
+            .wait_status("main", LONG, |s| s["devices"]["up_to_date"] == 8)
+            .await;
+        assert_eq!(status["status"], "ready", "{status}");
         for sim in bad.into_iter().chain(good) {
             sim.stop();
         }

@@ -142,6 +142,26 @@ struct Settings {
     /// line) [default: text].
     #[arg(long, env = "NERVESHUB_LOG_FORMAT", value_enum, global = true)]
     log_format: Option<LogFormat>,
+    /// Also serve the management API over HTTPS on this address (e.g. 127.0.0.1:4443), where
+    /// user certificates (`nerveshub login --certificate`) sign in.
+    #[arg(long, env = "NERVESHUB_API_TLS", global = true)]
+    api_tls: Option<SocketAddr>,
+    /// The HTTPS API's certificate chain (PEM) [default: the device endpoint's]
+    #[arg(
+        long,
+        env = "NERVESHUB_API_TLS_CERT",
+        requires = "api_tls_key",
+        global = true
+    )]
+    api_tls_cert: Option<PathBuf>,
+    /// The HTTPS API's private key (PEM)
+    #[arg(
+        long,
+        env = "NERVESHUB_API_TLS_KEY",
+        requires = "api_tls_cert",
+        global = true
+    )]
+    api_tls_key: Option<PathBuf>,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
@@ -217,6 +237,9 @@ impl Settings {
             .unwrap_or(DEFAULT_MAX_FIRMWARE_SIZE);
         config.device_url = self.device_url.or(file.device_url);
         config.metrics_addr = self.metrics_addr.or(file.metrics_addr);
+        config.api_tls_addr = self.api_tls.or(file.api_tls);
+        config.api_tls_cert = self.api_tls_cert.or(file.api_tls_cert);
+        config.api_tls_key = self.api_tls_key.or(file.api_tls_key);
         Ok(Effective {
             config,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
@@ -294,6 +317,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(metrics) = server.metrics_addr() {
         banner += &format!("Metrics: http://{metrics}/metrics\n");
     }
+    if let Some(addr) = server.api_tls_addr() {
+        banner += &format!("Management API (HTTPS, user certificates): https://{addr}/api\n");
+    }
     if let Some(ca) = server.dev_ca_file() {
         banner += &format!("Devices must trust the development CA {}\n", ca.display());
     }
@@ -346,6 +372,17 @@ fn print_config(effective: &Effective) -> String {
     }
     if let Some(addr) = c.metrics_addr {
         table.insert("metrics-addr".into(), Value::String(addr.to_string()));
+    }
+    if let Some(addr) = c.api_tls_addr {
+        table.insert("api-tls".into(), Value::String(addr.to_string()));
+    }
+    for (key, path) in [
+        ("api-tls-cert", &c.api_tls_cert),
+        ("api-tls-key", &c.api_tls_key),
+    ] {
+        if let Some(path) = path {
+            table.insert(key.into(), Value::String(path.display().to_string()));
+        }
     }
     table.insert(
         "log-format".into(),

@@ -172,6 +172,23 @@ impl Hub {
         }
     }
 
+    /// The first admin's API token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The management API's base URL (`http://127.0.0.1:PORT`, without `/api`).
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.server().api_addr())
+    }
+
+    /// The management API's HTTPS URL, when the hub was started with `api_tls_addr`.
+    pub fn api_tls_url(&self) -> Option<String> {
+        self.server()
+            .api_tls_addr()
+            .map(|addr| format!("https://localhost:{}", addr.port()))
+    }
+
     /// The device endpoint, as devices are given it.
     pub fn device_url(&self) -> String {
         format!("wss://localhost:{}", self.server().device_addr().port())

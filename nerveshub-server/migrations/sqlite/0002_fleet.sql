@@ -35,6 +35,8 @@ CREATE TABLE deployments (
     halt_window BIGINT NOT NULL DEFAULT 20,
     halted_at BIGINT,
     halt_reason TEXT,
+    -- when a user last lifted a halt: only updates that finished later count for the next
+    halt_cleared_at BIGINT,
     notes TEXT NOT NULL DEFAULT '',
     inserted_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,

@@ -312,11 +312,9 @@ async fn status(
     let (_, d) = find(&state, &caller, (&product, &name)).await?;
     let s = fd::status(&state, &d).await?;
     let total = s.counts.total;
-    let percent = if total == 0 {
-        100
-    } else {
-        s.counts.up_to_date * 100 / total
-    };
+    let percent = (s.counts.up_to_date * 100)
+        .checked_div(total)
+        .unwrap_or(100);
     Ok(data(json!({
         "name": d.name,
         "is_active": d.is_active != 0,

@@ -439,6 +439,7 @@ fn schemas() -> Value {
 fn extra_schemas() -> Vec<(&'static str, Value)> {
     let mut all = Vec::new();
     all.extend(super::devices::schemas());
+    all.extend(super::user_certificates::schemas());
     all.extend(super::certificates::schemas());
     all.extend(super::ca_certificates::schemas());
     all.extend(super::shared_secrets::schemas());

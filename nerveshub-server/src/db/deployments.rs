@@ -35,6 +35,7 @@ pub(crate) struct DeploymentRow {
     pub(crate) halt_window: i64,
     pub(crate) halted_at: Option<i64>,
     pub(crate) halt_reason: Option<String>,
+    pub(crate) halt_cleared_at: Option<i64>,
     pub(crate) notes: String,
     pub(crate) inserted_at: i64,
     pub(crate) updated_at: i64,
@@ -53,7 +54,7 @@ const DEPLOYMENT_SELECT: &str = "SELECT g.id, g.org_id, g.product_id, g.name, g.
      g.priority_queue_firmware_version_threshold, g.release_tags, g.lock_device_membership, \
      g.device_failure_threshold, g.device_failure_rate_seconds, g.device_failure_rate_amount, \
      g.penalty_timeout_minutes, g.require_validated, g.health_timeout_minutes, \
-     g.halt_failure_rate, g.halt_window, g.halted_at, g.halt_reason, g.notes, g.inserted_at, \
+     g.halt_failure_rate, g.halt_window, g.halted_at, g.halt_reason, g.halt_cleared_at, g.notes, g.inserted_at, \
      g.updated_at, r.number AS release_number, r.inserted_at AS release_inserted_at, \
      f.id AS firmware_id, f.uuid AS firmware_uuid, f.version AS firmware_version, \
      f.platform AS firmware_platform, f.architecture AS firmware_architecture \
@@ -199,6 +200,8 @@ pub(crate) async fn update_deployment(
              penalty_timeout_minutes = $14, require_validated = $15,
              health_timeout_minutes = $16, halt_failure_rate = $17, halt_window = $18,
              notes = $19, updated_at = $20,
+             halt_cleared_at = CASE WHEN $21 = 1 AND halted_at IS NOT NULL THEN $20
+                               ELSE halt_cleared_at END,
              halted_at = CASE WHEN $21 = 1 THEN NULL ELSE halted_at END,
              halt_reason = CASE WHEN $21 = 1 THEN NULL ELSE halt_reason END
          WHERE id = $22",
@@ -523,21 +526,26 @@ impl Db {
         .await
     }
 
-    /// The newest `limit` finished updates of a deployment that count for its health
-    /// (completed or failed), newest first.
+    /// The newest `limit` finished updates of a deployment's current release that count for
+    /// its health (completed or failed) and ended after `since` (the last lifted halt),
+    /// newest first.
     pub(crate) async fn recent_outcomes(
         &self,
         deployment_id: i64,
+        firmware_id: i64,
+        since: i64,
         limit: i64,
     ) -> Result<Vec<OutcomeRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT d.identifier, u.status, u.reason FROM device_updates u
              JOIN devices d ON d.id = u.device_id
-             WHERE u.deployment_id = $1 AND u.finished_at IS NOT NULL
+             WHERE u.deployment_id = $1 AND u.firmware_id = $2 AND u.finished_at > $3
                AND u.status IN ('completed', 'failed')
-             ORDER BY u.finished_at DESC, u.id DESC LIMIT $2",
+             ORDER BY u.finished_at DESC, u.id DESC LIMIT $4",
         )
         .bind(deployment_id)
+        .bind(firmware_id)
+        .bind(since)
         .bind(limit)
         .fetch_all(self.pool())
         .await

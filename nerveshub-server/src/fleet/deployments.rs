@@ -741,7 +741,7 @@ pub(crate) async fn status(
     let window = d.halt_window.max(1);
     let failing_devices = state
         .db
-        .recent_outcomes(d.id, window)
+        .recent_outcomes(d.id, d.firmware_id, d.halt_cleared_at.unwrap_or(0), window)
         .await?
         .into_iter()
         .filter(|o| o.status == "failed")

@@ -363,14 +363,20 @@ async fn fail(
     Ok(())
 }
 
-/// Halts the deployment when the failures among its last `halt_window` finished updates
-/// reach `halt_failure_rate` percent of the window.
+/// Halts the deployment when the failures among the last `halt_window` finished updates of
+/// its current release (since a user last lifted a halt) reach `halt_failure_rate` percent
+/// of the window. Early failures count against the whole window, so one failed device
+/// among the first few does not halt a rollout.
 pub(crate) async fn check_halt(state: &AppState, d: &DeploymentRow) -> Result<(), sqlx::Error> {
     let Some(rate) = d.halt_failure_rate else {
         return Ok(());
     };
     let window = d.halt_window.max(1);
-    let outcomes = state.db.recent_outcomes(d.id, window).await?;
+    let since = d.halt_cleared_at.unwrap_or(0);
+    let outcomes = state
+        .db
+        .recent_outcomes(d.id, d.firmware_id, since, window)
+        .await?;
     let failed: Vec<&str> = outcomes
         .iter()
         .filter(|o| o.status == "failed")
