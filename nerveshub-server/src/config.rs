@@ -43,6 +43,9 @@ pub struct Config {
     pub device_url: Option<String>,
     /// Timeouts and connection caps of both listeners.
     pub connection_limits: crate::ConnectionLimits,
+    /// How old a firmware object no row refers to (left by a crash between writing it and
+    /// committing its row) must be before the storage sweep removes it. Default one hour.
+    pub orphan_min_age: std::time::Duration,
 }
 
 impl Config {
@@ -63,6 +66,7 @@ impl Config {
             max_firmware_size: DEFAULT_MAX_FIRMWARE_SIZE,
             device_url: None,
             connection_limits: crate::ConnectionLimits::default(),
+            orphan_min_age: std::time::Duration::from_secs(60 * 60),
         }
     }
 }

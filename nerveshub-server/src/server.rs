@@ -136,6 +136,12 @@ impl RunningServer {
             stopped.clone(),
             DEVICE_SHUTDOWN_GRACE,
         ));
+        let sweep_task = tokio::spawn(crate::storage::sweep_task(
+            state.db.clone(),
+            state.storage.clone(),
+            state.config.orphan_min_age,
+            stopped.clone(),
+        ));
         let maintenance_task = tokio::spawn(device::maintenance(state.clone(), stopped));
         tracing::info!(api = %api_addr, devices = %device_addr, "nerveshub-server listening");
         Ok(RunningServer {
@@ -144,7 +150,7 @@ impl RunningServer {
             first_admin,
             dev_ca_file: identity.dev_ca_file,
             stop,
-            tasks: vec![api_task, device_task, maintenance_task],
+            tasks: vec![api_task, device_task, maintenance_task, sweep_task],
             state,
         })
     }
