@@ -67,6 +67,8 @@ mod download;
 mod error;
 mod fwenv;
 mod fwup_process;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 mod tls;
 mod update;

@@ -40,6 +40,9 @@ mod storage;
 mod time;
 mod tls;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE};
 pub use error::{ApiError, ServerError};
 pub use listener::ConnectionLimits;

@@ -37,7 +37,7 @@ use crate::config::Config;
 use crate::db::FirmwareRow;
 use crate::error::ServerError;
 
-pub(crate) use serve::serve_firmware;
+pub(crate) use serve::{fuzz_query, fuzz_range, serve_firmware};
 use signed_url::{UrlCheck, UrlSigner};
 pub(crate) use sweep::sweep_task;
 
