@@ -65,10 +65,10 @@ mod connection;
 mod device;
 mod download;
 mod error;
-mod fwenv;
-mod fwup_process;
 #[doc(hidden)]
 pub mod fuzzing;
+mod fwenv;
+mod fwup_process;
 mod handle;
 mod tls;
 mod update;

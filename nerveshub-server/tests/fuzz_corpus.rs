@@ -36,7 +36,10 @@ fn server_range_corpus() {
 
 #[test]
 fn server_signed_url_corpus() {
-    replay("server_signed_url", nerveshub_server::fuzzing::signed_url_query);
+    replay(
+        "server_signed_url",
+        nerveshub_server::fuzzing::signed_url_query,
+    );
 }
 
 #[test]

@@ -211,7 +211,9 @@ pub(crate) fn fuzz_range(header: &str, len: u64) -> Result<(), String> {
         && let Some((first, last)) = spec.resolve(len)
         && !(first <= last && last < len)
     {
-        return Err(format!("{header:?} resolved to {first}..={last} in {len} bytes"));
+        return Err(format!(
+            "{header:?} resolved to {first}..={last} in {len} bytes"
+        ));
     }
     Ok(())
 }
@@ -225,7 +227,8 @@ pub(crate) fn fuzz_query(query: &str) -> Result<(), String> {
             .filter(|p| p.split_once('=').map_or(*p, |(n, _)| n) == name)
             .count()
     };
-    if (count("expires") > 1 || count("signature") > 1) && (expires.is_some() || signature.is_some())
+    if (count("expires") > 1 || count("signature") > 1)
+        && (expires.is_some() || signature.is_some())
     {
         return Err(format!("{query:?}: a repeated parameter was accepted"));
     }
