@@ -121,30 +121,6 @@ fn remove_stale_temp_files(root: &FsPath, min_age: Duration) -> usize {
     removed
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temp_names_are_objectstores() {
-        assert!(is_temp_name("abc.fw#1"));
-        assert!(is_temp_name("abc.fw#123"));
-        assert!(!is_temp_name("abc.fw"));
-        assert!(!is_temp_name("abc#"));
-        assert!(!is_temp_name("abc#x1"));
-    }
-
-    #[test]
-    fn keys_are_relative_to_the_prefix() {
-        let root = Path::from("tenant/firmware");
-        assert_eq!(
-            relative_key(&Path::from("tenant/firmware/1/2/x.fw"), Some(&root)),
-            "1/2/x.fw"
-        );
-        assert_eq!(relative_key(&Path::from("1/2/x.fw"), None), "1/2/x.fw");
-    }
-}
-
 /// How often the sweep runs after the one at start.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60 * 60);
 
@@ -183,5 +159,29 @@ pub(crate) async fn sweep_task(
                 }
             } => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_are_objectstores() {
+        assert!(is_temp_name("abc.fw#1"));
+        assert!(is_temp_name("abc.fw#123"));
+        assert!(!is_temp_name("abc.fw"));
+        assert!(!is_temp_name("abc#"));
+        assert!(!is_temp_name("abc#x1"));
+    }
+
+    #[test]
+    fn keys_are_relative_to_the_prefix() {
+        let root = Path::from("tenant/firmware");
+        assert_eq!(
+            relative_key(&Path::from("tenant/firmware/1/2/x.fw"), Some(&root)),
+            "1/2/x.fw"
+        );
+        assert_eq!(relative_key(&Path::from("1/2/x.fw"), None), "1/2/x.fw");
     }
 }
