@@ -65,6 +65,8 @@ mod connection;
 mod device;
 mod download;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod fwenv;
 mod fwup_process;
 mod handle;

@@ -66,6 +66,9 @@ pub struct Config {
     pub api_tls_cert: Option<PathBuf>,
     /// The HTTPS API listener's private key (PEM).
     pub api_tls_key: Option<PathBuf>,
+    /// How old a firmware object no row refers to (left by a crash between writing it and
+    /// committing its row) must be before the storage sweep removes it. Default one hour.
+    pub orphan_min_age: std::time::Duration,
 }
 
 impl Config {
@@ -93,6 +96,7 @@ impl Config {
             api_tls_addr: None,
             api_tls_cert: None,
             api_tls_key: None,
+            orphan_min_age: std::time::Duration::from_secs(60 * 60),
         }
     }
 }

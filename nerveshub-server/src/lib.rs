@@ -43,6 +43,9 @@ mod time;
 mod tls;
 mod user_ca;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE};
 pub use error::{ApiError, ServerError};
 pub use listener::ConnectionLimits;

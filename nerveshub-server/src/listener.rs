@@ -655,8 +655,10 @@ mod tests {
         let limits = ConnectionLimits::default();
         assert_eq!(limits.device(Some(1024)).max_connections, 512);
         assert_eq!(limits.device(Some(100)).max_connections, 16);
-        let mut configured = ConnectionLimits::default();
-        configured.device_max_connections = Some(100);
+        let configured = ConnectionLimits {
+            device_max_connections: Some(100),
+            ..ConnectionLimits::default()
+        };
         assert_eq!(configured.device(Some(65536)).max_connections, 100);
         assert_eq!(configured.device(None).max_connections, 100);
     }

@@ -194,6 +194,12 @@ impl RunningServer {
                 }
             }));
         }
+        tasks.push(tokio::spawn(crate::storage::sweep_task(
+            state.db.clone(),
+            state.storage.clone(),
+            state.config.orphan_min_age,
+            stopped.clone(),
+        )));
         tasks.push(tokio::spawn(device::maintenance(
             state.clone(),
             stopped.clone(),

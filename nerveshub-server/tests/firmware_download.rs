@@ -183,7 +183,7 @@ async fn local_signed_urls_serve_ranges_over_tls_and_refuse_tampering() {
         assert_eq!(body.len(), len);
         let (status, _, body) = fetch(&client, &sign(now - 1), None).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{label}: expired");
-        assert_eq!(body, b"download URL expired");
+        assert_eq!(body, br#"{"errors":{"detail":"download URL expired"}}"#);
 
         // A client that does not trust the development CA does not get the file.
         let untrusting = tls_client(None);

@@ -134,6 +134,16 @@ impl Db {
             .await
     }
 
+    /// Every storage key a firmware row refers to (what the orphan sweep must keep).
+    pub(crate) async fn firmware_storage_keys(
+        &self,
+    ) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+        let keys: Vec<String> = sqlx::query_scalar("SELECT storage_key FROM firmwares")
+            .fetch_all(self.pool())
+            .await?;
+        Ok(keys.into_iter().collect())
+    }
+
     pub(crate) async fn keys(&self, org_id: i64) -> Result<Vec<KeyRow>, sqlx::Error> {
         sqlx::query_as("SELECT id, name, key FROM org_keys WHERE org_id = $1 ORDER BY name")
             .bind(org_id)

@@ -16,6 +16,7 @@
 
 mod serve;
 mod signed_url;
+mod sweep;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -36,8 +37,9 @@ use crate::config::Config;
 use crate::db::FirmwareRow;
 use crate::error::ServerError;
 
-pub(crate) use serve::serve_firmware;
+pub(crate) use serve::{fuzz_query, fuzz_range, serve_firmware};
 use signed_url::{UrlCheck, UrlSigner};
+pub(crate) use sweep::sweep_task;
 
 /// How long a download URL stays valid unless told otherwise: 24 hours, as NervesHub.
 pub(crate) const DEFAULT_URL_TTL: Duration = Duration::from_secs(24 * 60 * 60);

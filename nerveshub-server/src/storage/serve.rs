@@ -209,6 +209,36 @@ fn parse_range(value: &str) -> Option<RangeSpec> {
     Some(RangeSpec::From { first, last })
 }
 
+/// For `crate::fuzzing`: a `Range` header against an object of `len` bytes.
+pub(crate) fn fuzz_range(header: &str, len: u64) -> Result<(), String> {
+    if let Some(spec) = parse_range(header)
+        && let Some((first, last)) = spec.resolve(len)
+        && !(first <= last && last < len)
+    {
+        return Err(format!(
+            "{header:?} resolved to {first}..={last} in {len} bytes"
+        ));
+    }
+    Ok(())
+}
+
+/// For `crate::fuzzing`: a signed-URL query string.
+pub(crate) fn fuzz_query(query: &str) -> Result<(), String> {
+    let (expires, signature) = parse_query(query);
+    let count = |name: &str| {
+        query
+            .split('&')
+            .filter(|p| p.split_once('=').map_or(*p, |(n, _)| n) == name)
+            .count()
+    };
+    if (count("expires") > 1 || count("signature") > 1)
+        && (expires.is_some() || signature.is_some())
+    {
+        return Err(format!("{query:?}: a repeated parameter was accepted"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,12 @@
+//! Fuzzes `Range` headers of firmware downloads: a parsed range always resolves inside the object.
+//! Errors are expected; panics and property failures are bugs. The same entry point replays
+//! the committed corpus on stable in `nerveshub-server/tests/fuzz_corpus.rs`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Err(e) = nerveshub_server::fuzzing::range(data) {
+        panic!("{e}");
+    }
+});

@@ -1,0 +1,12 @@
+//! Fuzzes API token texts (`nhu_…`): a hash only for a well-formed token, always 128 hex digits.
+//! Errors are expected; panics and property failures are bugs. The same entry point replays
+//! the committed corpus on stable in `nerveshub-server/tests/fuzz_corpus.rs`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Err(e) = nerveshub_server::fuzzing::token(data) {
+        panic!("{e}");
+    }
+});
