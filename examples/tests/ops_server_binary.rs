@@ -66,7 +66,10 @@ fn wait_healthy(child: &mut Child, port: u16) {
         {
             return;
         }
-        assert!(Instant::now() < deadline, "the server never answered /health");
+        assert!(
+            Instant::now() < deadline,
+            "the server never answered /health"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -124,7 +127,10 @@ aws_secret_access_key = "file-s3-secret"
         .args(["--config", file.to_str().unwrap()])
         .env("NERVESHUB_API_ADDR", "127.0.0.1:3333")
         .env("NERVESHUB_ADMIN_EMAIL", "env@example.com")
-        .env("NERVESHUB_DATABASE_URL", "postgres://hub:hunter2@db.internal/hub")
+        .env(
+            "NERVESHUB_DATABASE_URL",
+            "postgres://hub:hunter2@db.internal/hub",
+        )
         .args(["--admin-email", "flag@example.com", "config", "print"]));
     let printed = String::from_utf8(out.stdout).unwrap();
     let table: toml::Table = toml::from_str(&printed).unwrap();
@@ -148,7 +154,8 @@ aws_secret_access_key = "file-s3-secret"
     // What it prints is a config file that gives the same settings.
     let again = dir.path().join("printed.toml");
     std::fs::write(&again, &printed).unwrap();
-    let out = run(server(dir.path()).args(["--config", again.to_str().unwrap(), "config", "print"]));
+    let out =
+        run(server(dir.path()).args(["--config", again.to_str().unwrap(), "config", "print"]));
     assert_eq!(String::from_utf8(out.stdout).unwrap(), printed);
 
     // A misspelt key is an error naming it, not a silently ignored setting.
@@ -181,18 +188,25 @@ fn logs_are_plain_or_json_and_never_show_a_query() {
         terminate(child);
 
         let log = std::fs::read_to_string(&log_path).unwrap();
-        assert!(!log.contains('\u{1b}'), "{format}: colour codes in a file:\n{log}");
+        assert!(
+            !log.contains('\u{1b}'),
+            "{format}: colour codes in a file:\n{log}"
+        );
         assert!(!log.contains("query-secret-123"), "{log}");
         assert!(log.contains("nerveshub-server listening"), "{log}");
         let lines: Vec<&str> = log.lines().collect();
         if format == "json" {
             let mut saw_ready = false;
             for line in &lines {
-                let value: serde_json::Value = serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                let value: serde_json::Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
                 assert!(value["level"].is_string() && value["timestamp"].is_string());
                 if value["span"]["path"] == "/ready" && value["fields"]["status"] == 200 {
-                    assert!(value["span"]["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+                    assert!(
+                        value["span"]["request_id"]
+                            .as_str()
+                            .is_some_and(|id| !id.is_empty())
+                    );
                     assert!(value["fields"]["latency_ms"].is_number());
                     saw_ready = true;
                 }
@@ -217,7 +231,10 @@ fn logs_are_plain_or_json_and_never_show_a_query() {
         if format == "text" {
             let out = run(server(dir.path()).args(["admin", "reset-password", "admin@localhost"]));
             let text = String::from_utf8(out.stdout).unwrap();
-            assert!(text.starts_with("New password for admin@localhost"), "{text}");
+            assert!(
+                text.starts_with("New password for admin@localhost"),
+                "{text}"
+            );
             let out = server(dir.path())
                 .args(["admin", "reset-password", "nobody@example.com"])
                 .output()

@@ -22,7 +22,10 @@ fn free_port() -> u16 {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// The `sh` blocks between the markers, in order.
@@ -47,7 +50,10 @@ fn walkthrough_blocks(readme: &str) -> Vec<String> {
             }
         }
     }
-    assert!(current.is_none(), "unterminated sh block in the walkthrough");
+    assert!(
+        current.is_none(),
+        "unterminated sh block in the walkthrough"
+    );
     blocks
 }
 
@@ -97,7 +103,11 @@ fn readme_walkthrough_updates_a_simulated_device_from_v1_to_v2() {
     let firmware = root.path().join("examples/firmware");
     std::fs::create_dir_all(&firmware).unwrap();
     for file in ["fwup.conf", "build.sh"] {
-        std::fs::copy(repo().join("examples/firmware").join(file), firmware.join(file)).unwrap();
+        std::fs::copy(
+            repo().join("examples/firmware").join(file),
+            firmware.join(file),
+        )
+        .unwrap();
     }
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_nerveshub-server"))
         .parent()

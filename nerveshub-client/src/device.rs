@@ -228,7 +228,9 @@ impl<C: Client> Device<C> {
                             debug!(error = %e, "connection failed again");
                         } else {
                             match e.hint() {
-                                Some(hint) => warn!(error = %e, hint, "connection failed; retrying"),
+                                Some(hint) => {
+                                    warn!(error = %e, hint, "connection failed; retrying")
+                                }
                                 None => warn!(error = %e, "connection failed; retrying"),
                             }
                             last_failure = Some(text);

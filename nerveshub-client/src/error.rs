@@ -74,9 +74,9 @@ impl Error {
                  name it holds, set the TLS name (nerveshub-device --sni), or give a development \
                  server that name with --device-host and delete its <data-dir>/tls",
             ),
-            Error::Tls(text) if text.contains("Expired") => Some(
-                "a certificate has expired (or the device's clock is wrong)",
-            ),
+            Error::Tls(text) if text.contains("Expired") => {
+                Some("a certificate has expired (or the device's clock is wrong)")
+            }
             Error::Refused { status: 401, .. } => Some(
                 "the server did not accept the device's credentials; its reason, when it gives \
                  one, is in parentheses above and its log says more: a certificate signed by no \

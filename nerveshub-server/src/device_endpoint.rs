@@ -118,7 +118,8 @@ pub(crate) async fn serve(
 /// what failed (other handshake failures are scanners and broken clients, logged at debug).
 fn certificate_refusal(error: &std::io::Error) -> Option<String> {
     use rustls::CertificateError as C;
-    let rustls::Error::InvalidCertificate(cert) = error.get_ref()?.downcast_ref::<rustls::Error>()?
+    let rustls::Error::InvalidCertificate(cert) =
+        error.get_ref()?.downcast_ref::<rustls::Error>()?
     else {
         return None;
     };

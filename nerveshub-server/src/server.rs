@@ -122,7 +122,8 @@ impl RunningServer {
         ));
         let mut tasks = vec![api_task, device_task];
         if let Some(listener) = metrics_listener {
-            let router = observability::layer(observability::metrics_router(state.clone()), "metrics");
+            let router =
+                observability::layer(observability::metrics_router(state.clone()), "metrics");
             let mut metrics_stop = stopped.clone();
             tasks.push(tokio::spawn(async move {
                 let served = axum::serve(listener, router)
@@ -137,8 +138,12 @@ impl RunningServer {
         }
         tasks.push(tokio::spawn(device::maintenance(state.clone(), stopped)));
         match metrics_addr {
-            Some(metrics) => tracing::info!(api = %api_addr, devices = %device_addr, %metrics, "nerveshub-server listening"),
-            None => tracing::info!(api = %api_addr, devices = %device_addr, "nerveshub-server listening"),
+            Some(metrics) => {
+                tracing::info!(api = %api_addr, devices = %device_addr, %metrics, "nerveshub-server listening")
+            }
+            None => {
+                tracing::info!(api = %api_addr, devices = %device_addr, "nerveshub-server listening")
+            }
         }
         Ok(RunningServer {
             api_addr,

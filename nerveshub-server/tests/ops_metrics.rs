@@ -39,7 +39,10 @@ async fn health_and_ready_answer_on_the_api_listener() {
         let base = format!("http://{}", ts.server.api_addr());
         let health = ts.http.get(format!("{base}/health")).send().await.unwrap();
         assert_eq!(health.status(), StatusCode::OK);
-        assert_eq!(health.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+        assert_eq!(
+            health.json::<Value>().await.unwrap(),
+            json!({"status": "ok"})
+        );
         let ready = ts.http.get(format!("{base}/ready")).send().await.unwrap();
         assert_eq!(ready.status(), StatusCode::OK);
         assert_eq!(
@@ -88,10 +91,14 @@ async fn ready_fails_when_storage_is_gone() {
 /// The database is dropped under a running server: `/ready` turns 503 and `/health` stays 200.
 #[tokio::test]
 async fn ready_fails_when_the_database_is_gone() {
-    let Some(admin_url) = common::databases().await.into_iter().find_map(|db| match db {
-        TestDb::Postgres(url) => Some(url),
-        TestDb::Sqlite => None,
-    }) else {
+    let Some(admin_url) = common::databases()
+        .await
+        .into_iter()
+        .find_map(|db| match db {
+            TestDb::Postgres(url) => Some(url),
+            TestDb::Sqlite => None,
+        })
+    else {
         // databases() already printed `skipped:` (and failed under NERVESHUB_CI=1).
         return;
     };
@@ -123,7 +130,9 @@ async fn ready_fails_when_the_database_is_gone() {
     config.api_addr = "127.0.0.1:0".parse().unwrap();
     config.device_addr = "127.0.0.1:0".parse().unwrap();
     config.database_url = Some(url);
-    let server = nerveshub_server::RunningServer::start(config).await.unwrap();
+    let server = nerveshub_server::RunningServer::start(config)
+        .await
+        .unwrap();
     let http = reqwest::Client::new();
     let ready = format!("http://{}/ready", server.api_addr());
     assert_eq!(
@@ -206,7 +215,11 @@ async fn metrics_count_a_device_that_connects_and_takes_an_update() {
     ok_response(&device.join_device(&params).await);
 
     let text = scrape().await;
-    assert_eq!(sample(&text, "nerveshub_devices_connected", &[]), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, "nerveshub_devices_connected", &[]),
+        Some(1.0),
+        "{text}"
+    );
 
     let device_path = format!("{}/devices/ops-1", product_path("acme"));
     let (status, body) = ts
@@ -239,11 +252,15 @@ async fn metrics_count_a_device_that_connects_and_takes_an_update() {
         .await
         .unwrap();
     assert_eq!(bytes.len(), firmware.len());
-    device.push("status_update", json!({"status": "received"})).await;
+    device
+        .push("status_update", json!({"status": "received"}))
+        .await;
     device
         .push("fwup_progress", json!({"stage": "updating", "value": 100}))
         .await;
-    device.push("status_update", json!({"status": "completed"})).await;
+    device
+        .push("status_update", json!({"status": "completed"}))
+        .await;
 
     // The counters, once the device's pushes are recorded.
     let deadline = std::time::Instant::now() + WAIT;
@@ -255,10 +272,21 @@ async fn metrics_count_a_device_that_connects_and_takes_an_update() {
         assert!(std::time::Instant::now() < deadline, "{text}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(sample(&text, "nerveshub_updates", &[r#"state="failed""#]), Some(0.0), "{text}");
-    assert!(sample(&text, "nerveshub_device_joins_total", &[]) >= Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, "nerveshub_updates", &[r#"state="failed""#]),
+        Some(0.0),
+        "{text}"
+    );
     assert!(
-        sample(&text, "nerveshub_device_refusals_total", &[r#"reason="credentials""#]) >= Some(1.0),
+        sample(&text, "nerveshub_device_joins_total", &[]) >= Some(1.0),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "nerveshub_device_refusals_total",
+            &[r#"reason="credentials""#]
+        ) >= Some(1.0),
         "{text}"
     );
     assert!(
@@ -266,11 +294,19 @@ async fn metrics_count_a_device_that_connects_and_takes_an_update() {
         "{text}"
     );
     assert!(
-        sample(&text, "nerveshub_device_messages_total", &[r#"direction="in""#]) >= Some(4.0),
+        sample(
+            &text,
+            "nerveshub_device_messages_total",
+            &[r#"direction="in""#]
+        ) >= Some(4.0),
         "{text}"
     );
     assert!(
-        sample(&text, "nerveshub_device_messages_total", &[r#"direction="out""#]) >= Some(2.0),
+        sample(
+            &text,
+            "nerveshub_device_messages_total",
+            &[r#"direction="out""#]
+        ) >= Some(2.0),
         "{text}"
     );
     assert!(

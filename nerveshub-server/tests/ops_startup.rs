@@ -39,7 +39,9 @@ async fn a_port_in_use_fails_the_start_before_the_first_admin_is_made() {
     drop(taken);
 
     let server = RunningServer::start(config(dir.path())).await.unwrap();
-    let admin = server.first_admin().expect("the first successful start makes the admin");
+    let admin = server
+        .first_admin()
+        .expect("the first successful start makes the admin");
     assert_eq!(admin.email, "admin@localhost");
     assert!(dir.path().join("admin-token").exists());
     server.shutdown().await;

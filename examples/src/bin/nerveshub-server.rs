@@ -76,7 +76,12 @@ struct Settings {
     #[arg(long, env = "NERVESHUB_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// `postgres://…` to keep data in PostgreSQL instead of SQLite.
-    #[arg(long, env = "NERVESHUB_DATABASE_URL", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "NERVESHUB_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
     database_url: Option<String>,
     /// Management API address, plain HTTP; also serves /health and /ready
     /// [default: 127.0.0.1:4000].
@@ -311,7 +316,10 @@ fn print_config(effective: &Effective) -> String {
         table.insert("database-url".into(), Value::String(mask_url(url)));
     }
     table.insert("api-addr".into(), Value::String(c.api_addr.to_string()));
-    table.insert("device-addr".into(), Value::String(c.device_addr.to_string()));
+    table.insert(
+        "device-addr".into(),
+        Value::String(c.device_addr.to_string()),
+    );
     if let Some(cert) = &c.device_cert {
         table.insert("device-cert".into(), path(cert));
     }

@@ -332,10 +332,18 @@ impl DeviceChannel {
             return Ok(());
         }
         match new_status {
-            "failed" => tracing::info!(device = %self.device.identifier, firmware = %update.firmware_uuid, reason = reason.as_deref().unwrap_or(""), "update failed"),
-            "completed" => tracing::info!(device = %self.device.identifier, firmware = %update.firmware_uuid, "update completed"),
-            "ignored" | "rescheduled" => tracing::info!(device = %self.device.identifier, firmware = %update.firmware_uuid, status = new_status, reason = reason.as_deref().unwrap_or(""), "update not taken"),
-            _ => tracing::debug!(device = %self.device.identifier, firmware = %update.firmware_uuid, status = new_status, "update status"),
+            "failed" => {
+                tracing::info!(device = %self.device.identifier, firmware = %update.firmware_uuid, reason = reason.as_deref().unwrap_or(""), "update failed")
+            }
+            "completed" => {
+                tracing::info!(device = %self.device.identifier, firmware = %update.firmware_uuid, "update completed")
+            }
+            "ignored" | "rescheduled" => {
+                tracing::info!(device = %self.device.identifier, firmware = %update.firmware_uuid, status = new_status, reason = reason.as_deref().unwrap_or(""), "update not taken")
+            }
+            _ => {
+                tracing::debug!(device = %self.device.identifier, firmware = %update.firmware_uuid, status = new_status, "update status")
+            }
         }
         self.state
             .db

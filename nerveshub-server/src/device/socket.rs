@@ -12,8 +12,8 @@ use axum::http::header::DATE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use nerveshub_proto::{
-    ChannelMessage, Codec, DeviceServerEvent, DEFAULT_MAX_FRAME_LEN, DEVICE_TOPIC, Frame, ServerConfig, ServerEvent,
-    ServerSession, Vsn, WireMessage,
+    ChannelMessage, Codec, DEFAULT_MAX_FRAME_LEN, DEVICE_TOPIC, DeviceServerEvent, Frame,
+    ServerConfig, ServerEvent, ServerSession, Vsn, WireMessage,
 };
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
@@ -165,7 +165,9 @@ async fn run(
     let ended = 'socket: loop {
         // Let the channel act on what the session reported, then send what it queued.
         while let Some(event) = session.poll_event() {
-            if let Some(end) = handle_event(&mut session, &mut channel, &state, host.as_deref(), event).await {
+            if let Some(end) =
+                handle_event(&mut session, &mut channel, &state, host.as_deref(), event).await
+            {
                 break 'socket end;
             }
         }

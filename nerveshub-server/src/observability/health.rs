@@ -60,7 +60,11 @@ async fn check<E: std::fmt::Display>(
             Some("unreachable".to_owned())
         }
         Err(_) => {
-            tracing::warn!(check = what, timeout_s = CHECK_TIMEOUT.as_secs(), "readiness check timed out");
+            tracing::warn!(
+                check = what,
+                timeout_s = CHECK_TIMEOUT.as_secs(),
+                "readiness check timed out"
+            );
             Some("timed out".to_owned())
         }
     }

@@ -13,6 +13,6 @@ mod telemetry;
 pub(crate) use access::layer;
 pub(crate) use health::routes as health_routes;
 pub(crate) use telemetry::{
-    RefusalReason, device_joined, device_refused, download_bytes, install_recorder,
-    message_in, message_out, metrics_router, tls_handshake,
+    RefusalReason, device_joined, device_refused, download_bytes, install_recorder, message_in,
+    message_out, metrics_router, tls_handshake,
 };

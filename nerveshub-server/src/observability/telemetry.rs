@@ -176,7 +176,10 @@ async fn scrape(State(state): State<AppState>) -> Response {
     gauges(&state, &mut text).await;
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
         .into_response()

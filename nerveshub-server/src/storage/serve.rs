@@ -92,12 +92,10 @@ async fn respond(
         Body::empty()
     } else {
         // Counted as sent, so a download cut short counts only what left.
-        Body::from_stream(
-            futures_util::TryStreamExt::inspect_ok(
-                state.storage.get(key, get_range).await?.into_stream(),
-                |chunk| crate::observability::download_bytes(chunk.len() as u64),
-            ),
-        )
+        Body::from_stream(futures_util::TryStreamExt::inspect_ok(
+            state.storage.get(key, get_range).await?.into_stream(),
+            |chunk| crate::observability::download_bytes(chunk.len() as u64),
+        ))
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;

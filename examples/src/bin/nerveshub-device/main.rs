@@ -36,7 +36,13 @@ use logging::LogFormat;
 struct Cli {
     /// Log format on stderr: `text` (colours only on a terminal) or `json` (one object per
     /// line). RUST_LOG filters (default `info`).
-    #[arg(long, env = "NERVESHUB_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "NERVESHUB_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
