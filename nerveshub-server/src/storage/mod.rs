@@ -397,3 +397,27 @@ fn unix_now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_authority;
+
+    #[test]
+    fn only_plain_authorities_make_download_urls() {
+        for ok in ["localhost:4001", "10.1.2.3", "[::1]:4001", "fw.example.com"] {
+            assert!(is_authority(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.com/x",
+            "user@host",
+            "host?q=1",
+            "host#f",
+            "a b",
+            "host\r\nx: y",
+        ] {
+            assert!(!is_authority(bad), "{bad:?}");
+        }
+        assert!(!is_authority(&"a".repeat(256)));
+    }
+}
