@@ -149,7 +149,8 @@ mod linux {
     pub(super) fn scan() -> Vec<Card> {
         // fwup masks the partition bits off the root filesystem's device number.
         let root = std::fs::metadata("/").map_or(0, |m| m.dev() & 0xfff0);
-        let names = ('a'..'z')
+        // fwup stops before 'z' (its loop runs while c != 'z').
+        let names = ('a'..='y')
             .map(|c| format!("sd{c}"))
             .chain((0..16).map(|i| format!("mmcblk{i}")));
         names
