@@ -43,6 +43,10 @@ const MAX_FIELDS: usize = 16;
 /// The size of each piece `partials_checksums` covers.
 const PARTIAL_LEN: u64 = 1024 * 1024;
 /// The buffer between the request body and the temp file.
+/// An uploaded archive may declare at most this many times the upload limit in inflated
+/// resources, so the inflating one upload costs is bounded (zeros compress about 1000:1, real
+/// root file systems 2–4:1).
+const MAX_INFLATE_RATIO: u64 = 64;
 const WRITE_BUFFER: usize = 1024 * 1024;
 
 /// After refusing an upload, up to this much of the rest of its body is read and discarded
@@ -371,10 +375,15 @@ async fn store(state: AppState, job: Upload) -> Result<FirmwareRow, ApiError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::Internal(format!("a stored signing key does not parse: {e}")))?;
     let path = job.received.file.path().to_owned();
+    // Inflating is the work an upload can cost: bounded by what the archive may declare.
+    let max_inflated = state
+        .config
+        .max_firmware_size
+        .saturating_mul(MAX_INFLATE_RATIO);
     let verified = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(path)?;
         let reader = BufReader::with_capacity(256 * 1024, file);
-        nerveshub_fwup::verify(reader, &public_keys, &Variables::default())
+        nerveshub_fwup::verify_with_limit(reader, &public_keys, &Variables::default(), max_inflated)
     })
     .await
     .map_err(|e| ApiError::Internal(format!("firmware verification task: {e}")))?

@@ -294,6 +294,7 @@ async fn succeed(
 ) -> Result<(), sqlx::Error> {
     let mut tx = state.db.begin().await?;
     if upd::finish_update(&mut tx, update.id, "completed", Some(100), None).await? {
+        tracing::info!(device = %device.identifier, firmware = %update.firmware_uuid, "update completed: the device runs the release");
         upd::set_blocked_until(&mut tx, device.id, None, true).await?;
         db::audit(
             &mut tx,
@@ -331,6 +332,7 @@ async fn fail(
     if !upd::finish_update(&mut tx, update.id, status, None, Some(reason)).await? {
         return Ok(());
     }
+    tracing::info!(device = %device.identifier, firmware = %update.firmware_uuid, status, reason, "update failed");
     if let Some(d) = deployment {
         let until = now_ms().saturating_add(d.penalty_timeout_minutes.saturating_mul(60_000));
         upd::set_blocked_until(&mut tx, device.id, Some(until), false).await?;

@@ -337,5 +337,6 @@ async fn schedule(
         tx.commit().await?;
         return Ok(false);
     }
+    tracing::info!(device = %candidate.identifier, firmware = %firmware.uuid, version = %firmware.version, deployment = %d.name, "update pushed");
     Ok(true)
 }
