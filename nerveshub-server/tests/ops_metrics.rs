@@ -314,6 +314,29 @@ async fn metrics_count_a_device_that_connects_and_takes_an_update() {
             >= Some(firmware.len() as f64),
         "{text}"
     );
+    // A deployment switched on: its orchestrator runs, and the runs are counted.
+    let (status, body) = ts
+        .post(
+            &f.manage,
+            &format!("{}/deployments", product_path("acme")),
+            json!({"name": "ops", "firmware": SIMPLE_UUID, "is_active": true}),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let text = scrape().await;
+        if sample(
+            &text,
+            "nerveshub_orchestrator_runs_total",
+            &[r#"result="ok""#],
+        ) >= Some(1.0)
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Latency by route pattern, never by concrete path.
     assert!(
         sample(

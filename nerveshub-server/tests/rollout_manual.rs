@@ -31,6 +31,16 @@ async fn a_manual_upgrade_turns_automatic_updates_off_until_re_enabled() {
             s.running().version == "2.0.0"
         })
         .await;
+        // The device has rebooted into 2.0.0; wait until the server has its new socket.
+        let deadline = std::time::Instant::now() + LONG;
+        loop {
+            let device = fleet.device("dev-1").await;
+            if device["online"] == true && device["version"] == "2.0.0" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{device}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         // Now a manual downgrade by version: 202 with the update it created.
         let (status, body) = fleet
             .ts()

@@ -42,11 +42,11 @@ const FORM_OVERHEAD: u64 = 64 * 1024;
 const MAX_FIELDS: usize = 16;
 /// The size of each piece `partials_checksums` covers.
 const PARTIAL_LEN: u64 = 1024 * 1024;
-/// The buffer between the request body and the temp file.
 /// An uploaded archive may declare at most this many times the upload limit in inflated
 /// resources, so the inflating one upload costs is bounded (zeros compress about 1000:1, real
 /// root file systems 2–4:1).
 const MAX_INFLATE_RATIO: u64 = 64;
+/// The buffer between the request body and the temp file.
 const WRITE_BUFFER: usize = 1024 * 1024;
 
 /// After refusing an upload, up to this much of the rest of its body is read and discarded
@@ -143,7 +143,7 @@ pub(super) async fn upload(
 
 /// Reads and discards what is left of a refused request's body, within [`DRAIN_LIMIT`] and
 /// [`DRAIN_TIME`].
-async fn drain_body(body: Body) {
+pub(super) async fn drain_body(body: Body) {
     use http_body_util::BodyExt as _;
     let mut body = body;
     let _ = tokio::time::timeout(DRAIN_TIME, async {

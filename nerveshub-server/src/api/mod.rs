@@ -111,7 +111,27 @@ async fn authorize(
         return Ok(next.run(request).await);
     }
     let (mut parts, body) = request.into_parts();
-    let mut caller = Caller::authenticate(&parts, &state).await?;
+    match check_access(&state, access, &mut parts).await {
+        Ok(caller) => {
+            parts.extensions.insert(caller);
+            Ok(next.run(Request::from_parts(parts, body)).await)
+        }
+        Err(refusal) => {
+            // Refused before the body was read: read (a bounded amount of) it anyway, so a
+            // client still sending an upload gets this answer instead of a reset.
+            firmware_upload::drain_body(body).await;
+            Err(refusal)
+        }
+    }
+}
+
+/// The caller of a request, authenticated and authorized as `access` says.
+async fn check_access(
+    state: &AppState,
+    access: Access,
+    parts: &mut Parts,
+) -> Result<Caller, ApiError> {
+    let mut caller = Caller::authenticate(parts, state).await?;
     match access {
         Access::Public | Access::User => {}
         Access::ServerAdmin => {
@@ -120,20 +140,19 @@ async fn authorize(
             }
         }
         Access::Org(role) => {
-            let org = org_in_path(&mut parts, &state).await?;
-            caller.authorize_org(&state, &org, role).await?;
+            let org = org_in_path(parts, state).await?;
+            caller.authorize_org(state, &org, role).await?;
         }
         Access::OrgAdminOrServerAdmin => {
-            let org = org_in_path(&mut parts, &state).await?;
+            let org = org_in_path(parts, state).await?;
             if caller.user.is_server_admin() {
-                caller.authorize_server_admin_in(&state, &org).await?;
+                caller.authorize_server_admin_in(state, &org).await?;
             } else {
-                caller.authorize_org(&state, &org, Role::Admin).await?;
+                caller.authorize_org(state, &org, Role::Admin).await?;
             }
         }
     }
-    parts.extensions.insert(caller);
-    Ok(next.run(Request::from_parts(parts, body)).await)
+    Ok(caller)
 }
 
 /// The `{org}` segment of the request's path.

@@ -87,6 +87,12 @@ impl DeviceChannel {
     /// connection, completes an update the device now runs, and says what to push after the
     /// join reply (the org's public keys when asked for `on_connect`).
     pub(crate) async fn join(&mut self, params: Value) -> Result<JoinOutcome, sqlx::Error> {
+        // A NUL cannot be stored in a PostgreSQL text column (the uuid and version are kept
+        // raw): refused before anything is written, like the API's input.
+        if has_nul(&params) {
+            tracing::info!(device = %self.device.identifier, "device join refused: NUL character in params");
+            return Ok(JoinOutcome::Refused);
+        }
         let params = match DeviceJoinParams::from_payload(params) {
             Ok(params) => params,
             Err(e) => {
@@ -291,5 +297,30 @@ impl DeviceChannel {
             .as_deref()
             .and_then(|m| serde_json::from_str::<Value>(m).ok())
             .and_then(|m| m.get("uuid").and_then(Value::as_str).map(str::to_owned))
+    }
+}
+
+/// Whether any key or string anywhere in `value` holds a NUL character.
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_is_found_in_keys_strings_and_nesting() {
+        assert!(!has_nul(
+            &json!({"nerves_fw_uuid": "abc", "meta": {"x": [1, "y"]}})
+        ));
+        assert!(has_nul(&json!({"nerves_fw_uuid": "a\u{0}b"})));
+        assert!(has_nul(&json!({"meta": {"list": ["ok", "\u{0}"]}})));
+        assert!(has_nul(&json!({"k\u{0}": 1})));
     }
 }

@@ -74,7 +74,9 @@ async fn worker(state: AppState, id: i64, notify: Arc<Notify>, mut stop: watch::
             () = notify.notified() => {}
             () = async { let _ = stop.wait_for(|s| *s).await; } => break,
         }
-        match run(&state, id).await {
+        let outcome = run(&state, id).await;
+        crate::observability::orchestrator_run(outcome.is_ok());
+        match outcome {
             Ok(Run::Continue { again }) => {
                 if again {
                     notify.notify_one();

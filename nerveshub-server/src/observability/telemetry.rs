@@ -25,6 +25,7 @@ const DEVICE_JOINS: &str = "nerveshub_device_joins_total";
 const DEVICE_REFUSALS: &str = "nerveshub_device_refusals_total";
 const DEVICE_MESSAGES: &str = "nerveshub_device_messages_total";
 const DOWNLOAD_BYTES: &str = "nerveshub_firmware_download_bytes_total";
+const ORCHESTRATOR_RUNS: &str = "nerveshub_orchestrator_runs_total";
 const HTTP_DURATION: &str = "nerveshub_http_request_duration_seconds";
 
 /// Latency buckets in seconds: API calls are milliseconds, firmware downloads minutes.
@@ -79,6 +80,10 @@ fn describe() {
     metrics::describe_counter!(
         DOWNLOAD_BYTES,
         "Firmware bytes served by the device endpoint (local storage; S3 serves its own)"
+    );
+    metrics::describe_counter!(
+        ORCHESTRATOR_RUNS,
+        "Deployment orchestrator runs on this node, by result (ok, failed)"
     );
     metrics::describe_histogram!(
         HTTP_DURATION,
@@ -140,6 +145,12 @@ pub(crate) fn message_out() {
 /// `bytes` of firmware are being served to a device.
 pub(crate) fn download_bytes(bytes: u64) {
     metrics::counter!(DOWNLOAD_BYTES).increment(bytes);
+}
+
+/// A deployment's orchestrator ran once (`ok`) or failed.
+pub(crate) fn orchestrator_run(ok: bool) {
+    let result = if ok { "ok" } else { "failed" };
+    metrics::counter!(ORCHESTRATOR_RUNS, "result" => result).increment(1);
 }
 
 /// One HTTP request finished.
