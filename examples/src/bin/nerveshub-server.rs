@@ -109,7 +109,7 @@ struct Settings {
     )]
     #[serde(rename = "device-host")]
     device_hosts: Option<Vec<String>>,
-    /// Email of the server admin created on first start [default: admin@localhost].
+    /// Email of the server admin created on first start (default: admin@localhost).
     #[arg(long, env = "NERVESHUB_ADMIN_EMAIL", global = true)]
     admin_email: Option<String>,
     /// Firmware storage: `local` (under the data directory), `s3://bucket` or
