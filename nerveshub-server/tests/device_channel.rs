@@ -203,3 +203,32 @@ async fn actions_reach_connected_devices_only() {
         shutdown.await.unwrap();
     }
 }
+
+/// A join whose params hold a NUL (which a PostgreSQL text column cannot store) is refused
+/// before anything is written, and the device can join again with clean params (issue 25,
+/// item 8, device side).
+#[tokio::test]
+async fn a_join_with_nul_characters_is_refused_before_any_write() {
+    for db in common::databases().await {
+        let ts = common::TestServer::start(db).await;
+        let f = org_with_product(&ts, "acme").await;
+        let (key, secret) = product_secret(&ts, &f).await;
+        let mut device = connect_nh1(&ts, &nh1(&key, &secret, "nul-1", 0), Vsn::V2Json)
+            .await
+            .device();
+        let reply = device
+            .join_device(&join_params("bad\u{0}uuid", "1.0.0\u{0}"))
+            .await;
+        assert_eq!(reply["status"], "error", "{reply}");
+        let shown = device_json(&ts, &f, "nul-1").await;
+        assert_eq!(
+            shown["firmware_metadata"]["uuid"],
+            serde_json::Value::Null,
+            "{shown}"
+        );
+        ok_response(&device.join_device(&join_params(UUID_1, "1.0.0")).await);
+        let shown = device_json(&ts, &f, "nul-1").await;
+        assert_eq!(shown["firmware_metadata"]["uuid"], UUID_1, "{shown}");
+        ts.stop().await;
+    }
+}
