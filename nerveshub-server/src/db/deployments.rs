@@ -133,6 +133,33 @@ impl DeploymentSettings {
     }
 }
 
+/// Binds a deployment's settings as `$1`…`$19`, in the column order both the insert and the
+/// update list them.
+macro_rules! bind_settings {
+    ($query:expr, $s:expr) => {
+        $query
+            .bind(&$s.name)
+            .bind(i64::from($s.is_active))
+            .bind(&$s.conditions)
+            .bind($s.concurrent_updates)
+            .bind(&$s.queue_management)
+            .bind(i64::from($s.priority_queue_enabled))
+            .bind($s.priority_queue_concurrent_updates)
+            .bind($s.priority_queue_firmware_version_threshold.as_deref())
+            .bind(&$s.release_tags)
+            .bind(i64::from($s.lock_device_membership))
+            .bind($s.device_failure_threshold)
+            .bind($s.device_failure_rate_seconds)
+            .bind($s.device_failure_rate_amount)
+            .bind($s.penalty_timeout_minutes)
+            .bind(i64::from($s.require_validated))
+            .bind($s.health_timeout_minutes)
+            .bind($s.halt_failure_rate)
+            .bind($s.halt_window)
+            .bind(&$s.notes)
+    };
+}
+
 /// Inserts a deployment (its first release separately); returns its id.
 pub(crate) async fn insert_deployment(
     conn: &mut AnyConnection,
@@ -143,44 +170,26 @@ pub(crate) async fn insert_deployment(
     s: &DeploymentSettings,
 ) -> Result<i64, sqlx::Error> {
     let now = now_ms();
-    sqlx::query_scalar(
-        "INSERT INTO deployments (org_id, product_id, name, platform, architecture, is_active,
-             conditions, concurrent_updates, queue_management, priority_queue_enabled,
-             priority_queue_concurrent_updates, priority_queue_firmware_version_threshold,
-             release_tags, lock_device_membership, device_failure_threshold,
-             device_failure_rate_seconds, device_failure_rate_amount, penalty_timeout_minutes,
-             require_validated, health_timeout_minutes, halt_failure_rate, halt_window, notes,
-             inserted_at, updated_at)
+    let query = sqlx::query_scalar(
+        "INSERT INTO deployments (name, is_active, conditions, concurrent_updates,
+             queue_management, priority_queue_enabled, priority_queue_concurrent_updates,
+             priority_queue_firmware_version_threshold, release_tags, lock_device_membership,
+             device_failure_threshold, device_failure_rate_seconds, device_failure_rate_amount,
+             penalty_timeout_minutes, require_validated, health_timeout_minutes,
+             halt_failure_rate, halt_window, notes,
+             org_id, product_id, platform, architecture, inserted_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
                  $18, $19, $20, $21, $22, $23, $24, $24)
          RETURNING id",
-    )
-    .bind(org_id)
-    .bind(product_id)
-    .bind(&s.name)
-    .bind(platform)
-    .bind(architecture)
-    .bind(i64::from(s.is_active))
-    .bind(&s.conditions)
-    .bind(s.concurrent_updates)
-    .bind(&s.queue_management)
-    .bind(i64::from(s.priority_queue_enabled))
-    .bind(s.priority_queue_concurrent_updates)
-    .bind(s.priority_queue_firmware_version_threshold.as_deref())
-    .bind(&s.release_tags)
-    .bind(i64::from(s.lock_device_membership))
-    .bind(s.device_failure_threshold)
-    .bind(s.device_failure_rate_seconds)
-    .bind(s.device_failure_rate_amount)
-    .bind(s.penalty_timeout_minutes)
-    .bind(i64::from(s.require_validated))
-    .bind(s.health_timeout_minutes)
-    .bind(s.halt_failure_rate)
-    .bind(s.halt_window)
-    .bind(&s.notes)
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await
+    );
+    bind_settings!(query, s)
+        .bind(org_id)
+        .bind(product_id)
+        .bind(platform)
+        .bind(architecture)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await
 }
 
 /// Writes a deployment's settings. `clear_halt` lifts a halt (a user re-activated it).
@@ -190,7 +199,7 @@ pub(crate) async fn update_deployment(
     s: &DeploymentSettings,
     clear_halt: bool,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE deployments SET name = $1, is_active = $2, conditions = $3,
              concurrent_updates = $4, queue_management = $5, priority_queue_enabled = $6,
              priority_queue_concurrent_updates = $7,
@@ -205,31 +214,13 @@ pub(crate) async fn update_deployment(
              halted_at = CASE WHEN $21 = 1 THEN NULL ELSE halted_at END,
              halt_reason = CASE WHEN $21 = 1 THEN NULL ELSE halt_reason END
          WHERE id = $22",
-    )
-    .bind(&s.name)
-    .bind(i64::from(s.is_active))
-    .bind(&s.conditions)
-    .bind(s.concurrent_updates)
-    .bind(&s.queue_management)
-    .bind(i64::from(s.priority_queue_enabled))
-    .bind(s.priority_queue_concurrent_updates)
-    .bind(s.priority_queue_firmware_version_threshold.as_deref())
-    .bind(&s.release_tags)
-    .bind(i64::from(s.lock_device_membership))
-    .bind(s.device_failure_threshold)
-    .bind(s.device_failure_rate_seconds)
-    .bind(s.device_failure_rate_amount)
-    .bind(s.penalty_timeout_minutes)
-    .bind(i64::from(s.require_validated))
-    .bind(s.health_timeout_minutes)
-    .bind(s.halt_failure_rate)
-    .bind(s.halt_window)
-    .bind(&s.notes)
-    .bind(now_ms())
-    .bind(i64::from(clear_halt))
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
+    );
+    bind_settings!(query, s)
+        .bind(now_ms())
+        .bind(i64::from(clear_halt))
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
