@@ -12,6 +12,7 @@
 
 mod cache;
 mod crypto;
+mod direct;
 mod engine;
 mod fat;
 mod functions;
@@ -26,6 +27,8 @@ pub mod target;
 pub mod uboot_env;
 
 pub use cache::{BlockCache, SEGMENT_SIZE};
+pub(crate) use gpt::verify_cfg as verify_gpt_cfg;
+pub(crate) use mbr::verify_cfg as verify_mbr_cfg;
 pub use engine::{ApplyEvents, ApplyOptions, ApplyReport, apply, apply_with_host};
 #[doc(hidden)]
 pub use fat::fuzz_fat;

@@ -34,7 +34,9 @@ pub use model::{
 pub(crate) use print::print_meta_conf;
 use syntax::syntax_error;
 pub(crate) use syntax::{Call, CallHook, HookAction, Item, Section, SectionHook, Value};
-pub(crate) use values::strtoul;
+pub(crate) use values::{strtol_int, strtoul};
+pub(crate) use lexer::Token;
+pub(crate) use schema::{gpt_of, mbr_of, uboot_of};
 
 /// The variable fwup sets to the archive's UUID before parsing meta.conf.
 const META_UUID_VAR: &str = "FWUP_META_UUID";
