@@ -187,7 +187,10 @@ fn sparse_check_reports_as_fwup() {
             .unwrap()
     };
     let ok = run(&[]);
-    assert_eq!(String::from_utf8_lossy(&ok.stdout), "Sparse files supported\n");
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout),
+        "Sparse files supported\n"
+    );
     assert!(ok.status.success());
     let small = run(&["--sparse-check-size", "100"]);
     assert_eq!(small.status.code(), Some(1));

@@ -116,7 +116,10 @@ mod tests {
         let leap = CivilTime::from_unix(951_782_400);
         assert_eq!((leap.year, leap.month, leap.day), (2000, 2, 29));
         assert_eq!(parse_now("2023-11-14T22:13:20Z"), Some(1_700_000_000));
-        assert_eq!(parse_now("2020-1-2T3:4:5Zjunk"), parse_now("2020-01-02T03:04:05Z"));
+        assert_eq!(
+            parse_now("2020-1-2T3:4:5Zjunk"),
+            parse_now("2020-01-02T03:04:05Z")
+        );
         assert_eq!(parse_now(" 2000-02-29T00:00:00Z"), Some(951_782_400));
         assert_eq!(parse_now("bogus"), None);
         assert_eq!(parse_now("2020-13-01T00:00:00Z"), None);

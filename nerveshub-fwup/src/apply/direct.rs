@@ -59,7 +59,8 @@ fn covering(offset: u64, len: usize) -> io::Result<(u64, usize)> {
         .checked_add(len as u64)
         .and_then(|end| end.checked_next_multiple_of(SECTOR))
         .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let span = usize::try_from(end - start).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let span =
+        usize::try_from(end - start).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     Ok((start, span))
 }
 
@@ -104,7 +105,12 @@ pub(super) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Res
     let mut bounce = AlignedBuf::new(span);
     read_blocks(file, &mut bounce, start)?;
     let skip = (offset - start) as usize;
-    buf.copy_from_slice(bounce.as_slice().get(skip..skip + buf.len()).unwrap_or_default());
+    buf.copy_from_slice(
+        bounce
+            .as_slice()
+            .get(skip..skip + buf.len())
+            .unwrap_or_default(),
+    );
     Ok(())
 }
 

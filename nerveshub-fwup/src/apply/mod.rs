@@ -27,13 +27,13 @@ pub mod target;
 pub mod uboot_env;
 
 pub use cache::{BlockCache, SEGMENT_SIZE};
-pub(crate) use gpt::verify_cfg as verify_gpt_cfg;
-pub(crate) use mbr::verify_cfg as verify_mbr_cfg;
 pub use engine::{ApplyEvents, ApplyOptions, ApplyReport, apply, apply_with_host};
 #[doc(hidden)]
 pub use fat::fuzz_fat;
 #[doc(hidden)]
 pub use fuzz::fuzz_apply;
+pub(crate) use gpt::verify_cfg as verify_gpt_cfg;
 pub use host::{Host, HostSink, SystemHost};
+pub(crate) use mbr::verify_cfg as verify_mbr_cfg;
 pub use progress::{PercentScale, Progress};
 pub use target::{FileTarget, MemoryTarget, Target};

@@ -589,22 +589,38 @@ fn is_block_device(_meta: &std::fs::Metadata) -> bool {
 }
 
 #[cfg(unix)]
-pub(super) fn read_at_os(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+pub(super) fn read_at_os(
+    file: &std::fs::File,
+    buf: &mut [u8],
+    offset: u64,
+) -> std::io::Result<usize> {
     std::os::unix::fs::FileExt::read_at(file, buf, offset)
 }
 
 #[cfg(unix)]
-pub(super) fn write_at_os(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<usize> {
+pub(super) fn write_at_os(
+    file: &std::fs::File,
+    data: &[u8],
+    offset: u64,
+) -> std::io::Result<usize> {
     std::os::unix::fs::FileExt::write_at(file, data, offset)
 }
 
 #[cfg(windows)]
-pub(super) fn read_at_os(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+pub(super) fn read_at_os(
+    file: &std::fs::File,
+    buf: &mut [u8],
+    offset: u64,
+) -> std::io::Result<usize> {
     std::os::windows::fs::FileExt::seek_read(file, buf, offset)
 }
 
 #[cfg(windows)]
-pub(super) fn write_at_os(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<usize> {
+pub(super) fn write_at_os(
+    file: &std::fs::File,
+    data: &[u8],
+    offset: u64,
+) -> std::io::Result<usize> {
     std::os::windows::fs::FileExt::seek_write(file, data, offset)
 }
 
@@ -690,7 +706,8 @@ impl Target for FileTarget {
         self.drain()?;
         // Best effort, as in fwup: a device that cannot discard is noted, not an error.
         if discard(&self.file, offset, len).is_err() {
-            self.trim_failures.push((offset, offset.saturating_add(len)));
+            self.trim_failures
+                .push((offset, offset.saturating_add(len)));
         }
         Ok(())
     }

@@ -95,7 +95,9 @@ pub(crate) fn parse_with(
     let mut hook = |path: &[&str], call: &Call, vars: &mut Variables| -> Result<HookAction> {
         let line = call.close_line;
         match path {
-            ["task", event] if matches!(*event, "on-init" | "on-finish" | "on-error" | "on-resource") => {
+            ["task", event]
+                if matches!(*event, "on-init" | "on-finish" | "on-error" | "on-resource") =>
+            {
                 let in_resource = *event == "on-resource";
                 validate::function(&call.name, &call.args, in_resource, &declared.borrow())
                     .map_err(|m| err(line, m))?;
@@ -258,14 +260,19 @@ fn parse_u64(s: &str) -> Option<u64> {
 
 /// fwup's `cb_validate_mbr`: `bootstrap-code-host-path` (relative to the working
 /// directory, as fwup opens it) becomes `bootstrap-code` unless that is set.
-fn read_bootstrap_code(mbr: &mut crate::Mbr, working_dir: &Path) -> std::result::Result<(), String> {
+fn read_bootstrap_code(
+    mbr: &mut crate::Mbr,
+    working_dir: &Path,
+) -> std::result::Result<(), String> {
     let (Some(path), None) = (&mbr.bootstrap_code_host_path, &mbr.bootstrap_code) else {
         return Ok(());
     };
     let bytes = std::fs::read(working_dir.join(path))
         .map_err(|_| format!("mbr bootstrap code path '{path}' required, but can't be read"))?;
     let Some(code) = bytes.get(..440) else {
-        return Err(format!("mbr bootstrap code in '{path}' should be 440 bytes"));
+        return Err(format!(
+            "mbr bootstrap code in '{path}' should be 440 bytes"
+        ));
     };
     mbr.bootstrap_code = Some(code.iter().map(|b| format!("{b:02x}")).collect());
     Ok(())

@@ -132,11 +132,13 @@ impl PreparedFirmware {
     /// Parses the fwup.conf `text`, read from `config_path` (includes and host paths are
     /// relative to the file they are written in), and hashes every resource.
     pub fn prepare(text: &[u8], config_path: &Path, options: &CreateOptions) -> Result<Self> {
-        let (mut conf, files) =
-            conf::parse(text, config_path, &options.env, &options.working_dir)?;
+        let (mut conf, files) = conf::parse(text, config_path, &options.env, &options.working_dir)?;
         let mut sources = Vec::with_capacity(conf.resources.len());
         for (i, r) in conf.resources.iter_mut().enumerate() {
-            sources.push(measure(r, files.get(i).map_or(config_path, PathBuf::as_path))?);
+            sources.push(measure(
+                r,
+                files.get(i).map_or(config_path, PathBuf::as_path),
+            )?);
         }
         let meta_conf = print_meta_conf(&conf);
         Ok(Self {

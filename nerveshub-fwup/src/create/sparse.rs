@@ -136,7 +136,9 @@ fn write_at(file: &File, data: &[u8], offset: u64) -> std::io::Result<usize> {
 
 #[cfg(not(unix))]
 fn write_at(_file: &File, _data: &[u8], _offset: u64) -> std::io::Result<usize> {
-    Err(std::io::Error::other("sparse files are not checked on this platform"))
+    Err(std::io::Error::other(
+        "sparse files are not checked on this platform",
+    ))
 }
 
 /// `lseek(fd, offset, SEEK_DATA)` inside a hole, `SEEK_HOLE` inside data; `None` when the

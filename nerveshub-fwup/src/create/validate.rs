@@ -41,20 +41,35 @@ fn arg(args: &[String], index: usize) -> &str {
 
 /// Validates the event function `name(args…)`; `in_resource` is true inside `on-resource`.
 /// Names fwup does not know pass (the option table reports them).
-pub(crate) fn function(name: &str, args: &[String], in_resource: bool, declared: &Declared) -> Check {
+pub(crate) fn function(
+    name: &str,
+    args: &[String],
+    in_resource: bool,
+    declared: &Declared,
+) -> Check {
     // argc counts the function name, as in fwup.
     let argc = args.len() + 1;
     let a1 = arg(args, 0);
-    let resource_only = |what: &str| require(in_resource, &format!("{what} only usable in on-resource"));
+    let resource_only =
+        |what: &str| require(in_resource, &format!("{what} only usable in on-resource"));
     match name {
         "raw_write" => {
             resource_only(name)?;
             require(argc >= 2, "raw_write requires a block offset")?;
-            require(is_u64(a1), "raw_write requires a non-negative integer block offset")
+            require(
+                is_u64(a1),
+                "raw_write requires a non-negative integer block offset",
+            )
         }
         "raw_memset" => {
-            require(argc == 4, "raw_memset requires a block offset, count, and value")?;
-            require(is_u64(a1), "raw_memset requires a non-negative integer block offset")?;
+            require(
+                argc == 4,
+                "raw_memset requires a block offset, count, and value",
+            )?;
+            require(
+                is_u64(a1),
+                "raw_memset requires a non-negative integer block offset",
+            )?;
             require(
                 is_u64_in(arg(args, 1), 1, MAX_BLOCKS),
                 "raw_memset requires a positive integer block count",
@@ -66,8 +81,14 @@ pub(crate) fn function(name: &str, args: &[String], in_resource: bool, declared:
             )
         }
         "fat_mkfs" => {
-            require(argc == 3, "fat_mkfs requires a block offset and block count")?;
-            require(is_u64(a1), "fat_mkfs requires a non-negative integer block offset")?;
+            require(
+                argc == 3,
+                "fat_mkfs requires a block offset and block count",
+            )?;
+            require(
+                is_u64(a1),
+                "fat_mkfs requires a non-negative integer block offset",
+            )?;
             require(
                 is_u64(arg(args, 1)),
                 "fat_mkfs requires a non-negative integer block count",
@@ -79,7 +100,10 @@ pub(crate) fn function(name: &str, args: &[String], in_resource: bool, declared:
                 "fat_attrib requires a block offset, filename, and attributes (SHR)",
             )?;
             // fwup's message names fat_mkfs here.
-            require(is_u64(a1), "fat_mkfs requires a non-negative integer block offset")?;
+            require(
+                is_u64(a1),
+                "fat_mkfs requires a non-negative integer block offset",
+            )?;
             require(
                 arg(args, 2).bytes().all(|c| b"SsHhRr".contains(&c)),
                 "fat_attrib only supports R, H, and S attributes",
@@ -91,18 +115,33 @@ pub(crate) fn function(name: &str, args: &[String], in_resource: bool, declared:
                 argc == 2 || argc == 3,
                 "fat_write requires a block offset and optional destination filename",
             )?;
-            require(is_u64(a1), "fat_write requires a non-negative integer block offset")
+            require(
+                is_u64(a1),
+                "fat_write requires a non-negative integer block offset",
+            )
         }
         "fat_mv" | "fat_mv!" => {
-            require(argc == 4, "fat_mv requires a block offset, old filename, new filename")?;
-            require(is_u64(a1), "fat_mv requires a non-negative integer block offset")
+            require(
+                argc == 4,
+                "fat_mv requires a block offset, old filename, new filename",
+            )?;
+            require(
+                is_u64(a1),
+                "fat_mv requires a non-negative integer block offset",
+            )
         }
         "fat_rm" | "fat_rm!" => {
             require(argc == 3, "fat_rm requires a block offset and filename")?;
-            require(is_u64(a1), "fat_rm requires a non-negative integer block offset")
+            require(
+                is_u64(a1),
+                "fat_rm requires a non-negative integer block offset",
+            )
         }
         "fat_cp" => match argc {
-            4 => require(is_u64(a1), "fat_cp requires a non-negative integer block offset"),
+            4 => require(
+                is_u64(a1),
+                "fat_cp requires a non-negative integer block offset",
+            ),
             5 => {
                 require(
                     is_u64(a1),
@@ -116,16 +155,28 @@ pub(crate) fn function(name: &str, args: &[String], in_resource: bool, declared:
             _ => Err("fat_cp requires either 3 or 4 arguments".to_owned()),
         },
         "fat_mkdir" => {
-            require(argc == 3, "fat_mkdir requires a block offset and directory name")?;
-            require(is_u64(a1), "fat_mkdir requires a non-negative integer block offset")
+            require(
+                argc == 3,
+                "fat_mkdir requires a block offset and directory name",
+            )?;
+            require(
+                is_u64(a1),
+                "fat_mkdir requires a non-negative integer block offset",
+            )
         }
         "fat_setlabel" => {
             require(argc == 3, "fat_setlabel requires a block offset and name")?;
-            require(is_u64(a1), "fat_setlabel requires a non-negative integer block offset")
+            require(
+                is_u64(a1),
+                "fat_setlabel requires a non-negative integer block offset",
+            )
         }
         "fat_touch" => {
             require(argc == 3, "fat_touch requires a block offset and filename")?;
-            require(is_u64(a1), "fat_touch requires a non-negative integer block offset")
+            require(
+                is_u64(a1),
+                "fat_touch requires a non-negative integer block offset",
+            )
         }
         "gpt_write" => {
             require(argc == 2, "gpt_write requires a gpt")?;
@@ -143,7 +194,10 @@ pub(crate) fn function(name: &str, args: &[String], in_resource: bool, declared:
         }
         "trim" => {
             require(argc == 3, "trim requires a block offset and count")?;
-            require(is_u64(a1), "trim requires a non-negative integer block offset")?;
+            require(
+                is_u64(a1),
+                "trim requires a non-negative integer block offset",
+            )?;
             require(
                 is_u64_in(arg(args, 1), 1, MAX_BLOCKS),
                 "trim requires a block count >1",
@@ -241,11 +295,15 @@ pub(crate) fn requirement(name: &str, args: &[String], declared: &Declared) -> C
                 "require-uboot-variable can't find uboot-environment reference",
             )
         }
-        "require-path-on-device" => {
-            require(argc == 3, "require-path-on-device requires a path and a device")
-        }
+        "require-path-on-device" => require(
+            argc == 3,
+            "require-path-on-device requires a path and a device",
+        ),
         "require-path-at-offset" => {
-            require(argc == 3, "require-path-at-offset requires a path and a block offset")?;
+            require(
+                argc == 3,
+                "require-path-at-offset requires a path and a block offset",
+            )?;
             require(
                 is_u64(arg(args, 1)),
                 "require-path-at-offset requires a non-negative integer block offset",

@@ -175,7 +175,7 @@ fn sign(options: &Options, out: &mut Output) -> Result<(), Failure> {
         &key,
         creation_time(options, out),
     )
-        .map_err(library_failure)
+    .map_err(library_failure)
 }
 
 /// fwup prints at most 32 characters of each file name.

@@ -190,8 +190,7 @@ fn c_strtol_int(s: &str) -> i32 {
         Some(b'+') => (false, &t[1..]),
         _ => (false, t),
     };
-    let (radix, digits) = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X"))
-    {
+    let (radix, digits) = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
         (16, hex)
     } else if t.starts_with('0') {
         (8, t)
@@ -201,11 +200,8 @@ fn c_strtol_int(s: &str) -> i32 {
     let end = digits
         .find(|c: char| !c.is_digit(radix))
         .unwrap_or(digits.len());
-    let magnitude = i64::from_str_radix(&digits[..end], radix).unwrap_or(if end == 0 {
-        0
-    } else {
-        i64::MAX
-    });
+    let magnitude =
+        i64::from_str_radix(&digits[..end], radix).unwrap_or(if end == 0 { 0 } else { i64::MAX });
     let value = if negative { -magnitude } else { magnitude };
     // C truncates the long to an int.
     #[allow(clippy::cast_possible_truncation)]
