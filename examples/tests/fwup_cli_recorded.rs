@@ -208,3 +208,66 @@ fn sparse_check_reports_as_fwup() {
         "fwup: Couldn't create sparse test file: /nonexistent/dir/probe\n"
     );
 }
+
+/// UBI is the one fwup feature left out: an archive using it is created, and applying it
+/// fails with a message naming UBI (and writes nothing through it).
+#[test]
+fn ubi_fails_with_a_message_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("ubi.conf"),
+        "file-resource r { contents = \"x\" }\n\
+         task complete {\n on-resource r { ubi_volume_write(\"/dev/ubi0_1\") }\n}\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fwup-rs"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    assert!(
+        run(&["-c", "-f", "ubi.conf", "-o", "ubi.fw"])
+            .status
+            .success()
+    );
+    let apply = run(&[
+        "-a", "-q", "--unsafe", "-d", "out.img", "-t", "complete", "-i", "ubi.fw",
+    ]);
+    assert_eq!(apply.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&apply.stdout),
+        "fwup: ubi_volume_write: UBI is not supported by this version of fwup-rs\n"
+    );
+}
+
+/// Deliberate difference (ARCHITECTURE.md): a well-formed private key whose public half is
+/// not its seed's is refused, where fwup signs with it and makes archives no key verifies.
+#[test]
+fn a_private_key_with_a_foreign_public_half_is_refused() {
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../nerveshub-fwup/testdata/fixtures");
+    let good = fs::read_to_string(fixtures.join("keys/fwup-key.priv")).unwrap();
+    let good = good.trim();
+    // The 70th base64 character lies in the public half (bytes 32..64): change it.
+    let mut bad: Vec<char> = good.chars().collect();
+    bad[70] = if bad[70] == 'A' { 'B' } else { 'A' };
+    let bad: String = bad.into_iter().collect();
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("c.conf"), "meta-product = \"k\"\n").unwrap();
+    let create = |key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_fwup-rs"))
+            .args(["-c", "-f", "c.conf", "-o", "out.fw", "--private-key", key])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    assert!(create(good).status.success());
+    let refused = create(&bad);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stdout),
+        "fwup: Error decoding private key\n"
+    );
+}
