@@ -275,10 +275,25 @@ impl SharedSecretHeaders {
         now_ms: u64,
         policy: Nh1Policy,
     ) -> Result<VerifiedToken> {
-        if self.time.is_empty() || !self.time.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Error::InvalidTime(self.time.clone()));
-        }
+        self.check_time()?;
         let derived = nh1_derive_key(&self.alg, &self.key, &self.time, secret)?;
+        self.verify_with_derived_key(&derived, now_ms, policy)
+    }
+
+    /// [`verify_with`](Self::verify_with) with the key already derived by
+    /// [`nh1_derive_key`]`(alg, key, time, secret)` of these headers. The derivation (PBKDF2)
+    /// is the costly part and depends only on the alg, the key, the `x-nh-time` second and
+    /// the secret, so a server may cache it briefly for devices sharing a product key.
+    ///
+    /// # Errors
+    /// As [`verify_with`](Self::verify_with).
+    pub fn verify_with_derived_key(
+        &self,
+        derived: &[u8],
+        now_ms: u64,
+        policy: Nh1Policy,
+    ) -> Result<VerifiedToken> {
+        self.check_time()?;
         let (signed, tag) = self
             .signature
             .rsplit_once('.')
@@ -288,7 +303,7 @@ impl SharedSecretHeaders {
             return Err(Error::MalformedToken);
         }
         let tag = B64URL.decode(tag).map_err(|_| Error::MalformedToken)?;
-        let mut m = mac(&derived)?;
+        let mut m = mac(derived)?;
         m.update(signed.as_bytes());
         m.verify_slice(&tag).map_err(|_| Error::BadSignature)?;
         let payload = B64URL.decode(payload).map_err(|_| Error::MalformedToken)?;
@@ -322,6 +337,15 @@ impl SharedSecretHeaders {
             identifier,
             signed_at_ms,
         })
+    }
+
+    /// `x-nh-time` is decimal digits: it feeds the salt, so anything else is refused before
+    /// any derivation.
+    fn check_time(&self) -> Result<()> {
+        if self.time.is_empty() || !self.time.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::InvalidTime(self.time.clone()));
+        }
+        Ok(())
     }
 }
 
@@ -388,6 +412,24 @@ mod tests {
                 .identifier,
             "dev-1"
         );
+    }
+
+    #[test]
+    fn verifying_with_a_derived_key_matches_verifying_with_the_secret() {
+        let headers = SharedSecretHeaders::sign("nhp_k", b"s3cret", "dev-1", 1_787_120_842);
+        let derived = nh1_derive_key(NH1_ALG, "nhp_k", &headers.time, b"s3cret").unwrap();
+        let now = 1_787_120_850_000;
+        assert_eq!(
+            headers
+                .verify_with_derived_key(&derived, now, Nh1Policy::default())
+                .unwrap(),
+            headers.verify(b"s3cret", now).unwrap()
+        );
+        let wrong = nh1_derive_key(NH1_ALG, "nhp_k", &headers.time, b"other").unwrap();
+        assert!(matches!(
+            headers.verify_with_derived_key(&wrong, now, Nh1Policy::default()),
+            Err(Error::BadSignature)
+        ));
     }
 
     #[test]

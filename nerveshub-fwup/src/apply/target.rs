@@ -536,21 +536,24 @@ impl FileTarget {
 
 /// Discards `len` bytes at `offset` of a block device (`trim` with `--enable-trim`).
 ///
-/// fwup issues the `BLKDISCARD` ioctl. This crate has no unsafe code, and no safe wrapper
-/// for that ioctl exists, so it asks the kernel through `fallocate(PUNCH_HOLE | KEEP_SIZE)`
-/// instead, which a block device carries out as a discard-backed zeroing of exactly that
-/// range (`REQ_OP_WRITE_ZEROES` without fallback): the blocks are released as with a TRIM
-/// and read back as zeros. A device without that support refuses it; the caller notes it.
+/// fwup issues the `BLKDISCARD` ioctl. This crate has no unsafe code and no safe wrapper for
+/// that ioctl exists, so it asks the kernel through `fallocate` on the device, whose block
+/// layer maps `PUNCH_HOLE | KEEP_SIZE | NO_HIDE_STALE` to the same discard `BLKDISCARD` makes
+/// (`blkdev_issue_discard`, what SD and eMMC cards support). Kernels without that mode
+/// answer `EOPNOTSUPP`/`EINVAL`; then `PUNCH_HOLE | KEEP_SIZE` asks for a zeroing that may
+/// unmap (`REQ_OP_WRITE_ZEROES`, no fallback). A device supporting neither refuses it and
+/// the caller notes it.
 #[cfg(target_os = "linux")]
 fn discard(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<()> {
     use rustix::fs::{FallocateFlags, fallocate};
-    fallocate(
-        file,
-        FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
-        offset,
-        len,
-    )
-    .map_err(std::io::Error::from)
+    use rustix::io::Errno;
+    let punch = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+    match fallocate(file, punch | FallocateFlags::NO_HIDE_STALE, offset, len) {
+        Err(Errno::OPNOTSUPP | Errno::INVAL) => {
+            fallocate(file, punch, offset, len).map_err(std::io::Error::from)
+        }
+        other => other.map_err(std::io::Error::from),
+    }
 }
 
 #[cfg(not(target_os = "linux"))]

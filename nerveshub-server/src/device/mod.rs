@@ -11,9 +11,11 @@
 //!   the device pushes (never replied to).
 //! - [`registry`]: connected devices and their command queues.
 //! - [`trust`]: the device endpoint's certificate trust snapshot, loaded from the database.
+//! - `nh1_keys`: NH1 key derivations cached per product key and second.
 
 pub(crate) mod auth;
 pub(crate) mod channel;
+mod nh1_keys;
 pub(crate) mod registry;
 pub(crate) mod socket;
 pub(crate) mod trust;
@@ -47,6 +49,8 @@ pub(crate) struct DeviceHub {
     /// The devices connected to this node.
     pub(crate) registry: DeviceRegistry,
     trust: trust::Trust,
+    /// NH1 derivations shared by devices connecting in the same second.
+    pub(crate) nh1_keys: nh1_keys::Nh1Keys,
 }
 
 impl DeviceHub {
@@ -55,6 +59,7 @@ impl DeviceHub {
         Ok(DeviceHub {
             registry: DeviceRegistry::new(),
             trust: trust::Trust::load(db).await?,
+            nh1_keys: nh1_keys::Nh1Keys::default(),
         })
     }
 
