@@ -23,8 +23,8 @@ const DEFAULT_PAGE_SIZE: i64 = 50;
 const MAX_PAGE_SIZE: i64 = 100;
 const MAX_IDENTIFIER_CHARS: usize = 255;
 const MAX_DESCRIPTION_CHARS: usize = 10_000;
-const MAX_TAGS: usize = 100;
-const MAX_TAG_CHARS: usize = 100;
+pub(super) const MAX_TAGS: usize = 100;
+pub(super) const MAX_TAG_CHARS: usize = 100;
 
 const LIST_QUERY: &[(&str, &str)] = &[
     (
@@ -554,7 +554,9 @@ async fn auth(
 pub(super) fn schemas() -> Vec<(&'static str, Value)> {
     let string = json!({"type": "string"});
     let nullable_string = json!({"type": "string", "nullable": true});
-    let tags = json!({"type": "array", "items": {"type": "string", "pattern": "^[^\\s\",\\\\]+$"}});
+    let tags = json!({"type": "array", "maxItems": MAX_TAGS,
+        "items": {"type": "string", "maxLength": MAX_TAG_CHARS, "pattern": "^[^\\s\",\\\\]+$"}});
+    let description = json!({"type": "string", "maxLength": MAX_DESCRIPTION_CHARS});
     vec![
         (
             "Device",
@@ -588,7 +590,7 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
             json!({"type": "object", "required": ["identifier"], "properties": {
                 "identifier": {"type": "string", "maxLength": MAX_IDENTIFIER_CHARS,
                     "description": "unique on the server; no spaces or / ? # % \\"},
-                "description": string,
+                "description": description,
                 "tags": {"description": "a list of tags, or one comma-separated string",
                          "oneOf": [tags, string]},
             }}),
@@ -596,7 +598,7 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
         (
             "DeviceUpdate",
             json!({"type": "object", "properties": {
-                "description": string,
+                "description": description,
                 "tags": {"oneOf": [tags, string]},
                 "updates_enabled": {"type": "boolean"},
             }}),
@@ -604,7 +606,8 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
         (
             "DeviceAuth",
             json!({"type": "object", "required": ["certificate"], "properties": {
-                "certificate": {"type": "string", "description": "base64 of the certificate's PEM"},
+                "certificate": {"type": "string", "maxLength": super::certificates::MAX_CERT_FIELD,
+                    "description": "base64 of the certificate's PEM"},
             }}),
         ),
     ]

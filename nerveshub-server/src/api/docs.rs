@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use serde_json::{Value, json};
 
+use super::users::{MAX_EMAIL_BYTES, MAX_NOTE_CHARS, MAX_PASSWORD_BYTES, MAX_USER_NAME_CHARS};
 use super::{Access, Api};
 use crate::auth::Role;
 
@@ -357,7 +358,8 @@ fn schemas() -> Value {
             "Login",
             object(
                 &["email", "password"],
-                json!({"email": bounded(160), "password": bounded(1024), "note": bounded(255)}),
+                json!({"email": bounded(MAX_EMAIL_BYTES), "password": bounded(MAX_PASSWORD_BYTES),
+                       "note": bounded(MAX_NOTE_CHARS)}),
             ),
         ),
         (
@@ -378,7 +380,9 @@ fn schemas() -> Value {
             "UserCreate",
             object(
                 &["email", "password"],
-                json!({"email": bounded(160), "password": {"type": "string", "minLength": 8, "maxLength": 1024}, "name": bounded(255)}),
+                json!({"email": bounded(MAX_EMAIL_BYTES),
+                       "password": {"type": "string", "minLength": 8, "maxLength": MAX_PASSWORD_BYTES},
+                       "name": bounded(MAX_USER_NAME_CHARS)}),
             ),
         ),
         (
@@ -404,7 +408,7 @@ fn schemas() -> Value {
             "MemberCreate",
             object(
                 &["email", "role"],
-                json!({"email": string(), "role": role.clone()}),
+                json!({"email": bounded(MAX_EMAIL_BYTES), "role": role.clone()}),
             ),
         ),
         ("MemberUpdate", object(&["role"], json!({"role": role}))),
