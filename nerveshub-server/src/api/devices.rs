@@ -25,6 +25,9 @@ const MAX_IDENTIFIER_CHARS: usize = 255;
 const MAX_DESCRIPTION_CHARS: usize = 10_000;
 pub(super) const MAX_TAGS: usize = 100;
 pub(super) const MAX_TAG_CHARS: usize = 100;
+/// Tags given as one comma-separated string: the most tags of the most characters, each
+/// with a comma and a space.
+pub(super) const MAX_TAGS_TEXT: usize = MAX_TAGS * (MAX_TAG_CHARS + 2);
 
 const LIST_QUERY: &[(&str, &str)] = &[
     (
@@ -308,6 +311,12 @@ fn check_description(description: &str) -> Result<(), ApiError> {
 pub(super) fn parse_tags(field: &str, value: &Value) -> Result<Vec<String>, ApiError> {
     let raw: Vec<String> = match value {
         Value::Null => Vec::new(),
+        Value::String(text) if text.chars().count() > MAX_TAGS_TEXT => {
+            return Err(ApiError::invalid(
+                field,
+                format!("should be at most {MAX_TAGS_TEXT} character(s)"),
+            ));
+        }
         Value::String(text) => text
             .split(',')
             .map(str::trim)
@@ -557,6 +566,7 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
     let tags = json!({"type": "array", "maxItems": MAX_TAGS,
         "items": {"type": "string", "maxLength": MAX_TAG_CHARS, "pattern": "^[^\\s\",\\\\]+$"}});
     let description = json!({"type": "string", "maxLength": MAX_DESCRIPTION_CHARS});
+    let tags_text = json!({"type": "string", "maxLength": MAX_TAGS_TEXT});
     vec![
         (
             "Device",
@@ -592,14 +602,14 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                     "description": "unique on the server; no spaces or / ? # % \\"},
                 "description": description,
                 "tags": {"description": "a list of tags, or one comma-separated string",
-                         "oneOf": [tags, string]},
+                         "oneOf": [tags, tags_text]},
             }}),
         ),
         (
             "DeviceUpdate",
             json!({"type": "object", "properties": {
                 "description": description,
-                "tags": {"oneOf": [tags, string]},
+                "tags": {"oneOf": [tags, tags_text]},
                 "updates_enabled": {"type": "boolean"},
             }}),
         ),

@@ -424,7 +424,8 @@ fn schemas() -> Value {
             object(
                 &["name", "key"],
                 json!({"name": name(),
-            "key": {"type": "string", "description": "base64 Ed25519 public key, as in fwup-key.pub"}}),
+            "key": {"type": "string", "maxLength": super::keys::MAX_KEY_TEXT_BYTES,
+                    "description": "base64 Ed25519 public key, as in fwup-key.pub"}}),
             ),
         ),
         ("Product", object(&["name"], json!({"name": string()}))),
