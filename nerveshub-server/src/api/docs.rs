@@ -156,7 +156,7 @@ pub(crate) fn openapi() -> Value {
         "info": {
             "title": "nerveshub-rs management API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "NervesHub's management API paths and shapes. Authenticate with `Authorization: token nhu_…` (or `Bearer`). Objects come as {\"data\": …}; errors as {\"errors\": {\"detail\": …}} or, for invalid input, {\"errors\": {field: [message]}} with 422. Limits: request targets up to 8 KiB (414 beyond), at most 100 header fields of 32 KiB in all (431), JSON bodies up to 2 MiB (413), no NUL or control characters in paths, queries or JSON strings (400/422); names (orgs, products, keys) are 1 to 100 characters, not `.` or `..`, without `/`, control characters or surrounding spaces. Sign-in is rate limited per account and per address (429 with Retry-After)."
+            "description": "NervesHub's management API paths and shapes. Authenticate with `Authorization: token nhu_…` (or `Bearer`). Objects come as {\"data\": …}; errors as {\"errors\": {\"detail\": …}} or, for invalid input, {\"errors\": {field: [message]}} with 422. Limits: request targets up to 8 KiB (414 beyond), at most 100 header fields of 32 KiB in all (431), request heads as HTTP/1.1 defines them (400; all three answered in JSON, then the connection closes), JSON bodies up to 2 MiB (413), no NUL or control characters in paths, queries or JSON strings (400/422); names (orgs, products, keys) are 1 to 100 characters, not `.` or `..`, without `/`, control characters or surrounding spaces. Sign-in is rate limited per account and per address (429 with Retry-After)."
         },
         "components": {
             "securitySchemes": {
