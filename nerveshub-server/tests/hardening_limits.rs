@@ -56,9 +56,6 @@ fn every_request_string_has_a_documented_bound() {
             }
         }
     }
-    // Known gap: deployment bodies (`fleet/deployments.rs`) do not bound every string yet
-    // (conditions.version, platform, architecture, firmware, assigned identifiers).
-    found.retain(|field| !field.starts_with("Deployment"));
     found.sort();
     found.dedup();
     assert!(
@@ -69,7 +66,8 @@ fn every_request_string_has_a_documented_bound() {
 }
 
 /// The bounds the handlers enforce where the text is only split or looked up: tags as one
-/// comma-separated string, and the firmware a manual upgrade names.
+/// comma-separated string, the firmware a manual upgrade names, and the strings of a
+/// deployment body.
 #[tokio::test]
 async fn split_and_looked_up_strings_are_bounded() {
     let ts = common::TestServer::start(common::TestDb::Sqlite).await;
@@ -114,6 +112,39 @@ async fn split_and_looked_up_strings_are_bounded() {
             "{field}: {answer}"
         );
         assert!(answer["errors"][field].is_array(), "{field}: {answer}");
+    }
+
+    // Deployment bodies: each string is bounded before it is parsed or looked up.
+    let long = "x".repeat(2000);
+    for (field, body) in [
+        ("firmware", json!({"name": "d", "firmware": long})),
+        (
+            "conditions",
+            json!({"name": "d", "firmware": "f", "conditions": {"version": long}}),
+        ),
+        (
+            "conditions",
+            json!({"name": "d", "firmware": "f", "conditions": {"tags": format!("t{}", " ".repeat(20_000))}}),
+        ),
+        (
+            "platform",
+            json!({"name": "d", "firmware": "f", "platform": long}),
+        ),
+    ] {
+        let (status, answer) = ts
+            .post(&f.manage, "/orgs/acme/products/demo/deployments", body)
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {answer}"
+        );
+        assert!(
+            answer["errors"][field][0]
+                .as_str()
+                .is_some_and(|m| m.contains("at most")),
+            "{field}: {answer}"
+        );
     }
     ts.stop().await;
 }

@@ -367,26 +367,35 @@ async fn unassign(
 /// The OpenAPI schemas of this module.
 pub(super) fn schemas() -> Vec<(&'static str, Value)> {
     let string = json!({"type": "string"});
+    let bounded = |max: usize| json!({"type": "string", "maxLength": max});
     let int = json!({"type": "integer"});
     let boolean = json!({"type": "boolean"});
-    let tags = json!({"type": "array", "items": {"type": "string"}});
+    let tags = json!({"type": "array", "maxItems": 100,
+        "items": {"type": "string", "minLength": 1, "maxLength": 100}});
     let conditions = json!({"type": "object", "properties": {
-        "version": {"type": "string", "description": "an Elixir version requirement (~>, ==, >=, and/or), empty for any"},
-        "tags": tags,
+        "version": {"type": "string", "maxLength": fd::MAX_VERSION_CHARS,
+            "description": "an Elixir version requirement (~>, ==, >=, and/or), empty for any"},
+        "tags": {"oneOf": [tags, {"type": "string", "maxLength": fd::MAX_TAGS_TEXT_CHARS,
+            "description": "comma-separated"}]},
         "tag_operator": {"type": "string", "enum": ["and", "or"]}}});
     let settings = json!({
-        "name": string, "firmware": {"type": "string", "description": "a firmware uuid of the product"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 100},
+        "firmware": {"type": "string", "maxLength": fd::MAX_FIRMWARE_CHARS,
+            "description": "a firmware uuid of the product"},
         "conditions": conditions, "is_active": boolean,
         "state": {"type": "string", "enum": ["on", "off"]},
         "concurrent_updates": int, "queue_management": {"type": "string", "enum": ["FIFO", "LIFO"]},
         "priority_queue_enabled": boolean, "priority_queue_concurrent_updates": int,
-        "priority_queue_firmware_version_threshold": {"type": "string", "nullable": true},
+        "priority_queue_firmware_version_threshold": {"type": "string", "nullable": true,
+            "maxLength": fd::MAX_VERSION_CHARS},
         "release_tags": tags, "lock_device_membership": boolean,
         "device_failure_threshold": int, "device_failure_rate_seconds": int,
         "device_failure_rate_amount": int, "penalty_timeout_minutes": int,
         "require_validated": boolean, "health_timeout_minutes": int,
         "halt_failure_rate": {"type": "integer", "nullable": true, "description": "percent of halt_window; null: off"},
-        "halt_window": int, "notes": string, "platform": string, "architecture": string,
+        "halt_window": int, "notes": bounded(10_000),
+        "platform": bounded(fd::MAX_PLATFORM_CHARS),
+        "architecture": bounded(fd::MAX_PLATFORM_CHARS),
     });
     let counts = json!({"type": "object", "properties": {
         "total": int, "up_to_date": int, "pending": int, "in_flight": int, "failed": int,
@@ -435,7 +444,8 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
         (
             "DeploymentAssign",
             json!({"type": "object", "required": ["identifiers"], "properties": {
-                "identifiers": {"type": "array", "items": string, "maxItems": fd::MAX_ASSIGN}}}),
+                "identifiers": {"type": "array", "maxItems": fd::MAX_ASSIGN,
+                    "items": bounded(fd::MAX_IDENTIFIER_CHARS)}}}),
         ),
     ]
 }

@@ -16,6 +16,16 @@ const MAX_NAME_CHARS: usize = 100;
 const MAX_TAGS: usize = 100;
 const MAX_TAG_CHARS: usize = 100;
 const MAX_NOTES_CHARS: usize = 10_000;
+/// A firmware UUID is 36 characters; anything longer names no firmware.
+pub(crate) const MAX_FIRMWARE_CHARS: usize = 64;
+/// An Elixir version requirement (`conditions.version`) or a SemVer threshold.
+pub(crate) const MAX_VERSION_CHARS: usize = 1000;
+/// Tags given as one comma-separated string, before the split.
+pub(crate) const MAX_TAGS_TEXT_CHARS: usize = MAX_TAGS * (MAX_TAG_CHARS + 1);
+/// Platform and architecture names, as firmware metadata carries them.
+pub(crate) const MAX_PLATFORM_CHARS: usize = 255;
+/// A device identifier.
+pub(crate) const MAX_IDENTIFIER_CHARS: usize = 255;
 /// The most devices one bulk assignment names.
 pub(crate) const MAX_ASSIGN: usize = 1000;
 
@@ -109,6 +119,58 @@ fn check_name(name: &str) -> Result<(), FleetError> {
             "name",
             "1 to 100 characters, no '/', control characters or surrounding spaces",
         ));
+    }
+    Ok(())
+}
+
+/// `value` has at most `max` characters.
+fn at_most(field: &'static str, value: &str, max: usize) -> Result<(), FleetError> {
+    if value.chars().count() > max {
+        return Err(FleetError::invalid(
+            field,
+            format!("should be at most {max} character(s)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Bounds every string of a body before it is parsed further, looked up or compared (names,
+/// tags and notes have their own checks in [`apply`]).
+fn check_lengths(fields: &DeploymentFields) -> Result<(), FleetError> {
+    let optional = [
+        ("firmware", fields.firmware.as_deref(), MAX_FIRMWARE_CHARS),
+        ("state", fields.state.as_deref(), 3),
+        ("platform", fields.platform.as_deref(), MAX_PLATFORM_CHARS),
+        (
+            "architecture",
+            fields.architecture.as_deref(),
+            MAX_PLATFORM_CHARS,
+        ),
+        ("queue_management", fields.queue_management.as_deref(), 4),
+        (
+            "priority_queue_firmware_version_threshold",
+            fields
+                .priority_queue_firmware_version_threshold
+                .as_ref()
+                .and_then(|v| v.as_deref()),
+            MAX_VERSION_CHARS,
+        ),
+    ];
+    for (field, value, max) in optional {
+        if let Some(value) = value {
+            at_most(field, value.trim(), max)?;
+        }
+    }
+    if let Some(c) = &fields.conditions {
+        at_most(
+            "conditions",
+            c.version.as_deref().unwrap_or(""),
+            MAX_VERSION_CHARS,
+        )?;
+        at_most("conditions", c.tag_operator.as_deref().unwrap_or(""), 3)?;
+        if let Value::String(text) = &c.tags {
+            at_most("conditions", text, MAX_TAGS_TEXT_CHARS)?;
+        }
     }
     Ok(())
 }
@@ -344,6 +406,7 @@ pub(crate) async fn create(
     product: &ProductRow,
     fields: &DeploymentFields,
 ) -> Result<DeploymentRow, FleetError> {
+    check_lengths(fields)?;
     let name = fields
         .name
         .clone()
@@ -424,6 +487,7 @@ pub(crate) async fn update(
     d: &DeploymentRow,
     fields: &DeploymentFields,
 ) -> Result<DeploymentRow, FleetError> {
+    check_lengths(fields)?;
     for (field, given, actual) in [
         ("platform", &fields.platform, &d.platform),
         ("architecture", &fields.architecture, &d.architecture),
@@ -565,6 +629,9 @@ pub(crate) async fn assign(
             "identifiers",
             format!("name 1 to {MAX_ASSIGN} devices"),
         ));
+    }
+    for identifier in identifiers {
+        at_most("identifiers", identifier, MAX_IDENTIFIER_CHARS)?;
     }
     let group = group_facts(d);
     let mut devices = Vec::with_capacity(identifiers.len());
