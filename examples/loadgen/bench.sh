@@ -82,8 +82,11 @@ echo "server RSS after the storm: $(rss_kib) KiB" | tee -a "$OUT/server.txt"
 wait "$LOADGEN_PID" || echo "loadgen exited with $?" | tee -a "$OUT/server.txt"
 wait "$PROBE_PID" 2>/dev/null || true
 sort -n "$OUT/api-latency-ms.txt" | awk '{a[NR]=$1} END {
-  if (NR) printf "GET /api/users/me during the run: %d calls, p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
-    NR, a[int(NR*0.5)+1>NR?NR:int(NR*0.5)+1], a[int(NR*0.99)+1>NR?NR:int(NR*0.99)+1], a[NR]}' \
-  | tee -a "$OUT/server.txt"
+  if (NR) {
+    p50 = int(NR * 0.50 + 0.999); if (p50 < 1) p50 = 1
+    p99 = int(NR * 0.99 + 0.999); if (p99 < 1) p99 = 1
+    printf "GET /api/users/me during the run: %d calls, p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+      NR, a[p50], a[p99], a[NR]
+  }}' | tee -a "$OUT/server.txt"
 jq -c '.phases[] | {name, joins, failed_attempts, time_to_last_join_ms, p99: .connect_to_join_ms.p99}' \
   "$OUT/summary.json"
