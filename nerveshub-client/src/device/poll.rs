@@ -125,10 +125,13 @@ impl<C: Client> Device<C> {
     ) -> std::result::Result<Answer, PollFailure> {
         let body = self.join_params(None).to_payload();
         let response = self.send(http, url, &body).await?;
-        let answer: Value = response
-            .json()
+        let unreadable = |e: String| PollFailure::Failed(Error::Poll(format!("unreadable answer: {e}")));
+        let bytes = response
+            .bytes()
             .await
-            .map_err(|e| PollFailure::Failed(Error::Poll(format!("unreadable answer: {e}"))))?;
+            .map_err(|e| unreadable(e.to_string()))?;
+        let answer: Value =
+            serde_json::from_slice(&bytes).map_err(|e| unreadable(e.to_string()))?;
         let advised = answer
             .get("poll_interval_seconds")
             .and_then(Value::as_u64)
@@ -167,7 +170,10 @@ impl<C: Client> Device<C> {
         url: &reqwest::Url,
         body: &Value,
     ) -> std::result::Result<reqwest::Response, PollFailure> {
-        let mut request = http.post(url.clone()).json(body);
+        let mut request = http
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
         for (name, value) in self.auth_headers() {
             request = request.header(name, value);
         }

@@ -148,8 +148,11 @@ async fn interval_of(state: &AppState, device: &SessionDevice) -> Result<Duratio
         .max(Duration::from_secs(1)))
 }
 
-fn interval_ms(interval: Duration) -> i64 {
-    i64::try_from(interval.as_millis()).unwrap_or(i64::MAX)
+/// How long after a poll the device counts as online: two intervals, in ms.
+fn online_ms(interval: Duration) -> i64 {
+    i64::try_from(interval.as_millis())
+        .unwrap_or(i64::MAX)
+        .saturating_mul(2)
 }
 
 /// What a poll answers: the update (as the channel's `update` payload) or none, and keys
@@ -186,7 +189,7 @@ async fn poll_once(
     let mut runs = state.fleet.runs();
     let device_id = device.id;
     let identifier = device.identifier.clone();
-    let mut channel = DeviceChannel::polled(state.clone(), device, 2 * interval_ms(interval));
+    let mut channel = DeviceChannel::polled(state.clone(), device, online_ms(interval));
     let pushes = match channel.join(params).await {
         Ok(JoinOutcome::Accepted(pushes)) => pushes,
         Ok(JoinOutcome::Refused) => {
@@ -312,7 +315,7 @@ async fn release_pending(state: &AppState, device_id: i64) -> Result<bool, sqlx:
             .and_then(|m| serde_json::from_str::<Value>(m).ok())
             .and_then(|m| m.get("uuid").and_then(Value::as_str).map(str::to_owned))
     });
-    Ok(d.is_active != 0 && d.halted_at.is_none() && running.as_deref() != Some(&d.firmware_uuid))
+    Ok(d.is_active != 0 && d.halted_at.is_none() && running.as_deref() != Some(d.firmware_uuid.as_str()))
 }
 
 fn host_of(headers: &HeaderMap) -> Option<String> {
@@ -333,13 +336,18 @@ pub(crate) fn routes() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
-/// Reads a JSON object body (`{}` when empty); a body over [`MAX_BODY`] is refused (413).
-fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, Response> {
-    let body = body.map_err(|rejection| error(rejection.status(), &rejection.body_text()))?;
+/// A body over [`MAX_BODY`] (413) or unreadable: refused before anything else, even before
+/// authentication (which may register a device).
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response> {
+    body.map_err(|rejection| error(rejection.status(), &rejection.body_text()))
+}
+
+/// Reads a JSON object body (`{}` when empty).
+fn json_body(body: &Bytes) -> Result<Value, Response> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    match serde_json::from_slice::<Value>(&body) {
+    match serde_json::from_slice::<Value>(body) {
         Ok(value @ Value::Object(_)) if !channel::has_nul(&value) => Ok(value),
         Ok(Value::Object(_)) => Err(error(
             StatusCode::BAD_REQUEST,
@@ -357,11 +365,15 @@ pub(crate) async fn poll(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match read_body(body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let device = match authenticate(&state, certs, &headers).await {
         Ok(device) => device,
         Err(response) => return response,
     };
-    let params = match json_body(body) {
+    let params = match json_body(&body) {
         Ok(params) => params,
         Err(response) => return response,
     };
@@ -389,11 +401,15 @@ async fn report(
     body: Result<Bytes, BytesRejection>,
     event: &'static str,
 ) -> Response {
+    let body = match read_body(body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let device = match authenticate(&state, certs, &headers).await {
         Ok(device) => device,
         Err(response) => return response,
     };
-    let payload = match json_body(body) {
+    let payload = match json_body(&body) {
         Ok(payload) => payload,
         Err(response) => return response,
     };
@@ -404,7 +420,7 @@ async fn report(
         Ok(interval) => interval,
         Err(e) => return unavailable(&e),
     };
-    let mut channel = DeviceChannel::polled(state, device, 2 * interval_ms(interval));
+    let mut channel = DeviceChannel::polled(state, device, online_ms(interval));
     channel.push(event, payload).await;
     StatusCode::NO_CONTENT.into_response()
 }
@@ -507,10 +523,11 @@ pub(crate) async fn legacy_me(
         .as_ref()
         .and_then(|f| f.get("version").cloned())
         .unwrap_or(Value::Null);
+    let tags = row.tag_list();
     Json(json!({"data": {
         "identifier": row.identifier,
         "description": row.description,
-        "tags": row.tag_list(),
+        "tags": tags,
         "version": version,
         "firmware_metadata": firmware,
         "last_communication": row.connection_last_seen_at,
