@@ -313,7 +313,14 @@ async fn device_polls_the_server_and_takes_a_deployment() {
         let child = tokio::process::Command::new(DEVICE)
             .args(["run", "--server", &hub.device_url()])
             .args(["--image", b.image.to_str().unwrap()])
-            .args(["--shared-key", &key, "--shared-secret", &secret, "--identifier", ID])
+            .args([
+                "--shared-key",
+                &key,
+                "--shared-secret",
+                &secret,
+                "--identifier",
+                ID,
+            ])
             .args(["--ca", ca.to_str().unwrap(), "--public-key-file", &b.key])
             .args(["--poll-interval", "1", "--download-retry-delay-ms", "100"])
             .env("RUST_LOG", "info")
@@ -339,7 +346,10 @@ async fn device_polls_the_server_and_takes_a_deployment() {
         assert_eq!(done["deployment"], "polled");
         let device = hub.device(ID).await.unwrap();
         assert_eq!(device["version"], "2.0.0", "{device}");
-        assert_eq!(device["online"], true, "polled within two intervals: {device}");
+        assert_eq!(
+            device["online"], true,
+            "polled within two intervals: {device}"
+        );
         assert_eq!(device["connection_status"], "not_seen", "{device}");
         assert_eq!(
             firmware::slot(&b.image, firmware::SLOT_B),

@@ -245,7 +245,11 @@ impl Config {
     /// [`Error::Config`] for an unusable server address.
     pub fn poll_url(&self, path: &str) -> Result<reqwest::Url> {
         let mut url = self.socket_url()?;
-        let scheme = if url.scheme() == "wss" { "https" } else { "http" };
+        let scheme = if url.scheme() == "wss" {
+            "https"
+        } else {
+            "http"
+        };
         url.set_scheme(scheme)
             .map_err(|()| Error::Config(format!("cannot use scheme {scheme}")))?;
         url.set_path(path);

@@ -224,9 +224,7 @@ async fn device_rows(fleet: &Fleet, identifier: &str) -> (i64, Option<i64>) {
 async fn cert_device(fleet: &Fleet, identifier: &str) -> (Certificate, PrivateKey) {
     let ca = device_ca("poll test CA");
     let (cert, key) = device_cert(&ca, identifier);
-    fleet
-        .create_devices(&[identifier.to_owned()], &[])
-        .await;
+    fleet.create_devices(&[identifier.to_owned()], &[]).await;
     let (status, body) = fleet
         .ts()
         .post(
@@ -256,7 +254,11 @@ async fn assert_completed(fleet: &Fleet, identifier: &str, fw: &Fw) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let device = fleet.device(identifier).await;
-    assert_eq!(device["firmware_metadata"]["uuid"], fw.uuid.as_str(), "{device}");
+    assert_eq!(
+        device["firmware_metadata"]["uuid"],
+        fw.uuid.as_str(),
+        "{device}"
+    );
     assert_eq!(device["version"], fw.version.as_str(), "{device}");
 }
 
@@ -356,13 +358,22 @@ async fn nerves_hub_link_http_polls_with_headers_and_reads_itself() {
         };
         let v2 = fleet.fw("2.0.0");
         assert_eq!(data["firmware_meta"]["uuid"], v2.uuid.as_str(), "{data}");
-        assert!(data["firmware_url"].as_str().unwrap().starts_with("https://localhost:"));
+        assert!(
+            data["firmware_url"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://localhost:")
+        );
         assert!(data["size"].as_u64().unwrap() > 0, "{data}");
         assert!(data["checksum"].is_string(), "{data}");
         assert!(data.get("poll_interval_seconds").is_none(), "{data}");
         // The headers were recorded as the device's firmware.
         let device = fleet.device("poll-http-1").await;
-        assert_eq!(device["firmware_metadata"]["uuid"], v1.uuid.as_str(), "{device}");
+        assert_eq!(
+            device["firmware_metadata"]["uuid"],
+            v1.uuid.as_str(),
+            "{device}"
+        );
         assert_eq!(device["firmware_metadata"]["platform"], "rpi4", "{device}");
 
         let (status, _, me) = poller.get("/device/me", &[]).await;
@@ -408,8 +419,11 @@ async fn polling_faster_than_the_interval_gets_429_per_device_without_a_write() 
         let (status, headers, _) = c.poll(&v1).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert!(retry_after(&headers) > 5000);
-        c.report("/device/api/v1/progress", json!({"stage": "updating", "value": 5}))
-            .await;
+        c.report(
+            "/device/api/v1/progress",
+            json!({"stage": "updating", "value": 5}),
+        )
+        .await;
         fleet.fw.ts.stop().await;
     }
 }
@@ -456,14 +470,16 @@ async fn refusals_write_nothing_and_say_why() {
         huge["padding"] = json!("x".repeat(256 * 1024));
         let (status, _, body) = good.post("/device/api/v1/poll", &huge).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
-        let many: Vec<(String, String)> =
-            (0..150).map(|i| (format!("x-filler-{i}"), "y".into())).collect();
-        let refs: Vec<(&str, &str)> = many
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+        let many: Vec<(String, String)> = (0..150)
+            .map(|i| (format!("x-filler-{i}"), "y".into()))
             .collect();
+        let refs: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let (status, _, body) = good.get("/device/update", &refs).await;
-        assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "{body}");
+        assert_eq!(
+            status,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "{body}"
+        );
         assert_eq!(device_rows(&fleet, "poll-limits").await.0, 0);
 
         // Bad bodies from an authenticated device: 400 or 422, nothing recorded as a poll.
@@ -513,7 +529,10 @@ async fn switching_between_socket_and_polling_keeps_one_device() {
         ws.close().await;
         let deadline = Instant::now() + WAIT;
         while fleet.device(identifier).await["connection_status"] != "disconnected" {
-            assert!(Instant::now() < deadline, "the socket's end was never recorded");
+            assert!(
+                Instant::now() < deadline,
+                "the socket's end was never recorded"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
 

@@ -71,9 +71,8 @@ impl<C: Client> Device<C> {
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         let poll_url = self.config.poll_url(POLL_PATH)?;
-        let seed = getrandom::u64().unwrap_or_else(|_| {
-            u64::from(std::process::id()) ^ (self.config.wall_clock)()
-        });
+        let seed = getrandom::u64()
+            .unwrap_or_else(|_| u64::from(std::process::id()) ^ (self.config.wall_clock)());
         let mut jitter = Jitter(seed | 1);
         let (command_tx, mut commands) = mpsc::unbounded_channel();
         *self.commands.lock().unwrap_or_else(|e| e.into_inner()) = Some(command_tx);
@@ -104,7 +103,10 @@ impl<C: Client> Device<C> {
                     jitter.apply(every)
                 }
                 Err(PollFailure::TooSoon(after)) => {
-                    info!(?after, "the server says the device polls too often; waiting");
+                    info!(
+                        ?after,
+                        "the server says the device polls too often; waiting"
+                    );
                     after
                 }
                 Err(PollFailure::Failed(e)) => {
@@ -125,7 +127,8 @@ impl<C: Client> Device<C> {
     ) -> std::result::Result<Answer, PollFailure> {
         let body = self.join_params(None).to_payload();
         let response = self.send(http, url, &body).await?;
-        let unreadable = |e: String| PollFailure::Failed(Error::Poll(format!("unreadable answer: {e}")));
+        let unreadable =
+            |e: String| PollFailure::Failed(Error::Poll(format!("unreadable answer: {e}")));
         let bytes = response
             .bytes()
             .await
@@ -261,7 +264,8 @@ impl<C: Client> Device<C> {
         let received = StatusUpdate::Received {
             extra: Default::default(),
         };
-        self.report(http, &DeviceEvent::StatusUpdate(received)).await;
+        self.report(http, &DeviceEvent::StatusUpdate(received))
+            .await;
         let info = UpdateInfo {
             payload,
             running_uuid: self.config.join_params.nerves_fw_uuid.clone(),

@@ -72,7 +72,9 @@ impl DeviceRow {
     /// intervals).
     pub(crate) fn online(&self) -> bool {
         self.connection_status == "connected"
-            || self.poll_online_until.is_some_and(|until| until >= now_ms())
+            || self
+                .poll_online_until
+                .is_some_and(|until| until >= now_ms())
     }
 }
 
@@ -241,7 +243,9 @@ impl Db {
                 conditions.push(format!("(d.connection_status = 'connected' OR {polling})"));
             }
             Some(false) => {
-                conditions.push(format!("d.connection_status <> 'connected' AND NOT ({polling})"));
+                conditions.push(format!(
+                    "d.connection_status <> 'connected' AND NOT ({polling})"
+                ));
             }
             None => {}
         }

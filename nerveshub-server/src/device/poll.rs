@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -203,17 +203,19 @@ async fn poll_once(
     let mut payload = match update {
         Some(update) => {
             let event = match state.db.firmware_by_id(update.firmware_id).await {
-                Ok(Some(firmware)) => match state.storage.download_url(&firmware, DEFAULT_URL_TTL).await {
-                    Ok(url) => Some(lifecycle::update_event(
-                        &firmware,
-                        state.storage.url_for_host(url, host),
-                        update.deployment_id,
-                    )),
-                    Err(e) => {
-                        tracing::warn!(device = %identifier, error = %e, "firmware URL failed");
-                        None
+                Ok(Some(firmware)) => {
+                    match state.storage.download_url(&firmware, DEFAULT_URL_TTL).await {
+                        Ok(url) => Some(lifecycle::update_event(
+                            &firmware,
+                            state.storage.url_for_host(url, host),
+                            update.deployment_id,
+                        )),
+                        Err(e) => {
+                            tracing::warn!(device = %identifier, error = %e, "firmware URL failed");
+                            None
+                        }
                     }
-                },
+                }
                 Ok(None) => None,
                 Err(e) => return Err(unavailable(&e)),
             };
@@ -315,7 +317,9 @@ async fn release_pending(state: &AppState, device_id: i64) -> Result<bool, sqlx:
             .and_then(|m| serde_json::from_str::<Value>(m).ok())
             .and_then(|m| m.get("uuid").and_then(Value::as_str).map(str::to_owned))
     });
-    Ok(d.is_active != 0 && d.halted_at.is_none() && running.as_deref() != Some(d.firmware_uuid.as_str()))
+    Ok(d.is_active != 0
+        && d.halted_at.is_none()
+        && running.as_deref() != Some(d.firmware_uuid.as_str()))
 }
 
 fn host_of(headers: &HeaderMap) -> Option<String> {
@@ -338,23 +342,29 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// A body over [`MAX_BODY`] (413) or unreadable: refused before anything else, even before
 /// authentication (which may register a device).
-fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response> {
-    body.map_err(|rejection| error(rejection.status(), &rejection.body_text()))
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Box<Response>> {
+    body.map_err(|rejection| Box::new(error(rejection.status(), &rejection.body_text())))
 }
 
 /// Reads a JSON object body (`{}` when empty).
-fn json_body(body: &Bytes) -> Result<Value, Response> {
+fn json_body(body: &Bytes) -> Result<Value, Box<Response>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(value @ Value::Object(_)) if !channel::has_nul(&value) => Ok(value),
-        Ok(Value::Object(_)) => Err(error(
+        Ok(Value::Object(_)) => Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "the body holds a NUL character",
-        )),
-        Ok(_) => Err(error(StatusCode::BAD_REQUEST, "the body is not a JSON object")),
-        Err(_) => Err(error(StatusCode::BAD_REQUEST, "the body is not valid JSON")),
+        ))),
+        Ok(_) => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "the body is not a JSON object",
+        ))),
+        Err(_) => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "the body is not valid JSON",
+        ))),
     }
 }
 
@@ -367,7 +377,7 @@ pub(crate) async fn poll(
 ) -> Response {
     let body = match read_body(body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let device = match authenticate(&state, certs, &headers).await {
         Ok(device) => device,
@@ -375,7 +385,7 @@ pub(crate) async fn poll(
     };
     let params = match json_body(&body) {
         Ok(params) => params,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match poll_once(&state, device, params, host_of(&headers).as_deref()).await {
         Ok(Answer {
@@ -403,7 +413,7 @@ async fn report(
 ) -> Response {
     let body = match read_body(body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let device = match authenticate(&state, certs, &headers).await {
         Ok(device) => device,
@@ -411,7 +421,7 @@ async fn report(
     };
     let payload = match json_body(&body) {
         Ok(payload) => payload,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Err(e) = DeviceEvent::from_parts(event, payload.clone()) {
         return error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string());

@@ -129,8 +129,8 @@ pub(crate) async fn manual_upgrade(
             .devices
             .registry
             .push(device.id, update_event(firmware, url, None))
-        .await
-        .is_err()
+            .await
+            .is_err()
     {
         let mut tx = state.db.begin().await?;
         upd::finish_update(
@@ -680,7 +680,9 @@ pub(crate) async fn sweep(state: &AppState) -> Result<(), sqlx::Error> {
             )
             .await?;
         } else if age >= silent_ms {
-            if row.status == "requested" && state.db.device_poll_expected(row.device_id, now).await? {
+            if row.status == "requested"
+                && state.db.device_poll_expected(row.device_id, now).await?
+            {
                 // An offer waiting for a polling device's next poll (up to two intervals).
                 continue;
             }
