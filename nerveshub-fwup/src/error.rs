@@ -282,6 +282,10 @@ pub enum Error {
     /// A resource title cannot be turned into an archive path (fwup's wording).
     #[error("{0}")]
     InvalidResourceName(String),
+    /// `--sparse-check`: the file system at the path does not keep holes (or the test file
+    /// could not be made), in fwup's words.
+    #[error("{0}")]
+    SparseCheck(String),
     /// A private key is not 64 bytes (seed and public key) of base64 or raw binary.
     #[error("Error reading or decoding private key from {origin}")]
     InvalidPrivateKey {

@@ -32,7 +32,10 @@ pub use archive::{
 };
 #[doc(hidden)]
 pub use create::fuzz_fwup_conf;
-pub use create::{CreateOptions, DEFAULT_COMPRESSION_LEVEL, PreparedFirmware, create, create_file};
+pub use create::{
+    CreateOptions, CreationTime, DEFAULT_COMPRESSION_LEVEL, PreparedFirmware, create, create_file,
+    sparse_file_supported,
+};
 pub use error::{Error, Result};
 pub use keys::{
     MAX_PUBLIC_KEYS, PRIVATE_KEY_LEN, PUBLIC_KEY_LEN, PrivateKey, PublicKey, SEED_LEN,

@@ -194,8 +194,25 @@ impl SharedSecretHeaders {
         identifier: &str,
         signed_at: u64,
     ) -> Result<Self> {
+        let derived = nh1_derive_key(alg, key, &signed_at.to_string(), secret)?;
+        Self::sign_with_derived_key(alg, key, &derived, identifier, signed_at)
+    }
+
+    /// Signs with a key already derived by [`nh1_derive_key`] for this `alg`, `key` and
+    /// `signed_at`. The derivation (PBKDF2) is the costly part of signing and depends on
+    /// nothing device-specific, so a simulator of many devices sharing a product key derives
+    /// once per second instead of once per device.
+    ///
+    /// # Errors
+    /// None in practice: HMAC takes keys of any length.
+    pub fn sign_with_derived_key(
+        alg: &str,
+        key: &str,
+        derived: &[u8],
+        identifier: &str,
+        signed_at: u64,
+    ) -> Result<Self> {
         let time = signed_at.to_string();
-        let derived = nh1_derive_key(alg, key, &time, secret)?;
         let signed_at_ms = i64::try_from(signed_at.saturating_mul(1000)).unwrap_or(i64::MAX);
         let payload = Term::Tuple(vec![
             Term::Binary(identifier.as_bytes().to_vec()),
@@ -204,7 +221,7 @@ impl SharedSecretHeaders {
         ])
         .encode();
         let mut token = format!("{TOKEN_PREFIX}.{}", B64URL.encode(payload));
-        let mut m = mac(&derived)?;
+        let mut m = mac(derived)?;
         m.update(token.as_bytes());
         let tag = m.finalize().into_bytes();
         token.push('.');
@@ -258,10 +275,25 @@ impl SharedSecretHeaders {
         now_ms: u64,
         policy: Nh1Policy,
     ) -> Result<VerifiedToken> {
-        if self.time.is_empty() || !self.time.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Error::InvalidTime(self.time.clone()));
-        }
+        self.check_time()?;
         let derived = nh1_derive_key(&self.alg, &self.key, &self.time, secret)?;
+        self.verify_with_derived_key(&derived, now_ms, policy)
+    }
+
+    /// [`verify_with`](Self::verify_with) with the key already derived by
+    /// [`nh1_derive_key`]`(alg, key, time, secret)` of these headers. The derivation (PBKDF2)
+    /// is the costly part and depends only on the alg, the key, the `x-nh-time` second and
+    /// the secret, so a server may cache it briefly for devices sharing a product key.
+    ///
+    /// # Errors
+    /// As [`verify_with`](Self::verify_with).
+    pub fn verify_with_derived_key(
+        &self,
+        derived: &[u8],
+        now_ms: u64,
+        policy: Nh1Policy,
+    ) -> Result<VerifiedToken> {
+        self.check_time()?;
         let (signed, tag) = self
             .signature
             .rsplit_once('.')
@@ -271,7 +303,7 @@ impl SharedSecretHeaders {
             return Err(Error::MalformedToken);
         }
         let tag = B64URL.decode(tag).map_err(|_| Error::MalformedToken)?;
-        let mut m = mac(&derived)?;
+        let mut m = mac(derived)?;
         m.update(signed.as_bytes());
         m.verify_slice(&tag).map_err(|_| Error::BadSignature)?;
         let payload = B64URL.decode(payload).map_err(|_| Error::MalformedToken)?;
@@ -305,6 +337,15 @@ impl SharedSecretHeaders {
             identifier,
             signed_at_ms,
         })
+    }
+
+    /// `x-nh-time` is decimal digits: it feeds the salt, so anything else is refused before
+    /// any derivation.
+    fn check_time(&self) -> Result<()> {
+        if self.time.is_empty() || !self.time.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::InvalidTime(self.time.clone()));
+        }
+        Ok(())
     }
 }
 
@@ -349,6 +390,48 @@ mod tests {
     }
 
     /// plug_crypto also accepts the legacy `{data, signed_at}` payload.
+    #[test]
+    fn signing_with_a_derived_key_matches_signing_with_the_secret() {
+        let derived = nh1_derive_key(NH1_ALG, "nhp_k", "1787120842", b"s3cret").unwrap();
+        let cached = SharedSecretHeaders::sign_with_derived_key(
+            NH1_ALG,
+            "nhp_k",
+            &derived,
+            "dev-1",
+            1_787_120_842,
+        )
+        .unwrap();
+        assert_eq!(
+            cached,
+            SharedSecretHeaders::sign("nhp_k", b"s3cret", "dev-1", 1_787_120_842)
+        );
+        assert_eq!(
+            cached
+                .verify(b"s3cret", 1_787_120_850_000)
+                .unwrap()
+                .identifier,
+            "dev-1"
+        );
+    }
+
+    #[test]
+    fn verifying_with_a_derived_key_matches_verifying_with_the_secret() {
+        let headers = SharedSecretHeaders::sign("nhp_k", b"s3cret", "dev-1", 1_787_120_842);
+        let derived = nh1_derive_key(NH1_ALG, "nhp_k", &headers.time, b"s3cret").unwrap();
+        let now = 1_787_120_850_000;
+        assert_eq!(
+            headers
+                .verify_with_derived_key(&derived, now, Nh1Policy::default())
+                .unwrap(),
+            headers.verify(b"s3cret", now).unwrap()
+        );
+        let wrong = nh1_derive_key(NH1_ALG, "nhp_k", &headers.time, b"other").unwrap();
+        assert!(matches!(
+            headers.verify_with_derived_key(&wrong, now, Nh1Policy::default()),
+            Err(Error::BadSignature)
+        ));
+    }
+
     #[test]
     fn legacy_two_tuple_token() {
         let (alg, key, time) = (NH1_ALG, "nhp_k", "100");

@@ -39,6 +39,13 @@ pub fn uri_component(data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// The bytes of a connection as both listeners scan them before hyper (first byte: the read
+/// size and whether upgrades switch): the scanner never panics, never passes on more than it
+/// was given (a refused head's stand-in aside), and a refusal is final.
+pub fn http_heads(data: &[u8]) -> Result<(), String> {
+    crate::listener::fuzz_heads(data)
+}
+
 fn split_len(data: &[u8]) -> (u64, &[u8]) {
     match data.split_first_chunk::<8>() {
         Some((len, rest)) => (u64::from_be_bytes(*len) % (1 << 40), rest),

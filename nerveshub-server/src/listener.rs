@@ -20,6 +20,8 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -34,14 +36,20 @@ use tower::ServiceExt;
 use crate::device_endpoint::PeerCertificates;
 use crate::observability::{self, RefusalReason};
 
+mod guard;
+mod heads;
+
+pub(crate) use heads::fuzz as fuzz_heads;
+
 /// The longest request target (path and query) answered; longer ones get a JSON 414.
 pub(crate) const MAX_URI_LEN: usize = 8 * 1024;
 /// The most request header fields answered; more get a JSON 431.
 pub(crate) const MAX_HEADERS: usize = 100;
 /// The most bytes of request header fields (names and values) answered; more get a JSON 431.
 pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
-/// hyper answers heads beyond its own limits itself, with an empty body; its limits sit well
-/// above ours so that everything short of absurd reaches the JSON answers above.
+/// hyper answers heads beyond its own limits itself, with an empty body. The head scanner
+/// (`heads.rs`) refuses heads beyond ours before hyper sees them, so hyper's limits, kept well
+/// above ours, are never what answers.
 const HYPER_MAX_HEADERS: usize = 4 * MAX_HEADERS;
 const HYPER_MAX_BUF: usize = 512 * 1024;
 /// The longest error body turned into a JSON `detail`.
@@ -334,7 +342,20 @@ impl Connection {
         let router = self.router;
         let peer = self.peer;
         let body_timeout = self.limits.body_read_timeout;
+        let shared = Arc::new(guard::Shared::default());
+        let io = guard::Guarded::new(io, shared.clone());
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let (index, refusal) = shared.next_request();
+            if let Some(refusal) = refusal {
+                // The stand-in for a head the scanner refused: hyper never saw the real one.
+                tracing::debug!(%peer, status = %refusal.status(), "request head refused");
+                let mut response = json_error(refusal.status(), &refusal.detail());
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return Either::Left(std::future::ready(Ok(response)));
+            }
+            let connect = request.method() == axum::http::Method::CONNECT;
             let mut request = request.map(|body| Body::new(TimeoutBody::new(body, body_timeout)));
             if let Some(certs) = &certs {
                 request.extensions_mut().insert(certs.clone());
@@ -342,7 +363,17 @@ impl Connection {
             request
                 .extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
-            router.clone().oneshot(request)
+            let shared = shared.clone();
+            Either::Right(router.clone().oneshot(request).map(move |answer| {
+                // The scanner waits for this after an upgrade head: a switch ends scanning.
+                if let Ok(response) = &answer {
+                    let status = response.status();
+                    let switched = status == StatusCode::SWITCHING_PROTOCOLS
+                        || (connect && status.is_success());
+                    shared.answered(index, switched);
+                }
+                answer
+            }))
         });
         let connection = builder
             .serve_connection(TokioIo::new(io), service)
@@ -489,32 +520,10 @@ fn json_error(status: StatusCode, detail: &str) -> Response {
     (status, axum::Json(json!({"errors": {"detail": detail}}))).into_response()
 }
 
-/// Refuses request heads beyond the bounds, and paths or queries that do not decode to text
-/// free of control characters (NUL reaches PostgreSQL as an error otherwise).
+/// Refuses paths or queries that do not decode to text free of control characters (NUL
+/// reaches PostgreSQL as an error otherwise). Heads beyond the size bounds never get here: the
+/// head scanner refuses them before hyper parses them.
 async fn check_request(request: Request, next: Next) -> Response {
-    let uri_len = request
-        .uri()
-        .path_and_query()
-        .map_or(0, |pq| pq.as_str().len());
-    if uri_len > MAX_URI_LEN {
-        return json_error(
-            StatusCode::URI_TOO_LONG,
-            &format!("the request target is longer than {MAX_URI_LEN} bytes"),
-        );
-    }
-    let headers = request.headers();
-    let header_bytes: usize = headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
-        return json_error(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            &format!(
-                "at most {MAX_HEADERS} header fields of {MAX_HEADER_BYTES} bytes in all are accepted"
-            ),
-        );
-    }
     if !clean_component(request.uri().path()) {
         return json_error(
             StatusCode::BAD_REQUEST,

@@ -46,3 +46,8 @@ fn server_signed_url_corpus() {
 fn server_uri_corpus() {
     replay("server_uri", nerveshub_server::fuzzing::uri_component);
 }
+
+#[test]
+fn server_http_heads_corpus() {
+    replay("server_http_heads", nerveshub_server::fuzzing::http_heads);
+}

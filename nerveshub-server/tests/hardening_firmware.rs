@@ -135,3 +135,23 @@ async fn identical_uploads_at_once_make_one() {
         fw.ts.stop().await;
     }
 }
+
+/// Item 10 without the race: deleting the key of a stored firmware answers 409 and keeps the
+/// key (SQLite reports the `ON DELETE RESTRICT` refusal under its own code, 1811).
+#[tokio::test]
+async fn deleting_the_key_of_stored_firmware_is_a_conflict() {
+    for (db, storage) in matrix().await {
+        let fw = FwServer::start(db, storage).await;
+        let label = fw.label();
+        let f = fw.org_with_product("acme", "demo", None).await;
+        fw.add_key(&f, "fwup-key").await;
+        let firmware = make_firmware(&full_meta("demo", "1.0.0"), 64 * 1024, 7);
+        let (status, body, _) = fw.upload(&f.manage, "acme", "demo", firmware).await;
+        assert_eq!(status, StatusCode::CREATED, "{label}: {body}");
+        let (status, body) = fw.ts.delete(&f.manage, "/orgs/acme/keys/fwup-key").await;
+        assert_eq!(status, StatusCode::CONFLICT, "{label}: {body}");
+        let (status, body) = fw.ts.get(&f.view, "/orgs/acme/keys/fwup-key").await;
+        assert_eq!(status, StatusCode::OK, "{label}: {body}");
+        fw.ts.stop().await;
+    }
+}

@@ -369,6 +369,10 @@ impl<T: Target> Target for BlockCache<T> {
         self.inner.size()
     }
 
+    fn end_hint(&self) -> Option<u64> {
+        self.inner.end_hint()
+    }
+
     fn flush(&mut self) -> Result<()> {
         BlockCache::flush(self)
     }
@@ -397,8 +401,14 @@ impl<T: Target> Target for BlockCache<T> {
             }
             pos = piece_end;
         }
-        if self.enable_trim {
-            self.inner.trim(offset, len)?;
+        // Like fwup, discard on the device only the whole segments inside the range: the
+        // partial ones at its ends were zeroed above.
+        let first = offset
+            .checked_next_multiple_of(SEGMENT_SIZE_U64)
+            .unwrap_or(u64::MAX);
+        let last = end - end % SEGMENT_SIZE_U64;
+        if self.enable_trim && last > first {
+            self.inner.trim(first, last - first)?;
         }
         Ok(())
     }

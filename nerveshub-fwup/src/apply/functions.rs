@@ -477,7 +477,7 @@ fn run<T: Target>(
         }
         "ubi_volume_write" => {
             require_unsafe(ctx, call)?;
-            return Err(not_supported(call, "UBI volumes"));
+            return Err(not_supported(call, "UBI"));
         }
         "fat_write" => {
             let base = arg_blocks(call, 0)?;

@@ -137,6 +137,50 @@ fn cfg_to_partitions(gpt: &Gpt) -> Result<[Option<Part>; MAX_PARTITIONS]> {
     Ok(parts)
 }
 
+/// fwup's `gpt_verify_cfg`, run when a `gpt` section of a fwup.conf closes: a valid disk
+/// GUID, valid partitions, at least one of them, no overlaps and nothing after an `expand`
+/// partition (fwup checks overlaps only here, not when writing).
+///
+/// # Errors
+/// [`Error::PartitionTable`] with fwup's message.
+pub(crate) fn verify_cfg(gpt: &Gpt) -> Result<()> {
+    if gpt.guid().and_then(uuid_me).is_none() {
+        return err("GPT must have a valid disk guid".to_string());
+    }
+    let parts = cfg_to_partitions(gpt)?;
+    if parts.iter().all(Option::is_none) {
+        return err("empty partition table?".to_string());
+    }
+    let mut expanding = false;
+    for (i, p) in parts.iter().enumerate() {
+        let Some(p) = p else { continue };
+        let ileft = p.block_offset;
+        let iright = ileft.wrapping_add(p.block_count);
+        if ileft == iright && !p.expand {
+            continue;
+        }
+        if expanding {
+            return err(
+                "a partition can't be specified after the one with \"expand = true\"".to_string(),
+            );
+        }
+        expanding |= p.expand;
+        for (j, q) in parts.iter().enumerate() {
+            let Some(q) = q.as_ref().filter(|_| j != i) else {
+                continue;
+            };
+            let jleft = q.block_offset;
+            let jright = jleft.wrapping_add(q.block_count);
+            if (ileft >= jleft && ileft < jright) || (iright > jleft && iright <= jright) {
+                return err(format!(
+                    "partitions {i} (blocks {ileft} to {iright}) and {j} (blocks {jleft} to {jright}) overlap"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// fwup's `create_partition` into one 128-byte entry.
 fn encode_partition(p: &Part, out: &mut [u8], num_blocks: u32) {
     let mut block_count = p.block_count;

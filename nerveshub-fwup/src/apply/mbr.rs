@@ -395,6 +395,24 @@ fn encode_osip(osip: &Osip, out: &mut [u8]) {
     out[7] = out[..header_size].iter().fold(0, |a, b| a ^ b);
 }
 
+/// fwup's `mbr_verify_cfg`, run when an `mbr` section of a fwup.conf closes: bootstrap
+/// code of 440 bytes, a valid OSIP, not both, valid partitions that do not overlap (nor
+/// their EBRs) once `expand` partitions are grown as for a destination of unknown size.
+///
+/// # Errors
+/// [`Error::PartitionTable`] with fwup's message.
+pub(crate) fn verify_cfg(mbr: &Mbr) -> Result<()> {
+    if mbr.bootstrap_code().is_some_and(|hex| hex.len() != 440 * 2) {
+        return err("bootstrap-code should be exactly 440 bytes".to_string());
+    }
+    let osip = cfg_to_osip(mbr)?;
+    if osip.is_some() && mbr.bootstrap_code().is_some() {
+        return err("cannot specify OSIP if including bootstrap code".to_string());
+    }
+    let (table, _) = cfg_to_partitions(mbr)?;
+    verify(&expand(&table, 0))
+}
+
 /// The MBR and EBR blocks of `mbr` for a destination of `num_blocks` blocks (0 when
 /// unknown), each with its block offset, in fwup's write order.
 fn create(mbr: &Mbr, num_blocks: u32) -> Result<Vec<(u32, [u8; BLOCK])>> {
@@ -461,11 +479,11 @@ fn create(mbr: &Mbr, num_blocks: u32) -> Result<Vec<(u32, [u8; BLOCK])>> {
     Ok(out)
 }
 
-/// fwup's destination size in blocks as `mbr_write` and `gpt_write` see it: the known size
+/// fwup's destination size in blocks as `mbr_write` and `gpt_write` see it: the end hint
 /// divided by 512 and truncated to 32 bits, 0 when unknown.
 pub(super) fn num_blocks(target: &dyn Target) -> u32 {
     #[allow(clippy::cast_possible_truncation)]
-    let n = target.size().map_or(0, |s| (s / BLOCK as u64) as u32);
+    let n = target.end_hint().map_or(0, |s| (s / BLOCK as u64) as u32);
     n
 }
 

@@ -12,6 +12,7 @@
 
 mod cache;
 mod crypto;
+mod direct;
 mod engine;
 mod fat;
 mod functions;
@@ -31,6 +32,8 @@ pub use engine::{ApplyEvents, ApplyOptions, ApplyReport, apply, apply_with_host}
 pub use fat::fuzz_fat;
 #[doc(hidden)]
 pub use fuzz::fuzz_apply;
+pub(crate) use gpt::verify_cfg as verify_gpt_cfg;
 pub use host::{Host, HostSink, SystemHost};
+pub(crate) use mbr::verify_cfg as verify_mbr_cfg;
 pub use progress::{PercentScale, Progress};
 pub use target::{FileTarget, MemoryTarget, Target};

@@ -94,7 +94,11 @@ fn holds<T: Target>(
             let _ = BLOCK;
             host.path_at_offset(arg(call, 0)?, blocks)?
         }
-        "require-execute" => options.unsafe_mode && host.execute(arg(call, 0)?)?,
+        "require-execute" => {
+            // fwup does not run an empty command (the shell would succeed): not met.
+            let command = arg(call, 0)?;
+            options.unsafe_mode && !command.is_empty() && host.execute(command)?
+        }
         "require-fat-file-exists" | "require-fat-file-match" => {
             let base =
                 arg_u64(call, 0)?

@@ -28,6 +28,14 @@ pub trait Target {
     /// set with `--max-size`. `None` for a regular file that grows as it is written.
     fn size(&self) -> Option<u64>;
 
+    /// The destination size that `mbr_write`'s `expand` partitions and `gpt_write`'s backup
+    /// header go by: [`Target::size`] when there is one, else a *soft* end that writes may
+    /// pass. fwup takes an existing image file's length as that soft end (the QEMU disk
+    /// image case); by default there is none.
+    fn end_hint(&self) -> Option<u64> {
+        self.size()
+    }
+
     /// Marks `len` bytes at `offset` as no longer needed. Afterwards the range reads as
     /// zeros. Implementations may do nothing more (fwup issues a discard only on devices
     /// and only when asked to).
@@ -171,6 +179,9 @@ impl<T: Target + ?Sized> Target for &mut T {
     fn size(&self) -> Option<u64> {
         (**self).size()
     }
+    fn end_hint(&self) -> Option<u64> {
+        (**self).end_hint()
+    }
     fn trim(&mut self, offset: u64, len: u64) -> Result<()> {
         (**self).trim(offset, len)
     }
@@ -189,6 +200,9 @@ impl<T: Target + ?Sized> Target for Box<T> {
     fn size(&self) -> Option<u64> {
         (**self).size()
     }
+    fn end_hint(&self) -> Option<u64> {
+        (**self).end_hint()
+    }
     fn trim(&mut self, offset: u64, len: u64) -> Result<()> {
         (**self).trim(offset, len)
     }
@@ -202,7 +216,8 @@ impl<T: Target + ?Sized> Target for Box<T> {
 /// A regular file is opened for reading and writing and created when missing, but never
 /// truncated: bytes the apply does not write keep their old values. It grows as it is
 /// written unless a size limit is set ([`FileTarget::with_max_size`], fwup's
-/// `--max-size`). A block device has its size as limit.
+/// `--max-size`); a non-empty existing file's length is the soft end that `expand` and the
+/// GPT backup header go by ([`Target::end_hint`]). A block device has its size as limit.
 ///
 /// Large writes (whole cache segments) are handed to one background writer thread, as
 /// fwup does, so that decompression and writing overlap; at most
@@ -213,18 +228,26 @@ impl<T: Target + ?Sized> Target for Box<T> {
 pub struct FileTarget {
     file: std::sync::Arc<std::fs::File>,
     size: Option<u64>,
+    /// An existing regular file's length when opened: fwup's soft end of media.
+    soft_end: Option<u64>,
+    /// Discards the device refused: (start, end) byte ranges.
+    trim_failures: Vec<(u64, u64)>,
     is_device: bool,
     checks: WriteChecks,
     writer: Option<BackgroundWriter>,
 }
 
-/// fwup's `--verify-writes` and `--minimize-writes`.
+/// How the destination is accessed: fwup's `--verify-writes` and `--minimize-writes`, and
+/// whether the file was opened with `O_DIRECT` (then every access goes through
+/// [`super::direct`]'s whole-block, page-aligned I/O, on every thread).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct WriteChecks {
     /// Read every write back and fail on a difference.
     verify: bool,
     /// Read first and skip writes of bytes already there.
     minimize: bool,
+    /// The file is open with `O_DIRECT`.
+    direct: bool,
 }
 
 /// One write with the checks fwup's block cache makes (`verified_segment_write`).
@@ -237,14 +260,14 @@ fn checked_write(
 ) -> std::io::Result<()> {
     if checks.minimize {
         temp.resize(data.len(), 0);
-        if read_exact_at(file, temp, offset).is_ok() && temp[..] == *data {
+        if read_exact_at(file, temp, offset, checks.direct).is_ok() && temp[..] == *data {
             return Ok(());
         }
     }
-    write_all_at(file, data, offset)?;
+    write_all_at(file, data, offset, checks.direct)?;
     if checks.verify {
         temp.resize(data.len(), 0);
-        read_exact_at(file, temp, offset)
+        read_exact_at(file, temp, offset, checks.direct)
             .map_err(|_| std::io::Error::other(format!("read back failed at offset {offset}")))?;
         if temp[..] != *data {
             return Err(std::io::Error::other(format!(
@@ -255,7 +278,15 @@ fn checked_write(
     Ok(())
 }
 
-fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+fn read_exact_at(
+    file: &std::fs::File,
+    buf: &mut [u8],
+    offset: u64,
+    direct: bool,
+) -> std::io::Result<()> {
+    if direct {
+        return super::direct::read_exact_at(file, buf, offset);
+    }
     let mut done = 0;
     while done < buf.len() {
         let rest = buf.get_mut(done..).unwrap_or_default();
@@ -382,7 +413,13 @@ impl FileTarget {
             .create(true)
             .truncate(false)
             .open(path)?;
-        let is_device = is_block_device(&file.metadata()?);
+        let meta = file.metadata()?;
+        let is_device = is_block_device(&meta);
+        let mut direct = false;
+        if is_device && let Some(reopened) = open_direct(path) {
+            file = reopened;
+            direct = true;
+        }
         let size = if is_device {
             Some(file.seek(std::io::SeekFrom::End(0))?)
         } else {
@@ -391,6 +428,15 @@ impl FileTarget {
         let mut target = Self::from_file(file);
         target.size = size;
         target.is_device = is_device;
+        if direct {
+            // The writer thread must use the direct path too: restart it with it.
+            drop(target.writer.take());
+            target.checks.direct = true;
+            target.writer = BackgroundWriter::start(target.file.clone(), target.checks);
+        }
+        if !is_device && meta.is_file() && meta.len() > 0 {
+            target.soft_end = Some(meta.len());
+        }
         // fwup verifies writes to devices by default, not to regular files.
         Ok(target.with_write_checks(is_device, false))
     }
@@ -402,6 +448,8 @@ impl FileTarget {
             writer: BackgroundWriter::start(file.clone(), WriteChecks::default()),
             file,
             size: None,
+            soft_end: None,
+            trim_failures: Vec::new(),
             is_device: false,
             checks: WriteChecks::default(),
         }
@@ -415,6 +463,7 @@ impl FileTarget {
         let checks = WriteChecks {
             verify: verify_writes,
             minimize: minimize_writes,
+            direct: self.checks.direct,
         };
         if checks != self.checks {
             // The writer thread holds its checks: drain it and start one with the new ones.
@@ -434,6 +483,19 @@ impl FileTarget {
     /// Whether the destination is a block device.
     pub fn is_block_device(&self) -> bool {
         self.is_device
+    }
+
+    /// The byte ranges `(start, end)` of `trim` discards the device refused (fwup warns
+    /// `BLKDISCARD (TRIM command) failed on range …` and goes on).
+    pub fn trim_failures(&self) -> &[(u64, u64)] {
+        &self.trim_failures
+    }
+
+    /// Whether the destination was opened with `O_DIRECT` (block devices on Linux): every
+    /// read and write then starts on a 512-byte block, is whole blocks long and uses a
+    /// page-aligned buffer.
+    pub fn is_direct(&self) -> bool {
+        self.checks.direct
     }
 
     /// Waits for queued writes and flushes the file's data to the storage device.
@@ -472,6 +534,52 @@ impl FileTarget {
     }
 }
 
+/// Discards `len` bytes at `offset` of a block device (`trim` with `--enable-trim`).
+///
+/// fwup issues the `BLKDISCARD` ioctl. This crate has no unsafe code and no safe wrapper for
+/// that ioctl exists, so it asks the kernel through `fallocate` on the device, whose block
+/// layer maps `PUNCH_HOLE | KEEP_SIZE | NO_HIDE_STALE` to the same discard `BLKDISCARD` makes
+/// (`blkdev_issue_discard`, what SD and eMMC cards support). Kernels without that mode
+/// answer `EOPNOTSUPP`/`EINVAL`; then `PUNCH_HOLE | KEEP_SIZE` asks for a zeroing that may
+/// unmap (`REQ_OP_WRITE_ZEROES`, no fallback). A device supporting neither refuses it and
+/// the caller notes it.
+#[cfg(target_os = "linux")]
+fn discard(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<()> {
+    use rustix::fs::{FallocateFlags, fallocate};
+    use rustix::io::Errno;
+    let punch = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+    match fallocate(file, punch | FallocateFlags::NO_HIDE_STALE, offset, len) {
+        Err(Errno::OPNOTSUPP | Errno::INVAL) => {
+            fallocate(file, punch, offset, len).map_err(std::io::Error::from)
+        }
+        other => other.map_err(std::io::Error::from),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn discard(_file: &std::fs::File, _offset: u64, _len: u64) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
+/// Opens a block device again with `O_DIRECT` (Linux), as fwup's `mmc_open` does; `None`
+/// where that is refused (then the page cache is used).
+#[cfg(target_os = "linux")]
+fn open_direct(path: &std::path::Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let flags = rustix::fs::OFlags::DIRECT.bits();
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(i32::try_from(flags).ok()?)
+        .open(path)
+        .ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_direct(_path: &std::path::Path) -> Option<std::fs::File> {
+    None
+}
+
 #[cfg(unix)]
 fn is_block_device(meta: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::FileTypeExt;
@@ -484,26 +592,50 @@ fn is_block_device(_meta: &std::fs::Metadata) -> bool {
 }
 
 #[cfg(unix)]
-fn read_at_os(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+pub(super) fn read_at_os(
+    file: &std::fs::File,
+    buf: &mut [u8],
+    offset: u64,
+) -> std::io::Result<usize> {
     std::os::unix::fs::FileExt::read_at(file, buf, offset)
 }
 
 #[cfg(unix)]
-fn write_at_os(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<usize> {
+pub(super) fn write_at_os(
+    file: &std::fs::File,
+    data: &[u8],
+    offset: u64,
+) -> std::io::Result<usize> {
     std::os::unix::fs::FileExt::write_at(file, data, offset)
 }
 
 #[cfg(windows)]
-fn read_at_os(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+pub(super) fn read_at_os(
+    file: &std::fs::File,
+    buf: &mut [u8],
+    offset: u64,
+) -> std::io::Result<usize> {
     std::os::windows::fs::FileExt::seek_read(file, buf, offset)
 }
 
 #[cfg(windows)]
-fn write_at_os(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<usize> {
+pub(super) fn write_at_os(
+    file: &std::fs::File,
+    data: &[u8],
+    offset: u64,
+) -> std::io::Result<usize> {
     std::os::windows::fs::FileExt::seek_write(file, data, offset)
 }
 
-fn write_all_at(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<()> {
+fn write_all_at(
+    file: &std::fs::File,
+    data: &[u8],
+    offset: u64,
+    direct: bool,
+) -> std::io::Result<()> {
+    if direct {
+        return super::direct::write_all_at(file, data, offset);
+    }
     let mut done = 0;
     while done < data.len() {
         let rest = data.get(done..).unwrap_or_default();
@@ -521,6 +653,10 @@ impl Target for FileTarget {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.check(offset, buf.len() as u64)?;
         self.drain()?;
+        if self.checks.direct {
+            // A device: its size was checked above, so every byte exists.
+            return Ok(super::direct::read_exact_at(&self.file, buf, offset)?);
+        }
         let mut done = 0;
         while done < buf.len() {
             let rest = buf.get_mut(done..).unwrap_or_default();
@@ -560,10 +696,22 @@ impl Target for FileTarget {
         self.size
     }
 
-    fn trim(&mut self, _offset: u64, _len: u64) -> Result<()> {
-        // fwup sends BLKDISCARD only to devices with --enable-trim; that needs an ioctl,
-        // which this crate does not issue (no unsafe code). The range already reads as
-        // zeros through the apply's cache.
+    fn end_hint(&self) -> Option<u64> {
+        self.size.or(self.soft_end)
+    }
+
+    fn trim(&mut self, offset: u64, len: u64) -> Result<()> {
+        // Only devices are discarded (fwup ignores --enable-trim for regular files). The
+        // range reads as zeros through the apply's cache either way.
+        if !self.is_device || len == 0 {
+            return Ok(());
+        }
+        self.drain()?;
+        // Best effort, as in fwup: a device that cannot discard is noted, not an error.
+        if discard(&self.file, offset, len).is_err() {
+            self.trim_failures
+                .push((offset, offset.saturating_add(len)));
+        }
         Ok(())
     }
 

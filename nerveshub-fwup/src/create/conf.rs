@@ -9,17 +9,27 @@
 //!   `contents`, and `FWUP_SIZE_<title>` is defined from `stat(host-path)` — relative to the
 //!   **working directory**, not the config file, exactly like fwup (research §8.1).
 //! * `on-resource X` must name a resource declared before it (`unknown resource: X`).
+//! * fwup's validators run where libconfuse runs them, and report that line: each function
+//!   call and requirement when its `)` is read ([`super::validate`]), each `mbr`, `gpt` and
+//!   `uboot-environment` section when it closes (partition offsets and sizes in range, no
+//!   overlapping partitions or EBRs, …).
+//! * A `host-path` is relative to the directory of the file that holds its `file-resource`
+//!   (an included file's own directory; fwup's `update_relative_path` on `sec->filename`),
+//!   and paths starting with `/` or `~` are taken as they are.
 //! * `FWUP_META_UUID`/`FWUP_META_NICKNAME` are preset to their own `${…}` text so they
 //!   survive to apply time.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use crate::metaconf::{
-    Call, HookAction, Item, MetaConf, Section, Value, Variables, parse_fwup_conf,
+    Call, HookAction, Item, MetaConf, Section, Token, Value, Variables, gpt_of, mbr_of,
+    parse_fwup_conf, uboot_of,
 };
 use crate::{Error, Result};
 
 use super::eval::eval_math;
+use super::validate::{self, Declared};
 
 fn err(line: u32, message: impl Into<String>) -> Error {
     Error::MetaConfSyntax {
@@ -32,7 +42,8 @@ fn err(line: u32, message: impl Into<String>) -> Error {
 /// directory of `base_file`.
 pub(crate) fn relative_to(base_file: &Path, path: &str) -> PathBuf {
     let p = Path::new(path);
-    if p.is_absolute() {
+    // fwup leaves `~…` alone too (it does not expand it).
+    if p.is_absolute() || path.starts_with('~') {
         return p.to_path_buf();
     }
     match base_file.parent() {
@@ -54,12 +65,14 @@ fn scalar<'a>(section: &'a Section, name: &str) -> Option<&'a str> {
 
 /// Parses `text` (read from `config_path`) with `env` as the starting variables.
 /// `working_dir` is what relative `FWUP_SIZE_*` stats resolve against.
+/// Also returns, per `file-resource` in order, the file its section is in (what its
+/// relative `host-path`s resolve against).
 pub(crate) fn parse(
     text: &[u8],
     config_path: &Path,
     env: &Variables,
     working_dir: &Path,
-) -> Result<MetaConf> {
+) -> Result<(MetaConf, Vec<PathBuf>)> {
     parse_with(text, config_path, env, Some(working_dir))
 }
 
@@ -70,14 +83,31 @@ pub(crate) fn parse_with(
     config_path: &Path,
     env: &Variables,
     working_dir: Option<&Path>,
-) -> Result<MetaConf> {
+) -> Result<(MetaConf, Vec<PathBuf>)> {
     let mut vars = env.clone();
     vars.set("FWUP_META_UUID", "${FWUP_META_UUID}");
     vars.set("FWUP_META_NICKNAME", "${FWUP_META_NICKNAME}");
 
-    let mut files: Vec<PathBuf> = vec![config_path.to_path_buf()];
+    // Shared by both hooks: the files read so far (index = `Call::file`) and the sections
+    // later calls may refer to.
+    let files: RefCell<Vec<PathBuf>> = RefCell::new(vec![config_path.to_path_buf()]);
+    let declared = RefCell::new(Declared::default());
     let mut hook = |path: &[&str], call: &Call, vars: &mut Variables| -> Result<HookAction> {
         let line = call.close_line;
+        match path {
+            ["task", event]
+                if matches!(*event, "on-init" | "on-finish" | "on-error" | "on-resource") =>
+            {
+                let in_resource = *event == "on-resource";
+                validate::function(&call.name, &call.args, in_resource, &declared.borrow())
+                    .map_err(|m| err(line, m))?;
+            }
+            ["task"] => {
+                validate::requirement(&call.name, &call.args, &declared.borrow())
+                    .map_err(|m| err(line, m))?;
+            }
+            _ => {}
+        }
         let two = |call: &Call| -> Result<(String, String)> {
             match call.args.as_slice() {
                 [k, v] => Ok((k.clone(), v.clone())),
@@ -95,7 +125,7 @@ pub(crate) fn parse_with(
                         "Cannot include the contents of an undefined variable",
                     ));
                 }
-                let base = files.get(call.file).cloned().unwrap_or_default();
+                let base = files.borrow().get(call.file).cloned().unwrap_or_default();
                 let resolved = relative_to(&base, target);
                 if working_dir.is_none() {
                     return Err(err(
@@ -113,7 +143,7 @@ pub(crate) fn parse_with(
                 }
                 let bytes = std::fs::read(&resolved)
                     .map_err(|_| err(line, format!("Cannot include '{target}': File not found")))?;
-                files.push(resolved);
+                files.borrow_mut().push(resolved);
                 Ok(HookAction::Include(bytes))
             }
             "define" | "define!" | "define-eval" | "define-eval!" if path.is_empty() => {
@@ -135,16 +165,46 @@ pub(crate) fn parse_with(
     };
 
     let mut resources: Vec<String> = Vec::new();
-    let mut section_hook = |path: &[&str], sec: &Section, vars: &mut Variables| -> Result<()> {
+    let mut resource_files: Vec<PathBuf> = Vec::new();
+    let mut section_hook = |path: &[&str],
+                            sec: &Section,
+                            tokens: &[Token],
+                            vars: &mut Variables|
+     -> Result<()> {
         let title = sec.title.as_ref().map(|t| t.text.as_str()).unwrap_or("");
+        let line = sec.close_line;
         match (path, sec.name.as_str()) {
+            ([], "mbr") => {
+                if let Some(mut mbr) = mbr_of(tokens, sec) {
+                    if let Some(dir) = working_dir {
+                        read_bootstrap_code(&mut mbr, dir).map_err(|m| err(line, m))?;
+                    }
+                    crate::apply::verify_mbr_cfg(&mbr).map_err(|e| err(line, e.to_string()))?;
+                }
+                declared.borrow_mut().mbrs.push(title.to_owned());
+            }
+            ([], "gpt") => {
+                if let Some(gpt) = gpt_of(tokens, sec) {
+                    crate::apply::verify_gpt_cfg(&gpt).map_err(|e| err(line, e.to_string()))?;
+                }
+                declared.borrow_mut().gpts.push(title.to_owned());
+            }
+            ([], "uboot-environment") => {
+                if let Some(env) = uboot_of(tokens, sec) {
+                    validate::uboot_environment(&env).map_err(|m| err(line, m))?;
+                }
+                declared
+                    .borrow_mut()
+                    .uboot_environments
+                    .push(title.to_owned());
+            }
             ([], "file-resource") => {
                 let host = scalar(sec, "host-path");
                 let contents = scalar(sec, "contents");
                 match (host, contents) {
                     (None, None) => {
                         return Err(err(
-                            sec.open_line,
+                            line,
                             format!(
                                 "host-path or contents must be set for file-resource '{title}'"
                             ),
@@ -152,7 +212,7 @@ pub(crate) fn parse_with(
                     }
                     (Some(_), Some(_)) => {
                         return Err(err(
-                            sec.open_line,
+                            line,
                             format!(
                                 "only one of host-path or contents should be set for file-resource '{title}'"
                             ),
@@ -170,9 +230,11 @@ pub(crate) fn parse_with(
                     }
                 }
                 resources.push(title.to_owned());
+                let file = files.borrow().get(sec.file).cloned();
+                resource_files.push(file.unwrap_or_else(|| config_path.to_path_buf()));
             }
             (["task"], "on-resource") if !resources.iter().any(|r| r == title) => {
-                return Err(err(sec.open_line, format!("unknown resource: {title}")));
+                return Err(err(line, format!("unknown resource: {title}")));
             }
             _ => {}
         }
@@ -181,7 +243,7 @@ pub(crate) fn parse_with(
 
     let (mut conf, _vars) = parse_fwup_conf(text, vars, &mut hook, &mut section_hook)?;
     fix_up(&mut conf, working_dir)?;
-    Ok(conf)
+    Ok((conf, resource_files))
 }
 
 /// `strtoull(s, 0)`-style parse of GPT flags.
@@ -196,96 +258,31 @@ fn parse_u64(s: &str) -> Option<u64> {
     }
 }
 
-/// fwup's create-time argument checks (`*_validate` in `functions.c`): argument counts
-/// (argc counts the name) and functions that only work in `on-resource`. Argument values
-/// and references to mbr/gpt/uboot-environment sections are not checked here.
-fn check_call(name: &str, argc: usize, in_resource: bool) -> std::result::Result<(), String> {
-    let resource_only = matches!(
-        name,
-        "raw_write" | "fat_write" | "path_write" | "pipe_write" | "ubi_volume_write"
-    );
-    if resource_only && !in_resource {
-        return Err(format!("{name} only usable in on-resource"));
-    }
-    let (ok, message) = match name {
-        "raw_write" => (argc >= 2, "raw_write requires a block offset"),
-        "raw_memset" => (
-            argc == 4,
-            "raw_memset requires a block offset, count, and value",
-        ),
-        "fat_mkfs" => (
-            argc == 3,
-            "fat_mkfs requires a block offset and block count",
-        ),
-        "fat_attrib" => (
-            argc == 4,
-            "fat_attrib requires a block offset, filename, and attributes (SHR)",
-        ),
-        "fat_write" => (
-            argc == 2 || argc == 3,
-            "fat_write requires a block offset and optional destination filename",
-        ),
-        "fat_mv" | "fat_mv!" => (
-            argc == 4,
-            "fat_mv requires a block offset, old filename, new filename",
-        ),
-        "fat_rm" | "fat_rm!" => (argc == 3, "fat_rm requires a block offset and filename"),
-        "fat_cp" => (
-            argc == 4 || argc == 5,
-            "fat_cp requires either 3 or 4 arguments",
-        ),
-        "fat_mkdir" => (
-            argc == 3,
-            "fat_mkdir requires a block offset and directory name",
-        ),
-        "fat_setlabel" => (argc == 3, "fat_setlabel requires a block offset and name"),
-        "fat_touch" => (argc == 3, "fat_touch requires a block offset and filename"),
-        "gpt_write" => (argc == 2, "gpt_write requires a gpt"),
-        "mbr_write" => (argc == 2, "mbr_write requires an mbr"),
-        "trim" => (argc == 3, "trim requires a block offset and count"),
-        "uboot_recover" => (
-            argc == 2,
-            "uboot_recover requires a uboot-environment reference",
-        ),
-        "uboot_clearenv" => (
-            argc == 2,
-            "uboot_clearenv requires a uboot-environment reference",
-        ),
-        "uboot_setenv" => (
-            argc == 4,
-            "uboot_setenv requires a uboot-environment reference, variable name and value",
-        ),
-        "uboot_unsetenv" => (
-            argc == 3,
-            "uboot_unsetenv requires a uboot-environment reference and a variable name",
-        ),
-        "error" => (argc == 2, "error() requires a message parameter"),
-        "info" => (argc == 2, "info() requires a message parameter"),
-        "path_write" => (argc == 2, "path_write requires a file path"),
-        "pipe_write" => (argc == 2, "pipe_write requires a command to execute"),
-        "ubi_volume_write" => (
-            argc == 2,
-            "ubi_volume_write requires a UBI volume path (e.g. /dev/ubi0_3)",
-        ),
-        "execute" => (argc == 2, "execute requires a command to execute"),
-        "reboot_param" => (argc == 2, "reboot_param requires a single string parameter"),
-        _ => (true, ""),
+/// fwup's `cb_validate_mbr`: `bootstrap-code-host-path` (relative to the working
+/// directory, as fwup opens it) becomes `bootstrap-code` unless that is set.
+fn read_bootstrap_code(
+    mbr: &mut crate::Mbr,
+    working_dir: &Path,
+) -> std::result::Result<(), String> {
+    let (Some(path), None) = (&mbr.bootstrap_code_host_path, &mbr.bootstrap_code) else {
+        return Ok(());
     };
-    if ok { Ok(()) } else { Err(message.to_owned()) }
+    let bytes = std::fs::read(working_dir.join(path))
+        .map_err(|_| format!("mbr bootstrap code path '{path}' required, but can't be read"))?;
+    let Some(code) = bytes.get(..440) else {
+        return Err(format!(
+            "mbr bootstrap code in '{path}' should be 440 bytes"
+        ));
+    };
+    mbr.bootstrap_code = Some(code.iter().map(|b| format!("{b:02x}")).collect());
+    Ok(())
 }
 
-/// The changes fwup's validators make to the parsed config before it is printed, and its
-/// create-time function checks.
+/// The changes fwup's validators make to the parsed config before it is printed.
 fn fix_up(conf: &mut MetaConf, working_dir: Option<&Path>) -> Result<()> {
     for task in &mut conf.tasks {
-        for list in [&task.on_init, &task.on_finish, &task.on_error] {
-            for f in list {
-                check_call(&f.name, f.args.len() + 1, false).map_err(|m| err(0, m))?;
-            }
-        }
         for on_resource in &mut task.on_resources {
             for f in &mut on_resource.functions {
-                check_call(&f.name, f.args.len() + 1, true).map_err(|m| err(0, m))?;
                 if f.name == "fat_write" && f.args.len() == 1 {
                     // fwup defaults the file name to the resource name, in meta.conf too.
                     f.args.push(on_resource.resource.clone());
@@ -304,22 +301,9 @@ fn fix_up(conf: &mut MetaConf, working_dir: Option<&Path>) -> Result<()> {
             }
         }
     }
-    for mbr in &mut conf.mbrs {
-        if let (Some(path), None) = (&mbr.bootstrap_code_host_path, &mbr.bootstrap_code) {
-            let read = working_dir.map(|w| std::fs::read(w.join(path)));
-            let bytes = read.and_then(|r| r.ok()).ok_or_else(|| {
-                err(
-                    0,
-                    format!("mbr bootstrap code path '{path}' required, but can't be read"),
-                )
-            })?;
-            let Some(code) = bytes.get(..440) else {
-                return Err(err(
-                    0,
-                    format!("mbr bootstrap code in '{path}' should be 440 bytes"),
-                ));
-            };
-            mbr.bootstrap_code = Some(code.iter().map(|b| format!("{b:02x}")).collect());
+    if let Some(dir) = working_dir {
+        for mbr in &mut conf.mbrs {
+            read_bootstrap_code(mbr, dir).map_err(|m| err(0, m))?;
         }
     }
     Ok(())

@@ -18,6 +18,7 @@
 mod conf;
 mod eval;
 mod sparse;
+mod validate;
 mod zipwrite;
 
 use std::fs::File;
@@ -30,6 +31,7 @@ use crate::keys::PrivateKey;
 use crate::metaconf::{MetaConf, Resource, Variables, print_meta_conf};
 use crate::{Error, Result};
 
+pub use sparse::sparse_file_supported;
 pub(crate) use zipwrite::ZipWriter;
 
 /// The deflate level fwup uses when none is given (`-9`).
@@ -63,6 +65,49 @@ impl Default for CreateOptions {
     }
 }
 
+/// When an archive is created, by fwup's rules (`get_creation_timestamp`): the meta.conf
+/// entry's mtime, which readers show as `meta-creation-date`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreationTime {
+    /// Unix seconds.
+    pub unix: i64,
+    /// `NOW` was set but not as `YYYY-MM-DDTHH:MM:SSZ`, so the clock was used (fwup says
+    /// so in verbose mode).
+    pub now_ignored: bool,
+}
+
+impl CreationTime {
+    /// `SOURCE_DATE_EPOCH` when set (read as C's `strtoul(…, 0)`: a numeric prefix,
+    /// decimal, `0x` hex or `0` octal), else `NOW` when it parses as fwup's
+    /// `%Y-%m-%dT%H:%M:%SZ` (trailing text ignored), else `clock`. The caller passes the
+    /// variables and the clock; nothing is read here.
+    pub fn from_env(source_date_epoch: Option<&str>, now: Option<&str>, clock: i64) -> Self {
+        if let Some(epoch) = source_date_epoch {
+            // time_t from an unsigned long: modulo 2⁶⁴, as in C.
+            #[allow(clippy::cast_possible_wrap)]
+            let unix = crate::metaconf::strtoul(epoch).value as i64;
+            return Self {
+                unix,
+                now_ignored: false,
+            };
+        }
+        match now.map(crate::civil::parse_now) {
+            Some(Some(unix)) => Self {
+                unix,
+                now_ignored: false,
+            },
+            Some(None) => Self {
+                unix: clock,
+                now_ignored: true,
+            },
+            None => Self {
+                unix: clock,
+                now_ignored: false,
+            },
+        }
+    }
+}
+
 /// A parsed fwup.conf with every resource measured and hashed: what the archive is made
 /// from.
 #[derive(Debug, Clone)]
@@ -84,13 +129,16 @@ enum Source {
 }
 
 impl PreparedFirmware {
-    /// Parses the fwup.conf `text`, read from `config_path` (host paths and includes are
-    /// relative to it), and hashes every resource.
+    /// Parses the fwup.conf `text`, read from `config_path` (includes and host paths are
+    /// relative to the file they are written in), and hashes every resource.
     pub fn prepare(text: &[u8], config_path: &Path, options: &CreateOptions) -> Result<Self> {
-        let mut conf = conf::parse(text, config_path, &options.env, &options.working_dir)?;
+        let (mut conf, files) = conf::parse(text, config_path, &options.env, &options.working_dir)?;
         let mut sources = Vec::with_capacity(conf.resources.len());
-        for r in &mut conf.resources {
-            sources.push(measure(r, config_path)?);
+        for (i, r) in conf.resources.iter_mut().enumerate() {
+            sources.push(measure(
+                r,
+                files.get(i).map_or(config_path, PathBuf::as_path),
+            )?);
         }
         let meta_conf = print_meta_conf(&conf);
         Ok(Self {
@@ -180,7 +228,8 @@ fn copy_exact(
 }
 
 /// Builds the sparse map and hash of one resource and records them in the model.
-fn measure(r: &mut Resource, config_path: &Path) -> Result<Source> {
+/// `section_file` is the config file its `file-resource` section is in.
+fn measure(r: &mut Resource, section_file: &Path) -> Result<Source> {
     let mut hasher = blake2::Blake2b256::new();
     let source = if let Some(written) = r.host_path.clone() {
         let mut map = sparse::SparseMap::default();
@@ -190,7 +239,7 @@ fn measure(r: &mut Resource, config_path: &Path) -> Result<Source> {
             resource: r.name.clone(),
         };
         for part in written.split(';').filter(|p| !p.is_empty()) {
-            let path = conf::relative_to(config_path, part);
+            let path = conf::relative_to(section_file, part);
             let file = File::open(&path).map_err(|_| Error::ResourceOpen {
                 path: part.to_owned(),
                 resource: r.name.clone(),
@@ -365,7 +414,7 @@ fn config_error(e: Error, path: &str) -> Error {
 #[doc(hidden)]
 pub fn fuzz_fwup_conf(data: &[u8]) {
     let path = Path::new("/nonexistent/fuzz.conf");
-    if let Ok(mut conf) = conf::parse_with(data, path, &Variables::new(), None) {
+    if let Ok((mut conf, _)) = conf::parse_with(data, path, &Variables::new(), None) {
         for r in &mut conf.resources {
             r.length = vec![r.contents.as_ref().map_or(0, |c| c.len() as u64)];
             r.blake2b_256 = Some("0".repeat(64));

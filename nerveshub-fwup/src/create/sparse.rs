@@ -93,6 +93,54 @@ impl SparseMap {
     }
 }
 
+/// fwup's `--sparse-check PATH --sparse-check-size N` (`sparse_file_is_supported`): creates
+/// (truncating) `path`, writes 4 bytes at offset `hole`, checks that the data starts there
+/// (the bytes before it are a hole), and removes the file again.
+///
+/// # Errors
+/// [`Error::SparseCheck`] with fwup's message: the file cannot be created, the write
+/// fails, or no hole of that size was made.
+pub fn sparse_file_supported(path: &std::path::Path, hole: i32) -> crate::Result<()> {
+    let fail = |m: String| Err(crate::Error::SparseCheck(m));
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true).write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    let Ok(file) = open.open(path) else {
+        return fail(format!(
+            "Couldn't create sparse test file: {}",
+            path.display()
+        ));
+    };
+    let result = (|| {
+        let written = u64::try_from(hole)
+            .ok()
+            .and_then(|at| write_at(&file, &hole.to_ne_bytes(), at).ok());
+        if written != Some(4) {
+            return fail(format!("Sparse check write to offset {hole} failed."));
+        }
+        if seek_data_or_hole(&file, 0, true) != u64::try_from(hole).ok() {
+            return fail(format!("Hole of {hole} bytes not created on filesystem"));
+        }
+        Ok(())
+    })();
+    drop(file);
+    let _ = std::fs::remove_file(path);
+    result
+}
+
+#[cfg(unix)]
+fn write_at(file: &File, data: &[u8], offset: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::write_at(file, data, offset)
+}
+
+#[cfg(not(unix))]
+fn write_at(_file: &File, _data: &[u8], _offset: u64) -> std::io::Result<usize> {
+    Err(std::io::Error::other(
+        "sparse files are not checked on this platform",
+    ))
+}
+
 /// `lseek(fd, offset, SEEK_DATA)` inside a hole, `SEEK_HOLE` inside data; `None` when the
 /// seek fails (past the end: fwup's "normal case").
 #[cfg(unix)]

@@ -31,10 +31,12 @@ pub use model::{
     Task, UbootEnvironment,
 };
 
+pub(crate) use lexer::Token;
 pub(crate) use print::print_meta_conf;
+pub(crate) use schema::{gpt_of, mbr_of, uboot_of};
 use syntax::syntax_error;
 pub(crate) use syntax::{Call, CallHook, HookAction, Item, Section, SectionHook, Value};
-pub(crate) use values::strtoul;
+pub(crate) use values::{strtol_int, strtoul};
 
 /// The variable fwup sets to the archive's UUID before parsing meta.conf.
 const META_UUID_VAR: &str = "FWUP_META_UUID";

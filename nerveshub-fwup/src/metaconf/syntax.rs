@@ -85,6 +85,12 @@ pub(crate) struct Section {
     pub(crate) title: Option<Spanned>,
     /// Line of the `{`.
     pub(crate) open_line: u32,
+    /// Line of the `}`, or of the end of input for a section still open there (libconfuse
+    /// closes those silently). fwup's section validators report errors at this line.
+    pub(crate) close_line: u32,
+    /// Which input the `{` was read from, numbered as [`Call::file`] (fwup resolves a
+    /// `file-resource`'s relative `host-path` against that file's directory).
+    pub(crate) file: usize,
     /// Index of the section's name token in [`Document::tokens`].
     pub(crate) name_token: usize,
     /// Contents in file order.
@@ -139,9 +145,9 @@ pub(crate) type CallHook<'h> =
 
 /// Called when a section has been read completely (fwup's section validators run at that
 /// point, and may define variables for the rest of the file). `path` holds the names of the
-/// enclosing sections.
+/// enclosing sections; the tokens read so far let the hook build the section's model.
 pub(crate) type SectionHook<'h> =
-    dyn FnMut(&[&str], &Section, &mut Variables) -> crate::Result<()> + 'h;
+    dyn FnMut(&[&str], &Section, &[Token], &mut Variables) -> crate::Result<()> + 'h;
 
 /// Builds a syntax error.
 pub(crate) fn syntax_error(line: u32, message: impl Into<String>) -> crate::Error {
@@ -164,6 +170,9 @@ struct Parser<'a, 'r, 'h> {
     hook: &'r mut CallHook<'h>,
     section_hook: Option<&'r mut SectionHook<'h>>,
     path: Vec<String>,
+    /// The end-of-input token once it was read: every later read returns it again, so that
+    /// each section still open can close on it.
+    eof: Option<Token>,
 }
 
 /// Parses `text`. Never fails as a whole: errors are reported in [`Document::error`].
@@ -188,15 +197,19 @@ pub(crate) fn parse_with_sections<'h>(
         hook,
         section_hook,
         path: Vec::new(),
+        eof: None,
     };
     let mut root = Section {
         name: String::new(),
         title: None,
         open_line: 1,
+        close_line: 1,
+        file: 0,
         name_token: 0,
         items: Vec::new(),
     };
     let error = parser.items(&mut root.items, 0).err();
+    root.close_line = parser.lexer.line();
     Document {
         root,
         eof_line: parser.lexer.line(),
@@ -215,6 +228,9 @@ fn unexpected(tok: &Token) -> crate::Error {
 
 impl Parser<'_, '_, '_> {
     fn next(&mut self) -> crate::Result<Token> {
+        if let Some(eof) = &self.eof {
+            return Ok(eof.clone());
+        }
         loop {
             match self.lexer.next_token(&self.vars) {
                 Ok(tok) if tok.kind == TokKind::Eof && !self.stack.is_empty() => {
@@ -225,6 +241,9 @@ impl Parser<'_, '_, '_> {
                     }
                 }
                 Ok(tok) => {
+                    if tok.kind == TokKind::Eof {
+                        self.eof = Some(tok.clone());
+                    }
                     self.tokens.push(tok.clone());
                     return Ok(tok);
                 }
@@ -233,13 +252,16 @@ impl Parser<'_, '_, '_> {
         }
     }
 
-    /// Parses items until the closing brace (depth > 0) or end of input (depth 0).
-    fn items(&mut self, items: &mut Vec<Item>, depth: usize) -> crate::Result<()> {
+    /// Parses items until the closing brace (depth > 0) or end of input; returns the line
+    /// of the token that ended them. A section still open at the end of input is closed
+    /// there without complaint, as libconfuse does (fwup 1.16 accepts such files, at create
+    /// and at apply time alike).
+    fn items(&mut self, items: &mut Vec<Item>, depth: usize) -> crate::Result<u32> {
         loop {
             let tok = self.next()?;
             match tok.kind {
-                TokKind::Eof if depth == 0 => return Ok(()),
-                TokKind::RBrace if depth > 0 => return Ok(()),
+                TokKind::Eof => return Ok(tok.line),
+                TokKind::RBrace if depth > 0 => return Ok(tok.line),
                 TokKind::RBrace => return Err(syntax_error(tok.line, "unexpected closing brace")),
                 TokKind::Str => {
                     let name_token = self.tokens.len() - 1;
@@ -388,16 +410,20 @@ impl Parser<'_, '_, '_> {
             name,
             title,
             open_line,
+            close_line: open_line,
+            file: self.file,
             name_token,
             items: Vec::new(),
         };
-        let mut result = self.items(&mut section.items, depth + 1);
+        let mut result = self.items(&mut section.items, depth + 1).map(|line| {
+            section.close_line = line;
+        });
         self.path.pop();
         if result.is_ok()
             && let Some(hook) = self.section_hook.as_mut()
         {
             let path: Vec<&str> = self.path.iter().map(String::as_str).collect();
-            result = hook(&path, &section, &mut self.vars);
+            result = hook(&path, &section, &self.tokens, &mut self.vars);
         }
         // Keep the (possibly partial) section so earlier schema errors inside it still win.
         items.push(Item::Section(section));

@@ -129,6 +129,26 @@ pub(crate) fn strtoul(s: &str) -> CUlong {
     }
 }
 
+/// `(int) strtol(s, NULL, 0)`: a prefix is enough (no digits gives 0), overflow saturates
+/// at the 64-bit `long` limits, and the result is truncated to a C `int` (how fwup reads
+/// `raw_memset`'s fill value and `require-partition-offset`'s partition number).
+pub(crate) fn strtol_int(s: &str) -> i32 {
+    let p = strto(s.as_bytes(), true);
+    let long = if p.negative {
+        if p.overflow || p.magnitude > 1u64 << 63 {
+            i64::MIN
+        } else {
+            0i64.wrapping_sub_unsigned(p.magnitude)
+        }
+    } else {
+        i64::try_from(p.magnitude).unwrap_or(i64::MAX)
+    };
+    // Truncation to `int` is the point here.
+    #[allow(clippy::cast_possible_truncation)]
+    let int = long as i32;
+    int
+}
+
 /// `(int) strtoul(s, NULL, 0)` as fwup uses it to read the argument count of a funlist
 /// entry: a prefix is enough, a `-` negates modulo 2⁶⁴, overflow saturates, and the result
 /// is truncated to a C `int`.

@@ -335,12 +335,16 @@ async fn remove(
 /// The OpenAPI schemas of this module.
 pub(super) fn schemas() -> Vec<(&'static str, Value)> {
     let string = json!({"type": "string"});
-    let tags = json!({"type": "array", "items": {"type": "string"}});
+    let tags = json!({"type": "array", "maxItems": super::devices::MAX_TAGS,
+        "items": {"type": "string", "maxLength": super::devices::MAX_TAG_CHARS}});
+    let description = json!({"type": "string", "maxLength": MAX_DESCRIPTION_CHARS});
     let jitp = json!({"type": "object", "required": ["product_name"], "properties": {
-        "product_name": {"type": "string", "description": "a product of the org (NervesHub takes a product id here)"},
+        "product_name": {"type": "string", "maxLength": 100,
+            "description": "a product of the org (NervesHub takes a product id here)"},
         "tags": tags,
-        "description": string,
+        "description": description,
     }});
+    let cert_max = super::certificates::MAX_CERT_FIELD;
     vec![
         (
             "VerificationToken",
@@ -362,10 +366,11 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
         (
             "CaCertificateCreate",
             json!({"type": "object", "required": ["cert", "verification_cert"], "properties": {
-                "cert": {"type": "string", "description": "base64 of the CA certificate's PEM"},
-                "verification_cert": {"type": "string",
+                "cert": {"type": "string", "maxLength": cert_max,
+                    "description": "base64 of the CA certificate's PEM"},
+                "verification_cert": {"type": "string", "maxLength": cert_max,
                     "description": "base64 of the PEM of a certificate signed by the CA's key with SAN URI urn:nerveshub:verify:<token>"},
-                "description": string,
+                "description": description,
                 "jitp": jitp,
             }}),
         ),

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The longest certificate field accepted (base64 of PEM), far above any real certificate.
-const MAX_CERT_FIELD: usize = 64 * 1024;
+pub(super) const MAX_CERT_FIELD: usize = 64 * 1024;
 
 pub(super) fn routes(api: Api) -> Api {
     const CERTS: &str = "/orgs/{org}/products/{product}/devices/{identifier}/certificates";
@@ -240,7 +240,8 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
         (
             "DeviceCertificateCreate",
             json!({"type": "object", "required": ["cert"], "properties": {
-                "cert": {"type": "string", "description": "base64 of the certificate's PEM"},
+                "cert": {"type": "string", "maxLength": MAX_CERT_FIELD,
+                    "description": "base64 of the certificate's PEM"},
             }}),
         ),
     ]

@@ -81,8 +81,9 @@ pub(crate) fn schemas() -> Vec<(&'static str, serde_json::Value)> {
                 "type": "object",
                 "description": "one of uuid or version; automatic updates of the device are turned off",
                 "properties": {
-                    "uuid": {"type": "string", "description": "the firmware's UUID (meta-uuid)"},
-                    "version": {"type": "string",
+                    "uuid": {"type": "string", "maxLength": MAX_FIRMWARE_REF_CHARS,
+                        "description": "the firmware's UUID (meta-uuid)"},
+                    "version": {"type": "string", "maxLength": MAX_FIRMWARE_REF_CHARS,
                         "description": "the firmware's version, when exactly one firmware of the product has it"}
                 }
             }),
@@ -230,12 +231,26 @@ struct UpgradeFields {
     version: Option<String>,
 }
 
+/// The longest firmware uuid or version looked up.
+const MAX_FIRMWARE_REF_CHARS: usize = 255;
+
 /// `{"uuid": …}`, or `{"version": …}` when exactly one firmware of the product has it.
 async fn upgrade_firmware(
     state: &AppState,
     product_id: i64,
     fields: &UpgradeFields,
 ) -> Result<FirmwareRow, ApiError> {
+    for (field, value) in [("uuid", &fields.uuid), ("version", &fields.version)] {
+        if value
+            .as_deref()
+            .is_some_and(|v| v.chars().count() > MAX_FIRMWARE_REF_CHARS)
+        {
+            return Err(ApiError::invalid(
+                field,
+                format!("should be at most {MAX_FIRMWARE_REF_CHARS} character(s)"),
+            ));
+        }
+    }
     match (
         fields.uuid.as_deref().map(str::trim),
         fields.version.as_deref().map(str::trim),

@@ -22,7 +22,7 @@ pub(super) fn routes(api: Api) -> Api {
         )
         .tag("device updates")
         .role(Role::View)
-        .ok(Success::List("DeviceUpdate")),
+        .ok(Success::List("DeviceUpdateRecord")),
         list,
     )
 }
@@ -31,7 +31,8 @@ pub(super) fn routes(api: Api) -> Api {
 pub(super) fn schemas() -> Vec<(&'static str, Value)> {
     let string = json!({"type": "string"});
     vec![(
-        "DeviceUpdate",
+        // Not "DeviceUpdate": that name is the device PUT body (`devices.rs`).
+        "DeviceUpdateRecord",
         json!({"type": "object", "properties": {
             "id": {"type": "integer"}, "firmware_uuid": string, "firmware_version": string,
             "status": {"type": "string", "enum": ["requested", "received", "started", "updating",

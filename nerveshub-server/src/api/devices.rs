@@ -23,8 +23,11 @@ const DEFAULT_PAGE_SIZE: i64 = 50;
 const MAX_PAGE_SIZE: i64 = 100;
 const MAX_IDENTIFIER_CHARS: usize = 255;
 const MAX_DESCRIPTION_CHARS: usize = 10_000;
-const MAX_TAGS: usize = 100;
-const MAX_TAG_CHARS: usize = 100;
+pub(super) const MAX_TAGS: usize = 100;
+pub(super) const MAX_TAG_CHARS: usize = 100;
+/// Tags given as one comma-separated string: the most tags of the most characters, each
+/// with a comma and a space.
+pub(super) const MAX_TAGS_TEXT: usize = MAX_TAGS * (MAX_TAG_CHARS + 2);
 
 const LIST_QUERY: &[(&str, &str)] = &[
     (
@@ -308,6 +311,12 @@ fn check_description(description: &str) -> Result<(), ApiError> {
 pub(super) fn parse_tags(field: &str, value: &Value) -> Result<Vec<String>, ApiError> {
     let raw: Vec<String> = match value {
         Value::Null => Vec::new(),
+        Value::String(text) if text.chars().count() > MAX_TAGS_TEXT => {
+            return Err(ApiError::invalid(
+                field,
+                format!("should be at most {MAX_TAGS_TEXT} character(s)"),
+            ));
+        }
         Value::String(text) => text
             .split(',')
             .map(str::trim)
@@ -554,7 +563,10 @@ async fn auth(
 pub(super) fn schemas() -> Vec<(&'static str, Value)> {
     let string = json!({"type": "string"});
     let nullable_string = json!({"type": "string", "nullable": true});
-    let tags = json!({"type": "array", "items": {"type": "string", "pattern": "^[^\\s\",\\\\]+$"}});
+    let tags = json!({"type": "array", "maxItems": MAX_TAGS,
+        "items": {"type": "string", "maxLength": MAX_TAG_CHARS, "pattern": "^[^\\s\",\\\\]+$"}});
+    let description = json!({"type": "string", "maxLength": MAX_DESCRIPTION_CHARS});
+    let tags_text = json!({"type": "string", "maxLength": MAX_TAGS_TEXT});
     vec![
         (
             "Device",
@@ -588,23 +600,24 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
             json!({"type": "object", "required": ["identifier"], "properties": {
                 "identifier": {"type": "string", "maxLength": MAX_IDENTIFIER_CHARS,
                     "description": "unique on the server; no spaces or / ? # % \\"},
-                "description": string,
+                "description": description,
                 "tags": {"description": "a list of tags, or one comma-separated string",
-                         "oneOf": [tags, string]},
+                         "oneOf": [tags, tags_text]},
             }}),
         ),
         (
             "DeviceUpdate",
             json!({"type": "object", "properties": {
-                "description": string,
-                "tags": {"oneOf": [tags, string]},
+                "description": description,
+                "tags": {"oneOf": [tags, tags_text]},
                 "updates_enabled": {"type": "boolean"},
             }}),
         ),
         (
             "DeviceAuth",
             json!({"type": "object", "required": ["certificate"], "properties": {
-                "certificate": {"type": "string", "description": "base64 of the certificate's PEM"},
+                "certificate": {"type": "string", "maxLength": super::certificates::MAX_CERT_FIELD,
+                    "description": "base64 of the certificate's PEM"},
             }}),
         ),
     ]

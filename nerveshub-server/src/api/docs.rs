@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use serde_json::{Value, json};
 
+use super::users::{MAX_EMAIL_BYTES, MAX_NOTE_CHARS, MAX_PASSWORD_BYTES, MAX_USER_NAME_CHARS};
 use super::{Access, Api};
 use crate::auth::Role;
 
@@ -155,7 +156,7 @@ pub(crate) fn openapi() -> Value {
         "info": {
             "title": "nerveshub-rs management API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "NervesHub's management API paths and shapes. Authenticate with `Authorization: token nhu_…` (or `Bearer`). Objects come as {\"data\": …}; errors as {\"errors\": {\"detail\": …}} or, for invalid input, {\"errors\": {field: [message]}} with 422. Limits: request targets up to 8 KiB (414 beyond), at most 100 header fields of 32 KiB in all (431), JSON bodies up to 2 MiB (413), no NUL or control characters in paths, queries or JSON strings (400/422); names (orgs, products, keys) are 1 to 100 characters, not `.` or `..`, without `/`, control characters or surrounding spaces. Sign-in is rate limited per account and per address (429 with Retry-After)."
+            "description": "NervesHub's management API paths and shapes. Authenticate with `Authorization: token nhu_…` (or `Bearer`). Objects come as {\"data\": …}; errors as {\"errors\": {\"detail\": …}} or, for invalid input, {\"errors\": {field: [message]}} with 422. Limits: request targets up to 8 KiB (414 beyond), at most 100 header fields of 32 KiB in all (431), request heads as HTTP/1.1 defines them (400; all three answered in JSON, then the connection closes), JSON bodies up to 2 MiB (413), no NUL or control characters in paths, queries or JSON strings (400/422); names (orgs, products, keys) are 1 to 100 characters, not `.` or `..`, without `/`, control characters or surrounding spaces. Sign-in is rate limited per account and per address (429 with Retry-After)."
         },
         "components": {
             "securitySchemes": {
@@ -357,7 +358,8 @@ fn schemas() -> Value {
             "Login",
             object(
                 &["email", "password"],
-                json!({"email": bounded(160), "password": bounded(1024), "note": bounded(255)}),
+                json!({"email": bounded(MAX_EMAIL_BYTES), "password": bounded(MAX_PASSWORD_BYTES),
+                       "note": bounded(MAX_NOTE_CHARS)}),
             ),
         ),
         (
@@ -378,7 +380,9 @@ fn schemas() -> Value {
             "UserCreate",
             object(
                 &["email", "password"],
-                json!({"email": bounded(160), "password": {"type": "string", "minLength": 8, "maxLength": 1024}, "name": bounded(255)}),
+                json!({"email": bounded(MAX_EMAIL_BYTES),
+                       "password": {"type": "string", "minLength": 8, "maxLength": MAX_PASSWORD_BYTES},
+                       "name": bounded(MAX_USER_NAME_CHARS)}),
             ),
         ),
         (
@@ -404,7 +408,7 @@ fn schemas() -> Value {
             "MemberCreate",
             object(
                 &["email", "role"],
-                json!({"email": string(), "role": role.clone()}),
+                json!({"email": bounded(MAX_EMAIL_BYTES), "role": role.clone()}),
             ),
         ),
         ("MemberUpdate", object(&["role"], json!({"role": role}))),
@@ -420,7 +424,8 @@ fn schemas() -> Value {
             object(
                 &["name", "key"],
                 json!({"name": name(),
-            "key": {"type": "string", "description": "base64 Ed25519 public key, as in fwup-key.pub"}}),
+            "key": {"type": "string", "maxLength": super::keys::MAX_KEY_TEXT_BYTES,
+                    "description": "base64 Ed25519 public key, as in fwup-key.pub"}}),
             ),
         ),
         ("Product", object(&["name"], json!({"name": string()}))),

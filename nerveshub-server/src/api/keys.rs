@@ -57,6 +57,10 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response,
     Ok(data(keys.iter().map(key_json).collect::<Vec<_>>()).into_response())
 }
 
+/// The longest `key` text read: base64 of 32 bytes is 44 characters; the rest is room for
+/// the white space of a pasted `fwup-key.pub`.
+pub(super) const MAX_KEY_TEXT_BYTES: usize = 256;
+
 #[derive(Deserialize)]
 struct NewKey {
     name: String,
@@ -71,6 +75,12 @@ async fn create(
     let membership = caller.membership()?;
     let org = &membership.org.name;
     check_name("name", &new.name)?;
+    if new.key.len() > MAX_KEY_TEXT_BYTES {
+        return Err(ApiError::invalid(
+            "key",
+            "is not a base64 Ed25519 public key (fwup-key.pub)",
+        ));
+    }
     // Accept the contents of a fwup-key.pub file: base64 of the 32-byte key, maybe with a
     // trailing newline. Store it normalised.
     let key = nerveshub_fwup::PublicKey::from_base64(new.key.trim())

@@ -173,6 +173,10 @@ async fn add_member(
     let org_row = caller.membership()?.org;
     let role = parse_role(&new.role)?;
     let email = new.email.trim().to_lowercase();
+    // Only looked up, but bounded like every other string field.
+    if email.len() > super::users::MAX_EMAIL_BYTES {
+        return Err(ApiError::invalid("email", "no user has this email"));
+    }
     let user = state
         .db
         .user_by_email(&email)

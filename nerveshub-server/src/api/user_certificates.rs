@@ -186,8 +186,9 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
         (
             "UserCertificateCreate",
             json!({"type": "object", "required": ["csr"], "properties": {
-                "csr": {"type": "string", "description": "PEM certificate signing request"},
-                "note": string}}),
+                "csr": {"type": "string", "maxLength": MAX_CSR_LEN,
+                    "description": "PEM certificate signing request"},
+                "note": {"type": "string", "maxLength": MAX_NOTE_CHARS}}}),
         ),
     ]
 }

@@ -147,6 +147,8 @@ const MIN_PASSWORD_LEN: usize = 8;
 /// Maximum password length in bytes: hashing is deliberately slow, and its cost grows with
 /// the input.
 pub(crate) const MAX_PASSWORD_BYTES: usize = 1024;
+/// The longest email address accepted (bytes).
+pub(crate) const MAX_EMAIL_BYTES: usize = 160;
 /// The longest user name.
 pub(crate) const MAX_USER_NAME_CHARS: usize = 255;
 /// The longest token note.
@@ -209,7 +211,7 @@ async fn create_user(
 
 /// A plausible email: one `@` with text on both sides, no spaces, at most 160 characters.
 pub(crate) fn valid_email(email: &str) -> bool {
-    email.len() <= 160
+    email.len() <= MAX_EMAIL_BYTES
         && !email.contains(char::is_whitespace)
         && !email.contains(char::is_control)
         && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@'))

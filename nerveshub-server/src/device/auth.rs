@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
 use nerveshub_pki::{DeviceAuth, UnixTime, VerifiedDevice};
-use nerveshub_proto::{Nh1Alg, SharedSecretHeaders};
+use nerveshub_proto::{Nh1Alg, Nh1Policy, SharedSecretHeaders};
 use rustls_pki_types::CertificateDer;
 
 use crate::db::device_session::{self as q, SessionCa, SessionDevice};
@@ -255,8 +255,14 @@ async fn by_shared_secret(state: &AppState, headers: &HeaderMap) -> Result<Sessi
         .secrets
         .open(&nh1.key, &secret.secret)
         .map_err(invalid)?;
+    let now_ms = u64::try_from(db::now_ms()).unwrap_or(0);
+    let derived = state
+        .devices
+        .nh1_keys
+        .derive(&nh1, plain.as_bytes(), now_ms)
+        .map_err(invalid)?;
     let token = nh1
-        .verify(plain.as_bytes(), u64::try_from(db::now_ms()).unwrap_or(0))
+        .verify_with_derived_key(&derived, now_ms, Nh1Policy::default())
         .map_err(invalid)?;
     let identifier = token.identifier;
     if let Some(device_id) = secret.device_id {

@@ -13,10 +13,15 @@
 //!   `GET /device/update`), recorded like joins, offered updates by the orchestrator.
 //! - [`registry`]: connected devices and their command queues.
 //! - [`trust`]: the device endpoint's certificate trust snapshot, loaded from the database.
+//! - `nh1_keys`: NH1 key derivations cached per product key and second.
 
 pub(crate) mod auth;
 pub(crate) mod channel;
+<<<<<<< HEAD
 pub(crate) mod poll;
+=======
+mod nh1_keys;
+>>>>>>> cdd5879
 pub(crate) mod registry;
 pub(crate) mod socket;
 pub(crate) mod trust;
@@ -51,8 +56,13 @@ pub(crate) struct DeviceHub {
     /// The devices connected to this node.
     pub(crate) registry: DeviceRegistry,
     trust: trust::Trust,
+<<<<<<< HEAD
     /// When each polling device last polled on this node.
     pub(crate) polls: Arc<poll::PollLimiter>,
+=======
+    /// NH1 derivations shared by devices connecting in the same second.
+    pub(crate) nh1_keys: nh1_keys::Nh1Keys,
+>>>>>>> cdd5879
 }
 
 impl DeviceHub {
@@ -61,7 +71,11 @@ impl DeviceHub {
         Ok(DeviceHub {
             registry: DeviceRegistry::new(),
             trust: trust::Trust::load(db).await?,
+<<<<<<< HEAD
             polls: Arc::default(),
+=======
+            nh1_keys: nh1_keys::Nh1Keys::default(),
+>>>>>>> cdd5879
         })
     }
 

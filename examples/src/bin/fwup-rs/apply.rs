@@ -1,8 +1,10 @@
 //! `fwup-rs -a`: apply a task of an archive to an image file or a block device, with fwup's
 //! output modes (normal, `-q`, `-n`, `--framing`), progress range and exit handshake.
 
+use std::cell::Cell;
 use std::io::{self, Read};
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::time::Instant;
 
 use nerveshub_fwup::apply::{ApplyEvents, ApplyOptions, FileTarget, PercentScale, Progress};
@@ -30,11 +32,37 @@ struct CliEvents<'o> {
     mode: ProgressMode,
     scale: PercentScale,
     last: Option<u8>,
+    /// Archive bytes read so far (the "in" of fwup's progress bar).
+    input_bytes: Rc<Cell<u64>>,
+    /// The last progress reported.
+    progress: Progress,
+    /// When the first progress with a known total came (fwup times from there, and
+    /// prints no elapsed time without it).
+    started: Option<Instant>,
+}
+
+/// fwup's `find_natural_units`: decimal units for the progress bar's byte counts.
+fn natural_units(amount: u64) -> (f64, &'static str) {
+    const UNITS: [(u64, &str); 4] = [
+        (1_000_000_000_000, "TB"),
+        (1_000_000_000, "GB"),
+        (1_000_000, "MB"),
+        (1_000, "KB"),
+    ];
+    let (unit, name) = UNITS
+        .iter()
+        .copied()
+        .find(|&(unit, _)| amount >= unit)
+        .unwrap_or((1, "bytes"));
+    // Display only: the precision of f64 is plenty.
+    #[allow(clippy::cast_precision_loss)]
+    let value = amount as f64 / unit as f64;
+    (value, name)
 }
 
 impl CliEvents<'_> {
     fn show(&mut self, percent: u8) {
-        if self.last == Some(percent) {
+        if self.last.is_some_and(|last| percent <= last) {
             return;
         }
         self.last = Some(percent);
@@ -44,19 +72,43 @@ impl CliEvents<'_> {
             ProgressMode::Numeric => self.out.text(&format!("{percent}\n")),
             ProgressMode::Framed => self.out.progress_packet(percent),
             ProgressMode::Normal => {
+                // fwup's bar: no erase-line escape here (only messages get one), and the
+                // byte counts once the total is known.
                 let filled = usize::from(percent) * 36 / 100;
-                self.out.text(&format!(
-                    "\r\x1b[K{percent:3}% [{}{}]",
-                    "=".repeat(filled),
-                    " ".repeat(36 - filled)
-                ))
+                let mut line = format!("\r{percent:3}% [{:<36}]", "=".repeat(filled));
+                if self.progress.total > 0 {
+                    let (input, input_unit) = natural_units(self.input_bytes.get());
+                    let (output, output_unit) = natural_units(self.progress.done);
+                    line.push_str(&format!(
+                        " {input:.2} {input_unit} in / {output:.2} {output_unit} out     \x08\x08\x08\x08\x08"
+                    ));
+                }
+                self.out.text(&line)
             }
         };
+    }
+
+    /// fwup's "Elapsed time" line, or nothing when no progress was timed.
+    fn elapsed_line(&self) -> String {
+        let Some(started) = self.started else {
+            return String::new();
+        };
+        let ms = started.elapsed().as_millis();
+        if ms > 60_000 {
+            let seconds = ms / 1000;
+            format!("Elapsed time: {} min {:02} s\n", seconds / 60, seconds % 60)
+        } else {
+            format!("Elapsed time: {}.{:03} s\n", ms / 1000, ms % 1000)
+        }
     }
 }
 
 impl ApplyEvents for CliEvents<'_> {
     fn progress(&mut self, progress: Progress) {
+        if self.started.is_none() && progress.total > 0 {
+            self.started = Some(Instant::now());
+        }
+        self.progress = progress;
         let percent = self.scale.percent(progress);
         self.show(percent);
     }
@@ -66,6 +118,20 @@ impl ApplyEvents for CliEvents<'_> {
             let _ = self.out.text("\r\x1b[K");
         }
         let _ = self.out.warning(message);
+    }
+}
+
+/// Counts the archive bytes read, for the progress bar.
+struct CountingReader<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get().saturating_add(n as u64));
+        Ok(n)
     }
 }
 
@@ -105,20 +171,23 @@ fn percent_option(options: &Options, name: &str, default: u8) -> Result<u8, Fail
 
 /// Runs `-a` and reports its outcome; returns the exit status.
 pub(crate) fn main(options: &Options, out: &mut Output) -> ExitCode {
-    let started = Instant::now();
     let handshake = other_flag(options, "exit-handshake");
-    let result = run(options, out, started);
+    let mut progress_shown = false;
+    let result = run(options, out, &mut progress_shown);
     let code = match result {
         Ok(()) => 0u8,
         Err(failure) => {
             if let Some(detail) = &failure.diagnostic {
                 out.diagnostic(detail);
             }
-            if out.is_framed() {
-                // fwup ends its (framed) progress line on stderr before a framed error.
+            // Once progress is shown, fwup ends its line on stderr unless -q, and in the
+            // progress bar's mode starts the message with the erase-line escape. Errors in
+            // the options come before that, plain.
+            if progress_shown && !options.quiet {
                 out.diagnostic("");
-            } else if !options.quiet && !options.numeric_progress {
-                let _ = out.text("\r\x1b[K");
+                if !out.is_framed() && !options.numeric_progress {
+                    let _ = out.text("\r\x1b[K");
+                }
             }
             let _ = out.error(&failure.message);
             1
@@ -134,7 +203,7 @@ pub(crate) fn main(options: &Options, out: &mut Output) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn run(options: &Options, out: &mut Output, started: Instant) -> Result<(), Failure> {
+fn run(options: &Options, out: &mut Output, progress_shown: &mut bool) -> Result<(), Failure> {
     let low = percent_option(options, "progress-low", 0)?;
     let high = percent_option(options, "progress-high", 100)?;
     if low > high {
@@ -178,12 +247,17 @@ fn run(options: &Options, out: &mut Output, started: Instant) -> Result<(), Fail
         ),
     };
 
+    let input_bytes = Rc::new(Cell::new(0u64));
     let mut events = CliEvents {
         out,
         mode,
         scale: PercentScale::new(low, high),
         last: None,
+        input_bytes: input_bytes.clone(),
+        progress: Progress { done: 0, total: 0 },
+        started: None,
     };
+    *progress_shown = true;
     events.show(events.scale.start());
 
     // fwup opens (and creates) the destination before it reads the archive.
@@ -204,12 +278,21 @@ fn run(options: &Options, out: &mut Output, started: Instant) -> Result<(), Fail
     let minimize = last_switch(options, "minimize-writes", "no-minimize-writes").unwrap_or(false);
     target = target.with_write_checks(verify && !is_null, minimize && !is_null);
 
-    let input = open_input(&input_name, options.framing)?;
+    let mut enable_trim = other_flag(options, "enable-trim");
+    if enable_trim && !target.is_block_device() {
+        events.info("ignoring --enable-trim since operating on a regular file");
+        enable_trim = false;
+    }
+
+    let input = CountingReader {
+        inner: open_input(&input_name, options.framing)?,
+        count: input_bytes,
+    };
     let mut apply_options = ApplyOptions::new(task);
     apply_options.public_keys = keys;
     apply_options.variables = std::env::vars().collect::<Variables>();
     apply_options.unsafe_mode = options.unsafe_mode;
-    apply_options.enable_trim = other_flag(options, "enable-trim");
+    apply_options.enable_trim = enable_trim;
     apply_options.reboot_param_path = other_value(options, "reboot-param-path").map(Into::into);
 
     let fail = |err: Error| Failure::from_error(err, Mode::Apply, &input_name);
@@ -217,13 +300,16 @@ fn run(options: &Options, out: &mut Output, started: Instant) -> Result<(), Fail
     target
         .sync()
         .map_err(|err| Failure::message(err.to_string()))?;
+    for (start, end) in target.trim_failures() {
+        events.info(&format!(
+            "BLKDISCARD (TRIM command) failed on range {start} to {end} (ignoring)"
+        ));
+    }
 
     events.show(events.scale.end());
     if mode == ProgressMode::Normal {
-        let elapsed = started.elapsed().as_secs_f64();
-        let _ = events
-            .out
-            .text(&format!("\nSuccess!\nElapsed time: {elapsed:.3} s\n"));
+        let text = format!("\nSuccess!\n{}", events.elapsed_line());
+        let _ = events.out.text(&text);
     }
     if mode == ProgressMode::Framed {
         events

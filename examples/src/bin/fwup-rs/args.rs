@@ -16,6 +16,8 @@ pub(crate) enum Mode {
     List,
     Metadata,
     Sign,
+    /// `--sparse-check PATH`: does the file system keep holes?
+    SparseCheck,
     Verify,
 }
 
@@ -30,6 +32,8 @@ pub(crate) struct Options {
     pub(crate) destination: Option<String>,
     pub(crate) task: Option<String>,
     pub(crate) metadata_key: Option<String>,
+    /// `--sparse-check PATH`.
+    pub(crate) sparse_check: Option<String>,
     pub(crate) public_key_files: Vec<String>,
     pub(crate) public_keys: Vec<String>,
     pub(crate) private_key_file: Option<String>,
@@ -248,6 +252,10 @@ fn apply(options: &mut Options, spec: &Spec, value: Option<String>) -> Result<()
         ("metadata", _) => set_mode(options, Mode::Metadata),
         ("sign", _) => set_mode(options, Mode::Sign),
         ("verify", _) => set_mode(options, Mode::Verify),
+        ("sparse-check", value) => {
+            options.sparse_check = value;
+            set_mode(options, Mode::SparseCheck);
+        }
         ("d", value) => options.destination = value,
         ("f", value) => options.config = value,
         ("input", value) => options.input = value,

@@ -4,7 +4,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use nerveshub_fwup::{CreateOptions, Error, PrivateKey, Variables};
+use nerveshub_fwup::{CreateOptions, CreationTime, Error, PrivateKey, Variables};
 
 use crate::args::{Mode, Options};
 use crate::output::Output;
@@ -20,31 +20,41 @@ fn fail(message: impl Into<String>) -> Failure {
 /// Runs `-c`, `-S` or `-g`.
 pub(crate) fn run(mode: Mode, options: &Options, out: &mut Output) -> Result<(), Failure> {
     match mode {
-        Mode::Create => create(options),
-        Mode::Sign => sign(options),
+        Mode::Create => create(options, out),
+        Mode::Sign => sign(options, out),
         _ => gen_keys(options, out),
     }
 }
 
-/// The creation time fwup uses: `SOURCE_DATE_EPOCH` when set, else the clock.
-fn creation_time() -> i64 {
-    if let Some(epoch) = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|v| v.trim().parse::<i64>().ok())
-    {
-        return epoch;
-    }
-    std::time::SystemTime::now()
+/// The creation time fwup uses: `SOURCE_DATE_EPOCH`, else a well-formed `NOW`, else the
+/// clock. A malformed `NOW` is reported in verbose mode, as fwup does.
+fn creation_time(options: &Options, out: &mut Output) -> i64 {
+    let clock = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    let var = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
+    let time = CreationTime::from_env(
+        var("SOURCE_DATE_EPOCH").as_deref(),
+        var("NOW").as_deref(),
+        clock,
+    );
+    if time.now_ignored && options.verbose {
+        let _ = out.warning(
+            "NOW environment variable set, but not in YYYY-MM-DDTHH:MM:SSZ format so ignoring",
+        );
+    }
+    time.unix
 }
 
 /// `-s FILE` / `--private-key BASE64`.
 fn signing_key(options: &Options) -> Result<Option<PrivateKey>, Failure> {
     if let Some(text) = &options.private_key {
+        // fwup's words for a key given as an argument (also used, deliberately, for a
+        // well-formed key whose public half is not its seed's: fwup would sign with it and
+        // make archives no public key verifies).
         return PrivateKey::from_base64(text)
             .map(Some)
-            .map_err(|e| fail(e.to_string()));
+            .map_err(|_| fail("Error decoding private key"));
     }
     let Some(path) = &options.private_key_file else {
         return Ok(None);
@@ -77,7 +87,7 @@ fn library_failure(err: Error) -> Failure {
     }
 }
 
-fn create(options: &Options) -> Result<(), Failure> {
+fn create(options: &Options, out: &mut Output) -> Result<(), Failure> {
     let config = options
         .config
         .clone()
@@ -90,7 +100,7 @@ fn create(options: &Options) -> Result<(), Failure> {
         compression_level: options.compression_level.unwrap_or(9),
         signing_key: signing_key(options)?,
         env: std::env::vars().collect::<Variables>(),
-        creation_time: creation_time(),
+        creation_time: creation_time(options, out),
         working_dir: PathBuf::from("."),
     };
     if config == "-" || output == "-" {
@@ -149,7 +159,7 @@ fn write_file_atomically(path: &str, bytes: &[u8]) -> Result<(), Failure> {
         })
 }
 
-fn sign(options: &Options) -> Result<(), Failure> {
+fn sign(options: &Options, out: &mut Output) -> Result<(), Failure> {
     let input = options
         .input
         .clone()
@@ -159,8 +169,13 @@ fn sign(options: &Options) -> Result<(), Failure> {
         .clone()
         .ok_or_else(|| fail("Specify an output firmware file"))?;
     let key = signing_key(options)?.ok_or_else(|| fail("Specify a signing key"))?;
-    nerveshub_fwup::sign_file(Path::new(&input), Path::new(&output), &key, creation_time())
-        .map_err(library_failure)
+    nerveshub_fwup::sign_file(
+        Path::new(&input),
+        Path::new(&output),
+        &key,
+        creation_time(options, out),
+    )
+    .map_err(library_failure)
 }
 
 /// fwup prints at most 32 characters of each file name.

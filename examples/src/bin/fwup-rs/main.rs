@@ -112,6 +112,7 @@ fn main() -> ExitCode {
             })
         }
         Mode::Apply => return apply::main(&options, &mut out),
+        Mode::SparseCheck => sparse_check(&options, &mut out),
         Mode::Detect | Mode::SelectedDevice => Ok(()),
     };
     match result {
@@ -162,6 +163,50 @@ impl Failure {
             other => Self::message(other.to_string()),
         }
     }
+}
+
+/// `--sparse-check PATH [--sparse-check-size N]` (N defaults to 4096, read as C's `strtol`).
+fn sparse_check(options: &Options, out: &mut Output) -> Result<(), Failure> {
+    let path = options.sparse_check.clone().unwrap_or_default();
+    let size = options
+        .other
+        .iter()
+        .rev()
+        .find(|(key, _)| key == "sparse-check-size")
+        .and_then(|(_, value)| value.as_deref())
+        .map_or(4096, c_strtol_int);
+    nerveshub_fwup::sparse_file_supported(std::path::Path::new(&path), size)
+        .map_err(|err| Failure::message(err.to_string()))?;
+    out.result("Sparse files supported\n")
+        .map_err(|err| Failure::message(format!("Error writing output: {err}")))
+}
+
+/// `(int) strtol(s, NULL, 0)`: leading white space, a sign, a `0x`/`0` prefix and the
+/// longest run of digits; 0 when there are none.
+fn c_strtol_int(s: &str) -> i32 {
+    let t = s.trim_start();
+    let (negative, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (radix, digits) = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        (16, hex)
+    } else if t.starts_with('0') {
+        (8, t)
+    } else {
+        (10, t)
+    };
+    let end = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    let magnitude =
+        i64::from_str_radix(&digits[..end], radix).unwrap_or(if end == 0 { 0 } else { i64::MAX });
+    let value = if negative { -magnitude } else { magnitude };
+    // C truncates the long to an int.
+    #[allow(clippy::cast_possible_truncation)]
+    let int = value as i32;
+    int
 }
 
 /// `-m`, `-l` and `-V`: the modes that only read an archive.
@@ -230,7 +275,10 @@ fn load_public_keys(options: &Options) -> Result<Vec<PublicKey>, Failure> {
         );
     }
     for text in &options.public_keys {
-        keys.push(PublicKey::from_base64(text).map_err(|err| Failure::message(err.to_string()))?);
+        keys.push(
+            PublicKey::from_base64(text)
+                .map_err(|_| Failure::message("Error decoding public key"))?,
+        );
     }
     Ok(keys)
 }

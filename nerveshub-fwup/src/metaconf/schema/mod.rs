@@ -477,7 +477,7 @@ impl RawList {
     }
 }
 
-pub(crate) use sections::build;
+pub(crate) use sections::{build, gpt_of, mbr_of, uboot_of};
 
 /// fwup creates archives without `CFGF_IGNORE_UNKNOWN`: every option, function and section
 /// name must be in the option table (`no such option 'X'`).
