@@ -17,11 +17,8 @@
 
 pub(crate) mod auth;
 pub(crate) mod channel;
-<<<<<<< HEAD
-pub(crate) mod poll;
-=======
 mod nh1_keys;
->>>>>>> cdd5879
+pub(crate) mod poll;
 pub(crate) mod registry;
 pub(crate) mod socket;
 pub(crate) mod trust;
@@ -56,13 +53,10 @@ pub(crate) struct DeviceHub {
     /// The devices connected to this node.
     pub(crate) registry: DeviceRegistry,
     trust: trust::Trust,
-<<<<<<< HEAD
     /// When each polling device last polled on this node.
     pub(crate) polls: Arc<poll::PollLimiter>,
-=======
     /// NH1 derivations shared by devices connecting in the same second.
     pub(crate) nh1_keys: nh1_keys::Nh1Keys,
->>>>>>> cdd5879
 }
 
 impl DeviceHub {
@@ -71,11 +65,8 @@ impl DeviceHub {
         Ok(DeviceHub {
             registry: DeviceRegistry::new(),
             trust: trust::Trust::load(db).await?,
-<<<<<<< HEAD
             polls: Arc::default(),
-=======
             nh1_keys: nh1_keys::Nh1Keys::default(),
->>>>>>> cdd5879
         })
     }
 
