@@ -544,3 +544,47 @@ pub(crate) async fn legacy_me(
     }}))
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_headers_become_join_params_and_others_are_ignored() {
+        let mut headers = HeaderMap::new();
+        for (k, v) in [
+            ("X-NervesHubLinkHTTP-uuid", "u-1"),
+            ("x-nerveshublinkhttp-nerves_fw_version", "1.2.3"),
+            ("X-NervesHubLinkHTTP-platform", "rpi4"),
+            ("X-NervesHubLinkHTTP-", "nameless"),
+            ("X-Other", "ignored"),
+            ("Content-Type", "application/json"),
+        ] {
+            headers.insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_static(v),
+            );
+        }
+        assert_eq!(
+            legacy_params(&headers),
+            json!({
+                "nerves_fw_uuid": "u-1",
+                "nerves_fw_version": "1.2.3",
+                "nerves_fw_platform": "rpi4",
+                "currently_downloading_uuid": null,
+            })
+        );
+    }
+
+    #[test]
+    fn the_limiter_refuses_a_device_inside_its_gap_only() {
+        let limiter = PollLimiter::default();
+        let gap = Duration::from_secs(60);
+        assert!(limiter.admit(1, gap).is_ok());
+        let wait = limiter.admit(1, gap).unwrap_err();
+        assert!(wait > Duration::from_secs(59) && wait <= gap, "{wait:?}");
+        // Another device, and a gap already over, are let through.
+        assert!(limiter.admit(2, gap).is_ok());
+        assert!(limiter.admit(1, Duration::ZERO).is_ok());
+    }
+}
