@@ -10,7 +10,8 @@
 //! - refusals: no credentials, bad credentials (nothing written), oversized bodies and header
 //!   sets, bad reports;
 //! - a device switching from its socket to polling and back keeps one record;
-//! - polled devices count against `concurrent_updates`.
+//! - polled devices count against `concurrent_updates`; a manual upgrade reaches a polling
+//!   device on its next poll.
 
 mod common;
 mod device_support;
@@ -581,6 +582,38 @@ async fn polled_devices_count_against_concurrent_updates() {
         // The slot is free: b's next poll gets the release.
         let offer = b.poll_until_offered(&v1).await;
         assert_eq!(offer["firmware_meta"]["uuid"], v2.uuid.as_str(), "{offer}");
+        fleet.fw.ts.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_manual_upgrade_reaches_a_polling_device_on_its_next_poll() {
+    for db in common::databases().await {
+        let fleet = Fleet::start(db, &["1.0.0", "2.0.0"], |_| {}).await;
+        let (v1, v2) = (fleet.fw("1.0.0"), fleet.fw("2.0.0"));
+        let poller = Poller::nh1(&fleet, "poll-manual");
+        let (status, _, body) = poller.poll(&v1).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["update_available"], false, "{body}");
+        // Polling, so not offline: the upgrade is recorded for its next poll.
+        let (status, body) = fleet
+            .ts()
+            .post(
+                &fleet.f.manage,
+                &fleet.path("/devices/poll-manual/upgrade"),
+                json!({"uuid": v2.uuid}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        // At once, inside the interval: a device with an update in flight is not held back.
+        let (status, _, offer) = poller.poll(&v1).await;
+        assert_eq!(status, StatusCode::OK, "{offer}");
+        assert_eq!(offer["firmware_meta"]["uuid"], v2.uuid.as_str(), "{offer}");
+        assert!(offer["deployment_id"].is_null(), "{offer}");
+        poller.install(&offer).await;
+        let (status, _, body) = poller.poll(&v2).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_completed(&fleet, "poll-manual", &v2).await;
         fleet.fw.ts.stop().await;
     }
 }
