@@ -1,11 +1,13 @@
 //! `nerveshub-device` as a user runs it: provision an image, run against an in-test device
 //! endpoint (nerveshub-client's test server: real TLS on loopback), take an update through
 //! the external fwup (`fwup-rs --framing --exit-handshake`), simulate the reboot, report the
-//! new version, and exit 0 on SIGTERM.
+//! new version, and exit 0 on SIGTERM. And `run --poll-interval` against the real server:
+//! a deployment's release taken by polling, the update completed by the next poll.
 #![cfg(unix)]
 
 #[path = "../../nerveshub-client/tests/common/mod.rs"]
 mod common;
+mod e2e_support;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -273,5 +275,90 @@ async fn device_updates_with_external_fwup_reboots_and_stops_on_sigterm() {
     stop(child, || b.log()).await;
     if std::env::var_os("SHOW_DEVICE_LOG").is_some() {
         eprintln!("{}", b.log());
+    }
+}
+
+/// `nerveshub-device run --poll-interval 1` against the real server (SQLite, and PostgreSQL
+/// when configured): it registers itself with a product key by polling, is offered the
+/// deployment's release, applies it with the built-in engine, reports, "reboots", and its
+/// next poll completes the update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_polls_the_server_and_takes_a_deployment() {
+    use e2e_support::{Hub, ORG, PRODUCT, eventually};
+    use reqwest::Method;
+    use serde_json::json;
+
+    const ID: &str = "polling-device";
+    for db in e2e_support::databases() {
+        let b = Bench::new();
+        let hub = Hub::start(db, |c| {
+            c.device_poll_interval = Duration::from_secs(1);
+            c.rollout_coalesce = Duration::from_millis(200);
+            c.rollout_backup_tick = Duration::from_secs(1);
+        })
+        .await;
+        let label = hub.db.name();
+        let (key, secret) = hub.product_secret().await;
+        hub.add_key("release", &firmware::signing_key(1).public_key())
+            .await;
+        let fw2 = firmware::build(b.dir.path(), "2.0.0", &firmware::signing_key(1));
+        let uuid = hub.upload(fw2).await;
+        let deployments = format!("/orgs/{ORG}/products/{PRODUCT}/deployments");
+        let body = json!({"name": "polled", "firmware": uuid,
+            "conditions": {"version": "< 2.0.0", "tags": []}, "is_active": true});
+        hub.ok(Method::POST, &deployments, body).await;
+
+        let ca = hub.ca_file();
+        let log = std::fs::File::create(b.dir.path().join("device.log")).unwrap();
+        let child = tokio::process::Command::new(DEVICE)
+            .args(["run", "--server", &hub.device_url()])
+            .args(["--image", b.image.to_str().unwrap()])
+            .args([
+                "--shared-key",
+                &key,
+                "--shared-secret",
+                &secret,
+                "--identifier",
+                ID,
+            ])
+            .args(["--ca", ca.to_str().unwrap(), "--public-key-file", &b.key])
+            .args(["--poll-interval", "1", "--download-retry-delay-ms", "100"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+
+        let done = eventually("the polled update to complete", async || {
+            let updates = match hub.device(ID).await {
+                Some(_) => hub.updates(ID).await,
+                None => return Err("not registered yet".to_owned()),
+            };
+            match updates.last() {
+                Some(u) if u["in_flight"] == false => Ok(u.clone()),
+                _ => Err(format!("{updates:?}\n{}", b.log())),
+            }
+        })
+        .await;
+        assert_eq!(done["status"], "completed", "[{label}] {done}\n{}", b.log());
+        assert_eq!(done["firmware_uuid"], uuid.as_str());
+        assert_eq!(done["deployment"], "polled");
+        let device = hub.device(ID).await.unwrap();
+        assert_eq!(device["version"], "2.0.0", "{device}");
+        assert_eq!(
+            device["online"], true,
+            "polled within two intervals: {device}"
+        );
+        assert_eq!(device["connection_status"], "not_seen", "{device}");
+        assert_eq!(
+            firmware::slot(&b.image, firmware::SLOT_B),
+            firmware::rootfs("2.0.0")
+        );
+        let env = nerveshub_client::FirmwareEnv::read(&b.image, NERVES_UBOOT_ENV).unwrap();
+        assert_eq!(env.active_slot(), Some("b"));
+        assert!(env.firmware_validated());
+        stop(child, || b.log()).await;
+        hub.stop().await;
     }
 }

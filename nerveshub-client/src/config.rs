@@ -30,6 +30,22 @@ impl Auth {
     }
 }
 
+/// How the device reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Transport {
+    /// A long-lived WebSocket joined to the `device` channel (nerves_hub_link's way).
+    #[default]
+    Channel,
+    /// HTTP polls (`POST /device/api/v1/poll`) at least this far apart; the server's
+    /// `poll_interval_seconds`, when longer, wins. Each wait gets ±10 % jitter, as the server
+    /// advises. Updates are downloaded, verified, applied and reported as in channel mode.
+    Poll {
+        /// The shortest time between two polls.
+        interval: Duration,
+    },
+}
+
 /// NH1 shared-secret credentials: a product key (`nhp_…`) and secret, or a device key and
 /// secret, plus the device identifier signed into the token.
 #[derive(Clone)]
@@ -194,6 +210,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// The wall clock used to sign shared-secret headers.
     pub wall_clock: WallClock,
+    /// A socket (the default) or HTTP polling.
+    pub transport: Transport,
 }
 
 impl Config {
@@ -216,7 +234,27 @@ impl Config {
             network_interface: None,
             connect_timeout: Duration::from_secs(30),
             wall_clock: system_clock,
+            transport: Transport::Channel,
         }
+    }
+
+    /// The URL of a polling endpoint (`path`, e.g. `/device/api/v1/poll`) on the server:
+    /// `https` (or `http`) on the server's host and port.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unusable server address.
+    pub fn poll_url(&self, path: &str) -> Result<reqwest::Url> {
+        let mut url = self.socket_url()?;
+        let scheme = if url.scheme() == "wss" {
+            "https"
+        } else {
+            "http"
+        };
+        url.set_scheme(scheme)
+            .map_err(|()| Error::Config(format!("cannot use scheme {scheme}")))?;
+        url.set_path(path);
+        url.set_query(None);
+        Ok(url)
     }
 
     /// The WebSocket URL: the server's scheme, host and port, the socket path of the auth
@@ -290,6 +328,20 @@ mod tests {
             "wss://h:1/device-socket/websocket?vsn=3.0.0"
         );
         assert!(cfg("ftp://h", secret()).socket_url().is_err());
+    }
+
+    #[test]
+    fn poll_url_uses_https_on_the_same_host() {
+        let u = cfg("wss://hub.example.com:4001/x?y=1", secret());
+        assert_eq!(
+            u.poll_url("/device/api/v1/poll").unwrap().as_str(),
+            "https://hub.example.com:4001/device/api/v1/poll"
+        );
+        let u = cfg("ws://h:1", secret());
+        assert_eq!(
+            u.poll_url("/device/update").unwrap().as_str(),
+            "http://h:1/device/update"
+        );
     }
 
     #[test]

@@ -21,11 +21,13 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
 
 use crate::client::{Client, FwupMessage, RebootAction, RebootReason, UpdateDecision, UpdateInfo};
-use crate::config::{Auth, Config, Updater};
+use crate::config::{Auth, Config, Transport, Updater};
 use crate::connection::{self, Socket};
 use crate::error::{Error, Result};
 use crate::handle::{Command, CommandSlot, DeviceHandle};
 use crate::update::{UpdateJob, UpdateMsg, run_update};
+
+mod poll;
 
 /// nerves_hub_link's reason when it has no key to verify firmware with.
 pub const NO_PUBLIC_KEYS: &str = "Refusing unverified firmware : no public keys available";
@@ -184,13 +186,17 @@ impl<C: Client> Device<C> {
         keys
     }
 
-    /// Connects and serves the device until a reboot is due. Connection failures are
+    /// Connects (or polls, with [`Transport::Poll`]) and serves the device until a reboot is
+    /// due. Connection failures are
     /// reported to [`Client::error`] and retried with backoff; cancel by dropping the
     /// future (an update in progress is abandoned; the active slot is untouched).
     ///
     /// # Errors
     /// None today: every failure is retried. The `Result` leaves room for fatal errors.
     pub async fn run(&mut self) -> Result<Stopped> {
+        if let Transport::Poll { interval } = self.config.transport {
+            return self.run_poll(interval).await;
+        }
         let origin = Instant::now();
         let now = move || origin.elapsed();
         let seed = getrandom::u64().unwrap_or_else(|_| {
@@ -364,9 +370,9 @@ impl<C: Client> Device<C> {
         }
     }
 
-    /// One connection attempt, with shared-secret headers signed right now.
-    async fn connect_once(&mut self) -> Result<Socket> {
-        let headers: Vec<(&'static str, String)> = match &self.config.auth {
+    /// The shared-secret headers signed right now (none for certificate auth).
+    fn auth_headers(&self) -> Vec<(&'static str, String)> {
+        match &self.config.auth {
             Auth::Certificate(_) => Vec::new(),
             Auth::SharedSecret(s) => {
                 let signed_at = match self.clock_hint {
@@ -379,7 +385,12 @@ impl<C: Client> Device<C> {
                     .map(|(n, v)| (*n, (*v).to_owned()))
                     .collect()
             }
-        };
+        }
+    }
+
+    /// One connection attempt, with shared-secret headers signed right now.
+    async fn connect_once(&mut self) -> Result<Socket> {
+        let headers = self.auth_headers();
         debug!(url = %self.url, "connecting");
         match connection::connect(
             &self.url,

@@ -54,6 +54,9 @@ pub enum Error {
     /// An error of the fwup engine (bad archive, U-Boot environment, …).
     #[error("fwup: {0}")]
     Fwup(#[from] nerveshub_fwup::Error),
+    /// A poll or report over HTTP ([`Transport::Poll`](crate::Transport::Poll)) failed.
+    #[error("poll: {0}")]
+    Poll(String),
     /// A firmware update failed; the text is the `reason` sent in `status_update failed`.
     #[error("{0}")]
     Update(String),

@@ -10,6 +10,8 @@
 //!   ([`DownloadPolicy`]) and streamed straight into the built-in fwup engine or an external
 //!   `fwup` ([`Updater`]); the download's SHA-256 is checked before the engine may switch
 //!   the active slot. Progress and status go to the server as nerves_hub_link sends them.
+//! - Or the device polls over HTTP instead ([`Transport::Poll`]): the same authentication,
+//!   the same update path, reports posted instead of pushed.
 //! - The product decides through the [`Client`] trait: apply, ignore or reschedule an
 //!   update, reboot, identify.
 //! - [`FirmwareEnv`] reads the firmware metadata from the U-Boot environment, as Nerves
@@ -77,7 +79,9 @@ mod verify;
 pub use client::{
     Client, DefaultClient, FwupMessage, RebootAction, RebootReason, UpdateDecision, UpdateInfo,
 };
-pub use config::{Auth, Config, DownloadPolicy, SharedSecret, Updater, WallClock, system_clock};
+pub use config::{
+    Auth, Config, DownloadPolicy, SharedSecret, Transport, Updater, WallClock, system_clock,
+};
 pub use device::{Device, NO_PUBLIC_KEYS, Stopped};
 pub use error::{Error, Result};
 pub use fwenv::{FirmwareEnv, NERVES_UBOOT_ENV};

@@ -53,6 +53,9 @@ pub struct Config {
     /// An update in flight that the device has not reported on for this long expires and
     /// frees its slot (NervesHub: 30 min). It also caps a deployment's health timeout.
     pub update_in_flight_timeout: Duration,
+    /// How often devices that poll (instead of keeping a socket) are told to poll, unless
+    /// their product sets its own interval. Default one hour.
+    pub device_poll_interval: Duration,
     /// Timeouts and connection caps of both listeners.
     pub connection_limits: crate::ConnectionLimits,
     /// Where `GET /metrics` (Prometheus text format) is served, on a listener of its own;
@@ -91,6 +94,7 @@ impl Config {
             rollout_coalesce: Duration::from_secs(3),
             rollout_backup_tick: Duration::from_secs(120),
             update_in_flight_timeout: Duration::from_secs(30 * 60),
+            device_poll_interval: Duration::from_secs(60 * 60),
             connection_limits: crate::ConnectionLimits::default(),
             metrics_addr: None,
             api_tls_addr: None,

@@ -326,6 +326,8 @@ pub(crate) struct CandidateRow {
     pub(crate) firmware_metadata: Option<String>,
     pub(crate) connection_metadata: Option<String>,
     pub(crate) update_attempts: String,
+    /// Until when a polling device counts as online (Unix ms; `None`: it never polled).
+    pub(crate) poll_online_until: Option<i64>,
 }
 
 /// How a deployment's devices stand, for its status.
@@ -462,9 +464,10 @@ impl Db {
         Ok((count(0), count(1)))
     }
 
-    /// The deployment's connected devices that could be sent its release now: updates
-    /// enabled, not in the penalty box, on other firmware, nothing in flight; in queue order
-    /// (FIFO: connected longest first; LIFO: first seen most recently first).
+    /// The deployment's online devices (connected, or polling within two poll intervals)
+    /// that could be sent its release now: updates enabled, not in the penalty box, on other
+    /// firmware, nothing in flight; in queue order (FIFO: connected longest first; LIFO: first
+    /// seen most recently first).
     pub(crate) async fn update_candidates(
         &self,
         deployment_id: i64,
@@ -475,14 +478,14 @@ impl Db {
         let order = if lifo {
             "d.first_seen_at DESC, d.id DESC"
         } else {
-            "d.connection_established_at ASC, d.id ASC"
+            "COALESCE(d.connection_established_at, d.last_poll_at) ASC, d.id ASC"
         };
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT d.id, d.identifier, d.tags, d.firmware_metadata, d.connection_metadata,
-                    d.update_attempts
+                    d.update_attempts, d.poll_online_until
              FROM devices d
              WHERE d.deployment_id = $1 AND d.updates_enabled = 1
-               AND d.connection_status = 'connected'
+               AND (d.connection_status = 'connected' OR d.poll_online_until >= $2)
                AND (d.updates_blocked_until IS NULL OR d.updates_blocked_until <= $2)
                AND d.firmware_uuid IS NOT NULL AND d.firmware_uuid <> $3
                AND NOT EXISTS (SELECT 1 FROM device_updates u

@@ -31,6 +31,7 @@ pub(crate) struct InFlight {
     pub(crate) status: String,
     pub(crate) progress: i64,
     pub(crate) firmware_uuid: String,
+    pub(crate) firmware_id: i64,
 }
 
 /// What the update lifecycle reads of a device.
@@ -46,7 +47,7 @@ pub(crate) struct FleetDevice {
 }
 
 const IN_FLIGHT_SELECT: &str = "SELECT u.id, u.deployment_id, u.status, u.progress, \
-     f.uuid AS firmware_uuid FROM device_updates u JOIN firmwares f ON f.id = u.firmware_id \
+     f.uuid AS firmware_uuid, u.firmware_id FROM device_updates u JOIN firmwares f ON f.id = u.firmware_id \
      WHERE u.device_id = $1 AND u.finished_at IS NULL";
 
 /// The device's update in flight, read in the caller's transaction.

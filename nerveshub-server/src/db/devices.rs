@@ -11,7 +11,7 @@ const DEVICE_COLUMNS: &str = "d.id, d.org_id, d.product_id, d.identifier, d.desc
      d.first_seen_at, d.inserted_at, o.name AS org_name, p.name AS product_name, \
      d.deployment_id, d.updates_blocked_until, g.name AS deployment_name, \
      g.is_active AS deployment_is_active, gf.uuid AS deployment_firmware_uuid, \
-     gf.version AS deployment_firmware_version";
+     gf.version AS deployment_firmware_version, d.poll_online_until";
 
 const DEVICE_FROM: &str = "FROM devices d JOIN orgs o ON o.id = d.org_id \
      JOIN products p ON p.id = d.product_id \
@@ -51,6 +51,8 @@ pub(crate) struct DeviceRow {
     pub(crate) deployment_is_active: Option<i64>,
     pub(crate) deployment_firmware_uuid: Option<String>,
     pub(crate) deployment_firmware_version: Option<String>,
+    /// Until when a polling device counts as online (Unix ms).
+    pub(crate) poll_online_until: Option<i64>,
 }
 
 impl DeviceRow {
@@ -66,9 +68,13 @@ impl DeviceRow {
             .and_then(|text| serde_json::from_str(text).ok())
     }
 
-    /// Whether the device is connected now.
+    /// Whether the device is connected now, or polling (its last poll within two poll
+    /// intervals).
     pub(crate) fn online(&self) -> bool {
         self.connection_status == "connected"
+            || self
+                .poll_online_until
+                .is_some_and(|until| until >= now_ms())
     }
 }
 
@@ -230,9 +236,17 @@ impl Db {
             binds.push(serde_json::Value::from(tag.as_str()).to_string());
             conditions.push(format!("{find}(d.tags, ${}) > 0", binds.len() + 1));
         }
+        // A number computed here, not input: safe to write into the SQL.
+        let polling = format!("COALESCE(d.poll_online_until, 0) >= {}", now_ms());
         match filter.online {
-            Some(true) => conditions.push("d.connection_status = 'connected'".to_owned()),
-            Some(false) => conditions.push("d.connection_status <> 'connected'".to_owned()),
+            Some(true) => {
+                conditions.push(format!("(d.connection_status = 'connected' OR {polling})"));
+            }
+            Some(false) => {
+                conditions.push(format!(
+                    "d.connection_status <> 'connected' AND NOT ({polling})"
+                ));
+            }
             None => {}
         }
         let wheres = conditions.join(" AND ");

@@ -12,6 +12,7 @@ pub(crate) mod device_updates;
 mod devices;
 mod firmwares;
 mod operations;
+mod polls;
 mod shared_secrets;
 
 use std::path::Path;

@@ -33,6 +33,8 @@ pub(crate) struct DeviceChannel {
     last_progress: Option<(String, u64, Instant)>,
     /// The `connection_established_at` this socket's join wrote.
     joined_at: Option<i64>,
+    /// For a poll (no socket): how long the device counts as online after it, in ms.
+    poll_online_ms: Option<i64>,
 }
 
 /// What the channel asks of the socket after a join.
@@ -71,6 +73,16 @@ impl DeviceChannel {
             last_seen_written: Instant::now(),
             last_progress: None,
             joined_at: None,
+            poll_online_ms: None,
+        }
+    }
+
+    /// The channel of one HTTP poll: its "join" records a poll, online for `online_ms`,
+    /// and leaves the socket's connection state alone.
+    pub(crate) fn polled(state: AppState, device: SessionDevice, online_ms: i64) -> Self {
+        DeviceChannel {
+            poll_online_ms: Some(online_ms),
+            ..DeviceChannel::new(state, device)
         }
     }
 
@@ -126,17 +138,32 @@ impl DeviceChannel {
         }
         self.connection_metadata = meta;
         let firmware_text = firmware.to_string();
-        let joined_at = self
-            .state
-            .db
-            .record_device_join(
-                self.device.id,
-                &firmware_text,
-                new_uuid.as_deref(),
-                &Value::Object(self.connection_metadata.clone()).to_string(),
-            )
-            .await?;
-        self.joined_at = Some(joined_at);
+        let connection_text = Value::Object(self.connection_metadata.clone()).to_string();
+        if let Some(online_ms) = self.poll_online_ms {
+            let until = crate::db::now_ms().saturating_add(online_ms);
+            self.state
+                .db
+                .record_device_poll(
+                    self.device.id,
+                    &firmware_text,
+                    new_uuid.as_deref(),
+                    &connection_text,
+                    until,
+                )
+                .await?;
+        } else {
+            let joined_at = self
+                .state
+                .db
+                .record_device_join(
+                    self.device.id,
+                    &firmware_text,
+                    new_uuid.as_deref(),
+                    &connection_text,
+                )
+                .await?;
+            self.joined_at = Some(joined_at);
+        }
         self.device.firmware_metadata = Some(firmware_text);
         let report = lifecycle::JoinReport {
             uuid: new_uuid,
@@ -149,6 +176,7 @@ impl DeviceChannel {
                 .currently_downloading_uuid
                 .clone()
                 .filter(|u| !u.is_empty()),
+            polled: self.poll_online_ms.is_some(),
         };
         // The update lifecycle (completion, health gate) and membership; a failure there is
         // logged, the join itself stands.
@@ -169,7 +197,9 @@ impl DeviceChannel {
                 pushes.push(DeviceServerEvent::ArchivePublicKeys(keys));
             }
         }
-        crate::observability::device_joined();
+        if self.poll_online_ms.is_none() {
+            crate::observability::device_joined();
+        }
         Ok(JoinOutcome::Accepted(pushes))
     }
 
@@ -301,7 +331,7 @@ impl DeviceChannel {
 }
 
 /// Whether any key or string anywhere in `value` holds a NUL character.
-fn has_nul(value: &Value) -> bool {
+pub(crate) fn has_nul(value: &Value) -> bool {
     match value {
         Value::String(s) => s.contains('\0'),
         Value::Array(items) => items.iter().any(has_nul),

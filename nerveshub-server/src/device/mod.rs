@@ -9,6 +9,8 @@
 //!   and NH1 shared-secret headers (product keys register devices, device keys must match).
 //! - [`channel`]: the `device` channel — join metadata, public-key pushes, and recording what
 //!   the device pushes (never replied to).
+//! - [`poll`]: devices that poll over HTTP instead (`POST /device/api/v1/poll`, the v1-era
+//!   `GET /device/update`), recorded like joins, offered updates by the orchestrator.
 //! - [`registry`]: connected devices and their command queues.
 //! - [`trust`]: the device endpoint's certificate trust snapshot, loaded from the database.
 //! - `nh1_keys`: NH1 key derivations cached per product key and second.
@@ -16,10 +18,12 @@
 pub(crate) mod auth;
 pub(crate) mod channel;
 mod nh1_keys;
+pub(crate) mod poll;
 pub(crate) mod registry;
 pub(crate) mod socket;
 pub(crate) mod trust;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -49,6 +53,8 @@ pub(crate) struct DeviceHub {
     /// The devices connected to this node.
     pub(crate) registry: DeviceRegistry,
     trust: trust::Trust,
+    /// When each polling device last polled on this node.
+    pub(crate) polls: Arc<poll::PollLimiter>,
     /// NH1 derivations shared by devices connecting in the same second.
     pub(crate) nh1_keys: nh1_keys::Nh1Keys,
 }
@@ -59,6 +65,7 @@ impl DeviceHub {
         Ok(DeviceHub {
             registry: DeviceRegistry::new(),
             trust: trust::Trust::load(db).await?,
+            polls: Arc::default(),
             nh1_keys: nh1_keys::Nh1Keys::default(),
         })
     }
@@ -81,11 +88,12 @@ impl DeviceHub {
     }
 }
 
-/// The device endpoint's WebSocket routes.
+/// The device endpoint's WebSocket and polling routes.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/socket/websocket", get(socket::websocket))
         .route("/device-socket/websocket", get(socket::websocket))
+        .merge(poll::routes())
 }
 
 /// Reloads the trust snapshot and sweeps stale connections every minute until `stop`.

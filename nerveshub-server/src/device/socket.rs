@@ -31,7 +31,8 @@ pub(crate) const ERROR_REASON_HEADER: &str = "nh-connection-error-reason";
 /// Its text when a device sent no credentials at all (NervesHub's words).
 pub(crate) const NO_CREDENTIALS_REASON: &str =
     "no certificate pair or shared secrets connection settings were provided";
-const UNAVAILABLE_REASON: &str = "the platform could not be reached, please try again later";
+pub(crate) const UNAVAILABLE_REASON: &str =
+    "the platform could not be reached, please try again later";
 
 /// WebSocket read buffer: small, most device frames are a few hundred bytes.
 const READ_BUFFER: usize = 8 * 1024;
@@ -113,7 +114,7 @@ fn refuse(status: StatusCode, reason: Option<&'static str>, body: &'static str) 
 
 /// Every refusal carries `Date`: newer nerves_hub_link re-signs NH1 headers with it when its
 /// clock is off.
-fn with_date(mut response: Response) -> Response {
+pub(crate) fn with_date(mut response: Response) -> Response {
     if let Some(date) = http_date(std::time::SystemTime::now()) {
         response.headers_mut().insert(DATE, date);
     }

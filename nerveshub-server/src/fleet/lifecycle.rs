@@ -87,14 +87,16 @@ fn audit<'a>(
 
 /// A manual upgrade (`POST …/devices/:identifier/upgrade`): replaces whatever update the
 /// device has in flight, turns its automatic updates off (as NervesHub does), records the
-/// update and pushes it. `Offline` when the device has no socket here.
+/// update and pushes it (a polling device's next poll hands it out). `Offline` when the
+/// device has no socket here and does not poll.
 pub(crate) async fn manual_upgrade(
     state: &AppState,
     user: User<'_>,
     device: DeviceRef<'_>,
     firmware: &FirmwareRow,
 ) -> Result<CreatedUpdate, FleetError> {
-    if !state.devices.registry.is_connected(device.id) {
+    let connected = state.devices.registry.is_connected(device.id);
+    if !connected && !state.db.device_poll_expected(device.id, now_ms()).await? {
         return Err(FleetError::Offline);
     }
     let url = state
@@ -122,12 +124,13 @@ pub(crate) async fn manual_upgrade(
     )
     .await?;
     tx.commit().await?;
-    if state
-        .devices
-        .registry
-        .push(device.id, update_event(firmware, url, None))
-        .await
-        .is_err()
+    if connected
+        && state
+            .devices
+            .registry
+            .push(device.id, update_event(firmware, url, None))
+            .await
+            .is_err()
     {
         let mut tx = state.db.begin().await?;
         upd::finish_update(
@@ -173,6 +176,8 @@ pub(crate) struct JoinReport {
     pub(crate) architecture: Option<String>,
     pub(crate) validated: Option<bool>,
     pub(crate) currently_downloading: Option<String>,
+    /// A poll, not a socket join: an update not yet taken up is the poll's answer, not lost.
+    pub(crate) polled: bool,
 }
 
 /// After a join was recorded: ends the update in flight as the report shows (the health
@@ -253,6 +258,10 @@ async fn reconcile(
     }
     if report.currently_downloading.as_deref() == Some(update.firmware_uuid.as_str()) {
         // Still at it (nerves_hub_link says so after a reconnect): keep the row, send nothing.
+        return Ok(());
+    }
+    if report.polled && update.status == "requested" {
+        // Offered between polls and not yet seen by the device: this poll delivers it.
         return Ok(());
     }
     if update.status == "completed" {
@@ -671,6 +680,12 @@ pub(crate) async fn sweep(state: &AppState) -> Result<(), sqlx::Error> {
             )
             .await?;
         } else if age >= silent_ms {
+            if row.status == "requested"
+                && state.db.device_poll_expected(row.device_id, now).await?
+            {
+                // An offer waiting for a polling device's next poll (up to two intervals).
+                continue;
+            }
             let mut tx = state.db.begin().await?;
             let expired = upd::finish_update(
                 &mut tx,

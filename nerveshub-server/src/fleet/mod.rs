@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// What went wrong in a fleet operation, in the domain's terms (the API maps it to HTTP).
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +91,9 @@ struct FleetInner {
     timing: Timing,
     running: Mutex<HashMap<i64, Arc<Notify>>>,
     supervisor: Notify,
+    /// Counts finished orchestrator runs: a polling device's request waits for the run its
+    /// poll triggered.
+    runs: watch::Sender<u64>,
 }
 
 impl Fleet {
@@ -100,6 +103,7 @@ impl Fleet {
                 timing,
                 running: Mutex::new(HashMap::new()),
                 supervisor: Notify::new(),
+                runs: watch::channel(0).0,
             }),
         }
     }
@@ -114,6 +118,15 @@ impl Fleet {
             .running
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Follows the count of finished orchestrator runs (of any deployment).
+    pub(crate) fn runs(&self) -> watch::Receiver<u64> {
+        self.inner.runs.subscribe()
+    }
+
+    fn run_finished(&self) {
+        self.inner.runs.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Asks deployment `id`'s orchestrator to run soon (coalesced); starts it if it is not

@@ -75,6 +75,7 @@ async fn worker(state: AppState, id: i64, notify: Arc<Notify>, mut stop: watch::
             () = async { let _ = stop.wait_for(|s| *s).await; } => break,
         }
         let outcome = run(&state, id).await;
+        fleet.run_finished();
         crate::observability::orchestrator_run(outcome.is_ok());
         match outcome {
             Ok(Run::Continue { again }) => {
@@ -258,8 +259,9 @@ async fn penalized(
     Ok(true)
 }
 
-/// Records the update and pushes it. False when it was not sent (another update got in
-/// first, or the device went away).
+/// Records the update and pushes it. A device that polls (and has no socket here) is sent
+/// nothing: the row is its offer, which its next poll answers with. False when it was not
+/// sent (another update got in first, or the device went away).
 async fn schedule(
     state: &AppState,
     d: &DeploymentRow,
@@ -269,7 +271,11 @@ async fn schedule(
     let Some(firmware) = state.db.firmware_by_id(d.firmware_id).await? else {
         return Ok(false);
     };
-    if !state.devices.registry.is_connected(candidate.id) {
+    let connected = state.devices.registry.is_connected(candidate.id);
+    let polling = candidate
+        .poll_online_until
+        .is_some_and(|until| until >= now_ms());
+    if !connected && !polling {
         // Shown connected but not on this node (a stale row after a crash, or another node).
         return Ok(false);
     }
@@ -319,6 +325,10 @@ async fn schedule(
     )
     .await?;
     tx.commit().await?;
+    if !connected {
+        tracing::info!(device = %candidate.identifier, firmware = %firmware.uuid, version = %firmware.version, deployment = %d.name, "update offered to a polling device");
+        return Ok(true);
+    }
     let event = lifecycle::update_event(&firmware, url, Some(d.id));
     if state
         .devices

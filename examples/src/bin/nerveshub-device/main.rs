@@ -4,8 +4,8 @@
 //!   `complete` to the image (creating it if missing).
 //! - `run --server wss://HOST:PORT --image FILE [--cert F --key F | --shared-key K
 //!   --shared-secret S --identifier ID] [--ca FILE] [--public-key-file FILE]…
-//!   [--uboot-env OFFSET:COUNT[:REDUNDANT_OFFSET]] [--fwup PATH]` connects with
-//!   `nerveshub-client`, reports the active slot's firmware, applies updates with task
+//!   [--uboot-env OFFSET:COUNT[:REDUNDANT_OFFSET]] [--fwup PATH] [--poll-interval SECONDS]`
+//!   connects with `nerveshub-client` (or polls over HTTPS), reports the active slot's firmware, applies updates with task
 //!   `upgrade` (built-in engine, or the `fwup` program given), then "reboots": re-reads the
 //!   U-Boot environment, marks the firmware validated, reconnects and reports the new
 //!   version. It runs until SIGTERM or Ctrl-C (exit status 0).
@@ -16,8 +16,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use nerveshub_client::{
     Auth, Client, Config, Device, FirmwareEnv, FwupMessage, Identity, PublicKey, RebootAction,
-    RebootReason, SharedSecret, Stopped, Trust, UbootEnvLocation, UpdateDecision, UpdateInfo,
-    Updater,
+    RebootReason, SharedSecret, Stopped, Transport, Trust, UbootEnvLocation, UpdateDecision,
+    UpdateInfo, Updater,
 };
 use nerveshub_fwup::apply::{ApplyOptions, FileTarget};
 use tracing::{debug, error, info, warn};
@@ -117,6 +117,10 @@ struct RunArgs {
     /// Milliseconds to wait before resuming an interrupted download (nerves_hub_link: 15 s).
     #[arg(long, default_value_t = 15_000)]
     download_retry_delay_ms: u64,
+    /// Poll over HTTPS at least this many seconds apart (or the server's interval, if
+    /// longer) instead of keeping a WebSocket open.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    poll_interval: Option<u64>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -276,6 +280,11 @@ fn run(args: RunArgs) -> Result<()> {
     config.network_interface = args.interface.clone();
     config.download.time_between_retries =
         std::time::Duration::from_millis(args.download_retry_delay_ms);
+    if let Some(seconds) = args.poll_interval {
+        config.transport = Transport::Poll {
+            interval: std::time::Duration::from_secs(seconds),
+        };
+    }
     if config.firmware_keys.is_empty() && !config.accept_server_keys {
         warn!("no --public-key-file: every update will be refused");
     }
