@@ -17,7 +17,10 @@ IDLE_SECS="${IDLE_SECS:-60}"
 TARGET="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$OUT"
 
-cargo build --release --locked -p nerveshub-examples --bin nerveshub-server --bin nerveshub-loadgen
+# NO_BUILD=1 measures the binaries already built.
+if [ -z "${NO_BUILD:-}" ]; then
+  cargo build --release --locked -p nerveshub-examples --bin nerveshub-server --bin nerveshub-loadgen
+fi
 SERVER="$TARGET/release/nerveshub-server"
 LOADGEN="$TARGET/release/nerveshub-loadgen"
 

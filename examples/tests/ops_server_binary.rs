@@ -143,6 +143,7 @@ aws_secret_access_key = "file-s3-secret"
     assert_eq!(text("log-format"), "json");
     assert_eq!(text("data-dir"), "./nerveshub-data", "default");
     assert_eq!(table["max-firmware-size"].as_integer(), Some(209_715_200));
+    assert_eq!(table["device-poll-interval"].as_integer(), Some(3600));
     assert_eq!(table["device-host"].as_array().unwrap().len(), 1);
     // Secrets are masked, other options shown.
     assert_eq!(text("database-url"), "postgres://hub:***@db.internal/hub");

@@ -198,8 +198,31 @@ fn params(fw: &Fw) -> DeviceJoinParams {
     p
 }
 
-/// Sets the product's poll interval in the database (no API sets it yet).
+/// Sets the product's poll interval: through the products API where it allows the value
+/// (10 s to a week), in the database for the 1 s intervals these tests run on.
 async fn set_poll_interval(fleet: &Fleet, seconds: i64) {
+    if seconds >= 10 {
+        let (status, body) = fleet
+            .ts()
+            .put(
+                &fleet.f.manage,
+                &fleet.path(""),
+                json!({"poll_interval_seconds": seconds}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["poll_interval_seconds"], seconds, "{body}");
+        let (status, body) = fleet
+            .ts()
+            .put(
+                &fleet.f.manage,
+                &fleet.path(""),
+                json!({"poll_interval_seconds": 5}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        return;
+    }
     let mut db = fleet.fw.database().await;
     sqlx::query("UPDATE products SET poll_interval_seconds = $1 WHERE name = $2")
         .bind(seconds)

@@ -134,6 +134,11 @@ struct Settings {
     /// to (its Host header), which works for any device that reached the server.
     #[arg(long, env = "NERVESHUB_DEVICE_URL", global = true)]
     device_url: Option<String>,
+    /// Seconds between polls the server asks of devices that poll over HTTP, unless their
+    /// product sets its own [default: 3600]. A device polling sooner gets 429.
+    #[arg(long, env = "NERVESHUB_DEVICE_POLL_INTERVAL", global = true,
+          value_parser = clap::value_parser!(u64).range(10..=604_800))]
+    device_poll_interval: Option<u64>,
     /// Serve Prometheus metrics at `http://ADDR/metrics` on a listener of its own (off by
     /// default; keep it private).
     #[arg(long, env = "NERVESHUB_METRICS_ADDR", global = true)]
@@ -236,6 +241,9 @@ impl Settings {
             .or(file.max_firmware_size)
             .unwrap_or(DEFAULT_MAX_FIRMWARE_SIZE);
         config.device_url = self.device_url.or(file.device_url);
+        if let Some(secs) = self.device_poll_interval.or(file.device_poll_interval) {
+            config.device_poll_interval = std::time::Duration::from_secs(secs);
+        }
         config.metrics_addr = self.metrics_addr.or(file.metrics_addr);
         config.api_tls_addr = self.api_tls.or(file.api_tls);
         config.api_tls_cert = self.api_tls_cert.or(file.api_tls_cert);
@@ -370,6 +378,10 @@ fn print_config(effective: &Effective) -> String {
     if let Some(url) = &c.device_url {
         table.insert("device-url".into(), Value::String(url.clone()));
     }
+    table.insert(
+        "device-poll-interval".into(),
+        Value::Integer(i64::try_from(c.device_poll_interval.as_secs()).unwrap_or(i64::MAX)),
+    );
     if let Some(addr) = c.metrics_addr {
         table.insert("metrics-addr".into(), Value::String(addr.to_string()));
     }

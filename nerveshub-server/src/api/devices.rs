@@ -45,7 +45,7 @@ const LIST_QUERY: &[(&str, &str)] = &[
     ("tag", "only devices with this tag (also `filters[tag]`)"),
     (
         "online",
-        "`true`: only connected devices; `false`: only the others (also `filters[online]`)",
+        "`true`: only online devices (connected, or polling within two poll intervals); `false`: only the others (also `filters[online]`)",
     ),
 ];
 

@@ -321,6 +321,12 @@ fn bounded(max: usize) -> Value {
     json!({"type": "string", "maxLength": max})
 }
 
+/// A product's poll interval for devices that poll over HTTP.
+fn poll_interval() -> Value {
+    json!({"type": "integer", "minimum": 10, "maximum": 604_800, "nullable": true,
+           "description": "seconds between polls asked of the product's polling devices; null: the server's (--device-poll-interval, default 3600)"})
+}
+
 fn object(required: &[&str], properties: Value) -> Value {
     json!({"type": "object", "required": required, "properties": properties})
 }
@@ -428,8 +434,27 @@ fn schemas() -> Value {
                     "description": "base64 Ed25519 public key, as in fwup-key.pub"}}),
             ),
         ),
-        ("Product", object(&["name"], json!({"name": string()}))),
-        ("ProductCreate", object(&["name"], json!({"name": name()}))),
+        (
+            "Product",
+            object(
+                &["name"],
+                json!({"name": string(), "poll_interval_seconds": poll_interval()}),
+            ),
+        ),
+        (
+            "ProductCreate",
+            object(
+                &["name"],
+                json!({"name": name(), "poll_interval_seconds": poll_interval()}),
+            ),
+        ),
+        (
+            "ProductUpdate",
+            object(
+                &[],
+                json!({"name": name(), "poll_interval_seconds": poll_interval()}),
+            ),
+        ),
     ];
     for (name, schema) in base {
         all.insert(name.to_owned(), schema);

@@ -35,11 +35,14 @@ pub(super) fn routes(api: Api) -> Api {
         show,
     )
     .route(
-        Endpoint::put("/orgs/{org}/products/{product}", "Rename a product")
-            .tag("products")
-            .role(Role::Manage)
-            .body("ProductCreate")
-            .ok(Success::Object(200, "Product")),
+        Endpoint::put(
+            "/orgs/{org}/products/{product}",
+            "Rename a product, or set its devices' poll interval",
+        )
+        .tag("products")
+        .role(Role::Manage)
+        .body("ProductUpdate")
+        .ok(Success::Object(200, "Product")),
         update,
     )
     .route(
@@ -56,7 +59,7 @@ pub(super) fn routes(api: Api) -> Api {
 }
 
 fn product_json(product: &ProductRow) -> serde_json::Value {
-    json!({"name": product.name})
+    json!({"name": product.name, "poll_interval_seconds": product.poll_interval_seconds})
 }
 
 /// The product `name` of `org_id`, or 404.
@@ -78,9 +81,42 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response,
     Ok(data(products.iter().map(product_json).collect::<Vec<_>>()).into_response())
 }
 
+/// The poll intervals a product may ask of its devices: from 10 s to a week.
+const POLL_INTERVAL_SECONDS: std::ops::RangeInclusive<i64> = 10..=604_800;
+
 #[derive(Deserialize)]
 struct ProductFields {
     name: String,
+    #[serde(default)]
+    poll_interval_seconds: Option<i64>,
+}
+
+/// A change: a new name, and/or the poll interval (`null` returns to the server's).
+#[derive(Deserialize)]
+struct ProductChange {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    poll_interval_seconds: Option<Option<i64>>,
+}
+
+/// A field that is present (even as `null`) is `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
+}
+
+fn check_poll_interval(seconds: Option<i64>) -> Result<(), ApiError> {
+    match seconds {
+        Some(s) if !POLL_INTERVAL_SECONDS.contains(&s) => Err(ApiError::invalid(
+            "poll_interval_seconds",
+            format!(
+                "must be from {} to {}",
+                POLL_INTERVAL_SECONDS.start(),
+                POLL_INTERVAL_SECONDS.end()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 async fn create(
@@ -91,14 +127,19 @@ async fn create(
     let membership = caller.membership()?;
     let org = &membership.org.name;
     check_name("name", &new.name)?;
+    check_poll_interval(new.poll_interval_seconds)?;
     let mut tx = state.db.begin().await?;
-    let product = match db::insert_product(&mut tx, membership.org.id, &new.name).await {
+    let mut product = match db::insert_product(&mut tx, membership.org.id, &new.name).await {
         Ok(product) => product,
         Err(e) if is_unique_violation(&e) => {
             return Err(ApiError::invalid("name", "has already been taken"));
         }
         Err(e) => return Err(e.into()),
     };
+    if new.poll_interval_seconds.is_some() {
+        db::set_product_poll_interval(&mut tx, product.id, new.poll_interval_seconds).await?;
+        product.poll_interval_seconds = new.poll_interval_seconds;
+    }
     db::audit(
         &mut tx,
         Audit {
@@ -132,19 +173,46 @@ async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path((_, name)): Path<(String, String)>,
-    Body(fields): Body<ProductFields>,
+    Body(fields): Body<ProductChange>,
 ) -> Result<Response, ApiError> {
     let membership = caller.membership()?;
     let org = &membership.org.name;
     let mut product = find(&state, membership.org.id, &name).await?;
-    check_name("name", &fields.name)?;
+    if let Some(new_name) = &fields.name {
+        check_name("name", new_name)?;
+    }
+    if let Some(seconds) = fields.poll_interval_seconds {
+        check_poll_interval(seconds)?;
+    }
+    if fields.name.is_none() && fields.poll_interval_seconds.is_none() {
+        return Err(ApiError::invalid(
+            "name",
+            "give a name or a poll_interval_seconds to change",
+        ));
+    }
     let mut tx = state.db.begin().await?;
-    match db::rename_product(&mut tx, product.id, &fields.name).await {
-        Ok(()) => {}
-        Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::invalid("name", "has already been taken"));
+    let mut changes = Vec::new();
+    if let Some(new_name) = &fields.name {
+        match db::rename_product(&mut tx, product.id, new_name).await {
+            Ok(()) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(ApiError::invalid("name", "has already been taken"));
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
+        changes.push(format!("renamed product {name} to {new_name}"));
+        product.name = new_name.clone();
+    }
+    if let Some(seconds) = fields.poll_interval_seconds {
+        db::set_product_poll_interval(&mut tx, product.id, seconds).await?;
+        changes.push(match seconds {
+            Some(s) => format!("set the poll interval of {} to {s} s", product.name),
+            None => format!(
+                "reset the poll interval of {} to the server's",
+                product.name
+            ),
+        });
+        product.poll_interval_seconds = seconds;
     }
     db::audit(
         &mut tx,
@@ -152,17 +220,13 @@ async fn update(
             org_id: Some(membership.org.id),
             actor: Actor::User(caller.user.id),
             resource_type: "product",
-            resource_id: &fields.name,
+            resource_id: &product.name,
             action: "update",
-            description: format!(
-                "{} renamed product {name} to {} in {org}",
-                caller.user.email, fields.name
-            ),
+            description: format!("{} {} in {org}", caller.user.email, changes.join(", ")),
         },
     )
     .await?;
     tx.commit().await?;
-    product.name = fields.name;
     Ok(data(product_json(&product)).into_response())
 }
 

@@ -9,6 +9,8 @@ pub(crate) struct ProductRow {
     pub(crate) id: i64,
     pub(crate) org_id: i64,
     pub(crate) name: String,
+    /// Seconds between polls asked of the product's polling devices; `None`: the server's.
+    pub(crate) poll_interval_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -36,7 +38,23 @@ pub(crate) async fn insert_product(
         id,
         org_id,
         name: name.to_owned(),
+        poll_interval_seconds: None,
     })
+}
+
+/// Sets (or, with `None`, clears) the poll interval of a product's polling devices.
+pub(crate) async fn set_product_poll_interval(
+    conn: &mut AnyConnection,
+    id: i64,
+    seconds: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE products SET poll_interval_seconds = $1, updated_at = $2 WHERE id = $3")
+        .bind(seconds)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 pub(crate) async fn rename_product(
@@ -116,7 +134,7 @@ pub(crate) async fn delete_key(conn: &mut AnyConnection, id: i64) -> Result<(), 
 
 impl Db {
     pub(crate) async fn products(&self, org_id: i64) -> Result<Vec<ProductRow>, sqlx::Error> {
-        sqlx::query_as("SELECT id, org_id, name FROM products WHERE org_id = $1 ORDER BY name")
+        sqlx::query_as("SELECT id, org_id, name, poll_interval_seconds FROM products WHERE org_id = $1 ORDER BY name")
             .bind(org_id)
             .fetch_all(self.pool())
             .await
@@ -127,7 +145,7 @@ impl Db {
         org_id: i64,
         name: &str,
     ) -> Result<Option<ProductRow>, sqlx::Error> {
-        sqlx::query_as("SELECT id, org_id, name FROM products WHERE org_id = $1 AND name = $2")
+        sqlx::query_as("SELECT id, org_id, name, poll_interval_seconds FROM products WHERE org_id = $1 AND name = $2")
             .bind(org_id)
             .bind(name)
             .fetch_optional(self.pool())
