@@ -256,6 +256,18 @@ impl DeviceWs {
         self.send(&frame).await;
     }
 
+    /// [`push`](Self::push) on a socket the server may have dropped: false when the send
+    /// failed (a simulated device then reconnects, as nerves_hub_link does).
+    pub async fn try_push(&mut self, event: &str, payload: Value) -> bool {
+        let r = self.next_ref();
+        let frame = Frame::new(self.join_ref.clone(), Some(r), "device", event, payload);
+        let msg = match self.codec.encode(&frame).unwrap() {
+            WireMessage::Text(t) => Message::Text(t.into()),
+            WireMessage::Binary(b) => Message::Binary(b.into()),
+        };
+        self.ws.send(msg).await.is_ok()
+    }
+
     /// Sends a heartbeat and returns its ref.
     pub async fn heartbeat(&mut self) -> String {
         let r = self.next_ref();

@@ -395,10 +395,16 @@ async fn run(
                 Behaviour::Slow(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
                 _ => {}
             }
-            ws.push("fwup_progress", json!({"stage": "updating", "value": 100}))
-                .await;
-            ws.push("status_update", json!({"status": "completed"}))
-                .await;
+            // A socket lost again before the report: report on the next connection.
+            if !ws
+                .try_push("fwup_progress", json!({"stage": "updating", "value": 100}))
+                .await
+                || !ws
+                    .try_push("status_update", json!({"status": "completed"}))
+                    .await
+            {
+                continue;
+            }
             downloading = None;
             log.lock().unwrap().running = Some(fw);
             ws.close().await;
@@ -426,19 +432,31 @@ async fn run(
             };
             log.lock().unwrap().updates.push(fw.uuid.clone());
             if config.behaviour != Behaviour::Mute {
-                ws.push("status_update", json!({"status": "received"}))
-                    .await;
+                if !ws
+                    .try_push("status_update", json!({"status": "received"}))
+                    .await
+                {
+                    break;
+                }
             }
             match config.behaviour {
                 Behaviour::Install | Behaviour::Hold | Behaviour::Slow(_) => {
                     downloading = Some(fw.clone());
-                    ws.push("fwup_progress", json!({"stage": "updating", "value": 0}))
-                        .await;
-                    ws.push(
-                        "status_update",
-                        json!({"status": "started", "downloader_network_interface": "eth0"}),
-                    )
-                    .await;
+                    if !ws
+                        .try_push("fwup_progress", json!({"stage": "updating", "value": 0}))
+                        .await
+                    {
+                        break;
+                    }
+                    if !ws
+                        .try_push(
+                            "status_update",
+                            json!({"status": "started", "downloader_network_interface": "eth0"}),
+                        )
+                        .await
+                    {
+                        break;
+                    }
                     let wait = async {
                         match config.behaviour {
                             Behaviour::Hold => finish.notified().await,
@@ -453,50 +471,77 @@ async fn run(
                         // The server went away mid-download: reconnect and say so.
                         _ = ws.recv_within(Duration::from_secs(3600)) => break,
                     }
+                    // The server may have died as the download ended: then the next
+                    // connection reports it (still `downloading`).
+                    if !ws
+                        .try_push("fwup_progress", json!({"stage": "updating", "value": 100}))
+                        .await
+                        || !ws
+                            .try_push("status_update", json!({"status": "completed"}))
+                            .await
+                    {
+                        break;
+                    }
                     downloading = None;
-                    ws.push("fwup_progress", json!({"stage": "updating", "value": 100}))
-                        .await;
-                    ws.push("status_update", json!({"status": "completed"}))
-                        .await;
                     reboot_into = Some(fw);
                     break;
                 }
                 Behaviour::Fail => {
-                    ws.push(
-                        "status_update",
-                        json!({"status": "failed", "reason": "fwup error: simulated"}),
-                    )
-                    .await;
+                    if !ws
+                        .try_push(
+                            "status_update",
+                            json!({"status": "failed", "reason": "fwup error: simulated"}),
+                        )
+                        .await
+                    {
+                        break;
+                    }
                 }
                 Behaviour::RevertOnReboot => {
-                    ws.push("status_update", json!({"status": "completed"}))
-                        .await;
+                    if !ws
+                        .try_push("status_update", json!({"status": "completed"}))
+                        .await
+                    {
+                        break;
+                    }
                     reboot_into = Some(running.clone());
                     break;
                 }
                 Behaviour::Vanish => {
-                    ws.push("status_update", json!({"status": "completed"}))
-                        .await;
+                    if !ws
+                        .try_push("status_update", json!({"status": "completed"}))
+                        .await
+                    {
+                        break;
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     ws.close().await;
                     log.lock().unwrap().connected = false;
                     return;
                 }
                 Behaviour::Reschedule => {
-                    ws.push(
-                        "status_update",
-                        json!({"status": "rescheduled", "delay_for": 5, "reason": "busy"}),
-                    )
-                    .await;
+                    if !ws
+                        .try_push(
+                            "status_update",
+                            json!({"status": "rescheduled", "delay_for": 5, "reason": "busy"}),
+                        )
+                        .await
+                    {
+                        break;
+                    }
                 }
                 Behaviour::Drop => break,
                 Behaviour::Mute => {}
                 Behaviour::Ignore => {
-                    ws.push(
-                        "status_update",
-                        json!({"status": "ignored", "reason": "not now"}),
-                    )
-                    .await;
+                    if !ws
+                        .try_push(
+                            "status_update",
+                            json!({"status": "ignored", "reason": "not now"}),
+                        )
+                        .await
+                    {
+                        break;
+                    }
                 }
             }
         }
