@@ -46,6 +46,13 @@ pub fn http_heads(data: &[u8]) -> Result<(), String> {
     crate::listener::fuzz_heads(data)
 }
 
+/// A device poll request: `nerves_hub_link_http` headers (`name: value` lines), a blank
+/// line, a JSON body. The header mapping yields only `nerves_fw_*` keys, and nothing
+/// panics on the way to join parameters.
+pub fn poll_request(data: &[u8]) -> Result<(), String> {
+    crate::device::poll::fuzz_request(data)
+}
+
 fn split_len(data: &[u8]) -> (u64, &[u8]) {
     match data.split_first_chunk::<8>() {
         Some((len, rest)) => (u64::from_be_bytes(*len) % (1 << 40), rest),

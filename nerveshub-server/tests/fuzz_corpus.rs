@@ -43,6 +43,11 @@ fn server_signed_url_corpus() {
 }
 
 #[test]
+fn server_poll_corpus() {
+    replay("server_poll", nerveshub_server::fuzzing::poll_request);
+}
+
+#[test]
 fn server_uri_corpus() {
     replay("server_uri", nerveshub_server::fuzzing::uri_component);
 }

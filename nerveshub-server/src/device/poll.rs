@@ -368,6 +368,45 @@ fn json_body(body: &Bytes) -> Result<Value, Box<Response>> {
     }
 }
 
+/// What the poll routes make of untrusted request bytes (for the `server_poll` fuzz target):
+/// `data` is a header block (`name: value` lines) then, after a blank line, a body. The
+/// legacy headers map only to `nerves_fw_*` keys, a body is refused or read as an object
+/// without NUL, and either reads as join parameters without panicking.
+pub(crate) fn fuzz_request(data: &[u8]) -> Result<(), String> {
+    let (head, body) = match data.windows(2).position(|w| w == b"\n\n") {
+        Some(at) => (&data[..at], &data[at + 2..]),
+        None => (data, &[][..]),
+    };
+    let mut headers = HeaderMap::new();
+    for line in head.split(|b| *b == b'\n') {
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
+        let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::from_bytes(&line[..colon]),
+            axum::http::HeaderValue::from_bytes(line[colon + 1..].trim_ascii()),
+        ) else {
+            continue;
+        };
+        headers.append(name, value);
+    }
+    let params = legacy_params(&headers);
+    for key in params.as_object().into_iter().flat_map(|m| m.keys()) {
+        if !key.starts_with("nerves_fw_") && key != "currently_downloading_uuid" {
+            return Err(format!("header mapping made the key {key:?}"));
+        }
+    }
+    let _ = nerveshub_proto::DeviceJoinParams::from_payload(params);
+    if let Ok(Value::Object(object)) = json_body(&Bytes::copy_from_slice(body)) {
+        let value = Value::Object(object);
+        if channel::has_nul(&value) {
+            return Err("a body with NUL was accepted".into());
+        }
+        let _ = nerveshub_proto::DeviceJoinParams::from_payload(value);
+    }
+    Ok(())
+}
+
 /// `POST /device/api/v1/poll`.
 pub(crate) async fn poll(
     State(state): State<AppState>,
