@@ -431,13 +431,12 @@ async fn run(
                 version: meta["version"].as_str().unwrap().to_owned(),
             };
             log.lock().unwrap().updates.push(fw.uuid.clone());
-            if config.behaviour != Behaviour::Mute {
-                if !ws
+            if config.behaviour != Behaviour::Mute
+                && !ws
                     .try_push("status_update", json!({"status": "received"}))
                     .await
-                {
-                    break;
-                }
+            {
+                break;
             }
             match config.behaviour {
                 Behaviour::Install | Behaviour::Hold | Behaviour::Slow(_) => {
