@@ -407,6 +407,22 @@ pub(crate) fn fuzz_request(data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// The device and the JSON object body of a `POST`, in the order that writes nothing for a
+/// refused request: the body's size first (413 before an authentication that may register a
+/// device), then the device, then the body's JSON.
+async fn authenticated_body(
+    state: &AppState,
+    certs: Option<Extension<PeerCertificates>>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(SessionDevice, Value), Box<Response>> {
+    let body = read_body(body)?;
+    let device = authenticate(state, certs, headers)
+        .await
+        .map_err(Box::new)?;
+    Ok((device, json_body(&body)?))
+}
+
 /// `POST /device/api/v1/poll`.
 pub(crate) async fn poll(
     State(state): State<AppState>,
@@ -414,16 +430,8 @@ pub(crate) async fn poll(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match read_body(body) {
-        Ok(body) => body,
-        Err(response) => return *response,
-    };
-    let device = match authenticate(&state, certs, &headers).await {
-        Ok(device) => device,
-        Err(response) => return response,
-    };
-    let params = match json_body(&body) {
-        Ok(params) => params,
+    let (device, params) = match authenticated_body(&state, certs, &headers, body).await {
+        Ok(request) => request,
         Err(response) => return *response,
     };
     match poll_once(&state, device, params, host_of(&headers).as_deref()).await {
@@ -450,16 +458,8 @@ async fn report(
     body: Result<Bytes, BytesRejection>,
     event: &'static str,
 ) -> Response {
-    let body = match read_body(body) {
-        Ok(body) => body,
-        Err(response) => return *response,
-    };
-    let device = match authenticate(&state, certs, &headers).await {
-        Ok(device) => device,
-        Err(response) => return response,
-    };
-    let payload = match json_body(&body) {
-        Ok(payload) => payload,
+    let (device, payload) = match authenticated_body(&state, certs, &headers, body).await {
+        Ok(request) => request,
         Err(response) => return *response,
     };
     if let Err(e) = DeviceEvent::from_parts(event, payload.clone()) {

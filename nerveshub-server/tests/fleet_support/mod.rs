@@ -330,6 +330,15 @@ impl Sim {
     }
 }
 
+/// Reports a download installed (progress 100, `completed`); false when the socket is gone.
+async fn report_installed(ws: &mut device_support::DeviceWs) -> bool {
+    ws.try_push("fwup_progress", json!({"stage": "updating", "value": 100}))
+        .await
+        && ws
+            .try_push("status_update", json!({"status": "completed"}))
+            .await
+}
+
 /// The device's life: connect, join, react, reconnect when the socket drops.
 async fn run(
     config: SimConfig,
@@ -396,13 +405,7 @@ async fn run(
                 _ => {}
             }
             // A socket lost again before the report: report on the next connection.
-            if !ws
-                .try_push("fwup_progress", json!({"stage": "updating", "value": 100}))
-                .await
-                || !ws
-                    .try_push("status_update", json!({"status": "completed"}))
-                    .await
-            {
+            if !report_installed(&mut ws).await {
                 continue;
             }
             downloading = None;
@@ -472,13 +475,7 @@ async fn run(
                     }
                     // The server may have died as the download ended: then the next
                     // connection reports it (still `downloading`).
-                    if !ws
-                        .try_push("fwup_progress", json!({"stage": "updating", "value": 100}))
-                        .await
-                        || !ws
-                            .try_push("status_update", json!({"status": "completed"}))
-                            .await
-                    {
+                    if !report_installed(&mut ws).await {
                         break;
                     }
                     downloading = None;
