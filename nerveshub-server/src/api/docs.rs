@@ -324,7 +324,7 @@ fn bounded(max: usize) -> Value {
 /// A product's poll interval for devices that poll over HTTP.
 fn poll_interval() -> Value {
     json!({"type": "integer", "minimum": 10, "maximum": 604_800, "nullable": true,
-           "description": "seconds between polls asked of the product's polling devices; null: the server's (--device-poll-interval, default 3600)"})
+           "description": "seconds between polls asked of the product's polling devices; null (or, in answers, absent): the server's (--device-poll-interval, default 3600)"})
 }
 
 fn object(required: &[&str], properties: Value) -> Value {

@@ -58,8 +58,13 @@ pub(super) fn routes(api: Api) -> Api {
     )
 }
 
+/// NervesHub's product (`{"name"}`), with `poll_interval_seconds` when the product sets one.
 fn product_json(product: &ProductRow) -> serde_json::Value {
-    json!({"name": product.name, "poll_interval_seconds": product.poll_interval_seconds})
+    let mut product_value = json!({"name": product.name});
+    if let Some(seconds) = product.poll_interval_seconds {
+        product_value["poll_interval_seconds"] = json!(seconds);
+    }
+    product_value
 }
 
 /// The product `name` of `org_id`, or 404.
