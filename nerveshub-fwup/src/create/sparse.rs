@@ -98,7 +98,7 @@ impl SparseMap {
 /// (the bytes before it are a hole), and removes the file again.
 ///
 /// # Errors
-/// [`Error::SparseCheck`] with fwup's message: the file cannot be created, the write
+/// [`Error::SparseCheck`](crate::Error::SparseCheck) with fwup's message: the file cannot be created, the write
 /// fails, or no hole of that size was made.
 pub fn sparse_file_supported(path: &std::path::Path, hole: i32) -> crate::Result<()> {
     let fail = |m: String| Err(crate::Error::SparseCheck(m));
