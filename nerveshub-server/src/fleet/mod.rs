@@ -22,6 +22,7 @@
 //!   deployment requires it) completes an update; a device back on other firmware after saying
 //!   `completed`, or silent past the health timeout, has failed.
 
+mod deployment_settings;
 pub(crate) mod deployments;
 pub(crate) mod lifecycle;
 pub(crate) mod orchestrator;
