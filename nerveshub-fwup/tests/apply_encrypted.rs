@@ -82,18 +82,24 @@ fn secret(cipher: &str) -> String {
     }
 }
 
+/// The image task `complete` writes: the plaintext, encrypted with `cipher`, at block [`AT`].
+fn encrypted_image(cipher: &str) -> Vec<u8> {
+    let conf = format!(
+        "file-resource rootfs.img {{ host-path = \"target.bin\" }}\n\
+         task complete {{\n on-resource rootfs.img {{ raw_write({AT}, \"cipher={cipher}\", \"secret={}\") }}\n}}\n",
+        secret(cipher)
+    );
+    let mut device = MemoryTarget::new();
+    apply(&create_archive(&conf), "complete", &mut device);
+    device.into_bytes()
+}
+
 #[test]
 fn encrypted_raw_writes_decrypt_back_sector_by_sector() {
     let plain = plaintext();
     for cipher in ["aes-cbc-plain", "aes-xts-plain64"] {
-        let conf = format!(
-            "file-resource rootfs.img {{ host-path = \"target.bin\" }}\n\
-             task complete {{\n on-resource rootfs.img {{ raw_write({AT}, \"cipher={cipher}\", \"secret={}\") }}\n}}\n",
-            secret(cipher)
-        );
-        let mut device = MemoryTarget::new();
-        apply(&create_archive(&conf), "complete", &mut device);
-        let image = device.into_bytes();
+        let device = encrypted_image(cipher);
+        let image = device;
         let at = (AT * 512) as usize;
         assert!(
             image[at..at + 512] != plain[..512],
@@ -134,17 +140,11 @@ fn cryptsetup_plain_mode_reads_back_what_was_written() {
     }
     let plain = plaintext();
     for (cipher, key_bits) in [("aes-cbc-plain", "256"), ("aes-xts-plain64", "512")] {
-        let conf = format!(
-            "file-resource rootfs.img {{ host-path = \"target.bin\" }}\n\
-             task complete {{\n on-resource rootfs.img {{ raw_write({AT}, \"cipher={cipher}\", \"secret={}\") }}\n}}\n",
-            secret(cipher)
-        );
-        let mut device = MemoryTarget::new();
-        apply(&create_archive(&conf), "complete", &mut device);
+        let device = encrypted_image(cipher);
         let work = tempfile::tempdir().unwrap();
         let image = work.path().join("disk.img");
         let key_file = work.path().join("key");
-        std::fs::write(&image, device.into_bytes()).unwrap();
+        std::fs::write(&image, device).unwrap();
         std::fs::write(&key_file, hex(&secret(cipher))).unwrap();
         let attach = Command::new("losetup")
             .args(["-f", "--show", "--offset", &(AT * 512).to_string()])
