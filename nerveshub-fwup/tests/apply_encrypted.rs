@@ -98,8 +98,7 @@ fn encrypted_image(cipher: &str) -> Vec<u8> {
 fn encrypted_raw_writes_decrypt_back_sector_by_sector() {
     let plain = plaintext();
     for cipher in ["aes-cbc-plain", "aes-xts-plain64"] {
-        let device = encrypted_image(cipher);
-        let image = device;
+        let image = encrypted_image(cipher);
         let at = (AT * 512) as usize;
         assert!(
             image[at..at + 512] != plain[..512],
