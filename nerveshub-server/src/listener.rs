@@ -6,11 +6,10 @@
 //! descriptor for minutes: an unauthenticated peer could otherwise exhaust the process's
 //! descriptors and take both ports (and the database's connections) down.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,6 +35,9 @@ use tower::ServiceExt;
 use crate::device_endpoint::PeerCertificates;
 use crate::observability::{self, RefusalReason};
 
+use admission::{Admission, Admitted, HandshakeGate, Waiting};
+
+mod admission;
 mod guard;
 mod heads;
 
@@ -79,6 +81,22 @@ pub struct ConnectionLimits {
     /// logs, so the API and health checks answer while the device port is saturated.
     /// Default 512.
     pub descriptor_reserve: usize,
+    /// The listen queue of every listener (connections the kernel has completed and the
+    /// server not yet accepted); the kernel caps it at `net.core.somaxconn`. Default 4096.
+    pub listen_backlog: u32,
+    /// TLS 1.2 sessions the device endpoint remembers by session ID, so a reconnecting
+    /// device (nerves_hub_link speaks TLS 1.2 and resumes by ID) skips the full handshake.
+    /// About 100 bytes each, plus the client certificate chain of certificate devices.
+    /// TLS 1.3 and TLS 1.2 clients that take tickets resume from stateless tickets instead.
+    /// Default 32768; 0 turns session-ID resumption off.
+    pub tls_session_cache: usize,
+    /// TLS handshakes run at once on a TLS listener; later connections wait their turn.
+    /// Default 128.
+    pub tls_handshake_concurrency: usize,
+    /// Connections that may wait for a handshake slot. Beyond that the node is saturated and
+    /// new connections are closed at once, to retry after their backoff rather than time out
+    /// in a queue that cannot drain in time. Default 8192.
+    pub tls_handshake_queue: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -91,6 +109,10 @@ impl Default for ConnectionLimits {
             api_max_connections: 256,
             device_max_connections: None,
             descriptor_reserve: 512,
+            listen_backlog: 4096,
+            tls_session_cache: 32_768,
+            tls_handshake_concurrency: 128,
+            tls_handshake_queue: 8192,
         }
     }
 }
@@ -102,6 +124,8 @@ pub(crate) struct ListenerLimits {
     pub(crate) max_per_address: usize,
     pub(crate) header_timeout: Duration,
     pub(crate) body_read_timeout: Duration,
+    pub(crate) handshake_concurrency: usize,
+    pub(crate) handshake_queue: usize,
 }
 
 impl ConnectionLimits {
@@ -112,6 +136,8 @@ impl ConnectionLimits {
             max_per_address: self.api_max_per_address.max(1),
             header_timeout: self.header_timeout,
             body_read_timeout: self.body_read_timeout,
+            handshake_concurrency: self.tls_handshake_concurrency,
+            handshake_queue: self.tls_handshake_queue,
         }
     }
 
@@ -133,6 +159,8 @@ impl ConnectionLimits {
             max_per_address: self.device_max_per_address.max(1),
             header_timeout: self.header_timeout,
             body_read_timeout: self.body_read_timeout,
+            handshake_concurrency: self.tls_handshake_concurrency,
+            handshake_queue: self.tls_handshake_queue,
         }
     }
 }
@@ -154,64 +182,6 @@ pub(crate) fn descriptor_limit() -> Option<u64> {
     getrlimit(Resource::Nofile).current
 }
 
-/// Open connections per listener and per source address.
-#[derive(Debug, Clone)]
-struct Admission {
-    counts: Arc<Mutex<Counts>>,
-    limits: ListenerLimits,
-}
-
-#[derive(Debug, Default)]
-struct Counts {
-    total: usize,
-    per_address: HashMap<IpAddr, usize>,
-}
-
-/// A connection counted against the caps until dropped.
-#[derive(Debug)]
-struct Admitted {
-    counts: Arc<Mutex<Counts>>,
-    address: IpAddr,
-}
-
-impl Admission {
-    fn new(limits: ListenerLimits) -> Self {
-        Admission {
-            counts: Arc::default(),
-            limits,
-        }
-    }
-
-    fn admit(&self, address: IpAddr) -> Option<Admitted> {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let from_address = counts.per_address.get(&address).copied().unwrap_or(0);
-        if counts.total >= self.limits.max_connections
-            || from_address >= self.limits.max_per_address
-        {
-            return None;
-        }
-        counts.total += 1;
-        counts.per_address.insert(address, from_address + 1);
-        Some(Admitted {
-            counts: self.counts.clone(),
-            address,
-        })
-    }
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        counts.total = counts.total.saturating_sub(1);
-        if let Some(n) = counts.per_address.get_mut(&self.address) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.per_address.remove(&self.address);
-            }
-        }
-    }
-}
-
 /// Accepts connections on `listener` (TLS first when `tls` is given) until `shutdown` turns
 /// true, then lets open HTTP exchanges finish for up to `grace`.
 pub(crate) async fn serve(
@@ -224,8 +194,10 @@ pub(crate) async fn serve(
     grace: Duration,
 ) {
     let admission = Admission::new(limits);
+    let gate = HandshakeGate::new(limits.handshake_concurrency, limits.handshake_queue);
     let mut connections = tokio::task::JoinSet::new();
     let mut refused_logged = false;
+    let mut saturated_logged = false;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -250,6 +222,27 @@ pub(crate) async fn serve(
             continue;
         };
         refused_logged = false;
+        let waiting = match &tls {
+            None => None,
+            Some(_) => match gate.queue() {
+                Some(waiting) => Some(waiting),
+                None => {
+                    observability::device_refused(RefusalReason::Saturated);
+                    if !saturated_logged {
+                        tracing::warn!(
+                            listener = name,
+                            "TLS handshake queue full; refusing new connections until it drains"
+                        );
+                        saturated_logged = true;
+                    }
+                    drop(tcp);
+                    continue;
+                }
+            },
+        };
+        if waiting.is_some() {
+            saturated_logged = false;
+        }
         // Reap finished connection tasks so the set does not grow.
         while connections.try_join_next().is_some() {}
         let connection = Connection {
@@ -262,7 +255,7 @@ pub(crate) async fn serve(
             tcp,
             _admitted: admitted,
         };
-        connections.spawn(connection.run(tcp, shutdown.clone()));
+        connections.spawn(connection.run(tcp, waiting, shutdown.clone()));
     }
     drop(listener);
     // Open exchanges finish (each connection was told to stop taking requests); what is left
@@ -281,16 +274,32 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, tcp: CountedStream, shutdown: watch::Receiver<bool>) {
+    /// Serves one connection; on a TLS listener `waiting` is its place in the handshake queue.
+    async fn run(
+        self,
+        tcp: CountedStream,
+        waiting: Option<Waiting>,
+        shutdown: watch::Receiver<bool>,
+    ) {
         let peer = self.peer;
-        match self.tls.clone() {
-            None => self.serve_http(tcp, None, shutdown).await,
-            Some(acceptor) => {
-                let handshake =
-                    tokio::time::timeout(self.limits.header_timeout, acceptor.accept(tcp)).await;
+        match (self.tls.clone(), waiting) {
+            (Some(acceptor), Some(waiting)) => {
+                // The wait for a slot counts against the handshake's time limit: a device
+                // that waited too long has given up already.
+                let handshake = tokio::time::timeout(self.limits.header_timeout, async {
+                    let slot = waiting.enter().await;
+                    let tls = acceptor.accept(tcp).await;
+                    drop(slot);
+                    tls
+                })
+                .await;
                 let tls = match handshake {
                     Ok(Ok(tls)) => {
                         observability::tls_handshake(true);
+                        if tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+                        {
+                            observability::tls_resumed();
+                        }
                         tls
                     }
                     Ok(Err(e)) => {
@@ -319,6 +328,7 @@ impl Connection {
                 ));
                 self.serve_http(tls, Some(certs), shutdown).await;
             }
+            (_, _) => self.serve_http(tcp, None, shutdown).await,
         }
     }
 
@@ -635,28 +645,6 @@ mod tests {
         assert!(!clean_component("/api/orgs/a%0Ab"));
         assert!(!clean_component("/api/orgs/%"));
         assert!(!clean_component("/api/orgs/%G1"));
-    }
-
-    #[test]
-    fn admission_caps_per_address_and_in_total() {
-        let admission = Admission::new(ListenerLimits {
-            max_connections: 3,
-            max_per_address: 2,
-            header_timeout: Duration::from_secs(1),
-            body_read_timeout: Duration::from_secs(1),
-        });
-        let a: IpAddr = [10, 0, 0, 1].into();
-        let b: IpAddr = [10, 0, 0, 2].into();
-        let first = admission.admit(a).unwrap();
-        let _second = admission.admit(a).unwrap();
-        assert!(admission.admit(a).is_none(), "per-address cap");
-        let _third = admission.admit(b).unwrap();
-        assert!(admission.admit(b).is_none(), "total cap");
-        drop(first);
-        assert!(
-            admission.admit(a).is_some(),
-            "a closed connection frees its place"
-        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -73,17 +73,18 @@ impl RunningServer {
             .unwrap_or_else(|| Db::sqlite_url(&config.data_dir));
         // Every listener is bound before anything is created: a port in use must fail the
         // start before the first admin's one-time password is made (and lost with the error).
-        let api_listener = bind(config.api_addr, "the API").await?;
-        let device_listener = bind(config.device_addr, "the device endpoint").await?;
+        let backlog = config.connection_limits.listen_backlog;
+        let api_listener = bind(config.api_addr, backlog, "the API")?;
+        let device_listener = bind(config.device_addr, backlog, "the device endpoint")?;
         let metrics_listener = match config.metrics_addr {
-            Some(addr) => Some(bind(addr, "the metrics endpoint").await?),
+            Some(addr) => Some(bind(addr, backlog, "the metrics endpoint")?),
             None => None,
         };
         let api_addr = local_addr(&api_listener)?;
         let device_addr = local_addr(&device_listener)?;
         let metrics_addr = metrics_listener.as_ref().map(local_addr).transpose()?;
         let api_tls_listener = match config.api_tls_addr {
-            Some(addr) => Some(bind(addr, "the HTTPS API").await?),
+            Some(addr) => Some(bind(addr, backlog, "the HTTPS API")?),
             None => None,
         };
         let api_tls_addr = api_tls_listener.as_ref().map(local_addr).transpose()?;
@@ -108,7 +109,10 @@ impl RunningServer {
 
         let identity = DeviceTlsIdentity::load_or_generate(&config)?;
         let devices = DeviceHub::load(&db).await?;
-        let tls = identity.server_config(devices.trust_store())?;
+        let tls = identity.server_config(
+            devices.trust_store(),
+            config.connection_limits.tls_session_cache,
+        )?;
         let api_tls = api_tls_config(&config, &identity)?;
 
         let storage = Storage::open(&config, device_addr)?;
@@ -272,10 +276,23 @@ impl RunningServer {
     }
 }
 
-async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| ServerError::io(format!("binding {what} to {addr}"), e))
+/// Binds a listener with a listen queue of `backlog` connections (tokio's `bind` asks for 128:
+/// in a reconnect storm the kernel then drops SYNs and devices wait 1, 3, 7 s in retries). The
+/// kernel caps it at `net.core.somaxconn`.
+fn bind(addr: SocketAddr, backlog: u32, what: &str) -> Result<TcpListener, ServerError> {
+    let err = |e| ServerError::io(format!("binding {what} to {addr}"), e);
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    // What `TcpListener::bind` does too: a restarted server rebinds while old connections
+    // linger in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.bind(addr).map_err(err)?;
+    socket.listen(backlog).map_err(err)
 }
 
 /// The HTTPS API's TLS configuration, when it is asked for. The user CA is made (or loaded)

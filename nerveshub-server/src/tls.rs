@@ -55,10 +55,17 @@ impl DeviceTlsIdentity {
         }
     }
 
-    /// The rustls configuration for the device endpoint.
+    /// The rustls configuration for the device endpoint, remembering up to `session_cache`
+    /// TLS 1.2 sessions by ID.
+    ///
+    /// Resumption skips the client-certificate verifier (the chain comes back from the
+    /// session), which is safe here because the socket handler checks the chain against the
+    /// current trust snapshot on every connection (`device::auth`), so a certificate or CA
+    /// removed since the session began is refused all the same.
     pub(crate) fn server_config(
         &self,
         trust: SharedTrustStore,
+        session_cache: usize,
     ) -> Result<Arc<ServerConfig>, ServerError> {
         let verifier = DeviceCertVerifier::new(trust, Arc::new(DefaultTimeProvider));
         let mut config =
@@ -68,6 +75,16 @@ impl DeviceTlsIdentity {
                 .with_client_cert_verifier(Arc::new(verifier))
                 .with_single_cert(self.chain.clone(), self.key.clone_key())?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // A reconnect storm is mostly devices that were connected a moment ago: resuming
+        // spares both sides the key exchange and the signatures. Session IDs (what
+        // nerves_hub_link's TLS 1.2 uses) cost server memory, tickets (TLS 1.3, and TLS 1.2
+        // clients that ask) do not; ticket keys rotate every 6 hours and live only in memory.
+        config.session_storage = if session_cache == 0 {
+            Arc::new(rustls::server::NoServerSessionStorage {})
+        } else {
+            rustls::server::ServerSessionMemoryCache::new(session_cache)
+        };
+        config.ticketer = aws_lc_rs::Ticketer::new()?;
         Ok(Arc::new(config))
     }
 }

@@ -14,5 +14,5 @@ pub(crate) use access::layer;
 pub(crate) use health::routes as health_routes;
 pub(crate) use telemetry::{
     RefusalReason, device_joined, device_refused, download_bytes, install_recorder, message_in,
-    message_out, metrics_router, orchestrator_run, tls_handshake,
+    message_out, metrics_router, orchestrator_run, tls_handshake, tls_resumed,
 };

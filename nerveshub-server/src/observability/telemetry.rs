@@ -21,6 +21,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use crate::state::AppState;
 
 const TLS_HANDSHAKES: &str = "nerveshub_tls_handshakes_total";
+const TLS_RESUMPTIONS: &str = "nerveshub_tls_resumptions_total";
 const DEVICE_JOINS: &str = "nerveshub_device_joins_total";
 const DEVICE_REFUSALS: &str = "nerveshub_device_refusals_total";
 const DEVICE_MESSAGES: &str = "nerveshub_device_messages_total";
@@ -68,10 +69,14 @@ fn describe() {
         TLS_HANDSHAKES,
         "TLS handshakes on the device endpoint, by result (ok, failed)"
     );
+    metrics::describe_counter!(
+        TLS_RESUMPTIONS,
+        "Successful TLS handshakes that resumed an earlier session"
+    );
     metrics::describe_counter!(DEVICE_JOINS, "Devices that joined the device channel");
     metrics::describe_counter!(
         DEVICE_REFUSALS,
-        "Device connections refused, by reason (certificate, credentials, no_credentials, unavailable)"
+        "Device connections refused, by reason (certificate, credentials, no_credentials, unavailable, saturated)"
     );
     metrics::describe_counter!(
         DEVICE_MESSAGES,
@@ -103,6 +108,8 @@ pub(crate) enum RefusalReason {
     NoCredentials,
     /// The database could not be asked.
     Unavailable,
+    /// The node was saturated (its TLS handshake queue full) and closed the connection at once.
+    Saturated,
 }
 
 impl RefusalReason {
@@ -112,6 +119,7 @@ impl RefusalReason {
             RefusalReason::Credentials => "credentials",
             RefusalReason::NoCredentials => "no_credentials",
             RefusalReason::Unavailable => "unavailable",
+            RefusalReason::Saturated => "saturated",
         }
     }
 }
@@ -120,6 +128,11 @@ impl RefusalReason {
 pub(crate) fn tls_handshake(ok: bool) {
     let result = if ok { "ok" } else { "failed" };
     metrics::counter!(TLS_HANDSHAKES, "result" => result).increment(1);
+}
+
+/// A TLS handshake resumed an earlier session (no key exchange, no certificate check).
+pub(crate) fn tls_resumed() {
+    metrics::counter!(TLS_RESUMPTIONS).increment(1);
 }
 
 /// A device joined `device`.

@@ -199,6 +199,11 @@ impl DeviceWs {
         self.next_ref.to_string()
     }
 
+    /// Whether this connection's TLS handshake resumed an earlier session.
+    pub fn tls_resumed(&self) -> bool {
+        self.ws.get_ref().get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+    }
+
     pub async fn send(&mut self, frame: &Frame) {
         let msg = match self.codec.encode(frame).unwrap() {
             WireMessage::Text(t) => Message::Text(t.into()),

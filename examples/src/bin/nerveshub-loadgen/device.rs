@@ -237,6 +237,12 @@ async fn connect(
         .connect(fleet.server_name.clone(), tcp)
         .await
         .map_err(|e| Failure::Tls(tls_cause(&e)))?;
+    if stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+        fleet
+            .stats
+            .resumed_handshakes
+            .fetch_add(1, Ordering::Relaxed);
+    }
     let mut request = fleet
         .url
         .as_str()

@@ -12,6 +12,38 @@ use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+/// How simulated devices speak TLS.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TlsOptions {
+    /// TLS 1.2 only, as nerves_hub_link's socket does; otherwise 1.3 (and 1.2).
+    pub(crate) tls12_only: bool,
+    /// Each device keeps its own session to resume on reconnect (as Erlang's `ssl` does).
+    pub(crate) resume: bool,
+}
+
+impl TlsOptions {
+    fn versions(self) -> &'static [&'static rustls::SupportedProtocolVersion] {
+        static TLS12_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+        if self.tls12_only {
+            &TLS12_ONLY
+        } else {
+            rustls::DEFAULT_VERSIONS
+        }
+    }
+
+    /// A device's own resumption store: one session (one server) per device, so no device
+    /// resumes another's session and the memory stays a few hundred bytes per device.
+    fn resumption(self) -> rustls::client::Resumption {
+        if self.resume {
+            rustls::client::Resumption::store(Arc::new(
+                rustls::client::ClientSessionMemoryCache::new(1),
+            ))
+        } else {
+            rustls::client::Resumption::disabled()
+        }
+    }
+}
+
 /// The credentials every simulated device derives its own from.
 pub(crate) enum Credentials {
     /// NH1 with a product (or device) key; the identifier is signed into each token.
@@ -23,12 +55,14 @@ pub(crate) enum Credentials {
         /// not, but the loadgen's CPU belongs to the server under test).
         derived: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
         tls: Arc<rustls::ClientConfig>,
+        options: TlsOptions,
     },
     /// A certificate per device, issued by this CA the first time the device connects.
     Certificates {
         ca: Box<DeviceCa>,
         roots: Arc<RootCertStore>,
         provider: Arc<CryptoProvider>,
+        options: TlsOptions,
     },
 }
 
@@ -37,9 +71,10 @@ impl Credentials {
         key: String,
         secret: String,
         roots: Arc<RootCertStore>,
+        options: TlsOptions,
     ) -> Result<Self> {
         let tls = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
+            .with_protocol_versions(options.versions())?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(Credentials::SharedSecret {
@@ -47,44 +82,60 @@ impl Credentials {
             secret,
             derived: Mutex::new(HashMap::new()),
             tls: Arc::new(tls),
+            options,
         })
     }
 
-    pub(crate) fn certificates(ca: DeviceCa, roots: Arc<RootCertStore>) -> Self {
+    pub(crate) fn certificates(
+        ca: DeviceCa,
+        roots: Arc<RootCertStore>,
+        options: TlsOptions,
+    ) -> Self {
         Credentials::Certificates {
             ca: Box::new(ca),
             roots,
             provider: provider(),
+            options,
         }
     }
 
-    /// The TLS configuration of one device: shared in NH1 mode, the device's own certificate
-    /// otherwise (issued now; the caller keeps it for the device's later connections).
+    /// The TLS configuration of one device: the shared one with the device's own session
+    /// store in NH1 mode, the device's own certificate otherwise (issued now). The caller
+    /// keeps it for the device's later connections.
     pub(crate) fn tls_for(&self, identifier: &str) -> Result<Arc<rustls::ClientConfig>> {
         match self {
-            Credentials::SharedSecret { tls, .. } => Ok(tls.clone()),
+            Credentials::SharedSecret { tls, options, .. } => {
+                if !options.resume {
+                    return Ok(tls.clone());
+                }
+                let mut own = (**tls).clone();
+                own.resumption = options.resumption();
+                Ok(Arc::new(own))
+            }
             Credentials::Certificates {
                 ca,
                 roots,
                 provider,
+                options,
             } => {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or_default();
-                let options = CertOptions::new(
+                let cert_options = CertOptions::new(
                     identifier,
                     UnixTime::since_unix_epoch(now.saturating_sub(Duration::from_secs(3600))),
                     UnixTime::since_unix_epoch(now + Duration::from_secs(365 * 86_400)),
                 );
                 let (cert, key) = ca
-                    .issue_device(&options)
+                    .issue_device(&cert_options)
                     .with_context(|| format!("issuing a certificate for {identifier}"))?;
                 let chain = vec![CertificateDer::from(cert.der().to_vec())];
                 let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_der()));
-                let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-                    .with_safe_default_protocol_versions()?
+                let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+                    .with_protocol_versions(options.versions())?
                     .with_root_certificates(roots.clone())
                     .with_client_auth_cert(chain, key)?;
+                config.resumption = options.resumption();
                 Ok(Arc::new(config))
             }
         }

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use device::{Firmware, Fleet, UpdateMode};
-use identity::Credentials;
+use identity::{Credentials, TlsOptions};
 use stats::Stats;
 
 #[derive(Parser, Debug)]
@@ -57,6 +57,13 @@ struct Cli {
     /// The Device CA's private key (PKCS#8 PEM).
     #[arg(long, requires = "device_ca_cert")]
     device_ca_key: Option<PathBuf>,
+    /// Also offer TLS 1.3 (devices speak TLS 1.2 only by default, as nerves_hub_link does).
+    #[arg(long)]
+    tls13: bool,
+    /// Devices do not resume TLS sessions when they reconnect (they do by default, as
+    /// Erlang's `ssl` does).
+    #[arg(long)]
+    no_resumption: bool,
     /// How many devices.
     #[arg(long, default_value_t = 100)]
     devices: usize,
@@ -158,12 +165,17 @@ async fn run(cli: Cli) -> Result<bool> {
     let server_name = ServerName::try_from(cli.sni.clone().unwrap_or_else(|| host.clone()))
         .context("server name")?;
     let roots = identity::roots_from_pem(&std::fs::read(&cli.ca).context("--ca")?)?;
+    let tls_options = TlsOptions {
+        tls12_only: !cli.tls13,
+        resume: !cli.no_resumption,
+    };
     let (credentials, path) = match (&cli.shared_key, &cli.device_ca_cert) {
         (Some(key), None) => (
             Credentials::shared_secret(
                 key.clone(),
                 cli.shared_secret.clone().unwrap_or_default(),
                 roots,
+                tls_options,
             )?,
             "/device-socket/websocket",
         ),
@@ -174,7 +186,10 @@ async fn run(cli: Cli) -> Result<bool> {
                 &std::fs::read_to_string(key).context("--device-ca-key")?,
             )
             .context("loading the Device CA")?;
-            (Credentials::certificates(ca, roots), "/socket/websocket")
+            (
+                Credentials::certificates(ca, roots, tls_options),
+                "/socket/websocket",
+            )
         }
         _ => bail!("give --shared-key/--shared-secret or --device-ca-cert/--device-ca-key"),
     };

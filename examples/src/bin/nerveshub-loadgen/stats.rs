@@ -79,6 +79,8 @@ pub(crate) struct Stats {
     pub(crate) heartbeats: AtomicU64,
     /// Connections the server closed while joined (outside a storm).
     pub(crate) dropped: AtomicU64,
+    /// TLS handshakes that resumed an earlier session.
+    pub(crate) resumed_handshakes: AtomicU64,
 }
 
 impl Stats {
@@ -96,6 +98,7 @@ impl Stats {
             last_update_us: AtomicU64::new(0),
             heartbeats: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            resumed_handshakes: AtomicU64::new(0),
         }
     }
 
@@ -166,6 +169,7 @@ impl Stats {
             "updates": updates,
             "heartbeats": self.heartbeats.load(Ordering::SeqCst),
             "dropped_by_server": self.dropped.load(Ordering::SeqCst),
+            "resumed_tls_handshakes": self.resumed_handshakes.load(Ordering::SeqCst),
             "loadgen_peak_rss_kib": peak_rss_kib(),
         })
     }
