@@ -169,3 +169,42 @@ async fn a_device_that_reconnects_fast_ends_connected() {
         ts.stop().await;
     }
 }
+
+#[tokio::test]
+async fn connections_open_at_shutdown_are_written_as_ended() {
+    // SQLite only: the database is read after the server stopped, from its file.
+    let ts = TestServer::start(common::TestDb::Sqlite).await;
+    let f = org_with_product(&ts, "acme").await;
+    let (key, secret) = product_secret(&ts, &f).await;
+    let devices: Vec<DeviceWs> = stream::iter(0..20)
+        .map(|i| {
+            let (ts, key, secret) = (&ts, &key, &secret);
+            async move { joined(ts, key, secret, &format!("open-{i}")).await }
+        })
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
+    assert_eq!(online_count(&ts, &f).await, 20);
+
+    let TestServer {
+        server, data_dir, ..
+    } = ts;
+    server.shutdown().await;
+    drop(devices);
+
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}",
+        data_dir.path().join("nerveshub.db").display()
+    );
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let by_status: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT connection_status, COUNT(*) FROM devices GROUP BY connection_status",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(by_status, vec![("disconnected".to_owned(), 20)]);
+    let _ = conn.close().await;
+}
