@@ -204,6 +204,9 @@ impl RunningServer {
             state.config.orphan_min_age,
             stopped.clone(),
         )));
+        tasks.push(tokio::spawn(
+            state.devices.presence.clone().run(stopped.clone()),
+        ));
         tasks.push(tokio::spawn(device::maintenance(
             state.clone(),
             stopped.clone(),
@@ -263,10 +266,25 @@ impl RunningServer {
         self.dev_ca_file.as_deref()
     }
 
+    /// Test-only fault injection: while `fail` is true, the device presence writer's database
+    /// writes (disconnections, "last seen") fail as if the database were down; they are kept
+    /// and retried.
+    #[doc(hidden)]
+    pub fn fail_presence_writes(&self, fail: bool) {
+        self.state.devices.presence.set_failing(fail);
+    }
+
+    /// Test-only: devices whose presence change (disconnection, "last seen") is not yet
+    /// written.
+    #[doc(hidden)]
+    pub fn pending_presence_writes(&self) -> usize {
+        self.state.devices.presence.pending_count()
+    }
+
     /// Stops accepting, lets open requests finish, and closes the database.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        // Device sockets close with "going away" and record their disconnection first.
+        // Device sockets close with "going away"; their disconnections are written first.
         self.state.devices.shutdown(DEVICE_SHUTDOWN_GRACE).await;
         for task in self.tasks {
             let _ = task.await;

@@ -176,7 +176,8 @@ impl Db {
 
     /// The device's connection after its `device` join: connected now, with the metadata it
     /// reported. Returns the `connection_established_at` written, which names this connection
-    /// for [`record_device_disconnect`](Self::record_device_disconnect).
+    /// for its disconnection (see [`write_disconnects`](Self::write_disconnects)): it is
+    /// strictly greater than the device's previous one, even for two joins in one millisecond.
     pub(crate) async fn record_device_join(
         &self,
         device_id: i64,
@@ -185,21 +186,24 @@ impl Db {
         connection_metadata: &str,
     ) -> Result<i64, sqlx::Error> {
         let now = now_ms();
-        sqlx::query(
+        let established: Option<i64> = sqlx::query_scalar(
             "UPDATE devices SET firmware_metadata = $1, firmware_uuid = $5, connection_metadata = $2,
-                 connection_status = 'connected', connection_established_at = $3,
+                 connection_status = 'connected',
+                 connection_established_at = CASE WHEN connection_established_at >= $3
+                     THEN connection_established_at + 1 ELSE $3 END,
                  connection_last_seen_at = $3, connection_disconnected_at = NULL,
                  first_seen_at = COALESCE(first_seen_at, $3), updated_at = $3
-             WHERE id = $4",
+             WHERE id = $4
+             RETURNING connection_established_at",
         )
         .bind(firmware_metadata)
         .bind(connection_metadata)
         .bind(now)
         .bind(device_id)
         .bind(firmware_uuid)
-        .execute(self.pool())
+        .fetch_optional(self.pool())
         .await?;
-        Ok(now)
+        Ok(established.unwrap_or(now))
     }
 
     /// The connection metadata changed (network interface, validation…).
@@ -216,48 +220,59 @@ impl Db {
         Ok(())
     }
 
-    /// The device was heard from now.
-    pub(crate) async fn touch_device_last_seen(&self, device_id: i64) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE devices SET connection_last_seen_at = $1 WHERE id = $2 AND connection_status = 'connected'",
-        )
-        .bind(now_ms())
-        .bind(device_id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+    /// Presence writer: the devices `ids` (connected) were heard from at `at`; a later "last
+    /// seen" already written is kept. One statement; at most
+    /// [`BATCH_ROWS`](crate::device::presence::BATCH_ROWS) ids.
+    pub(crate) async fn write_last_seen(&self, at: i64, ids: &[i64]) -> Result<u64, sqlx::Error> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let list = placeholders(2, ids.len());
+        let sql = format!(
+            "UPDATE devices SET connection_last_seen_at = $1
+             WHERE connection_status = 'connected' AND COALESCE(connection_last_seen_at, 0) < $1
+               AND id IN ({list})"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        // Statements differ by their row count: not worth a place in the statement cache.
+        let done = query.persistent(false).execute(self.pool()).await?;
+        Ok(done.rows_affected())
     }
 
-    /// The device's socket closed. `joined_at` is what [`record_device_join`] returned for
-    /// this socket: when the device has meanwhile joined again on a new socket (a quick
-    /// reconnect, whose join may be written before this), the newer connection is left alone.
-    ///
-    /// [`record_device_join`]: Self::record_device_join
-    pub(crate) async fn record_device_disconnect(
+    /// Presence writer: sockets closed. Each row is `(device id, up_to, at)`: the device's
+    /// connection is marked disconnected at `at` if it was established at or before `up_to`
+    /// (the closed socket's join, or its close when it never joined). A newer connection of
+    /// the device (a fast reconnect) is left alone. One statement; at most
+    /// [`BATCH_ROWS`](crate::device::presence::BATCH_ROWS) rows.
+    pub(crate) async fn write_disconnects(
         &self,
-        device_id: i64,
-        joined_at: Option<i64>,
-    ) -> Result<(), sqlx::Error> {
-        let now = now_ms();
-        let query = match joined_at {
-            Some(joined_at) => sqlx::query(
-                "UPDATE devices SET connection_status = 'disconnected', connection_disconnected_at = $1,
-                     connection_last_seen_at = $1
-                 WHERE id = $2 AND connection_status = 'connected' AND connection_established_at = $3",
-            )
-            .bind(now)
-            .bind(device_id)
-            .bind(joined_at),
-            None => sqlx::query(
-                "UPDATE devices SET connection_status = 'disconnected', connection_disconnected_at = $1,
-                     connection_last_seen_at = $1
-                 WHERE id = $2 AND connection_status = 'connected'",
-            )
-            .bind(now)
-            .bind(device_id),
-        };
-        query.execute(self.pool()).await?;
-        Ok(())
+        rows: &[(i64, i64, i64)],
+    ) -> Result<u64, sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        // A VALUES list joined by key (`UPDATE … FROM`, SQLite 3.33+ and PostgreSQL; both
+        // name its columns column1…): one lookup per row, where CASE lists cost rows².
+        let values = (0..rows.len())
+            .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE devices SET connection_status = 'disconnected',
+                 connection_disconnected_at = v.column3, connection_last_seen_at = v.column3
+             FROM (VALUES {values}) AS v
+             WHERE devices.id = v.column1 AND devices.connection_status = 'connected'
+               AND COALESCE(devices.connection_established_at, 0) <= v.column2"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, up_to, at) in rows {
+            query = query.bind(*id).bind(*up_to).bind(*at);
+        }
+        let done = query.persistent(false).execute(self.pool()).await?;
+        Ok(done.rows_affected())
     }
 
     /// Marks disconnected the devices still shown connected that were last heard from before
@@ -292,6 +307,14 @@ impl Db {
         .await?;
         Ok(())
     }
+}
+
+/// `$first, $first+1, …`: `count` numbered placeholders.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Creates a device (just-in-time registration by a CA's JITP profile or a product key).

@@ -14,7 +14,9 @@ use crate::db::device_session::SessionDevice;
 use crate::fleet::lifecycle;
 use crate::state::AppState;
 
-/// "Last seen" is written at most this often while a device keeps talking.
+/// A talking device is marked seen at most this often (its join wrote "last seen"); the
+/// presence writer writes the marks within seconds, so "last seen" is never older than this
+/// plus a few seconds while the device talks (the stale sweep allows ten minutes).
 pub(crate) const LAST_SEEN_INTERVAL: Duration = Duration::from_secs(60);
 /// Update progress is written at most this often (and at every stage change and at 100).
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
@@ -163,6 +165,7 @@ impl DeviceChannel {
                 )
                 .await?;
             self.joined_at = Some(joined_at);
+            self.last_seen_written = Instant::now();
         }
         self.device.firmware_metadata = Some(firmware_text);
         let report = lifecycle::JoinReport {
@@ -203,13 +206,12 @@ impl DeviceChannel {
         Ok(JoinOutcome::Accepted(pushes))
     }
 
-    /// Any frame from the device: writes "last seen" now and then.
-    pub(crate) async fn heard_from(&mut self) {
-        if self.last_seen_written.elapsed() >= LAST_SEEN_INTERVAL {
+    /// Any frame from the device: marks it seen now and then, once joined. Never waits: the
+    /// presence writer writes "last seen" for all devices in batches.
+    pub(crate) fn heard_from(&mut self) {
+        if self.joined_at.is_some() && self.last_seen_written.elapsed() >= LAST_SEEN_INTERVAL {
             self.last_seen_written = Instant::now();
-            if let Err(e) = self.state.db.touch_device_last_seen(self.device.id).await {
-                tracing::warn!(device = %self.device.identifier, error = %e, "writing last seen failed");
-            }
+            self.state.devices.presence.seen(self.device.id);
         }
     }
 

@@ -19,6 +19,7 @@ pub(crate) mod auth;
 pub(crate) mod channel;
 mod nh1_keys;
 pub(crate) mod poll;
+pub(crate) mod presence;
 pub(crate) mod registry;
 pub(crate) mod socket;
 pub(crate) mod trust;
@@ -57,6 +58,8 @@ pub(crate) struct DeviceHub {
     pub(crate) polls: Arc<poll::PollLimiter>,
     /// NH1 derivations shared by devices connecting in the same second.
     pub(crate) nh1_keys: nh1_keys::Nh1Keys,
+    /// Disconnections and "last seen" times waiting to be written in batches.
+    pub(crate) presence: presence::Presence,
 }
 
 impl DeviceHub {
@@ -67,6 +70,7 @@ impl DeviceHub {
             trust: trust::Trust::load(db).await?,
             polls: Arc::default(),
             nh1_keys: nh1_keys::Nh1Keys::default(),
+            presence: presence::Presence::new(db.clone()),
         })
     }
 
@@ -81,10 +85,12 @@ impl DeviceHub {
         self.trust.reload(db).await;
     }
 
-    /// Closes every device socket and waits (up to `grace`) for them to record their
-    /// disconnection.
+    /// Closes every device socket and writes their disconnections (and what else the
+    /// presence writer holds), all within `grace`.
     pub(crate) async fn shutdown(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
         self.registry.shutdown(grace).await;
+        self.presence.drain(deadline).await;
     }
 }
 

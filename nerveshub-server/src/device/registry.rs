@@ -4,7 +4,7 @@
 //! Each device socket registers itself under its device id with a command channel. A second
 //! connection of the same device replaces the first, which is told to close (NervesHub kicks
 //! the older socket the same way). The registry also knows how many sockets are open, so a
-//! shutdown can close them all and wait for their last database writes.
+//! shutdown can close them all and wait for them to hand their disconnections over.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -211,8 +211,8 @@ impl DeviceRegistry {
         self.inner.stop.subscribe()
     }
 
-    /// Closes every socket (they send a WebSocket close and record the disconnection) and
-    /// waits up to `grace` for them to finish.
+    /// Closes every socket (they send a WebSocket close and hand their disconnection to the
+    /// presence writer) and waits up to `grace` for them to finish.
     pub(crate) async fn shutdown(&self, grace: Duration) {
         self.inner.stop.send_replace(true);
         let mut open = self.inner.open.subscribe();

@@ -38,6 +38,8 @@ pub(crate) const UNAVAILABLE_REASON: &str =
 const READ_BUFFER: usize = 8 * 1024;
 /// Commands (pushes) waiting for one socket.
 const COMMAND_QUEUE: usize = 16;
+/// How long the closing frame may take to send before the socket is dropped anyway.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Joins and pushes on other topics than `device` that are accepted and then ignored: a
 /// device with remote IEx joins `console`, and one told to join `extensions` joins it.
 const QUIET_TOPICS: [&str; 2] = ["console", "extensions"];
@@ -198,7 +200,7 @@ async fn run(
                     Ok(frame) => session.handle_frame(frame, origin.elapsed()),
                     Err(e) => tracing::debug!(device = %identifier, error = %e, "undecodable frame dropped"),
                 }
-                channel.heard_from().await;
+                channel.heard_from();
             }
             command = commands.recv() => match command {
                 Some(DeviceCommand::Push { event, ack }) => {
@@ -222,15 +224,18 @@ async fn run(
         let _ = ack.send(false);
     }
     if let Ended::Close(code, reason) = ended {
-        let _ = socket.send(close_message(code, reason)).await;
+        // A peer that reads nothing must not keep the socket open.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(close_message(code, reason))).await;
     }
-    if registration.unregister()
-        && let Err(e) = state
-            .db
-            .record_device_disconnect(device_id, channel.joined_at())
-            .await
-    {
-        tracing::warn!(device = %identifier, error = %e, "recording the disconnection failed");
+    // The descriptor is released before anything else: during a reconnect storm the closed
+    // sockets must not wait on the database while the new ones need descriptors.
+    drop(socket);
+    if registration.unregister() {
+        // Only the device's current socket speaks for it. One that never joined ends the
+        // connection an older (replaced) socket joined: any established until now; a newer
+        // socket registers, so joins, only after this.
+        let up_to = channel.joined_at().unwrap_or_else(crate::db::now_ms);
+        state.devices.presence.disconnected(device_id, up_to);
     }
     tracing::info!(device = %identifier, auth = ?kind, why = ?ended, "device disconnected");
     drop(registration);

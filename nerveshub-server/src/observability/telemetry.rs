@@ -218,6 +218,18 @@ async fn gauges(state: &AppState, out: &mut String) {
          # TYPE nerveshub_devices_connected gauge\n\
          nerveshub_devices_connected {connected}"
     );
+    let presence = &state.devices.presence;
+    let _ = writeln!(
+        out,
+        "# HELP nerveshub_presence_pending Devices whose disconnection or last-seen time waits to be written\n\
+         # TYPE nerveshub_presence_pending gauge\n\
+         nerveshub_presence_pending {}\n\
+         # HELP nerveshub_presence_write_failures_total Presence batch writes that failed (kept and retried)\n\
+         # TYPE nerveshub_presence_write_failures_total counter\n\
+         nerveshub_presence_write_failures_total {}",
+        presence.pending_count(),
+        presence.failed_writes()
+    );
 
     match state.db.update_counts_by_status().await {
         Ok(counts) => {
