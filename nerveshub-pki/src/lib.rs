@@ -13,9 +13,10 @@
 //!   name), with an optional [`JitpProfile`].
 //! - [`TrustStore::verify_device`] decides a presented chain against the registered CAs with
 //!   rustls-webpki and returns a [`VerifiedDevice`]; known certificates are recognised by
-//!   fingerprint (even expired) and renewed ones by public key.
+//!   fingerprint (even expired) and renewed ones by public key. A store is kept current one
+//!   change at a time (a CA, a known certificate) instead of being rebuilt.
 //! - [`DeviceCertVerifier`] is the rustls [`ClientCertVerifier`](rustls::server::danger::ClientCertVerifier)
-//!   for the device endpoint, reading a [`SharedTrustStore`] the server swaps when CAs or
+//!   for the device endpoint, reading a [`SharedTrustStore`] the server updates when CAs or
 //!   device certificates change. Client certificates are optional; no root hints are sent.
 //! - With the `gen` feature: `DeviceCa` (a Device CA that issues device certificates from a
 //!   fresh key or a CSR, intermediates and registration verification certificates) and

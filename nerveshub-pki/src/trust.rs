@@ -1,7 +1,10 @@
-//! The trust snapshot: registered CAs and known device certificates, and device verification.
+//! The trust store: registered CAs and known device certificates, kept current one change at a
+//! time, and device verification.
 
 use std::cell::RefCell;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls_pki_types::{CertificateDer, UnixTime};
@@ -124,25 +127,64 @@ impl VerifiedDevice {
     }
 }
 
-/// An immutable snapshot of what the device endpoint trusts: registered Device CAs, known
-/// device certificates, and denied certificates (of deleted devices).
+/// What the device endpoint trusts: registered Device CAs, known device certificates, and
+/// denied certificates (of deleted devices).
 ///
-/// Build it with [`TrustStore::builder`]; swap whole snapshots with
-/// [`SharedTrustStore`](crate::SharedTrustStore) when CAs or device certificates change.
+/// Build it with [`TrustStore::builder`] from what the server stores, then keep it current one
+/// change at a time ([`add_ca`](Self::add_ca), [`add_known_certificate`](Self::add_known_certificate)
+/// …) rather than building it again: each change costs about one hash-map update (a CA change
+/// re-indexes the CAs only). [`SharedTrustStore`](crate::SharedTrustStore) shares one store
+/// between the server's write paths and every TLS handshake.
+///
+/// The CAs sit behind an `Arc`: cloning a store copies the known certificates but shares the
+/// CAs, and a CA change while a handshake holds the old CAs copies the (short) CA list only.
 #[derive(Clone, Debug)]
 pub struct TrustStore {
-    cas: Vec<RegisteredCa>,
-    by_subject: HashMap<Vec<u8>, Vec<usize>>,
-    known: HashMap<String, KnownCertificate>,
-    known_keys: HashMap<String, String>,
-    denied: HashSet<String>,
-    algs: WebPkiSupportedAlgorithms,
+    cas: Arc<CaSet>,
+    known: KnownSet,
 }
 
 impl Default for TrustStore {
     fn default() -> Self {
         TrustStoreBuilder::default().build()
     }
+}
+
+/// The registered CAs, indexed by subject, with the signature algorithms: what chain
+/// validation reads. Changes rarely; replaced (copy on write) when it does.
+#[derive(Clone, Debug)]
+pub(crate) struct CaSet {
+    cas: Vec<RegisteredCa>,
+    by_subject: HashMap<Vec<u8>, Vec<usize>>,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+/// The known and denied certificates: changed one entry at a time (a new certificate on a
+/// JITP fleet's first boot, a deleted device).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KnownSet {
+    by_fingerprint: HashMap<String, KnownCertificate>,
+    /// Public-key fingerprint → its device and how many known certificates carry the key (a
+    /// key stays known until its last certificate is removed).
+    by_key: HashMap<String, KeyOwner>,
+    denied: HashSet<String>,
+}
+
+#[derive(Clone, Debug)]
+struct KeyOwner {
+    identifier: String,
+    certificates: usize,
+}
+
+/// What the known certificates say about a presented certificate, before any chain work.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    Denied,
+    /// Known by fingerprint: the owning device's identifier.
+    Known(String),
+    /// Its public key is known: the key's device identifier.
+    KnownKey(String),
+    Unknown,
 }
 
 /// Builds a [`TrustStore`].
@@ -198,46 +240,94 @@ impl TrustStoreBuilder {
         self
     }
 
-    /// Finishes the snapshot.
+    /// Finishes the store.
     pub fn build(self) -> TrustStore {
-        let mut by_subject: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
-        for (i, ca) in self.cas.iter().enumerate() {
-            by_subject
-                .entry(ca.anchor.subject.as_ref().to_vec())
-                .or_default()
-                .push(i);
-        }
-        let mut known = HashMap::new();
-        let mut known_keys = HashMap::new();
+        let mut known = KnownSet::default();
         for k in self.known {
-            known_keys.insert(k.public_key_fingerprint.clone(), k.identifier.clone());
-            known.insert(k.fingerprint.clone(), k);
+            known.insert(k);
         }
+        known.denied = self.denied.into_iter().collect();
         TrustStore {
-            cas: self.cas,
-            by_subject,
+            cas: Arc::new(CaSet::new(
+                self.cas,
+                self.algs.unwrap_or_else(sig::default_algorithms),
+            )),
             known,
-            known_keys,
-            denied: self.denied.into_iter().collect(),
-            algs: self.algs.unwrap_or_else(sig::default_algorithms),
         }
     }
 }
 
 impl TrustStore {
-    /// Starts building a snapshot.
+    /// Starts building a store.
     pub fn builder() -> TrustStoreBuilder {
         TrustStoreBuilder::default()
     }
 
     /// The registered CAs.
     pub fn cas(&self) -> &[RegisteredCa] {
-        &self.cas
+        &self.cas.cas
+    }
+
+    /// How many device certificates are known.
+    pub fn known_certificate_count(&self) -> usize {
+        self.known.by_fingerprint.len()
     }
 
     /// The signature algorithms used for chains and handshakes.
     pub fn signature_algorithms(&self) -> &WebPkiSupportedAlgorithms {
-        &self.algs
+        &self.cas.algs
+    }
+
+    /// Trusts one more Device CA. Returns `false` (and changes nothing) when a CA with the same
+    /// certificate (SHA-1 fingerprint) is already registered, so applying a change twice is
+    /// harmless.
+    pub fn add_ca(&mut self, ca: RegisteredCa) -> bool {
+        if self.ca_position(ca.certificate().fingerprint()).is_some() {
+            return false;
+        }
+        let set = Arc::make_mut(&mut self.cas);
+        set.cas.push(ca);
+        set.reindex();
+        true
+    }
+
+    /// Stops trusting the Device CA whose certificate has this SHA-1 fingerprint (any case).
+    /// Certificates it issued that are known stay known (NervesHub keeps them too). Returns
+    /// whether it was there.
+    pub fn remove_ca(&mut self, fingerprint: &str) -> bool {
+        let Some(i) = self.ca_position(&fingerprint.to_ascii_uppercase()) else {
+            return false;
+        };
+        let set = Arc::make_mut(&mut self.cas);
+        set.cas.remove(i);
+        set.reindex();
+        true
+    }
+
+    /// Knows one more device certificate (a replaced entry with the same fingerprint is
+    /// forgotten first). Also un-denies its fingerprint: the server stored it again.
+    pub fn add_known_certificate(&mut self, known: KnownCertificate) {
+        self.known.denied.remove(&known.fingerprint);
+        self.known.insert(known);
+    }
+
+    /// Forgets the known device certificate with this SHA-1 fingerprint (any case), and its
+    /// public key unless another known certificate carries it. Returns the entry, if any.
+    pub fn remove_known_certificate(&mut self, fingerprint: &str) -> Option<KnownCertificate> {
+        self.known.remove(&fingerprint.to_ascii_uppercase())
+    }
+
+    fn ca_position(&self, fingerprint: &str) -> Option<usize> {
+        self.cas
+            .cas
+            .iter()
+            .position(|ca| ca.certificate().fingerprint() == fingerprint)
+    }
+
+    /// The CAs and what the known certificates say about `cert`: all a verification needs
+    /// from the store.
+    pub(crate) fn lookup(&self, cert: &Certificate) -> (Arc<CaSet>, Lookup) {
+        (Arc::clone(&self.cas), self.known.lookup(cert))
     }
 
     /// Decides whether the chain a device presents (its certificate first, optionally followed
@@ -266,42 +356,123 @@ impl TrustStore {
         chain: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<VerifiedDevice, Error> {
-        let (first, rest) = chain.split_first().ok_or(Error::NoCertificate)?;
-        if rest.len() > MAX_PRESENTED_INTERMEDIATES {
-            return Err(Error::PathTooLong);
-        }
-        let cert = Certificate::from_der(first)?;
-        if self.denied.contains(cert.fingerprint()) {
-            return Err(Error::Denied);
-        }
-        if let Some(known) = self.known.get(cert.fingerprint()) {
-            let ca = cert
-                .aki()
-                .and_then(|aki| {
-                    self.cas
-                        .iter()
-                        .find(|ca| ca.certificate().ski() == Some(aki))
-                })
-                .map(|ca| ca.certificate().clone());
-            return Ok(VerifiedDevice {
+        let cert = presented(chain)?;
+        let lookup = self.known.lookup(&cert);
+        self.cas.decide(cert, lookup, chain, now)
+    }
+}
+
+/// The presented device certificate, parsed, after the cheap refusals.
+pub(crate) fn presented(chain: &[CertificateDer<'_>]) -> Result<Certificate, Error> {
+    let (first, rest) = chain.split_first().ok_or(Error::NoCertificate)?;
+    if rest.len() > MAX_PRESENTED_INTERMEDIATES {
+        return Err(Error::PathTooLong);
+    }
+    Certificate::from_der(first)
+}
+
+impl KnownSet {
+    fn insert(&mut self, known: KnownCertificate) {
+        self.remove(&known.fingerprint);
+        let owner = self
+            .by_key
+            .entry(known.public_key_fingerprint.clone())
+            .or_insert_with(|| KeyOwner {
                 identifier: known.identifier.clone(),
-                certificate: cert,
-                ca,
-                auth: DeviceAuth::KnownCertificate,
+                certificates: 0,
             });
+        // As a full build: the last certificate stored for a key names its device.
+        owner.identifier.clone_from(&known.identifier);
+        owner.certificates += 1;
+        self.by_fingerprint.insert(known.fingerprint.clone(), known);
+    }
+
+    fn remove(&mut self, fingerprint: &str) -> Option<KnownCertificate> {
+        let known = self.by_fingerprint.remove(fingerprint)?;
+        if let Entry::Occupied(mut owner) = self.by_key.entry(known.public_key_fingerprint.clone())
+        {
+            let left = owner.get().certificates.saturating_sub(1);
+            if left == 0 {
+                owner.remove();
+            } else {
+                owner.get_mut().certificates = left;
+            }
         }
-        let (identifier, auth) = match self.known_keys.get(cert.public_key_fingerprint()) {
-            Some(owner) => {
+        Some(known)
+    }
+
+    fn lookup(&self, cert: &Certificate) -> Lookup {
+        if self.denied.contains(cert.fingerprint()) {
+            Lookup::Denied
+        } else if let Some(known) = self.by_fingerprint.get(cert.fingerprint()) {
+            Lookup::Known(known.identifier.clone())
+        } else if let Some(owner) = self.by_key.get(cert.public_key_fingerprint()) {
+            Lookup::KnownKey(owner.identifier.clone())
+        } else {
+            Lookup::Unknown
+        }
+    }
+}
+
+impl CaSet {
+    fn new(cas: Vec<RegisteredCa>, algs: WebPkiSupportedAlgorithms) -> Self {
+        let mut set = CaSet {
+            cas,
+            by_subject: HashMap::new(),
+            algs,
+        };
+        set.reindex();
+        set
+    }
+
+    fn reindex(&mut self) {
+        self.by_subject.clear();
+        for (i, ca) in self.cas.iter().enumerate() {
+            self.by_subject
+                .entry(ca.anchor.subject.as_ref().to_vec())
+                .or_default()
+                .push(i);
+        }
+    }
+
+    /// The decision of [`TrustStore::verify_device`] once the known certificates were asked.
+    pub(crate) fn decide(
+        &self,
+        cert: Certificate,
+        lookup: Lookup,
+        chain: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<VerifiedDevice, Error> {
+        let (first, rest) = chain.split_first().ok_or(Error::NoCertificate)?;
+        let (identifier, auth) = match lookup {
+            Lookup::Denied => return Err(Error::Denied),
+            Lookup::Known(identifier) => {
+                let ca = cert
+                    .aki()
+                    .and_then(|aki| {
+                        self.cas
+                            .iter()
+                            .find(|ca| ca.certificate().ski() == Some(aki))
+                    })
+                    .map(|ca| ca.certificate().clone());
+                return Ok(VerifiedDevice {
+                    identifier,
+                    certificate: cert,
+                    ca,
+                    auth: DeviceAuth::KnownCertificate,
+                });
+            }
+            Lookup::KnownKey(owner) => {
                 let cn = cert.common_name().unwrap_or_default();
                 if cn != owner {
                     return Err(Error::CommonNameMismatch {
-                        expected: owner.clone(),
+                        expected: owner,
                         found: cn.to_owned(),
                     });
                 }
-                (owner.clone(), DeviceAuth::RenewedCertificate)
+                (owner, DeviceAuth::RenewedCertificate)
             }
-            None => match cert.common_name() {
+            Lookup::Unknown => match cert.common_name() {
                 Some(cn) if !cn.trim().is_empty() => (cn.to_owned(), DeviceAuth::NewCertificate),
                 _ => return Err(Error::MissingCommonName),
             },
@@ -434,5 +605,112 @@ fn clamp(now: UnixTime, lo: UnixTime, hi: UnixTime) -> UnixTime {
         hi
     } else {
         now
+    }
+}
+
+#[cfg(all(test, feature = "gen"))]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{CertOptions, DeviceCa};
+
+    fn at(secs: u64) -> UnixTime {
+        UnixTime::since_unix_epoch(Duration::from_secs(secs))
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn ca(name: &str) -> DeviceCa {
+        DeviceCa::generate(&CertOptions::new(name, at(NOW - 3600), at(NOW + 3600))).unwrap()
+    }
+
+    fn device(ca: &DeviceCa, cn: &str) -> Certificate {
+        ca.issue_device(&CertOptions::new(cn, at(NOW - 60), at(NOW + 60)))
+            .unwrap()
+            .0
+    }
+
+    fn registered(ca: &DeviceCa) -> RegisteredCa {
+        RegisteredCa::new(ca.certificate().clone(), true).unwrap()
+    }
+
+    fn verdict(store: &TrustStore, cert: &Certificate) -> Result<DeviceAuth, Error> {
+        store
+            .verify_device(&[cert.der().clone()], at(NOW))
+            .map(|d| d.auth())
+    }
+
+    #[test]
+    fn cas_are_added_and_removed_one_at_a_time() {
+        let (a, b) = (ca("CA a"), ca("CA b"));
+        let (from_a, from_b) = (device(&a, "dev-a"), device(&b, "dev-b"));
+        let mut store = TrustStore::default();
+        assert_eq!(verdict(&store, &from_a), Err(Error::UnknownIssuer));
+        assert!(store.add_ca(registered(&a)));
+        // Applying the same change again changes nothing.
+        assert!(!store.add_ca(registered(&a)));
+        assert_eq!(store.cas().len(), 1);
+        assert!(store.add_ca(registered(&b)));
+        assert_eq!(verdict(&store, &from_a), Ok(DeviceAuth::NewCertificate));
+        assert_eq!(verdict(&store, &from_b), Ok(DeviceAuth::NewCertificate));
+
+        // A copy taken before a change keeps its CAs (they are shared until one side changes).
+        let before = store.clone();
+        let fingerprint = a.certificate().fingerprint().to_ascii_lowercase();
+        assert!(store.remove_ca(&fingerprint));
+        assert!(!store.remove_ca(&fingerprint));
+        assert_eq!(verdict(&store, &from_a), Err(Error::UnknownIssuer));
+        assert_eq!(verdict(&store, &from_b), Ok(DeviceAuth::NewCertificate));
+        assert_eq!(verdict(&before, &from_a), Ok(DeviceAuth::NewCertificate));
+    }
+
+    #[test]
+    fn known_certificates_are_added_and_removed_one_at_a_time() {
+        let a = ca("CA a");
+        let first = device(&a, "dev-1");
+        let mut store = TrustStore::builder().ca(registered(&a)).build();
+        store.add_known_certificate(KnownCertificate::from_certificate(&first, "dev-1"));
+        assert_eq!(store.known_certificate_count(), 1);
+        assert_eq!(verdict(&store, &first), Ok(DeviceAuth::KnownCertificate));
+
+        // Another certificate for the same key (a renewal) is recognised by the key while the
+        // first one is known, and stays so while either is.
+        let key_twin = KnownCertificate::new("00AA", first.public_key_fingerprint(), "dev-1");
+        store.add_known_certificate(key_twin.clone());
+        let removed = store.remove_known_certificate(&first.fingerprint().to_ascii_lowercase());
+        assert_eq!(removed.map(|k| k.identifier), Some("dev-1".to_owned()));
+        assert_eq!(verdict(&store, &first), Ok(DeviceAuth::RenewedCertificate));
+        assert!(store.remove_known_certificate("00aa").is_some());
+        assert!(store.remove_known_certificate("00aa").is_none());
+        assert_eq!(store.known_certificate_count(), 0);
+        assert_eq!(verdict(&store, &first), Ok(DeviceAuth::NewCertificate));
+        assert!(
+            store.known.by_key.is_empty(),
+            "no key outlives its certificates"
+        );
+
+        // Adding an entry twice keeps one entry and one key reference.
+        store.add_known_certificate(KnownCertificate::from_certificate(&first, "dev-1"));
+        store.add_known_certificate(KnownCertificate::from_certificate(&first, "dev-1"));
+        assert!(
+            store
+                .remove_known_certificate(first.fingerprint())
+                .is_some()
+        );
+        assert!(store.known.by_key.is_empty());
+    }
+
+    #[test]
+    fn a_stored_certificate_is_no_longer_denied() {
+        let a = ca("CA a");
+        let cert = device(&a, "dev-1");
+        let mut store = TrustStore::builder()
+            .ca(registered(&a))
+            .deny_fingerprint(cert.fingerprint())
+            .build();
+        assert_eq!(verdict(&store, &cert), Err(Error::Denied));
+        store.add_known_certificate(KnownCertificate::from_certificate(&cert, "dev-1"));
+        assert_eq!(verdict(&store, &cert), Ok(DeviceAuth::KnownCertificate));
     }
 }

@@ -1,33 +1,40 @@
 //! rustls glue: a client-certificate verifier for the device endpoint that decides inside the
-//! TLS handshake from a swappable trust snapshot.
+//! TLS handshake from a shared trust store the server keeps current.
 
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::time_provider::TimeProvider;
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
+use crate::trust;
 use crate::{Error, TrustStore, VerifiedDevice};
 
-/// A cell holding the current [`TrustStore`] snapshot, shared between the server (which
-/// replaces it whenever CAs or device certificates change) and every [`DeviceCertVerifier`]
-/// (which reads it once per handshake). Cloning shares the cell.
+/// One [`TrustStore`] shared between the server (which changes it when CAs or device
+/// certificates change) and every [`DeviceCertVerifier`] (which reads it once per handshake).
+/// Cloning shares the store.
 ///
-/// Readers take an `Arc` of the snapshot under a read lock held only for the clone, so a
-/// swap never waits for a handshake and a handshake always sees one whole snapshot.
+/// Changes are applied in place under a write lock held for about one hash-map update
+/// ([`update`](Self::update)), so a JITP fleet's first boot adds each new certificate in
+/// constant time instead of rebuilding the store per device; [`replace`](Self::replace)
+/// swaps in a whole store (a full reload). A verification holds the read lock only to look the
+/// presented certificate up and take the CAs; chain validation runs after it is released, so a
+/// change never waits for a handshake and a handshake sees either the old or the new entry.
 #[derive(Clone, Default)]
 pub struct SharedTrustStore {
-    inner: Arc<RwLock<Arc<TrustStore>>>,
+    inner: Arc<RwLock<TrustStore>>,
 }
 
 impl fmt::Debug for SharedTrustStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let snap = self.snapshot();
+        let store = self.read();
         f.debug_struct("SharedTrustStore")
-            .field("cas", &snap.cas().len())
+            .field("cas", &store.cas().len())
+            .field("known_certificates", &store.known_certificate_count())
             .finish_non_exhaustive()
     }
 }
@@ -36,20 +43,55 @@ impl SharedTrustStore {
     /// A cell holding `store`.
     pub fn new(store: TrustStore) -> Self {
         Self {
-            inner: Arc::new(RwLock::new(Arc::new(store))),
+            inner: Arc::new(RwLock::new(store)),
         }
     }
 
-    /// The current snapshot.
-    pub fn snapshot(&self) -> Arc<TrustStore> {
-        // A poisoned lock still holds a whole snapshot (replacing is a single assignment).
-        Arc::clone(&self.inner.read().unwrap_or_else(PoisonError::into_inner))
+    // A poisoned lock still holds a whole store: every change below is a few hash-map
+    // operations that leave it usable even when interrupted.
+    fn read(&self) -> RwLockReadGuard<'_, TrustStore> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Replaces the snapshot atomically; returns the previous one.
-    pub fn replace(&self, store: TrustStore) -> Arc<TrustStore> {
-        let mut guard = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        std::mem::replace(&mut *guard, Arc::new(store))
+    fn write(&self) -> RwLockWriteGuard<'_, TrustStore> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replaces the whole store atomically; returns the previous one (dropped by the caller,
+    /// outside the lock).
+    pub fn replace(&self, store: TrustStore) -> TrustStore {
+        std::mem::replace(&mut *self.write(), store)
+    }
+
+    /// Changes the store in place: `change` runs under the write lock, so keep it to the
+    /// store's own methods ([`TrustStore::add_known_certificate`], [`TrustStore::add_ca`] …).
+    pub fn update<R>(&self, change: impl FnOnce(&mut TrustStore) -> R) -> R {
+        change(&mut self.write())
+    }
+
+    /// A copy of the current store (it copies every known certificate: for inspection and
+    /// tests, not for each handshake).
+    pub fn snapshot(&self) -> TrustStore {
+        self.read().clone()
+    }
+
+    /// The signature algorithms of the current store.
+    pub fn signature_algorithms(&self) -> WebPkiSupportedAlgorithms {
+        *self.read().signature_algorithms()
+    }
+
+    /// [`TrustStore::verify_device`] on the current store.
+    ///
+    /// # Errors
+    /// The reason the device is refused.
+    pub fn verify_device(
+        &self,
+        chain: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<VerifiedDevice, Error> {
+        let cert = trust::presented(chain)?;
+        let (cas, lookup) = self.read().lookup(&cert);
+        cas.decide(cert, lookup, chain, now)
     }
 }
 
@@ -58,11 +100,11 @@ impl SharedTrustStore {
 /// - Client certificates are optional at the TLS layer: shared-secret (NH1) devices present
 ///   none and are authenticated later from HTTP headers.
 /// - No root hint subjects are sent: the server does not list its CAs to strangers.
-/// - A presented chain is decided by [`TrustStore::verify_device`] on the current snapshot of a
-///   [`SharedTrustStore`], at the time given by the caller's [`TimeProvider`] (this crate reads
+/// - A presented chain is decided by [`SharedTrustStore::verify_device`] (the current store's
+///   [`TrustStore::verify_device`]), at the time given by the caller's [`TimeProvider`] (this crate reads
 ///   no clock; when the provider returns `None`, the time rustls passes in is used).
 /// - Handshake signatures go to `rustls::crypto::verify_tls12_signature` /
-///   `verify_tls13_signature` with the snapshot's signature algorithms.
+///   `verify_tls13_signature` with the store's signature algorithms.
 ///
 /// After the handshake, call [`DeviceCertVerifier::identify`] with the connection's peer
 /// certificates to get the [`VerifiedDevice`].
@@ -80,7 +122,8 @@ impl SharedTrustStore {
 ///     .with_safe_default_protocol_versions()
 ///     .expect("protocol versions")
 ///     .with_client_cert_verifier(verifier.clone());
-/// // … .with_single_cert(server_chain, server_key); later, when CAs change:
+/// // … .with_single_cert(server_chain, server_key); later, when CAs or certificates change:
+/// trust.update(|store| store.remove_known_certificate("0123ABCD"));
 /// trust.replace(TrustStore::default());
 /// # let _ = builder;
 /// ```
@@ -102,7 +145,7 @@ impl fmt::Debug for DeviceCertVerifier {
 impl DeviceCertVerifier {
     /// A verifier reading `trust` and taking the time from `time`.
     pub fn new(trust: SharedTrustStore, time: Arc<dyn TimeProvider>) -> Self {
-        let algs = *trust.snapshot().signature_algorithms();
+        let algs = trust.signature_algorithms();
         Self { trust, time, algs }
     }
 
@@ -112,7 +155,7 @@ impl DeviceCertVerifier {
     }
 
     /// Identifies the device of a finished handshake from the connection's peer certificates
-    /// (`ServerConnection::peer_certificates`), against the current snapshot.
+    /// (`ServerConnection::peer_certificates`), against the current store.
     ///
     /// # Errors
     /// [`Error::NoCertificate`] when the peer sent none, otherwise as
@@ -124,7 +167,7 @@ impl DeviceCertVerifier {
     ) -> Result<VerifiedDevice, Error> {
         let chain = peer_certificates.ok_or(Error::NoCertificate)?;
         let now = self.time.current_time().unwrap_or(fallback_now);
-        self.trust.snapshot().verify_device(chain, now)
+        self.trust.verify_device(chain, now)
     }
 }
 
@@ -152,7 +195,6 @@ impl ClientCertVerifier for DeviceCertVerifier {
         chain.push(end_entity.clone());
         chain.extend(intermediates.iter().cloned());
         self.trust
-            .snapshot()
             .verify_device(&chain, now)
             .map(|_| ClientCertVerified::assertion())
             .map_err(|e| e.to_rustls())

@@ -682,26 +682,38 @@ fn ca_round_trips_through_pem() {
 }
 
 #[test]
-fn shared_store_swaps_whole_snapshots() {
+fn shared_store_swaps_whole_stores_and_takes_changes() {
     let f = fixture();
     let (cert, _) = f.ca.issue_device(&opts("swap", f.now)).unwrap();
     let shared = SharedTrustStore::new(TrustStore::default());
     let chain = [cert.der().clone()];
-    assert!(shared.snapshot().verify_device(&chain, f.now).is_err());
+    assert!(shared.verify_device(&chain, f.now).is_err());
     let held = shared.snapshot();
     let old = shared.replace(store_with(&[f.ca.certificate()], true));
     assert!(old.cas().is_empty());
-    assert!(shared.snapshot().verify_device(&chain, f.now).is_ok());
-    // A snapshot taken before the swap stays as it was.
+    assert!(shared.verify_device(&chain, f.now).is_ok());
+    // A copy taken before the swap stays as it was.
     assert!(held.verify_device(&chain, f.now).is_err());
     // Clones share the cell.
     let clone = shared.clone();
     clone.replace(TrustStore::default());
     assert!(shared.snapshot().cas().is_empty());
+
+    // One change at a time, seen by every clone.
+    let ca = RegisteredCa::new(f.ca.certificate().clone(), true).unwrap();
+    assert!(clone.update(|store| store.add_ca(ca)));
+    let verified = shared.verify_device(&chain, f.now).unwrap();
+    assert_eq!(verified.auth(), DeviceAuth::NewCertificate);
+    clone.update(|store| {
+        store.add_known_certificate(KnownCertificate::from_certificate(&cert, "swap"));
+    });
+    let verified = shared.verify_device(&chain, f.now).unwrap();
+    assert_eq!(verified.auth(), DeviceAuth::KnownCertificate);
+    assert!(format!("{shared:?}").contains("known_certificates: 1"));
 }
 
 #[test]
-fn concurrent_readers_see_whole_snapshots() {
+fn concurrent_readers_see_whole_stores() {
     let f = fixture();
     let (cert, _) = f.ca.issue_device(&opts("concurrent", f.now)).unwrap();
     let with_ca = store_with(&[f.ca.certificate()], true);
@@ -715,8 +727,14 @@ fn concurrent_readers_see_whole_snapshots() {
                 for _ in 0..200 {
                     let snap = shared.snapshot();
                     let verdict = snap.verify_device(&chain, f.now);
-                    // Each snapshot is either empty (refuses) or has the CA (accepts).
+                    // Each store is either empty (refuses) or has the CA (accepts).
                     assert_eq!(verdict.is_ok(), !snap.cas().is_empty());
+                    // Directly on the shared store: accepted or refused as unknown, nothing
+                    // in between.
+                    match shared.verify_device(&chain, f.now) {
+                        Ok(_) | Err(Error::UnknownIssuer) => {}
+                        Err(e) => panic!("{e}"),
+                    }
                 }
             });
         }
@@ -726,6 +744,12 @@ fn concurrent_readers_see_whole_snapshots() {
             } else {
                 shared.replace(TrustStore::default());
             }
+            // Known certificates come and go meanwhile.
+            let fingerprint = format!("{i:040X}");
+            shared.update(|store| {
+                store.add_known_certificate(KnownCertificate::new(&fingerprint, "AB", "x"));
+            });
+            shared.update(|store| store.remove_known_certificate(&fingerprint));
         }
     });
 }

@@ -17,6 +17,13 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `postgres://…` to use PostgreSQL; `None` for SQLite in `data_dir`.
     pub database_url: Option<String>,
+    /// Connections of the database pool that serves the management API, rollouts and
+    /// maintenance; `None`: 4 on SQLite, 8 on PostgreSQL. Kept apart from the device pool so
+    /// the API never waits behind a reconnect storm.
+    pub api_db_connections: Option<u32>,
+    /// Connections of the database pool that serves the device endpoint (socket
+    /// authentication, the device channel, polling); `None`: 8 on SQLite, 16 on PostgreSQL.
+    pub device_db_connections: Option<u32>,
     /// The management API's address (plain HTTP).
     pub api_addr: SocketAddr,
     /// The device endpoint's address (HTTPS).
@@ -81,6 +88,8 @@ impl Config {
         Config {
             data_dir: data_dir.into(),
             database_url: None,
+            api_db_connections: None,
+            device_db_connections: None,
             api_addr: SocketAddr::from(([127, 0, 0, 1], 4000)),
             device_addr: SocketAddr::from(([0, 0, 0, 0], 4001)),
             device_cert: None,

@@ -15,7 +15,7 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PeerCertificates(pub(crate) Arc<Vec<CertificateDer<'static>>>);
 
-/// The routes devices reach.
+/// The routes devices reach, on the device endpoint's database pool.
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/status", get(|| async { "ok" }))
@@ -27,5 +27,5 @@ pub(crate) fn router(state: AppState) -> Router {
                 axum::Json(serde_json::json!({"errors": {"detail": "Not Found"}})),
             )
         })
-        .with_state(state)
+        .with_state(state.for_device_endpoint())
 }

@@ -95,7 +95,7 @@ impl RunningServer {
         if config.database_url.is_none() {
             files::restrict_sqlite_files(&config.data_dir)?;
         }
-        let db = Db::connect(&url).await?;
+        let db = Db::connect(&url, db::PoolSizes::of(&config)).await?;
         let secrets = Arc::new(SecretCipher::load_or_create(&config.data_dir)?);
         let sealed = db::seal_plaintext_secrets(&db, &secrets).await?;
         if sealed > 0 {
@@ -239,6 +239,16 @@ impl RunningServer {
     /// The HTTPS listener of the management API, when `api_tls_addr` was configured.
     pub fn api_tls_addr(&self) -> Option<SocketAddr> {
         self.api_tls_addr
+    }
+
+    /// Test hook: takes every connection of the device endpoint's database pool and keeps
+    /// them until the returned value is dropped (as a reconnect storm would).
+    ///
+    /// # Errors
+    /// The database failed.
+    #[doc(hidden)]
+    pub async fn hold_device_pool(&self) -> Result<impl Send + use<>, ServerError> {
+        Ok(self.state.db.hold_device_pool().await?)
     }
 
     /// The management API's address (the port is real when 0 was asked for).
@@ -398,7 +408,7 @@ pub async fn reset_password(config: &Config, email: &str) -> Result<String, Serv
             config.data_dir.display()
         )));
     }
-    let db = Db::connect(&url).await?;
+    let db = Db::connect(&url, db::PoolSizes::of(config)).await?;
     let result = reset_password_in(&db, email).await;
     db.close().await;
     result

@@ -11,6 +11,8 @@ use crate::storage::Storage;
 /// Shared by the management API and the device endpoint; cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
+    /// The database: on the API pool, except in the device endpoint's state
+    /// ([`AppState::for_device_endpoint`]), where it is on the device pool.
     pub(crate) db: Db,
     pub(crate) config: Arc<Config>,
     /// Connected devices and the device endpoint's certificate trust.
@@ -22,4 +24,15 @@ pub(crate) struct AppState {
     pub(crate) secrets: Arc<SecretCipher>,
     /// Sign-in rate limits.
     pub(crate) logins: Arc<crate::auth::LoginLimiter>,
+}
+
+impl AppState {
+    /// The state the device endpoint's routes get: the same, with `db` on the device pool, so
+    /// everything a device's request or socket does waits for device connections only.
+    pub(crate) fn for_device_endpoint(&self) -> AppState {
+        AppState {
+            db: self.db.for_devices(),
+            ..self.clone()
+        }
+    }
 }

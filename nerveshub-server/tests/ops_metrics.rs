@@ -359,8 +359,17 @@ async fn metrics_count_a_device_that_connects_and_takes_an_update() {
         "{text}"
     );
     assert!(!text.contains("ops-1"), "no device identifiers in labels");
-    assert!(sample(&text, "nerveshub_db_pool_connections", &[r#"state="idle""#]).is_some());
-    assert!(sample(&text, "nerveshub_db_pool_max_connections", &[]) >= Some(1.0));
+    for pool in [r#"pool="api""#, r#"pool="device""#] {
+        assert!(
+            sample(
+                &text,
+                "nerveshub_db_pool_connections",
+                &[pool, r#"state="idle""#]
+            )
+            .is_some()
+        );
+        assert!(sample(&text, "nerveshub_db_pool_max_connections", &[pool]) >= Some(1.0));
+    }
 
     device.close().await;
     fw.ts.stop().await;

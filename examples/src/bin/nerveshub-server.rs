@@ -89,6 +89,12 @@ struct Settings {
         global = true
     )]
     database_url: Option<String>,
+    /// Database connections for the API (and rollouts) [default: 4 on SQLite, 8 on PostgreSQL].
+    #[arg(long, env = "NERVESHUB_API_DB_CONNECTIONS", global = true)]
+    api_db_connections: Option<u32>,
+    /// Database connections for the device endpoint [default: 8 on SQLite, 16 on PostgreSQL].
+    #[arg(long, env = "NERVESHUB_DEVICE_DB_CONNECTIONS", global = true)]
+    device_db_connections: Option<u32>,
     /// Management API address, plain HTTP; also serves /health and /ready
     /// [default: 127.0.0.1:4000].
     #[arg(long, env = "NERVESHUB_API_ADDR", global = true)]
@@ -214,6 +220,8 @@ impl Settings {
                 .unwrap_or_else(|| PathBuf::from("./nerveshub-data")),
         );
         config.database_url = self.database_url.or(file.database_url);
+        config.api_db_connections = self.api_db_connections.or(file.api_db_connections);
+        config.device_db_connections = self.device_db_connections.or(file.device_db_connections);
         if let Some(addr) = self.api_addr.or(file.api_addr) {
             config.api_addr = addr;
         }
@@ -368,6 +376,14 @@ fn print_config(effective: &Effective) -> String {
     table.insert("data-dir".into(), path(&c.data_dir));
     if let Some(url) = &c.database_url {
         table.insert("database-url".into(), Value::String(mask_url(url)));
+    }
+    for (key, n) in [
+        ("api-db-connections", c.api_db_connections),
+        ("device-db-connections", c.device_db_connections),
+    ] {
+        if let Some(n) = n {
+            table.insert(key.into(), Value::Integer(i64::from(n)));
+        }
     }
     table.insert("api-addr".into(), Value::String(c.api_addr.to_string()));
     table.insert(

@@ -18,6 +18,7 @@ use super::devices::{audit_change, parse_tags};
 use super::{Api, Body, Endpoint, Success, created, data, no_content};
 use crate::auth::{Caller, Role};
 use crate::db::{self, CaCertificateRow, JitpFields};
+use crate::device::TrustChange;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -281,7 +282,7 @@ async fn create(
     .await?;
     tx.commit().await?;
     // The device endpoint trusts what is stored now.
-    state.devices.reload_trust(&state.db).await;
+    state.devices.trust_changed(TrustChange::ca_added(&ca));
     let stored = state
         .db
         .ca_certificate(org_id, ca.serial())
@@ -328,7 +329,9 @@ async fn remove(
     .await?;
     tx.commit().await?;
     // The device endpoint trusts what is stored now.
-    state.devices.reload_trust(&state.db).await;
+    if let Some(change) = TrustChange::ca_removed(&ca.der) {
+        state.devices.trust_changed(change);
+    }
     Ok(no_content())
 }
 

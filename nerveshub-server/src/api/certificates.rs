@@ -13,6 +13,7 @@ use super::devices::{audit_change, find};
 use super::{Api, Body, Endpoint, Success, created, data, no_content};
 use crate::auth::{Caller, Role, hex_upper};
 use crate::db::{self, DeviceCertificateRow};
+use crate::device::TrustChange;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -169,7 +170,9 @@ async fn create(
     .await?;
     tx.commit().await?;
     // The device endpoint trusts what is stored now.
-    state.devices.reload_trust(&state.db).await;
+    state
+        .devices
+        .trust_changed(TrustChange::certificate_added(&cert, &identifier));
     tracing::debug!(certificate = id, device = %identifier, "device certificate added");
     Ok(created(json!({
         "serial": cert.serial(),
@@ -221,7 +224,11 @@ async fn remove(
     .await?;
     tx.commit().await?;
     // The device endpoint trusts what is stored now.
-    state.devices.reload_trust(&state.db).await;
+    state
+        .devices
+        .trust_changed(TrustChange::CertificateRemoved {
+            fingerprint: cert.fingerprint,
+        });
     Ok(no_content())
 }
 

@@ -13,6 +13,7 @@ use sqlx::AnyConnection;
 use super::{Api, Body, Endpoint, Success, created, data, no_content, products};
 use crate::auth::{Caller, Role};
 use crate::db::{self, Actor, Audit, DeviceFilter, DeviceRow, NewDevice, ProductRow};
+use crate::device::TrustChange;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::time::iso8601_ms;
@@ -495,6 +496,7 @@ async fn remove(
     let membership = caller.membership()?;
     let (product, device) = find(&state, membership.org.id, &product, &identifier).await?;
     let mut tx = state.db.begin().await?;
+    let fingerprints = db::delete_device_certificates(&mut tx, device.id).await?;
     db::delete_device(&mut tx, device.id).await?;
     audit_change(
         &mut tx,
@@ -510,7 +512,10 @@ async fn remove(
     .await?;
     tx.commit().await?;
     // The device endpoint trusts what is stored now, and a deleted device's socket closes.
-    state.devices.reload_trust(&state.db).await;
+    state.devices.trust_changed(TrustChange::DeviceRemoved {
+        identifier,
+        fingerprints,
+    });
     let _ = state
         .devices
         .registry

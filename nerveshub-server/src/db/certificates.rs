@@ -102,6 +102,18 @@ pub(crate) async fn delete_device_certificate(
     Ok(())
 }
 
+/// Deletes every certificate of device `device_id` (before the device itself, whose delete
+/// would cascade to them) and returns their SHA-1 fingerprints, for the trust change.
+pub(crate) async fn delete_device_certificates(
+    conn: &mut AnyConnection,
+    device_id: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("DELETE FROM device_certificates WHERE device_id = $1 RETURNING fingerprint")
+        .bind(device_id)
+        .fetch_all(&mut *conn)
+        .await
+}
+
 /// The devices other than `device_id` that already have a certificate for this public key
 /// (a public key belongs to one device only).
 pub(crate) async fn public_key_owner(
@@ -480,7 +492,12 @@ mod tests {
     }
 
     async fn databases(dir: &std::path::Path) -> Vec<(Db, Option<(String, String)>)> {
-        let mut dbs = vec![(Db::connect(&Db::sqlite_url(dir)).await.unwrap(), None)];
+        let mut dbs = vec![(
+            Db::connect(&Db::sqlite_url(dir), db::PoolSizes::default())
+                .await
+                .unwrap(),
+            None,
+        )];
         if let Ok(admin) = std::env::var("NERVESHUB_TEST_DATABASE_URL") {
             sqlx::any::install_default_drivers();
             let name = format!("nhunit_certs_{}", std::process::id());
@@ -495,7 +512,9 @@ mod tests {
                     .unwrap();
             }
             let base = admin.rsplit_once('/').unwrap().0;
-            let db = Db::connect(&format!("{base}/{name}")).await.unwrap();
+            let db = Db::connect(&format!("{base}/{name}"), db::PoolSizes::default())
+                .await
+                .unwrap();
             dbs.push((db, Some((admin, name))));
         } else {
             eprintln!("skipped: PostgreSQL (NERVESHUB_TEST_DATABASE_URL is not set)");

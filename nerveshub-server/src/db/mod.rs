@@ -39,19 +39,93 @@ pub(crate) enum Backend {
     Postgres,
 }
 
-/// The database: a connection pool and the engine behind it.
+/// The database: two connection pools over it and the engine behind it.
+///
+/// The management API, rollouts and maintenance use the API pool; the device endpoint uses
+/// [`Db::for_devices`], a view of the same database whose queries go to the device pool. A
+/// reconnect storm then waits for device connections only, and the API keeps answering. Both
+/// pools run the same queries (`Db`'s methods); on SQLite writes still take turns on the one
+/// write lock (WAL, `BEGIN IMMEDIATE` and the busy timeout), only the waiting for a pooled
+/// connection is separate.
 #[derive(Debug, Clone)]
 pub(crate) struct Db {
+    /// The pool this view's queries use.
     pool: AnyPool,
+    /// The device endpoint's pool (the same as `pool` in the device view).
+    device_pool: AnyPool,
     backend: Backend,
+}
+
+/// How many connections each pool may open; `None` takes the backend's default.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PoolSizes {
+    pub(crate) api: Option<u32>,
+    pub(crate) device: Option<u32>,
+}
+
+impl PoolSizes {
+    /// The sizes a server's configuration asks for.
+    pub(crate) fn of(config: &crate::config::Config) -> Self {
+        PoolSizes {
+            api: config.api_db_connections,
+            device: config.device_db_connections,
+        }
+    }
+
+    /// (API, device) for `backend`. SQLite has one writer at a time, so more connections
+    /// only queue on its lock; PostgreSQL runs transactions side by side.
+    fn resolve(self, backend: Backend) -> (u32, u32) {
+        let (api, device) = match backend {
+            Backend::Sqlite => (4, 8),
+            Backend::Postgres => (8, 16),
+        };
+        (
+            self.api.unwrap_or(api).max(1),
+            self.device.unwrap_or(device).max(1),
+        )
+    }
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+/// How long a device's connection waits for a pooled database connection before it is
+/// answered 503 with `Retry-After`: past this the node is saturated, and a device told to come
+/// back later costs less than one that waits out its own timeout (the API keeps sqlx's 30 s).
+const DEVICE_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn open_pool(
+    backend: Backend,
+    options: AnyConnectOptions,
+    size: u32,
+    acquire_timeout: std::time::Duration,
+) -> Result<AnyPool, sqlx::Error> {
+    let pool = AnyPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(acquire_timeout);
+    match backend {
+        Backend::Sqlite => {
+            pool.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the one writer; foreign keys are on in
+                    // sqlx-sqlite by default, and its busy timeout is 5 s.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+        }
+        Backend::Postgres => pool.connect_with(options).await,
+    }
+}
+
 impl Db {
-    /// Opens `url` (`postgres://…` or `sqlite://…`) and brings its schema up to date.
-    pub(crate) async fn connect(url: &str) -> Result<Db, ServerError> {
+    /// Opens `url` (`postgres://…` or `sqlite://…`) with an API pool and a device pool of
+    /// `sizes`, and brings its schema up to date (once, through the API pool, before the
+    /// device pool opens).
+    pub(crate) async fn connect(url: &str, sizes: PoolSizes) -> Result<Db, ServerError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
@@ -64,35 +138,49 @@ impl Db {
             )));
         };
         let options: AnyConnectOptions = url.parse()?;
-        let pool = match backend {
-            Backend::Sqlite => {
-                AnyPoolOptions::new()
-                    .max_connections(8)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            // WAL lets readers run beside the one writer; foreign keys are on in
-                            // sqlx-sqlite by default, and its busy timeout is 5 s.
-                            conn.execute("PRAGMA journal_mode = WAL").await?;
-                            conn.execute("PRAGMA synchronous = NORMAL").await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_with(options)
-                    .await?
-            }
-            Backend::Postgres => {
-                AnyPoolOptions::new()
-                    .max_connections(16)
-                    .connect_with(options)
-                    .await?
-            }
-        };
+        let (api_size, device_size) = sizes.resolve(backend);
+        let pool = open_pool(
+            backend,
+            options.clone(),
+            api_size,
+            std::time::Duration::from_secs(30),
+        )
+        .await?;
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
-        Ok(Db { pool, backend })
+        let device_pool = open_pool(backend, options, device_size, DEVICE_ACQUIRE_TIMEOUT).await?;
+        Ok(Db {
+            pool,
+            device_pool,
+            backend,
+        })
+    }
+
+    /// The device endpoint's view: the same database, its queries on the device pool.
+    pub(crate) fn for_devices(&self) -> Db {
+        Db {
+            pool: self.device_pool.clone(),
+            device_pool: self.device_pool.clone(),
+            backend: self.backend,
+        }
+    }
+
+    /// Takes every connection of the device pool and keeps them until the result is dropped:
+    /// what a reconnect storm does to it, for tests that check the API does not wait behind
+    /// devices.
+    #[doc(hidden)]
+    pub(crate) async fn hold_device_pool(
+        &self,
+    ) -> Result<Vec<sqlx::pool::PoolConnection<Any>>, sqlx::Error> {
+        let max = self.device_pool.options().get_max_connections();
+        let mut held = Vec::new();
+        for _ in 0..max {
+            held.push(self.device_pool.acquire().await?);
+        }
+        Ok(held)
     }
 
     /// The SQLite database file `<dir>/nerveshub.db`, created if missing.
@@ -119,8 +207,10 @@ impl Db {
         }
     }
 
+    /// Closes both pools.
     pub(crate) async fn close(&self) {
         self.pool.close().await;
+        self.device_pool.close().await;
     }
 }
 
@@ -314,6 +404,31 @@ mod tests {
             let postgres = std::fs::read_to_string(format!("{postgres_dir}/{name}")).unwrap();
             assert_eq!(normalise(sqlite), normalise(postgres), "{name}");
         }
+    }
+
+    /// Two pools of the sizes asked for (or the backend's defaults); the device view's queries
+    /// go to the device pool.
+    #[tokio::test]
+    async fn api_and_device_pools() {
+        let dir = tempfile::tempdir().unwrap();
+        let max = |db: &Db| db.pool().options().get_max_connections();
+        let sizes = PoolSizes {
+            api: Some(3),
+            device: Some(5),
+        };
+        let db = Db::connect(&Db::sqlite_url(dir.path()), sizes)
+            .await
+            .unwrap();
+        assert_eq!((max(&db), max(&db.for_devices())), (3, 5));
+        assert_eq!(max(&db.for_devices().for_devices()), 5);
+        let held = db.hold_device_pool().await.unwrap();
+        assert_eq!(held.len(), 5);
+        // The API pool is untouched.
+        db.ping().await.unwrap();
+        drop(held);
+        db.close().await;
+        assert_eq!(PoolSizes::default().resolve(Backend::Sqlite), (4, 8));
+        assert_eq!(PoolSizes::default().resolve(Backend::Postgres), (8, 16));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use rustls_pki_types::CertificateDer;
 
 use crate::db::device_session::{self as q, SessionCa, SessionDevice};
 use crate::db::{self, Actor, Audit, is_unique_violation};
+use crate::device::TrustChange;
 use crate::state::AppState;
 
 /// The prefix of product shared-secret keys.
@@ -80,12 +81,11 @@ async fn by_certificate(
     state: &AppState,
     chain: &[CertificateDer<'static>],
 ) -> Result<SessionDevice, Refusal> {
-    // The TLS verifier already accepted the chain against the same kind of snapshot; deciding
-    // again here gives the identity (and catches a snapshot swapped in between).
+    // The TLS verifier already accepted the chain against the same store; deciding again here
+    // gives the identity (and catches a change in between).
     let verified = state
         .devices
         .trust_store()
-        .snapshot()
         .verify_device(chain, now_unix())
         .map_err(invalid)?;
     if verified.auth() == DeviceAuth::KnownCertificate {
@@ -128,7 +128,11 @@ async fn by_certificate(
     for _ in 0..2 {
         match record_new_certificate(state, &verified, &ca).await {
             Ok(device) => {
-                state.devices.reload_trust(&state.db).await;
+                // Known from now on: one entry added, nothing read again.
+                state.devices.trust_changed(TrustChange::certificate_added(
+                    verified.certificate(),
+                    &device.identifier,
+                ));
                 return Ok(device);
             }
             Err(Refusal::Unavailable(e)) if is_unique_violation(&e) => {

@@ -12,7 +12,8 @@
 //! - [`poll`]: devices that poll over HTTP instead (`POST /device/api/v1/poll`, the v1-era
 //!   `GET /device/update`), recorded like joins, offered updates by the orchestrator.
 //! - [`registry`]: connected devices and their command queues.
-//! - [`trust`]: the device endpoint's certificate trust snapshot, loaded from the database.
+//! - [`trust`]: the device endpoint's certificate trust, loaded from the database and kept
+//!   current by [`TrustChange`]s.
 //! - `nh1_keys`: NH1 key derivations cached per product key and second.
 
 pub(crate) mod auth;
@@ -37,9 +38,10 @@ use crate::error::ServerError;
 use crate::state::AppState;
 
 pub(crate) use registry::DeviceRegistry;
+pub(crate) use trust::TrustChange;
 
-/// How often the trust snapshot is reloaded from the database and stale connections swept,
-/// besides the reloads after each change.
+/// How often the trust store is reloaded from the database (a safety net: every write path
+/// applies its own change) and stale connections are swept.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A device shown connected but not heard from for this long is marked disconnected (its
@@ -63,14 +65,15 @@ pub(crate) struct DeviceHub {
 }
 
 impl DeviceHub {
-    /// Loads the trust snapshot (registered CAs, known device certificates) from `db`.
+    /// Loads the trust store (registered CAs, known device certificates) from `db`.
     pub(crate) async fn load(db: &Db) -> Result<Self, ServerError> {
         Ok(DeviceHub {
             registry: DeviceRegistry::new(),
             trust: trust::Trust::load(db).await?,
             polls: Arc::default(),
             nh1_keys: nh1_keys::Nh1Keys::default(),
-            presence: presence::Presence::new(db.clone()),
+            // Device work waits for device connections only (the API keeps its own pool).
+            presence: presence::Presence::new(db.for_devices()),
         })
     }
 
@@ -79,8 +82,15 @@ impl DeviceHub {
         self.trust.store()
     }
 
-    /// Reloads the trust snapshot from the database. Call it after committing a change to
-    /// Device CAs or device certificates, so the TLS layer sees it at once.
+    /// The one place trust changes: call it after committing a change to Device CAs, device
+    /// certificates or devices, so the TLS layer sees it at once. It costs about one hash-map
+    /// update and reads no database.
+    pub(crate) fn trust_changed(&self, change: TrustChange) {
+        self.trust.apply(change);
+    }
+
+    /// Reads the whole trust store from the database again (the periodic safety net; changes
+    /// applied while it reads are kept).
     pub(crate) async fn reload_trust(&self, db: &Db) {
         self.trust.reload(db).await;
     }
@@ -102,7 +112,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(poll::routes())
 }
 
-/// Reloads the trust snapshot and sweeps stale connections every minute until `stop`.
+/// Reloads the trust store and sweeps stale connections every minute until `stop` (on the
+/// API pool: `state` is the server's).
 pub(crate) async fn maintenance(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -471,7 +471,12 @@ mod tests {
         use crate::db::{self, NewDevice};
 
         async fn databases(dir: &std::path::Path) -> Vec<(Db, Option<(String, String)>)> {
-            let mut dbs = vec![(Db::connect(&Db::sqlite_url(dir)).await.unwrap(), None)];
+            let mut dbs = vec![(
+                Db::connect(&Db::sqlite_url(dir), crate::db::PoolSizes::default())
+                    .await
+                    .unwrap(),
+                None,
+            )];
             if let Ok(admin) = std::env::var("NERVESHUB_TEST_DATABASE_URL") {
                 sqlx::any::install_default_drivers();
                 let name = format!("nhunit_presence_{}", std::process::id());
@@ -486,7 +491,9 @@ mod tests {
                         .unwrap();
                 }
                 let base = admin.rsplit_once('/').unwrap().0;
-                let db = Db::connect(&format!("{base}/{name}")).await.unwrap();
+                let db = Db::connect(&format!("{base}/{name}"), crate::db::PoolSizes::default())
+                    .await
+                    .unwrap();
                 dbs.push((db, Some((admin, name))));
             } else {
                 eprintln!("skipped: PostgreSQL (NERVESHUB_TEST_DATABASE_URL is not set)");

@@ -84,11 +84,17 @@ pub(crate) async fn websocket(
         Err(Refusal::Unavailable(e)) => {
             tracing::error!(error = %e, "device authentication failed on the database");
             observability::device_refused(RefusalReason::Unavailable);
-            return refuse(
+            let mut response = refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some(UNAVAILABLE_REASON),
                 "",
             );
+            // Saturated or down: spread the retries (nerves_hub_link backs off on its own; a
+            // client that reads the header waits at least this).
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after());
+            return response;
         }
     };
     // Firmware URLs handed to this socket use the address the device reached us on.
@@ -102,6 +108,14 @@ pub(crate) async fn websocket(
         .max_frame_size(DEFAULT_MAX_FRAME_LEN)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "device WebSocket upgrade failed"))
         .on_upgrade(move |socket| run(state, device, kind, Codec::new(vsn), host, socket))
+}
+
+/// 5 to 15 seconds, so devices refused together do not come back together.
+fn retry_after() -> HeaderValue {
+    let mut byte = [0u8; 1];
+    // Without randomness every refused device is told 10 s, which is still a valid answer.
+    let spread = getrandom::fill(&mut byte).map_or(5, |()| u32::from(byte[0] % 11));
+    HeaderValue::from(5 + spread)
 }
 
 fn refuse(status: StatusCode, reason: Option<&'static str>, body: &'static str) -> Response {

@@ -249,19 +249,37 @@ async fn gauges(state: &AppState, out: &mut String) {
         Err(e) => tracing::warn!(error = %e, "metrics: counting updates failed"),
     }
 
-    let pool = state.db.pool();
-    let size = pool.size();
-    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(size);
-    let max = pool.options().get_max_connections();
     let _ = writeln!(
         out,
-        "# HELP nerveshub_db_pool_connections Database pool connections by state\n\
-         # TYPE nerveshub_db_pool_connections gauge\n\
-         nerveshub_db_pool_connections{{state=\"in_use\"}} {}\n\
-         nerveshub_db_pool_connections{{state=\"idle\"}} {idle}\n\
-         # HELP nerveshub_db_pool_max_connections The database pool's limit\n\
-         # TYPE nerveshub_db_pool_max_connections gauge\n\
-         nerveshub_db_pool_max_connections {max}",
-        size - idle
+        "# HELP nerveshub_db_pool_connections Database pool connections by pool (api, device) and state\n\
+         # TYPE nerveshub_db_pool_connections gauge"
     );
+    // The API and the device endpoint have pools of their own (a storm must not starve the
+    // API), so each is shown.
+    let pools = [
+        ("api", state.db.pool().clone()),
+        ("device", state.db.for_devices().pool().clone()),
+    ];
+    for (name, pool) in &pools {
+        let size = pool.size();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(size);
+        let _ = writeln!(
+            out,
+            "nerveshub_db_pool_connections{{pool=\"{name}\",state=\"in_use\"}} {}\n\
+             nerveshub_db_pool_connections{{pool=\"{name}\",state=\"idle\"}} {idle}",
+            size - idle
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP nerveshub_db_pool_max_connections Each database pool's limit\n\
+         # TYPE nerveshub_db_pool_max_connections gauge"
+    );
+    for (name, pool) in &pools {
+        let max = pool.options().get_max_connections();
+        let _ = writeln!(
+            out,
+            "nerveshub_db_pool_max_connections{{pool=\"{name}\"}} {max}"
+        );
+    }
 }
