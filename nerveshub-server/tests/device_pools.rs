@@ -155,7 +155,10 @@ async fn a_device_that_cannot_get_a_database_connection_is_told_to_retry_later()
             panic!("expected a refusal, got {refused:?}");
         };
         assert_eq!(status, 503);
-        assert!(headers.contains_key("nh-connection-error-reason"), "{headers:?}");
+        assert!(
+            headers.contains_key("nh-connection-error-reason"),
+            "{headers:?}"
+        );
         let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((5..=15).contains(&retry), "Retry-After {retry}");
         drop(held);

@@ -23,7 +23,9 @@ pub(crate) enum DeviceCommand {
     /// Push an event on `device`; `ack` says whether it was sent (false when the device has
     /// not joined `device`).
     Push {
-        event: DeviceServerEvent,
+        /// Boxed: each socket's command channel allocates room for 32 commands up front, and
+        /// an unboxed event would make that ~7 KiB per connected device.
+        event: Box<DeviceServerEvent>,
         ack: oneshot::Sender<bool>,
     },
     /// Close the socket (another connection of the device replaced it, or a user asked the
@@ -183,9 +185,12 @@ impl DeviceRegistry {
         let tx = self.sender(device_id)?;
         let (ack, acked) = oneshot::channel();
         let sent = async {
-            tx.send(DeviceCommand::Push { event, ack })
-                .await
-                .map_err(|_| Offline::Offline)?;
+            tx.send(DeviceCommand::Push {
+                event: Box::new(event),
+                ack,
+            })
+            .await
+            .map_err(|_| Offline::Offline)?;
             acked.await.map_err(|_| Offline::Offline)
         };
         match tokio::time::timeout(PUSH_TIMEOUT, sent).await {

@@ -34,8 +34,9 @@ pub(crate) const NO_CREDENTIALS_REASON: &str =
 pub(crate) const UNAVAILABLE_REASON: &str =
     "the platform could not be reached, please try again later";
 
-/// WebSocket read buffer: small, most device frames are a few hundred bytes.
-const READ_BUFFER: usize = 8 * 1024;
+/// WebSocket read buffer, kept for the socket's life: small, as most device frames are a few
+/// hundred bytes (a larger frame grows it). 8 KiB here was a fifth of an idle device's memory.
+const READ_BUFFER: usize = 2 * 1024;
 /// Commands (pushes) waiting for one socket.
 const COMMAND_QUEUE: usize = 16;
 /// How long the closing frame may take to send before the socket is dropped anyway.
@@ -182,8 +183,16 @@ async fn run(
     let ended = 'socket: loop {
         // Let the channel act on what the session reported, then send what it queued.
         while let Some(event) = session.poll_event() {
-            if let Some(end) =
-                handle_event(&mut session, &mut channel, &state, host.as_deref(), event).await
+            // Boxed: the channel's database work is a large future, and inlined it would size
+            // every idle socket's task for it.
+            if let Some(end) = Box::pin(handle_event(
+                &mut session,
+                &mut channel,
+                &state,
+                host.as_deref(),
+                event,
+            ))
+            .await
             {
                 break 'socket end;
             }
@@ -218,7 +227,7 @@ async fn run(
             }
             command = commands.recv() => match command {
                 Some(DeviceCommand::Push { event, ack }) => {
-                    let event = for_host(&state, event, host.as_deref());
+                    let event = for_host(&state, *event, host.as_deref());
                     if session.is_joined(DEVICE_TOPIC)
                         && session.push(DEVICE_TOPIC, event.event(), event.to_payload()).is_ok()
                     {
