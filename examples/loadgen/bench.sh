@@ -84,7 +84,8 @@ firmware() {
     "$1" 'file-resource data { host-path = "data.bin" }
 task complete { on-resource data { raw_write(0) } }' >"$WORK/fw-$1.conf"
   (cd "$WORK" && "$FWUP" -c -f "fw-$1.conf" -o "fw-$1.fw" -s fwup-key.priv)
-  call -H 'content-type:' -F firmware=@"$WORK/fw-$1.fw" "$P/firmwares" | jq -r .data.uuid
+  curl -fsS -H "authorization: token $TOKEN" -F firmware=@"$WORK/fw-$1.fw" "$P/firmwares" |
+    jq -r .data.uuid
 }
 if [ -n "${UPDATE:-}" ]; then
   (cd "$WORK" && "$FWUP" -g >/dev/null && head -c 4096 /dev/urandom >data.bin)

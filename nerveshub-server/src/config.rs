@@ -24,6 +24,9 @@ pub struct Config {
     /// Connections of the database pool that serves the device endpoint (socket
     /// authentication, the device channel, polling); `None`: 8 on SQLite, 16 on PostgreSQL.
     pub device_db_connections: Option<u32>,
+    /// How long a connecting device waits for a device-pool connection before it is
+    /// answered 503 with `Retry-After` (the node is saturated). Default 30 s.
+    pub device_db_acquire_timeout: std::time::Duration,
     /// The management API's address (plain HTTP).
     pub api_addr: SocketAddr,
     /// The device endpoint's address (HTTPS).
@@ -90,6 +93,7 @@ impl Config {
             database_url: None,
             api_db_connections: None,
             device_db_connections: None,
+            device_db_acquire_timeout: std::time::Duration::from_secs(30),
             api_addr: SocketAddr::from(([127, 0, 0, 1], 4000)),
             device_addr: SocketAddr::from(([0, 0, 0, 0], 4001)),
             device_cert: None,

@@ -95,8 +95,12 @@ pub struct ConnectionLimits {
     pub tls_handshake_concurrency: usize,
     /// Connections that may wait for a handshake slot. Beyond that the node is saturated and
     /// new connections are closed at once, to retry after their backoff rather than time out
-    /// in a queue that cannot drain in time. Default 8192.
+    /// in a queue that cannot drain in time. Default 32768.
     pub tls_handshake_queue: usize,
+    /// The longest a connection waits for a handshake slot before it is closed (the node is
+    /// saturated); the handshake's own time limit, `header_timeout`, starts when it gets one.
+    /// Default 30 s.
+    pub tls_handshake_queue_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -112,7 +116,8 @@ impl Default for ConnectionLimits {
             listen_backlog: 4096,
             tls_session_cache: 32_768,
             tls_handshake_concurrency: 128,
-            tls_handshake_queue: 8192,
+            tls_handshake_queue: 32_768,
+            tls_handshake_queue_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -126,6 +131,7 @@ pub(crate) struct ListenerLimits {
     pub(crate) body_read_timeout: Duration,
     pub(crate) handshake_concurrency: usize,
     pub(crate) handshake_queue: usize,
+    pub(crate) handshake_queue_timeout: Duration,
 }
 
 impl ConnectionLimits {
@@ -138,6 +144,7 @@ impl ConnectionLimits {
             body_read_timeout: self.body_read_timeout,
             handshake_concurrency: self.tls_handshake_concurrency,
             handshake_queue: self.tls_handshake_queue,
+            handshake_queue_timeout: self.tls_handshake_queue_timeout,
         }
     }
 
@@ -161,6 +168,7 @@ impl ConnectionLimits {
             body_read_timeout: self.body_read_timeout,
             handshake_concurrency: self.tls_handshake_concurrency,
             handshake_queue: self.tls_handshake_queue,
+            handshake_queue_timeout: self.tls_handshake_queue_timeout,
         }
     }
 }
@@ -286,15 +294,17 @@ impl Connection {
         let peer = self.peer;
         match (self.tls.clone(), waiting) {
             (Some(acceptor), Some(waiting)) => {
-                // The wait for a slot counts against the handshake's time limit: a device
-                // that waited too long has given up already.
-                let handshake = tokio::time::timeout(self.limits.header_timeout, async {
-                    let slot = waiting.enter().await;
-                    let tls = acceptor.accept(tcp).await;
-                    drop(slot);
-                    tls
-                })
-                .await;
+                // In turn: a slot, then the handshake under its own time limit.
+                let queued =
+                    tokio::time::timeout(self.limits.handshake_queue_timeout, waiting.enter());
+                let Ok(Some(slot)) = queued.await else {
+                    observability::device_refused(RefusalReason::Saturated);
+                    tracing::debug!(%peer, "no TLS handshake slot in time; connection closed");
+                    return;
+                };
+                let handshake =
+                    tokio::time::timeout(self.limits.header_timeout, acceptor.accept(tcp)).await;
+                drop(slot);
                 let tls = match handshake {
                     Ok(Ok(tls)) => {
                         observability::tls_handshake(true);

@@ -131,13 +131,14 @@ async fn fifty_first_time_jitp_devices_through_a_small_device_pool() {
 }
 
 /// Admission at the database: a device that cannot get a device connection within the pool's
-/// acquire timeout (10 s) is told to come back later — 503 with NervesHub's reason header and
+/// acquire timeout (`Config::device_db_acquire_timeout`) is told to come back later — 503 with NervesHub's reason header and
 /// a `Retry-After` spread over 5–15 s — instead of waiting out its own timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_that_cannot_get_a_database_connection_is_told_to_retry_later() {
     for db in common::databases().await {
         let ts = common::TestServer::start_with(db, |config| {
             config.device_db_connections = Some(1);
+            config.device_db_acquire_timeout = Duration::from_secs(2);
         })
         .await;
         let f = org_with_product(&ts, "acme").await;

@@ -482,44 +482,12 @@ mod tests {
     use std::time::Duration;
 
     use nerveshub_pki::{CertOptions, DeviceAuth, DeviceCa, UnixTime};
-    use sqlx::Connection;
 
     use super::*;
     use crate::db::{self, NewDevice, SecretOwner};
 
     fn at(secs: u64) -> UnixTime {
         UnixTime::since_unix_epoch(Duration::from_secs(secs))
-    }
-
-    async fn databases(dir: &std::path::Path) -> Vec<(Db, Option<(String, String)>)> {
-        let mut dbs = vec![(
-            Db::connect(&Db::sqlite_url(dir), db::PoolSizes::default())
-                .await
-                .unwrap(),
-            None,
-        )];
-        if let Ok(admin) = std::env::var("NERVESHUB_TEST_DATABASE_URL") {
-            sqlx::any::install_default_drivers();
-            let name = format!("nhunit_certs_{}", std::process::id());
-            let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
-            for sql in [
-                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                format!("CREATE DATABASE {name}"),
-            ] {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-            }
-            let base = admin.rsplit_once('/').unwrap().0;
-            let db = Db::connect(&format!("{base}/{name}"), db::PoolSizes::default())
-                .await
-                .unwrap();
-            dbs.push((db, Some((admin, name))));
-        } else {
-            eprintln!("skipped: PostgreSQL (NERVESHUB_TEST_DATABASE_URL is not set)");
-        }
-        dbs
     }
 
     #[tokio::test]
@@ -535,7 +503,7 @@ mod tests {
         let (cert, _) = ca
             .issue_device(&CertOptions::new("nerves-42", from, until))
             .unwrap();
-        for (db, pg) in databases(dir.path()).await {
+        for (db, pg) in db::test_databases(dir.path(), "nhunit_certs").await {
             let mut tx = db.begin().await.unwrap();
             let org = db::insert_org(&mut tx, "acme").await.unwrap();
             let product = db::insert_product(&mut tx, org.id, "hub").await.unwrap();
@@ -646,15 +614,7 @@ mod tests {
             );
 
             db.close().await;
-            if let Some((admin, name)) = pg {
-                let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            }
+            db::drop_test_database(pg).await;
         }
     }
 }

@@ -56,11 +56,23 @@ pub(crate) struct Db {
     backend: Backend,
 }
 
-/// How many connections each pool may open; `None` takes the backend's default.
-#[derive(Debug, Clone, Copy, Default)]
+/// How many connections each pool may open (`None` takes the backend's default), and how
+/// long the device pool makes a caller wait.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct PoolSizes {
     pub(crate) api: Option<u32>,
     pub(crate) device: Option<u32>,
+    pub(crate) device_acquire_timeout: std::time::Duration,
+}
+
+impl Default for PoolSizes {
+    fn default() -> Self {
+        PoolSizes {
+            api: None,
+            device: None,
+            device_acquire_timeout: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 impl PoolSizes {
@@ -69,6 +81,7 @@ impl PoolSizes {
         PoolSizes {
             api: config.api_db_connections,
             device: config.device_db_connections,
+            device_acquire_timeout: config.device_db_acquire_timeout,
         }
     }
 
@@ -88,11 +101,6 @@ impl PoolSizes {
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
-
-/// How long a device's connection waits for a pooled database connection before it is
-/// answered 503 with `Retry-After`: past this the node is saturated, and a device told to come
-/// back later costs less than one that waits out its own timeout (the API keeps sqlx's 30 s).
-const DEVICE_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn open_pool(
     backend: Backend,
@@ -151,7 +159,8 @@ impl Db {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
-        let device_pool = open_pool(backend, options, device_size, DEVICE_ACQUIRE_TIMEOUT).await?;
+        let device_pool =
+            open_pool(backend, options, device_size, sizes.device_acquire_timeout).await?;
         Ok(Db {
             pool,
             device_pool,
@@ -365,6 +374,60 @@ impl Db {
     }
 }
 
+/// The databases unit tests run on: SQLite in `dir` always, and a fresh PostgreSQL database
+/// (`<prefix>_<pid>`) too when `NERVESHUB_TEST_DATABASE_URL` is set; pass each one's second
+/// half to [`drop_test_database`] at the end.
+#[cfg(test)]
+pub(crate) async fn test_databases(
+    dir: &Path,
+    prefix: &str,
+) -> Vec<(Db, Option<(String, String)>)> {
+    use sqlx::Connection as _;
+    let mut dbs = vec![(
+        Db::connect(&Db::sqlite_url(dir), PoolSizes::default())
+            .await
+            .unwrap(),
+        None,
+    )];
+    if let Ok(admin) = std::env::var("NERVESHUB_TEST_DATABASE_URL") {
+        sqlx::any::install_default_drivers();
+        let name = format!("{prefix}_{}", std::process::id());
+        let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        let base = admin.rsplit_once('/').unwrap().0;
+        let db = Db::connect(&format!("{base}/{name}"), PoolSizes::default())
+            .await
+            .unwrap();
+        dbs.push((db, Some((admin, name))));
+    } else {
+        eprintln!("skipped: PostgreSQL (NERVESHUB_TEST_DATABASE_URL is not set)");
+    }
+    dbs
+}
+
+/// Drops a PostgreSQL database [`test_databases`] made (nothing for SQLite's `None`).
+#[cfg(test)]
+pub(crate) async fn drop_test_database(pg: Option<(String, String)>) {
+    use sqlx::Connection as _;
+    if let Some((admin, name)) = pg {
+        let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,6 +478,7 @@ mod tests {
         let sizes = PoolSizes {
             api: Some(3),
             device: Some(5),
+            ..PoolSizes::default()
         };
         let db = Db::connect(&Db::sqlite_url(dir.path()), sizes)
             .await

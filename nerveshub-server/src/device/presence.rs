@@ -465,41 +465,8 @@ mod tests {
     /// The writer's SQL on a real database: SQLite always, PostgreSQL too when
     /// `NERVESHUB_TEST_DATABASE_URL` is set (in a database made for the test).
     mod on_a_database {
-        use sqlx::Connection;
-
         use super::*;
         use crate::db::{self, NewDevice};
-
-        async fn databases(dir: &std::path::Path) -> Vec<(Db, Option<(String, String)>)> {
-            let mut dbs = vec![(
-                Db::connect(&Db::sqlite_url(dir), crate::db::PoolSizes::default())
-                    .await
-                    .unwrap(),
-                None,
-            )];
-            if let Ok(admin) = std::env::var("NERVESHUB_TEST_DATABASE_URL") {
-                sqlx::any::install_default_drivers();
-                let name = format!("nhunit_presence_{}", std::process::id());
-                let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
-                for sql in [
-                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                    format!("CREATE DATABASE {name}"),
-                ] {
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut conn)
-                        .await
-                        .unwrap();
-                }
-                let base = admin.rsplit_once('/').unwrap().0;
-                let db = Db::connect(&format!("{base}/{name}"), crate::db::PoolSizes::default())
-                    .await
-                    .unwrap();
-                dbs.push((db, Some((admin, name))));
-            } else {
-                eprintln!("skipped: PostgreSQL (NERVESHUB_TEST_DATABASE_URL is not set)");
-            }
-            dbs
-        }
 
         async fn status(db: &Db, id: i64) -> (String, Option<i64>, Option<i64>) {
             sqlx::query_as(
@@ -519,7 +486,7 @@ mod tests {
         #[tokio::test]
         async fn batches_are_written_retried_and_guarded() {
             let dir = tempfile::tempdir().unwrap();
-            for (db, pg) in databases(dir.path()).await {
+            for (db, pg) in crate::db::test_databases(dir.path(), "nhunit_presence").await {
                 // One more device than a statement takes.
                 let count = BATCH_ROWS + 1;
                 let mut tx = db.begin().await.unwrap();
@@ -590,15 +557,7 @@ mod tests {
                 assert_eq!(online, 0);
 
                 db.close().await;
-                if let Some((admin, name)) = pg {
-                    let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                }
+                crate::db::drop_test_database(pg).await;
             }
         }
     }

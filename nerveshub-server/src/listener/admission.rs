@@ -140,6 +140,7 @@ mod tests {
             body_read_timeout: Duration::from_secs(1),
             handshake_concurrency: 1,
             handshake_queue: 1,
+            handshake_queue_timeout: Duration::from_secs(1),
         });
         let a: IpAddr = [10, 0, 0, 1].into();
         let b: IpAddr = [10, 0, 0, 2].into();
