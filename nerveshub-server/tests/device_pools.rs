@@ -100,13 +100,7 @@ async fn fifty_first_time_jitp_devices_through_a_small_device_pool() {
         for (identifier, cert, _) in &devices {
             let made = device_json(&ts, &f, identifier).await;
             assert_eq!(made["tags"], serde_json::json!(["jitp"]), "{made}");
-            let (status, certs) = ts
-                .get(
-                    &f.view,
-                    &format!("{}/certificates", device_path(&f.org, identifier)),
-                )
-                .await;
-            assert_eq!(status, StatusCode::OK, "{certs}");
+            let certs = certificates(&ts, &f, identifier).await;
             assert_eq!(certs["data"][0]["serial"], cert.serial(), "{certs}");
         }
         for device in joined {
@@ -118,16 +112,26 @@ async fn fifty_first_time_jitp_devices_through_a_small_device_pool() {
         let mut device = connect_cert(&ts, cert, key).await.device();
         ok_response(&device.join_device(&params).await);
         device.close().await;
-        let (status, certs) = ts
-            .get(
-                &f.view,
-                &format!("{}/certificates", device_path(&f.org, identifier)),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{certs}");
+        let certs = certificates(&ts, &f, identifier).await;
         assert_eq!(certs["data"].as_array().map(Vec::len), Some(1), "{certs}");
         ts.stop().await;
     }
+}
+
+/// The device's certificates, as the API lists them.
+async fn certificates(
+    ts: &common::TestServer,
+    f: &common::OrgFixture,
+    identifier: &str,
+) -> serde_json::Value {
+    let (status, certs) = ts
+        .get(
+            &f.view,
+            &format!("{}/certificates", device_path(&f.org, identifier)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{certs}");
+    certs
 }
 
 /// Admission at the database: a device that cannot get a device connection within the pool's
