@@ -262,11 +262,19 @@ async fn metrics_count_a_device_that_connects_and_takes_an_update() {
         .push("status_update", json!({"status": "completed"}))
         .await;
 
-    // The counters, once the device's pushes are recorded.
+    // The counters, once the device's pushes are recorded. A scrape renders the counters
+    // before it queries the database for the update gauges, so the last push can show in
+    // the gauges of a scrape whose counters were taken just before it: wait for both.
     let deadline = std::time::Instant::now() + WAIT;
     let text = loop {
         let text = scrape().await;
-        if sample(&text, "nerveshub_updates", &[r#"state="completed""#]) == Some(1.0) {
+        let completed = sample(&text, "nerveshub_updates", &[r#"state="completed""#]);
+        let frames_in = sample(
+            &text,
+            "nerveshub_device_messages_total",
+            &[r#"direction="in""#],
+        );
+        if completed == Some(1.0) && frames_in >= Some(4.0) {
             break text;
         }
         assert!(std::time::Instant::now() < deadline, "{text}");
