@@ -82,6 +82,18 @@ pub struct Config {
     /// How old a firmware object no row refers to (left by a crash between writing it and
     /// committing its row) must be before the storage sweep removes it. Default one hour.
     pub orphan_min_age: std::time::Duration,
+    /// What this node does when several share one PostgreSQL database: everything (the
+    /// default), device sockets and downloads only, or the API and the rollouts only.
+    pub node_role: crate::NodeRole,
+    /// This node's name in the `nodes` table; `None`: the hostname and a random suffix.
+    pub node_id: Option<String>,
+    /// How fast a node that is stopping closes its device sockets (NervesHub: 1000 every
+    /// 4 s), so the fleet reconnects to the other nodes in waves instead of all at once.
+    pub drain: crate::DrainPacing,
+    /// Set when `local` storage is a directory every node shares (e.g. NFS): without it a
+    /// second node on local storage is refused, since a firmware uploaded to one node would
+    /// be missing on the other.
+    pub local_storage_shared: bool,
 }
 
 impl Config {
@@ -114,6 +126,10 @@ impl Config {
             api_tls_cert: None,
             api_tls_key: None,
             orphan_min_age: std::time::Duration::from_secs(60 * 60),
+            node_role: crate::NodeRole::All,
+            node_id: None,
+            drain: crate::DrainPacing::default(),
+            local_storage_shared: false,
         }
     }
 }

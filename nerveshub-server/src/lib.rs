@@ -27,6 +27,7 @@
 
 mod api;
 mod auth;
+mod cluster;
 mod config;
 mod db;
 mod device;
@@ -46,6 +47,7 @@ mod user_ca;
 #[doc(hidden)]
 pub mod fuzzing;
 
+pub use cluster::{DrainPacing, NodeRole};
 pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE};
 pub use error::{ApiError, ServerError};
 pub use listener::ConnectionLimits;

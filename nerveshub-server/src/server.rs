@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth;
+use crate::cluster::{self, Cluster};
 use crate::config::Config;
 use crate::db::{self, Actor, Audit, Db, SecretCipher};
 use crate::device::{self, DeviceHub};
@@ -74,14 +75,24 @@ impl RunningServer {
         // Every listener is bound before anything is created: a port in use must fail the
         // start before the first admin's one-time password is made (and lost with the error).
         let backlog = config.connection_limits.listen_backlog;
+        let role = config.node_role;
+        // A device node's API listener serves only /health and /ready; an API node has no
+        // device listener.
         let api_listener = bind(config.api_addr, backlog, "the API")?;
-        let device_listener = bind(config.device_addr, backlog, "the device endpoint")?;
+        let device_listener = if role.serves_devices() {
+            Some(bind(config.device_addr, backlog, "the device endpoint")?)
+        } else {
+            None
+        };
         let metrics_listener = match config.metrics_addr {
             Some(addr) => Some(bind(addr, backlog, "the metrics endpoint")?),
             None => None,
         };
         let api_addr = local_addr(&api_listener)?;
-        let device_addr = local_addr(&device_listener)?;
+        let device_addr = match &device_listener {
+            Some(listener) => local_addr(listener)?,
+            None => config.device_addr,
+        };
         let metrics_addr = metrics_listener.as_ref().map(local_addr).transpose()?;
         let api_tls_listener = match config.api_tls_addr {
             Some(addr) => Some(bind(addr, backlog, "the HTTPS API")?),
@@ -105,6 +116,8 @@ impl RunningServer {
             );
         }
         tracing::info!(database = %db::redact_url(&url), backend = ?db.backend(), "database ready");
+        cluster::check_secrets_key(&db, &secrets).await?;
+        let cluster = Cluster::join(&db, &config, config.storage.trim() == "local").await?;
         let first_admin = bootstrap_admin(&db, &config).await?;
 
         let identity = DeviceTlsIdentity::load_or_generate(&config)?;
@@ -115,7 +128,8 @@ impl RunningServer {
         )?;
         let api_tls = api_tls_config(&config, &identity)?;
 
-        let storage = Storage::open(&config, device_addr)?;
+        let url_secret = cluster::shared_url_secret(&db, &config).await?;
+        let storage = Storage::open(&config, device_addr, url_secret)?;
         tracing::info!(storage = %storage.describe(), "firmware storage ready");
         let fleet = Fleet::new(Timing {
             coalesce: config.rollout_coalesce,
@@ -130,6 +144,7 @@ impl RunningServer {
             fleet,
             secrets,
             logins: Arc::default(),
+            cluster,
         };
         let (stop, stopped) = watch::channel(false);
         let limits = &state.config.connection_limits;
@@ -141,33 +156,36 @@ impl RunningServer {
             api_connections = limits.api().max_connections,
             "connection limits"
         );
-        let api_router = observability::layer(
-            api::router(state.clone()).merge(observability::health_routes(state.clone())),
-            "api",
-        );
+        let api_router = if role.serves_api() {
+            api::router(state.clone()).merge(observability::health_routes(state.clone()))
+        } else {
+            observability::health_routes(state.clone())
+        };
         let api_task = tokio::spawn(listener::serve(
             "api",
             api_listener,
             None,
-            listener::harden(api_router),
+            listener::harden(observability::layer(api_router, "api")),
             limits.api(),
             stopped.clone(),
             DEVICE_SHUTDOWN_GRACE,
         ));
-        let device_task = tokio::spawn(listener::serve(
-            "device",
-            device_listener,
-            Some(tokio_rustls::TlsAcceptor::from(tls)),
-            listener::harden(observability::layer(
-                device_endpoint::router(state.clone()),
+        let mut tasks = vec![api_task];
+        if let Some(device_listener) = device_listener {
+            tasks.push(tokio::spawn(listener::serve(
                 "device",
-            )),
-            device_limits,
-            stopped.clone(),
-            DEVICE_SHUTDOWN_GRACE,
-        ));
-        let mut tasks = vec![api_task, device_task];
-        if let (Some(listener), Some(tls)) = (api_tls_listener, api_tls) {
+                device_listener,
+                Some(tokio_rustls::TlsAcceptor::from(tls)),
+                listener::harden(observability::layer(
+                    device_endpoint::router(state.clone()),
+                    "device",
+                )),
+                device_limits,
+                stopped.clone(),
+                DEVICE_SHUTDOWN_GRACE,
+            )));
+        }
+        if let (Some(listener), Some(tls), true) = (api_tls_listener, api_tls, role.serves_api()) {
             // The same API behind TLS; a verified user certificate travels to `Caller` as the
             // connection's PeerCertificates.
             tasks.push(tokio::spawn(listener::serve(
@@ -198,12 +216,15 @@ impl RunningServer {
                 }
             }));
         }
-        tasks.push(tokio::spawn(crate::storage::sweep_task(
-            state.db.clone(),
-            state.storage.clone(),
-            state.config.orphan_min_age,
-            stopped.clone(),
-        )));
+        if role.serves_api() {
+            tasks.push(tokio::spawn(crate::storage::sweep_task(
+                state.db.clone(),
+                state.storage.clone(),
+                state.config.orphan_min_age,
+                stopped.clone(),
+            )));
+        }
+        tasks.push(tokio::spawn(cluster::run(state.clone(), stopped.clone())));
         tasks.push(tokio::spawn(
             state.devices.presence.clone().run(stopped.clone()),
         ));
@@ -211,10 +232,12 @@ impl RunningServer {
             state.clone(),
             stopped.clone(),
         )));
-        tasks.push(tokio::spawn(fleet::orchestrator::supervise(
-            state.clone(),
-            stopped,
-        )));
+        if role.serves_api() {
+            tasks.push(tokio::spawn(fleet::orchestrator::supervise(
+                state.clone(),
+                stopped,
+            )));
+        }
         match metrics_addr {
             Some(metrics) => {
                 tracing::info!(api = %api_addr, devices = %device_addr, %metrics, "nerveshub-server listening")
@@ -299,6 +322,7 @@ impl RunningServer {
         for task in self.tasks {
             let _ = task.await;
         }
+        cluster::leave(&self.state.db, self.state.cluster.node_id()).await;
         self.state.db.close().await;
         tracing::info!("nerveshub-server stopped");
     }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::db::{Db, SecretCipher};
 use crate::device::DeviceHub;
@@ -24,6 +25,8 @@ pub(crate) struct AppState {
     pub(crate) secrets: Arc<SecretCipher>,
     /// Sign-in rate limits.
     pub(crate) logins: Arc<crate::auth::LoginLimiter>,
+    /// This node among the others sharing the database.
+    pub(crate) cluster: Cluster,
 }
 
 impl AppState {

@@ -184,11 +184,12 @@ impl Db {
         firmware_metadata: &str,
         firmware_uuid: Option<&str>,
         connection_metadata: &str,
+        node_id: &str,
     ) -> Result<i64, sqlx::Error> {
         let now = now_ms();
         let established: Option<i64> = sqlx::query_scalar(
             "UPDATE devices SET firmware_metadata = $1, firmware_uuid = $5, connection_metadata = $2,
-                 connection_status = 'connected',
+                 connection_status = 'connected', connected_node = $6,
                  connection_established_at = CASE WHEN connection_established_at >= $3
                      THEN connection_established_at + 1 ELSE $3 END,
                  connection_last_seen_at = $3, connection_disconnected_at = NULL,
@@ -201,6 +202,7 @@ impl Db {
         .bind(now)
         .bind(device_id)
         .bind(firmware_uuid)
+        .bind(node_id)
         .fetch_optional(self.pool())
         .await?;
         Ok(established.unwrap_or(now))
@@ -261,7 +263,7 @@ impl Db {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "UPDATE devices SET connection_status = 'disconnected',
+            "UPDATE devices SET connection_status = 'disconnected', connected_node = NULL,
                  connection_disconnected_at = v.column3, connection_last_seen_at = v.column3
              FROM (VALUES {values}) AS v
              WHERE devices.id = v.column1 AND devices.connection_status = 'connected'
@@ -279,7 +281,8 @@ impl Db {
     /// `before_ms` (their node stopped without closing them).
     pub(crate) async fn sweep_stale_connections(&self, before_ms: i64) -> Result<u64, sqlx::Error> {
         let done = sqlx::query(
-            "UPDATE devices SET connection_status = 'disconnected', connection_disconnected_at = $1
+            "UPDATE devices SET connection_status = 'disconnected', connected_node = NULL,
+                 connection_disconnected_at = $1
              WHERE connection_status = 'connected' AND connection_last_seen_at < $2",
         )
         .bind(now_ms())
@@ -310,7 +313,7 @@ impl Db {
 }
 
 /// `$first, $first+1, …`: `count` numbered placeholders.
-fn placeholders(first: usize, count: usize) -> String {
+pub(super) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()

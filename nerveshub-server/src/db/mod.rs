@@ -6,6 +6,7 @@
 mod accounts;
 mod catalog;
 mod certificates;
+pub(crate) mod cluster;
 pub(crate) mod deployments;
 pub(crate) mod device_session;
 pub(crate) mod device_updates;

@@ -159,6 +159,8 @@ const NONCE_LEN: usize = 12;
 /// data directory, apart from the database (which may be PostgreSQL on another host).
 pub(crate) struct SecretCipher {
     key: aws_lc_rs::aead::LessSafeKey,
+    /// Names the key without revealing it: every node of a cluster must hold the same one.
+    fingerprint: Vec<u8>,
 }
 
 impl fmt::Debug for SecretCipher {
@@ -204,7 +206,13 @@ impl SecretCipher {
         let key = aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, bytes).ok()?;
         Some(SecretCipher {
             key: aws_lc_rs::aead::LessSafeKey::new(key),
+            fingerprint: crate::cluster::key_fingerprint(bytes),
         })
+    }
+
+    /// A digest of the key (an HMAC of a fixed text under it) that reveals nothing about it.
+    pub(crate) fn fingerprint(&self) -> Vec<u8> {
+        self.fingerprint.clone()
     }
 
     /// The column text for `secret` of access key `key`.

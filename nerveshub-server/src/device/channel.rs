@@ -162,6 +162,7 @@ impl DeviceChannel {
                     &firmware_text,
                     new_uuid.as_deref(),
                     &connection_text,
+                    self.state.cluster.node_id(),
                 )
                 .await?;
             self.joined_at = Some(joined_at);

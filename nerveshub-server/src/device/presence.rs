@@ -480,7 +480,9 @@ mod tests {
         }
 
         async fn join(db: &Db, id: i64) -> i64 {
-            db.record_device_join(id, "{}", None, "{}").await.unwrap()
+            db.record_device_join(id, "{}", None, "{}", "test-node")
+                .await
+                .unwrap()
         }
 
         #[tokio::test]

@@ -163,6 +163,11 @@ impl DeviceRegistry {
         self.lock().len()
     }
 
+    /// The devices with a socket on this node.
+    pub(crate) fn connected_ids(&self) -> Vec<i64> {
+        self.lock().keys().copied().collect()
+    }
+
     /// Whether `device_id` has a socket on this node.
     pub(crate) fn is_connected(&self, device_id: i64) -> bool {
         self.lock().contains_key(&device_id)

@@ -15,7 +15,7 @@
 //! upload can delete what it wrote without touching anyone else's object.
 
 mod serve;
-mod signed_url;
+pub(crate) mod signed_url;
 mod sweep;
 
 use std::fmt;
@@ -123,7 +123,12 @@ impl Storage {
     /// `device_addr` is the
     /// device endpoint's bound address: local download URLs default to
     /// `https://localhost:<its port>`. Stale upload temp files from an earlier run are removed.
-    pub(crate) fn open(config: &Config, device_addr: SocketAddr) -> Result<Storage, ServerError> {
+    /// `url_secret` keys local download URLs (shared by every node).
+    pub(crate) fn open(
+        config: &Config,
+        device_addr: SocketAddr,
+        url_secret: signed_url::UrlSecret,
+    ) -> Result<Storage, ServerError> {
         let upload_dir = config.data_dir.join(UPLOAD_DIR);
         std::fs::create_dir_all(&upload_dir)
             .map_err(|e| ServerError::io(format!("creating {}", upload_dir.display()), e))?;
@@ -137,7 +142,7 @@ impl Storage {
                 .map_err(|e| ServerError::Config(format!("local firmware storage: {e}")))?
                 // Deleting a firmware removes the directories it leaves empty.
                 .with_automatic_cleanup(true);
-            let signer = UrlSigner::load_or_create(&config.data_dir)?;
+            let signer = UrlSigner::from_secret(url_secret);
             let base_url = config
                 .device_url
                 .as_deref()

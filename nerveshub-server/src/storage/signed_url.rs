@@ -1,6 +1,6 @@
 //! Expiring download URLs for local storage: `/firmware/<key>?expires=<unix seconds>&signature=
-//! <hex HMAC-SHA256>`, keyed by a random secret generated once and kept in the data directory
-//! with mode 0600.
+//! <hex HMAC-SHA256>`, keyed by a random secret made by the first node that starts and kept in
+//! the database, so a URL signed on one node is served by any.
 
 use std::path::Path;
 
@@ -8,14 +8,15 @@ use hmac::{KeyInit as _, Mac as _};
 use sha2::Sha256;
 
 use crate::error::ServerError;
-use crate::tls;
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// The secret's file under the data directory.
 pub(super) const SECRET_FILE: &str = "firmware-url.key";
 /// Bytes of secret.
-const SECRET_LEN: usize = 32;
+pub(crate) const SECRET_LEN: usize = 32;
+/// The key of download URL signatures.
+pub(crate) type UrlSecret = [u8; SECRET_LEN];
 /// Separates this use of the secret from any other: a signature is only ever over this form.
 const DOMAIN: &[u8] = b"nerveshub firmware url v1\n";
 
@@ -36,34 +37,8 @@ pub(super) struct UrlSigner {
 }
 
 impl UrlSigner {
-    /// Reads `<data-dir>/firmware-url.key` (hex), or creates it with a fresh random secret.
-    pub(super) fn load_or_create(data_dir: &Path) -> Result<UrlSigner, ServerError> {
-        let path = data_dir.join(SECRET_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let secret = decode_hex(text.trim())
-                    .and_then(|bytes| <[u8; SECRET_LEN]>::try_from(bytes).ok())
-                    .ok_or_else(|| {
-                        ServerError::Config(format!(
-                            "{} does not hold a {SECRET_LEN}-byte hex secret; delete it to make a new one (outstanding download URLs stop working)",
-                            path.display()
-                        ))
-                    })?;
-                Ok(UrlSigner { secret })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut secret = [0u8; SECRET_LEN];
-                getrandom::fill(&mut secret).map_err(|e| {
-                    ServerError::Config(format!("no randomness for the download URL secret: {e}"))
-                })?;
-                tls::write_file(&path, format!("{}\n", hex_lower(&secret)).as_bytes(), true)?;
-                Ok(UrlSigner { secret })
-            }
-            Err(e) => Err(ServerError::io(format!("reading {}", path.display()), e)),
-        }
-    }
-
-    #[cfg(test)]
+    /// A signer keyed by `secret` (the one every node shares: see
+    /// [`cluster::shared_url_secret`](crate::cluster::shared_url_secret)).
     pub(super) fn from_secret(secret: [u8; SECRET_LEN]) -> UrlSigner {
         UrlSigner { secret }
     }
@@ -102,6 +77,34 @@ impl UrlSigner {
 }
 
 /// Lower-case hex.
+/// The secret an older server kept in `<data-dir>/firmware-url.key` (hex), if there is one:
+/// it seeds the database's shared secret, so URLs handed out before an upgrade stay valid.
+pub(crate) fn secret_from_data_dir(data_dir: &Path) -> Result<Option<UrlSecret>, ServerError> {
+    let path = data_dir.join(SECRET_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => decode_hex(text.trim())
+            .and_then(|bytes| <UrlSecret>::try_from(bytes).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ServerError::Config(format!(
+                    "{} does not hold a {SECRET_LEN}-byte hex secret; delete it (the database keeps the secret now)",
+                    path.display()
+                ))
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ServerError::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// A fresh random secret.
+pub(crate) fn random_secret() -> Result<UrlSecret, ServerError> {
+    let mut secret = [0u8; SECRET_LEN];
+    getrandom::fill(&mut secret).map_err(|e| {
+        ServerError::Config(format!("no randomness for the download URL secret: {e}"))
+    })?;
+    Ok(secret)
+}
+
 fn hex_lower(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -189,22 +192,18 @@ mod tests {
     }
 
     #[test]
-    fn the_secret_is_made_once_and_private() {
+    fn an_older_servers_secret_file_is_read_and_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let first = UrlSigner::load_or_create(dir.path()).unwrap();
-        let again = UrlSigner::load_or_create(dir.path()).unwrap();
-        assert_eq!(first.secret, again.secret);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
+        assert_eq!(secret_from_data_dir(dir.path()).unwrap(), None);
+        std::fs::write(
+            dir.path().join(SECRET_FILE),
+            format!("{}\n", "ab".repeat(32)),
+        )
+        .unwrap();
+        assert_eq!(secret_from_data_dir(dir.path()).unwrap(), Some([0xab; 32]));
         std::fs::write(dir.path().join(SECRET_FILE), "not hex").unwrap();
-        assert!(UrlSigner::load_or_create(dir.path()).is_err());
+        assert!(secret_from_data_dir(dir.path()).is_err());
+        assert_ne!(random_secret().unwrap(), random_secret().unwrap());
     }
 
     #[test]
