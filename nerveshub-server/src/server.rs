@@ -56,6 +56,8 @@ pub struct RunningServer {
     tasks: Vec<JoinHandle<()>>,
     api_tls_addr: Option<SocketAddr>,
     state: AppState,
+    /// This node counts as alive for servers this process starts later until this is dropped.
+    _running_here: cluster::RunningHere,
 }
 
 impl RunningServer {
@@ -118,6 +120,7 @@ impl RunningServer {
         tracing::info!(database = %db::redact_url(&url), backend = ?db.backend(), "database ready");
         cluster::check_secrets_key(&db, &secrets).await?;
         let cluster = Cluster::join(&db, &config, config.storage.trim() == "local").await?;
+        let running_here = cluster::RunningHere::mark(cluster.node_id());
         let first_admin = bootstrap_admin(&db, &config).await?;
 
         let identity = DeviceTlsIdentity::load_or_generate(&config)?;
@@ -256,6 +259,7 @@ impl RunningServer {
             tasks,
             state,
             api_tls_addr,
+            _running_here: running_here,
         })
     }
 
