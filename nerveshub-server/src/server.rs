@@ -328,6 +328,14 @@ impl RunningServer {
         self.state.cluster.election().leading()
     }
 
+    /// Test-only: [`leading_deployments`](Self::leading_deployments) as a function that
+    /// outlives `self`, to watch a node's leads while it shuts down.
+    #[doc(hidden)]
+    pub fn leading_probe(&self) -> impl Fn() -> Vec<i64> + Send + Sync + 'static + use<> {
+        let cluster = self.state.cluster.clone();
+        move || cluster.election().leading()
+    }
+
     /// Stops the node gracefully: stops accepting connections; stops the rollout
     /// orchestrators and resigns their leads (another node takes them over at once); closes
     /// the device sockets at the pace of [`Config::drain`] (they reconnect to other nodes)
