@@ -4,7 +4,8 @@
 //! through `LISTEN/NOTIFY`: an API call on B pushes to a device connected to A, a device
 //! connected nowhere is still 409 offline, a CA registered or a certificate removed on B is
 //! seen by A within a second, and a device connecting to B while its socket lives on A ends
-//! that socket and stays connected on B. PostgreSQL only (skipped with a reason without
+//! that socket and stays connected on B; a node whose listening connection dies listens
+//! again. PostgreSQL only (skipped with a reason without
 //! `NERVESHUB_TEST_DATABASE_URL`).
 
 mod common;
@@ -226,6 +227,25 @@ async fn a_second_connection_on_another_node_replaces_the_first() {
     a.stop().await;
 }
 
+/// Ends node `node_id`'s listening connection (as a network failure or a database restart
+/// would); returns how many connections were ended.
+async fn terminate_listener(ts: &TestServer, node_id: &str) -> i64 {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let url = ts.database_url().expect("a PostgreSQL database");
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE $1) t",
+    )
+    .bind(format!("LISTEN \"nh_node_{node_id}\"%"))
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let _ = conn.close().await;
+    ended
+}
+
 /// Connects to `ts` with a client certificate until `accepted(connection)` holds, for at
 /// most [`TRUST_DELAY`]; returns whether it did.
 async fn within_trust_delay(
@@ -300,6 +320,17 @@ async fn trust_changes_on_one_node_reach_the_other_within_a_second() {
     assert!(
         within_trust_delay(&a, &server, &cert, &key, false).await,
         "the certificate removed on B is still trusted by A"
+    );
+
+    // A's listening connection dies: A listens again (and reloads its trust store), and
+    // trust changes made on B reach it again.
+    assert_eq!(terminate_listener(&a, "a").await, 1);
+    let late_ca = device_ca("cluster CA after a reconnect");
+    let (cert, key) = device_cert(&late_ca, "jitp-2");
+    register_ca(&b, &f, &late_ca, true).await;
+    assert!(
+        within_trust_delay(&a, &server, &cert, &key, true).await,
+        "the CA registered on B after A's listener reconnected did not reach A"
     );
 
     b.stop().await;
