@@ -668,6 +668,41 @@ mod tests {
         assert!(node_channel(&"n".repeat(48)).len() <= 63);
     }
 
+    #[tokio::test]
+    async fn long_messages_travel_through_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        for (db, pg) in crate::db::test_databases(dir.path(), "nhunit_bus_stored").await {
+            // NOTIFY is PostgreSQL's: the SQLite database has no bus.
+            let Some((admin, name)) = &pg else { continue };
+            let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+            let bus = Bus::connect(&url, db.clone(), "n1").await.unwrap();
+            let mut listener = bus.take_listener().unwrap();
+            for size in [10, 2 * MAX_INLINE] {
+                let sent = envelope(Message::Push {
+                    request: 1,
+                    device_id: 2,
+                    event: WireEvent {
+                        name: "big".into(),
+                        payload: serde_json::json!({"blob": "x".repeat(size)}),
+                    },
+                });
+                send(&db, &node_channel("n1"), &sent).await.unwrap();
+                let got = tokio::time::timeout(Duration::from_secs(5), listener.try_recv())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(got.payload().starts_with('@'), size > MAX_INLINE);
+                assert_eq!(read(&db, got.payload()).await.unwrap(), Some(sent));
+            }
+            // A reference to a row that is gone reads as nothing.
+            assert_eq!(read(&db, &reference(i64::MAX)).await.unwrap(), None);
+            drop(listener);
+            drop(bus);
+            crate::db::drop_test_database(pg).await;
+        }
+    }
+
     #[test]
     fn garbage_is_an_error() {
         for bad in [
