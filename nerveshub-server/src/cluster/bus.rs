@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nerveshub_proto::{ChannelMessage, DeviceServerEvent};
 use serde::{Deserialize, Serialize};
@@ -48,6 +48,15 @@ const MAX_HANDLING: usize = 256;
 /// Broadcasts waiting to be sent; past it a broadcast is dropped with a warning (trust changes
 /// are reloaded every minute anyway, and orchestrators run on their backup tick).
 const OUTBOX: usize = 1024;
+
+/// A deployment's wake-ups are broadcast at most this often: a device node triggers its
+/// deployment at every join, and a reconnect storm must not become a NOTIFY per join. One
+/// wanted within the window is sent at its end, so the last change is never left to the
+/// backup tick.
+const WAKE_COALESCE: Duration = Duration::from_millis(250);
+
+/// Past this many deployments, the wake-up times of those idle for a window are forgotten.
+const WAKES_KEPT: usize = 4096;
 
 /// How long to wait before listening again after the listening connection failed.
 const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
@@ -203,6 +212,15 @@ struct Inner {
     next_request: AtomicU64,
     /// Fire-and-forget messages, sent in order by one task: `(channel, message)`.
     outbox: mpsc::Sender<(String, Message)>,
+    /// When each deployment's last wake-up was sent, and whether one waits for the end of
+    /// its window.
+    wakes: Mutex<HashMap<i64, WakeState>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct WakeState {
+    sent_at: Instant,
+    trailing: bool,
 }
 
 impl fmt::Debug for Bus {
@@ -251,6 +269,7 @@ impl Bus {
                 pending: Mutex::new(HashMap::new()),
                 next_request: AtomicU64::new(start),
                 outbox,
+                wakes: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -334,9 +353,60 @@ impl Bus {
         self.queue(BROADCAST.to_owned(), Message::Trust(change));
     }
 
-    /// Asks every other node to wake deployment `deployment_id`'s orchestrator.
+    /// Asks every other node to wake deployment `deployment_id`'s orchestrator (at most once
+    /// per [`WAKE_COALESCE`], the last one of a burst at the window's end).
     pub(crate) fn wake(&self, deployment_id: i64) {
-        self.queue(BROADCAST.to_owned(), Message::Wake { deployment_id });
+        let now = Instant::now();
+        let trailing_in = {
+            let mut wakes = self.wakes();
+            if wakes.len() > WAKES_KEPT {
+                wakes.retain(|_, w| w.trailing || now.duration_since(w.sent_at) < WAKE_COALESCE);
+            }
+            match wakes.get_mut(&deployment_id) {
+                Some(w) if now.duration_since(w.sent_at) < WAKE_COALESCE => {
+                    if w.trailing {
+                        // The one at the window's end covers this one.
+                        return;
+                    }
+                    w.trailing = true;
+                    Some(WAKE_COALESCE.saturating_sub(now.duration_since(w.sent_at)))
+                }
+                _ => {
+                    wakes.insert(
+                        deployment_id,
+                        WakeState {
+                            sent_at: now,
+                            trailing: false,
+                        },
+                    );
+                    None
+                }
+            }
+        };
+        let Some(delay) = trailing_in else {
+            self.queue(BROADCAST.to_owned(), Message::Wake { deployment_id });
+            return;
+        };
+        let bus = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            bus.wakes().insert(
+                deployment_id,
+                WakeState {
+                    sent_at: Instant::now(),
+                    trailing: false,
+                },
+            );
+            bus.queue(BROADCAST.to_owned(), Message::Wake { deployment_id });
+        });
+    }
+
+    fn wakes(&self) -> std::sync::MutexGuard<'_, HashMap<i64, WakeState>> {
+        // One insert or update per change: consistent even after a panic elsewhere.
+        self.inner
+            .wakes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn queue(&self, channel: String, message: Message) {
@@ -522,12 +592,10 @@ async fn handle(state: &AppState, bus: &Bus, payload: &str) {
             reply(bus, &from, request, delivered).await;
         }
         Message::Disconnect {
-            request,
             device_id,
-            reason,
             established_before: Some(before),
+            ..
         } => {
-            let _ = (request, reason);
             state
                 .devices
                 .registry
@@ -666,6 +734,73 @@ mod tests {
         // The NOTIFY payload limit with the longest channel name.
         assert!(MAX_INLINE + node_channel(&"n".repeat(48)).len() < 8000);
         assert!(node_channel(&"n".repeat(48)).len() <= 63);
+    }
+
+    #[tokio::test]
+    async fn long_messages_travel_through_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        for (db, pg) in crate::db::test_databases(dir.path(), "nhunit_bus_stored").await {
+            // NOTIFY is PostgreSQL's: the SQLite database has no bus.
+            let Some((admin, name)) = &pg else { continue };
+            let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+            let bus = Bus::connect(&url, db.clone(), "n1").await.unwrap();
+            let mut listener = bus.take_listener().unwrap();
+            for size in [10, 2 * MAX_INLINE] {
+                let sent = envelope(Message::Push {
+                    request: 1,
+                    device_id: 2,
+                    event: WireEvent {
+                        name: "big".into(),
+                        payload: serde_json::json!({"blob": "x".repeat(size)}),
+                    },
+                });
+                send(&db, &node_channel("n1"), &sent).await.unwrap();
+                let got = tokio::time::timeout(Duration::from_secs(5), listener.try_recv())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(got.payload().starts_with('@'), size > MAX_INLINE);
+                assert_eq!(read(&db, got.payload()).await.unwrap(), Some(sent));
+            }
+            // A reference to a row that is gone reads as nothing.
+            assert_eq!(read(&db, &reference(i64::MAX)).await.unwrap(), None);
+            drop(listener);
+            drop(bus);
+            crate::db::drop_test_database(pg).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_wake_ups_is_two_notifications() {
+        let dir = tempfile::tempdir().unwrap();
+        for (db, pg) in crate::db::test_databases(dir.path(), "nhunit_bus_wakes").await {
+            let Some((admin, name)) = &pg else { continue };
+            let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+            let bus = Bus::connect(&url, db.clone(), "n1").await.unwrap();
+            let mut other = subscribe(&url, "n2").await.unwrap();
+            for _ in 0..100 {
+                bus.wake(5);
+            }
+            bus.wake(6);
+            let mut woken = Vec::new();
+            while let Ok(got) = tokio::time::timeout(4 * WAKE_COALESCE, other.try_recv()).await {
+                let envelope = read(&db, got.unwrap().unwrap().payload())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(envelope.from, "n1");
+                if let Message::Wake { deployment_id } = envelope.message {
+                    woken.push(deployment_id);
+                }
+            }
+            woken.sort_unstable();
+            // The first of the burst at once, the last at the window's end; another
+            // deployment's own.
+            assert_eq!(woken, [5, 5, 6]);
+            drop((other, bus));
+            crate::db::drop_test_database(pg).await;
+        }
     }
 
     #[test]
