@@ -169,6 +169,18 @@ impl Nodes {
     }
 }
 
+/// The `nerveshub_orchestrators_leading` gauge of `node`'s metrics listener.
+async fn leading_gauge(http: &reqwest::Client, node: &RunningServer) -> f64 {
+    let url = format!("http://{}/metrics", node.metrics_addr().unwrap());
+    let text = http.get(url).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("nerveshub_orchestrators_leading "))
+        .unwrap_or_else(|| panic!("no gauge in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// The PostgreSQL admin URL, or `None` (the skip is printed by `databases`, and fails in CI).
 async fn postgres() -> Option<String> {
     common::databases()
@@ -206,7 +218,10 @@ async fn a_deployment_is_led_by_one_node_and_moves_when_it_stops() {
     let Some(admin) = postgres().await else {
         return;
     };
-    let (nodes, a) = Nodes::start(&admin, |_| {}).await;
+    let (nodes, a) = Nodes::start(&admin, |c| {
+        c.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
     let b = nodes.node("b", |_| {}).await;
     nodes.deployment(&a, "one").await;
     let ids = nodes.active_deployments().await;
@@ -231,6 +246,8 @@ async fn a_deployment_is_led_by_one_node_and_moves_when_it_stops() {
             (b, a)
         }
     };
+    assert_eq!(leading_gauge(&nodes.http, &leader).await, 1.0);
+    assert_eq!(leading_gauge(&nodes.http, &other).await, 0.0);
     let stopping = Instant::now();
     leader.shutdown().await;
     let stopped_in = stopping.elapsed();
@@ -245,6 +262,7 @@ async fn a_deployment_is_led_by_one_node_and_moves_when_it_stops() {
         took_over < TAKEOVER,
         "taken over within seconds ({took_over:?})"
     );
+    assert_eq!(leading_gauge(&nodes.http, &other).await, 1.0);
     other.shutdown().await;
     nodes.finish().await;
 }

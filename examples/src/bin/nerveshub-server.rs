@@ -207,9 +207,10 @@ struct Settings {
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     drain_interval: Option<u64>,
     /// Firmware stored `local`ly is on a directory every node shares (NFS or the like):
-    /// lets more than one node start on local storage.
+    /// lets more than one node start on local storage (`--local-storage-shared=false` undoes
+    /// the file's or the environment's setting).
     #[arg(long, env = "NERVESHUB_LOCAL_STORAGE_SHARED", global = true,
-          num_args = 0..=1, default_missing_value = "true")]
+          num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     local_storage_shared: Option<bool>,
 }
 

@@ -97,9 +97,7 @@ impl Election {
 
     /// Opens the dedicated connection the locks are held on.
     pub(crate) async fn connect(url: &str) -> Result<Self, ServerError> {
-        let conn = open(url).await.map_err(|e| {
-            ServerError::Config(format!("opening the orchestrator election connection: {e}"))
-        })?;
+        let conn = open(url).await?;
         Ok(Election {
             led: Mutex::new(HashSet::new()),
             backend: Backend::Postgres {
@@ -267,12 +265,16 @@ impl Election {
     }
 }
 
-async fn open(url: &str) -> Result<PgConnection, String> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(url)).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {CONNECT_TIMEOUT:?}")),
-    }
+/// Opens the dedicated connection, within [`CONNECT_TIMEOUT`].
+async fn open(url: &str) -> Result<PgConnection, sqlx::Error> {
+    tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(url))
+        .await
+        .unwrap_or_else(|_| {
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the orchestrator election connection did not open in time",
+            )))
+        })
 }
 
 #[cfg(test)]
