@@ -22,10 +22,11 @@ mod cluster_support;
 mod common;
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cluster_support::{
-    Api, Cluster, Firmware, Node, ORG, PRODUCT, SimDevice, eventually, services,
+    Api, Cluster, Firmware, Node, ORG, PRODUCT, SimDevice, eventually, scrape, services,
 };
 use common::firmware;
 use reqwest::{Method, StatusCode};
@@ -211,6 +212,23 @@ async fn one_orchestrator_per_deployment_moves_when_its_node_is_killed() {
     )
     .await;
 
+    // Both api nodes' gauges, sampled every 100 ms until the end: never two leaders at once
+    // (a killed node answers nothing and counts as none).
+    let ports: Vec<u16> = api_nodes.iter().map(|n| n.metrics_port).collect();
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let sampler = {
+        let samples = samples.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut gauges = Vec::new();
+                for port in &ports {
+                    gauges.push(scrape(*port, LEADING).await);
+                }
+                samples.lock().unwrap().push(gauges);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
     api.ok(
         Method::PUT,
         &format!("{deployments}/everyone"),
@@ -267,6 +285,16 @@ async fn one_orchestrator_per_deployment_moves_when_its_node_is_killed() {
         },
     )
     .await;
+    sampler.abort();
+    let samples = samples.lock().unwrap().clone();
+    let two = samples
+        .iter()
+        .find(|gauges| gauges.iter().map(|g| g.unwrap_or(0.0)).sum::<f64>() > 1.0);
+    assert!(
+        two.is_none(),
+        "two leaders at once: {two:?} in {} samples",
+        samples.len()
+    );
     for device in &devices {
         device.wait_joined(c.device_port).await;
         let log = device.log();

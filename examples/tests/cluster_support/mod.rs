@@ -470,24 +470,29 @@ impl Node {
             .is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
-    /// The sum of a metric's samples (every label set) in the node's `/metrics`; `None` when
-    /// the node does not answer or does not export it.
+    /// The sum of a metric's samples in the node's `/metrics` (see [`scrape`]).
     pub async fn metric(&self, name: &str) -> Option<f64> {
-        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
-        let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
-        let mut found = None;
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let Some(rest) = line.strip_prefix(name) else {
-                continue;
-            };
-            if !(rest.starts_with(' ') || rest.starts_with('{')) {
-                continue;
-            }
-            let value: f64 = rest.rsplit(' ').next()?.parse().ok()?;
-            *found.get_or_insert(0.0) += value;
-        }
-        found
+        scrape(self.metrics_port, name).await
     }
+}
+
+/// The sum of a metric's samples (every label set) at `http://127.0.0.1:{port}/metrics`;
+/// `None` when nothing answers there or the metric is missing.
+pub async fn scrape(port: u16, name: &str) -> Option<f64> {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            continue;
+        }
+        let value: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+        *found.get_or_insert(0.0) += value;
+    }
+    found
 }
 
 impl Drop for Node {
