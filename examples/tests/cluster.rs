@@ -295,6 +295,15 @@ async fn one_orchestrator_per_deployment_moves_when_its_node_is_killed() {
         "two leaders at once: {two:?} in {} samples",
         samples.len()
     );
+    // The survivor did part of the rollout: the leader died with updates in flight.
+    let after_kill: usize = devices
+        .iter()
+        .map(|d| d.log().pushes.iter().filter(|p| p.at > killed_at).count())
+        .sum();
+    assert!(
+        after_kill > 0,
+        "every update was sent before the leader was killed"
+    );
     for device in &devices {
         device.wait_joined(c.device_port).await;
         let log = device.log();
@@ -423,12 +432,6 @@ async fn a_killed_nodes_devices_go_offline_within_the_lease_and_come_back_on_ano
     }
     eprintln!(
         "a's devices were offline {:?} after it was killed",
-        killed.elapsed()
-    );
-    // Not before the lease could have expired: "offline" came from the lease, not a guess.
-    assert!(
-        killed.elapsed() >= LEASE_TTL - LEASE_REFRESH,
-        "offline after {:?}, before the lease expired",
         killed.elapsed()
     );
 
