@@ -170,6 +170,57 @@ aws_secret_access_key = "file-s3-secret"
 }
 
 #[test]
+fn cluster_settings_come_from_flags_environment_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nerveshub.toml");
+    std::fs::write(
+        &file,
+        "node-role = \"api\"\nnode-id = \"file-node\"\ndrain-batch = 10\ndrain-interval = 2\n",
+    )
+    .unwrap();
+    let out = run(server(dir.path())
+        .args(["--config", file.to_str().unwrap()])
+        .env("NERVESHUB_DRAIN_BATCH", "50")
+        .args([
+            "--node-id",
+            "flag-node",
+            "--local-storage-shared",
+            "config",
+            "print",
+        ]));
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let table: toml::Table = toml::from_str(&printed).unwrap();
+    assert_eq!(table["node-role"].as_str(), Some("api"), "{printed}");
+    assert_eq!(table["node-id"].as_str(), Some("flag-node"), "flag > file");
+    assert_eq!(table["drain-batch"].as_integer(), Some(50), "env > file");
+    assert_eq!(table["drain-interval"].as_integer(), Some(2));
+    assert_eq!(table["local-storage-shared"].as_bool(), Some(true));
+    // The defaults: every node does everything, NervesHub's drain pace.
+    let out = run(server(dir.path()).args(["config", "print"]));
+    let table: toml::Table = toml::from_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(table["node-role"].as_str(), Some("all"));
+    assert!(!table.contains_key("node-id"));
+    assert_eq!(table["drain-batch"].as_integer(), Some(1000));
+    assert_eq!(table["drain-interval"].as_integer(), Some(4));
+    assert_eq!(table["local-storage-shared"].as_bool(), Some(false));
+    // A role that does not exist is refused, from a flag or the file.
+    for args in [
+        vec!["--node-role", "both", "config", "print"],
+        vec!["--drain-batch", "0", "config", "print"],
+    ] {
+        let out = server(dir.path()).args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+    }
+    std::fs::write(&file, "node-role = \"both\"\n").unwrap();
+    let out = server(dir.path())
+        .args(["--config", file.to_str().unwrap(), "config", "print"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("both"));
+}
+
+#[test]
 fn logs_are_plain_or_json_and_never_show_a_query() {
     for format in ["text", "json"] {
         let dir = tempfile::tempdir().unwrap();

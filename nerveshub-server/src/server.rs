@@ -22,7 +22,8 @@ use crate::tls::{self, DeviceTlsIdentity};
 use crate::user_ca::UserCa;
 use crate::{api, device_endpoint, files, listener, observability};
 
-/// How long a shutdown waits for device sockets to close.
+/// How long a shutdown waits for open requests, for the device sockets left after the
+/// paced drain, and for their disconnections to be written.
 const DEVICE_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The server admin created on a first start, with credentials shown only this once.
@@ -52,10 +53,17 @@ pub struct RunningServer {
     metrics_addr: Option<SocketAddr>,
     first_admin: Option<FirstAdmin>,
     dev_ca_file: Option<PathBuf>,
+    /// Stops the listeners (the first step of a shutdown).
+    accepting: watch::Sender<bool>,
+    /// Stops the orchestrator supervisor, which stops its workers and resigns their leads.
+    orchestrators: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    /// Stops the remaining tasks, once the device sockets are closed.
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     api_tls_addr: Option<SocketAddr>,
     state: AppState,
+    /// This node counts as alive for servers this process starts later until this is dropped.
+    _running_here: cluster::RunningHere,
 }
 
 impl RunningServer {
@@ -118,6 +126,7 @@ impl RunningServer {
         tracing::info!(database = %db::redact_url(&url), backend = ?db.backend(), "database ready");
         cluster::check_secrets_key(&db, &secrets).await?;
         let cluster = Cluster::join(&db, &config, config.storage.trim() == "local").await?;
+        let running_here = cluster::RunningHere::mark(cluster.node_id());
         let first_admin = bootstrap_admin(&db, &config).await?;
 
         let identity = DeviceTlsIdentity::load_or_generate(&config)?;
@@ -147,6 +156,7 @@ impl RunningServer {
             cluster,
         };
         let (stop, stopped) = watch::channel(false);
+        let (accepting, not_accepting) = watch::channel(false);
         let limits = &state.config.connection_limits;
         let descriptors = listener::descriptor_limit();
         let device_limits = limits.device(descriptors);
@@ -167,7 +177,7 @@ impl RunningServer {
             None,
             listener::harden(observability::layer(api_router, "api")),
             limits.api(),
-            stopped.clone(),
+            not_accepting.clone(),
             DEVICE_SHUTDOWN_GRACE,
         ));
         let mut tasks = vec![api_task];
@@ -181,7 +191,7 @@ impl RunningServer {
                     "device",
                 )),
                 device_limits,
-                stopped.clone(),
+                not_accepting.clone(),
                 DEVICE_SHUTDOWN_GRACE,
             )));
         }
@@ -197,7 +207,7 @@ impl RunningServer {
                     "api-tls",
                 )),
                 limits.api(),
-                stopped.clone(),
+                not_accepting.clone(),
                 DEVICE_SHUTDOWN_GRACE,
             )));
         }
@@ -232,12 +242,11 @@ impl RunningServer {
             state.clone(),
             stopped.clone(),
         )));
-        if role.serves_api() {
-            tasks.push(tokio::spawn(fleet::orchestrator::supervise(
-                state.clone(),
-                stopped,
-            )));
-        }
+        let orchestrators = role.serves_api().then(|| {
+            let (stop, stopped) = watch::channel(false);
+            let supervisor = tokio::spawn(fleet::orchestrator::supervise(state.clone(), stopped));
+            (stop, supervisor)
+        });
         match metrics_addr {
             Some(metrics) => {
                 tracing::info!(api = %api_addr, devices = %device_addr, %metrics, "nerveshub-server listening")
@@ -252,10 +261,13 @@ impl RunningServer {
             metrics_addr,
             first_admin,
             dev_ca_file: identity.dev_ca_file,
+            accepting,
+            orchestrators,
             stop,
             tasks,
             state,
             api_tls_addr,
+            _running_here: running_here,
         })
     }
 
@@ -314,11 +326,40 @@ impl RunningServer {
         self.state.devices.presence.pending_count()
     }
 
-    /// Stops accepting, lets open requests finish, and closes the database.
+    /// Test-only: the deployments whose orchestrator this node leads, in id order.
+    #[doc(hidden)]
+    pub fn leading_deployments(&self) -> Vec<i64> {
+        self.state.cluster.election().leading()
+    }
+
+    /// Test-only: [`leading_deployments`](Self::leading_deployments) as a function that
+    /// outlives `self`, to watch a node's leads while it shuts down.
+    #[doc(hidden)]
+    pub fn leading_probe(&self) -> impl Fn() -> Vec<i64> + Send + Sync + 'static + use<> {
+        let cluster = self.state.cluster.clone();
+        move || cluster.election().leading()
+    }
+
+    /// Stops the node gracefully: stops accepting connections; stops the rollout
+    /// orchestrators and resigns their leads (another node takes them over at once); closes
+    /// the device sockets at the pace of [`Config::drain`] (they reconnect to other nodes)
+    /// and writes their disconnections; then stops the rest, leaves the cluster and closes
+    /// the database. Without devices it takes moments.
     pub async fn shutdown(self) {
+        let _ = self.accepting.send(true);
+        if let Some((stop, task)) = self.orchestrators {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
+        // The supervisor resigned what it led; this covers a supervisor that panicked.
+        self.state.cluster.election().resign_all().await;
+        // The lease, the presence writer and the bus keep running meanwhile: a long drain
+        // must not make the devices still here look offline.
+        self.state
+            .devices
+            .shutdown(self.state.config.drain, DEVICE_SHUTDOWN_GRACE)
+            .await;
         let _ = self.stop.send(true);
-        // Device sockets close with "going away"; their disconnections are written first.
-        self.state.devices.shutdown(DEVICE_SHUTDOWN_GRACE).await;
         for task in self.tasks {
             let _ = task.await;
         }

@@ -160,14 +160,14 @@ async fn local_signed_urls_serve_ranges_over_tls_and_refuse_tampering() {
 
         // Expired: correctly signed with the server's secret, but with a past expiry. The
         // same signing with a future expiry is accepted, so the 403 is the expiry's.
-        let secret =
-            std::fs::read_to_string(fw.ts.data_dir.path().join("firmware-url.key")).unwrap();
+        // The key every node shares lives in the database.
+        let secret: Vec<u8> =
+            sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'firmware_url_key'")
+                .fetch_one(&mut fw.database().await)
+                .await
+                .unwrap();
         let key = path.split_once("/firmware/").unwrap().1;
         let sign = |expires: u64| {
-            let secret: Vec<u8> = (0..64)
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&secret.trim()[i..i + 2], 16).unwrap())
-                .collect();
             let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&secret).unwrap();
             mac.update(format!("nerveshub firmware url v1\n{key}\n{expires}").as_bytes());
             let signature: String = mac

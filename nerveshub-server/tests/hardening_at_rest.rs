@@ -1,6 +1,6 @@
 //! Issue 25, item 6: the data directory is the server's alone (0700, database files 0600),
 //! and a copy of the database alone does not hold usable shared secrets: they are encrypted
-//! with a key in a 0600 file beside `firmware-url.key`; rows stored in plaintext before are
+//! with a key in a 0600 file; rows stored in plaintext before are
 //! encrypted on the next start and keep working.
 #![cfg(unix)]
 
@@ -40,7 +40,6 @@ async fn data_dir_is_private_and_secrets_are_encrypted() {
         "nerveshub.db-wal",
         "nerveshub.db-shm",
         "shared-secrets.key",
-        "firmware-url.key",
         "admin-token",
     ] {
         assert_eq!(mode(&dir.join(name)), 0o600, "{name}");

@@ -34,6 +34,9 @@ async fn unreferenced_objects_are_swept_at_start() {
         config.api_addr = "127.0.0.1:0".parse().unwrap();
         config.device_addr = "127.0.0.1:0".parse().unwrap();
         config.database_url = fw.database_url.clone();
+        // The first server still runs: on PostgreSQL the second is a second node, on the
+        // same (so shared) local directory.
+        config.local_storage_shared = true;
         let hour = Duration::from_secs(3600);
         match &storage {
             TestStorage::Local => {

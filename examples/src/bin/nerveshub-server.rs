@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use nerveshub_server::{Config, DEFAULT_MAX_FIRMWARE_SIZE, RunningServer};
+use nerveshub_server::{Config, DEFAULT_MAX_FIRMWARE_SIZE, DrainPacing, NodeRole, RunningServer};
 use serde::Deserialize;
 
 #[path = "../logging.rs"]
@@ -188,6 +188,29 @@ struct Settings {
         global = true
     )]
     api_tls_key: Option<PathBuf>,
+    /// What this node does when several share one PostgreSQL database: `device` (device
+    /// sockets, polling, firmware downloads), `api` (the management API and the rollout
+    /// orchestrators) or `all` of it [default: all].
+    #[arg(long, env = "NERVESHUB_NODE_ROLE", value_parser = ["all", "device", "api"], global = true)]
+    node_role: Option<String>,
+    /// This node's name in the cluster (letters, digits, '-', '_', '.'; at most 48)
+    /// [default: the hostname and a random suffix, new at every start].
+    #[arg(long, env = "NERVESHUB_NODE_ID", global = true)]
+    node_id: Option<String>,
+    /// Device sockets a stopping node closes at once; it waits --drain-interval between
+    /// batches, so the fleet reconnects to the other nodes gradually [default: 1000].
+    #[arg(long, env = "NERVESHUB_DRAIN_BATCH", global = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    drain_batch: Option<u32>,
+    /// Seconds between two batches of closed device sockets when a node stops [default: 4].
+    #[arg(long, env = "NERVESHUB_DRAIN_INTERVAL", global = true,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    drain_interval: Option<u64>,
+    /// Firmware stored `local`ly is on a directory every node shares (NFS or the like):
+    /// lets more than one node start on local storage.
+    #[arg(long, env = "NERVESHUB_LOCAL_STORAGE_SHARED", global = true,
+          num_args = 0..=1, default_missing_value = "true")]
+    local_storage_shared: Option<bool>,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
@@ -277,6 +300,27 @@ impl Settings {
         config.api_tls_addr = self.api_tls.or(file.api_tls);
         config.api_tls_cert = self.api_tls_cert.or(file.api_tls_cert);
         config.api_tls_key = self.api_tls_key.or(file.api_tls_key);
+        if let Some(role) = self.node_role.or(file.node_role) {
+            config.node_role = role.parse::<NodeRole>()?;
+        }
+        config.node_id = self.node_id.or(file.node_id);
+        let default = DrainPacing::default();
+        let batch = self
+            .drain_batch
+            .or(file.drain_batch)
+            .unwrap_or(default.batch);
+        if batch == 0 {
+            bail!("drain-batch must be at least 1");
+        }
+        let interval = self
+            .drain_interval
+            .or(file.drain_interval)
+            .map_or(default.interval, std::time::Duration::from_secs);
+        config.drain = DrainPacing::new(batch, interval);
+        config.local_storage_shared = self
+            .local_storage_shared
+            .or(file.local_storage_shared)
+            .unwrap_or(false);
         Ok(Effective {
             config,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
@@ -362,7 +406,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     write_stdout(&banner);
     shutdown.wait().await;
-    tracing::info!("shutting down");
+    // The drain closes device sockets a batch at a time and logs how many are left.
+    tracing::info!(
+        "shutting down: stopping the listeners, handing the rollouts over, closing device sockets"
+    );
     server.shutdown().await;
     Ok(())
 }
@@ -441,6 +488,25 @@ fn print_config(effective: &Effective) -> String {
             table.insert(key.into(), Value::String(path.display().to_string()));
         }
     }
+    table.insert(
+        "node-role".into(),
+        Value::String(c.node_role.as_str().to_owned()),
+    );
+    if let Some(id) = &c.node_id {
+        table.insert("node-id".into(), Value::String(id.clone()));
+    }
+    table.insert(
+        "drain-batch".into(),
+        Value::Integer(i64::from(c.drain.batch)),
+    );
+    table.insert(
+        "drain-interval".into(),
+        Value::Integer(i64::try_from(c.drain.interval.as_secs()).unwrap_or(i64::MAX)),
+    );
+    table.insert(
+        "local-storage-shared".into(),
+        Value::Boolean(c.local_storage_shared),
+    );
     table.insert(
         "log-format".into(),
         Value::String(

@@ -22,7 +22,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use nodes::{check_secrets_key, key_fingerprint, leave, run, shared_url_secret};
+pub(crate) use nodes::{
+    RunningHere, check_secrets_key, key_fingerprint, leave, run, shared_url_secret,
+};
 
 use crate::config::Config;
 use crate::db::{Backend, Db};

@@ -43,9 +43,10 @@ pub(super) async fn register(
     for node in db.nodes().await? {
         let this_machine_gone = node.host == host
             && if node.pid == pid {
-                // This process: one of its nodes, or an earlier process with the same pid (a
-                // restarted container is pid 1 again).
-                !running_here(&node.id)
+                // This process: an earlier process with the same pid (a restarted container
+                // is pid 1 again), or a server this process started before (tests start
+                // several) that is gone, or — on SQLite, which serves one node — any.
+                db.backend() == Backend::Sqlite || !running_here(&node.id)
             } else {
                 !process_alive(node.pid)
             };
@@ -102,9 +103,27 @@ pub(super) async fn register(
         lease_until: now.saturating_add(ms(LEASE_TTL)),
     })
     .await?;
-    running_here_set().insert(node_id.to_owned());
     tracing::info!(node = node_id, role = %config.node_role, "node registered");
     Ok(())
+}
+
+/// Marks a node as run by this process until dropped (with its `RunningServer`, whether
+/// shut down or not): another server this process starts then knows whether the node's row
+/// is alive.
+#[derive(Debug)]
+pub(crate) struct RunningHere(String);
+
+impl RunningHere {
+    pub(crate) fn mark(node_id: &str) -> RunningHere {
+        running_here_set().insert(node_id.to_owned());
+        RunningHere(node_id.to_owned())
+    }
+}
+
+impl Drop for RunningHere {
+    fn drop(&mut self) {
+        running_here_set().remove(&self.0);
+    }
 }
 
 /// The nodes this process runs (tests run several in one process).
@@ -249,7 +268,6 @@ pub(crate) async fn sweep_expired(db: &Db) -> Result<(), sqlx::Error> {
 
 /// Removes this node's row at a clean stop (its devices' disconnections are already written).
 pub(crate) async fn leave(db: &Db, node_id: &str) {
-    running_here_set().remove(node_id);
     match db.remove_node(node_id, i64::MAX).await {
         Ok(Some(0) | None) => {}
         Ok(Some(n)) => {
@@ -403,10 +421,11 @@ mod tests {
                 config.node_role = super::super::NodeRole::All;
             }
             register(&db, &config, "first", true).await.unwrap();
+            let _first = RunningHere::mark("first");
             // The same node id again (a restart) is no second node.
             register(&db, &config, "first", true).await.unwrap();
-            let refused = register(&db, &config, "second", true).await.unwrap_err();
             if pg.is_some() {
+                let refused = register(&db, &config, "second", true).await.unwrap_err();
                 assert!(
                     refused.to_string().contains("firmware storage is local"),
                     "{refused}"
@@ -418,7 +437,16 @@ mod tests {
                 config.local_storage_shared = true;
                 register(&db, &config, "second", true).await.unwrap();
             } else {
-                assert!(refused.to_string().contains("SQLite"), "{refused}");
+                // Another process (here: on another machine) on the same SQLite database.
+                let far = now_ms() + 3_600_000;
+                db.upsert_node(&node("other", "elsewhere", 1, far))
+                    .await
+                    .unwrap();
+                let refused = register(&db, &config, "second", true).await.unwrap_err();
+                assert!(
+                    refused.to_string().contains("SQLite serves one node"),
+                    "{refused}"
+                );
             }
             db::drop_test_database(pg).await;
         }

@@ -4,6 +4,7 @@
 //! flags are 0/1, lists and documents are JSON text.
 
 mod accounts;
+pub(crate) mod advisory;
 mod catalog;
 mod certificates;
 pub(crate) mod cluster;

@@ -95,12 +95,14 @@ impl DeviceHub {
         self.trust.reload(db).await;
     }
 
-    /// Closes every device socket and writes their disconnections (and what else the
-    /// presence writer holds), all within `grace`.
-    pub(crate) async fn shutdown(&self, grace: Duration) {
-        let deadline = tokio::time::Instant::now() + grace;
-        self.registry.shutdown(grace).await;
-        self.presence.drain(deadline).await;
+    /// Closes every device socket at the pace of `pacing`, then writes their
+    /// disconnections (and what else the presence writer holds); `grace` bounds each wait
+    /// after the last batch.
+    pub(crate) async fn shutdown(&self, pacing: crate::cluster::DrainPacing, grace: Duration) {
+        self.registry.drain(pacing, grace).await;
+        self.presence
+            .drain(tokio::time::Instant::now() + grace)
+            .await;
     }
 }
 

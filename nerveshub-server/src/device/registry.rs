@@ -4,15 +4,18 @@
 //! Each device socket registers itself under its device id with a command channel. A second
 //! connection of the same device replaces the first, which is told to close (NervesHub kicks
 //! the older socket the same way). The registry also knows how many sockets are open, so a
-//! shutdown can close them all and wait for them to hand their disconnections over.
+//! shutdown can close them all — a batch at a time, so the fleet does not reconnect to the
+//! other nodes at once — and wait for them to hand their disconnections over.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use nerveshub_proto::DeviceServerEvent;
 use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::cluster::DrainPacing;
 
 /// How long a push waits for the device's socket to take it.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,6 +34,9 @@ pub(crate) enum DeviceCommand {
     /// Close the socket (another connection of the device replaced it, or a user asked the
     /// device to reconnect). The device reconnects by itself.
     Disconnect(&'static str),
+    /// Close the socket with "going away": this node is stopping (its turn in the paced
+    /// drain). The device reconnects, through the load balancer, to another node.
+    GoingAway,
 }
 
 /// Why a command did not reach a device.
@@ -50,6 +56,9 @@ struct Entry {
 struct Inner {
     map: Mutex<HashMap<i64, Entry>>,
     next_conn: AtomicU64,
+    /// Set when the drain starts: no new socket registers.
+    draining: AtomicBool,
+    /// Set when every socket left must close at once.
     stop: watch::Sender<bool>,
     open: watch::Sender<usize>,
 }
@@ -117,6 +126,7 @@ impl DeviceRegistry {
             inner: Arc::new(Inner {
                 map: Mutex::new(HashMap::new()),
                 next_conn: AtomicU64::new(1),
+                draining: AtomicBool::new(false),
                 stop: watch::channel(false).0,
                 open: watch::channel(0).0,
             }),
@@ -138,7 +148,7 @@ impl DeviceRegistry {
         device_id: i64,
         tx: mpsc::Sender<DeviceCommand>,
     ) -> Option<Registration> {
-        if *self.inner.stop.borrow() {
+        if self.inner.draining.load(Ordering::Acquire) || *self.inner.stop.borrow() {
             return None;
         }
         let conn_id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -221,9 +231,36 @@ impl DeviceRegistry {
         self.inner.stop.subscribe()
     }
 
-    /// Closes every socket (they send a WebSocket close and hand their disconnection to the
-    /// presence writer) and waits up to `grace` for them to finish.
-    pub(crate) async fn shutdown(&self, grace: Duration) {
+    /// Closes every socket, `pacing.batch` at a time with `pacing.interval` between batches
+    /// (each sends a WebSocket close and hands its disconnection to the presence writer), then
+    /// tells any left to close at once and waits up to `grace` for them. New sockets are
+    /// refused from the start. With no sockets it returns at once.
+    pub(crate) async fn drain(&self, pacing: DrainPacing, grace: Duration) {
+        self.inner.draining.store(true, Ordering::Release);
+        // Who is connected now: a socket registering concurrently is caught by the final
+        // `stop`, like one whose command queue is full.
+        let sockets: Vec<mpsc::Sender<DeviceCommand>> =
+            self.lock().values().map(|e| e.tx.clone()).collect();
+        let batch = usize::try_from(pacing.batch.max(1)).unwrap_or(usize::MAX);
+        let total = sockets.len();
+        if total > 0 {
+            tracing::info!(sockets = total, batch, interval = ?pacing.interval, "closing device sockets");
+        }
+        let mut waves = sockets.chunks(batch).peekable();
+        while let Some(wave) = waves.next() {
+            for tx in wave {
+                // A full queue means a stuck socket: the final `stop` ends it.
+                let _ = tx.try_send(DeviceCommand::GoingAway);
+            }
+            if waves.peek().is_none() {
+                break;
+            }
+            tokio::time::sleep(pacing.interval).await;
+            tracing::info!(
+                open = *self.inner.open.borrow(),
+                "closing device sockets: sockets left"
+            );
+        }
         self.inner.stop.send_replace(true);
         let mut open = self.inner.open.subscribe();
         let closed = tokio::time::timeout(grace, open.wait_for(|n| *n == 0)).await;
@@ -232,6 +269,8 @@ impl DeviceRegistry {
                 open = *self.inner.open.borrow(),
                 "device sockets still open after the shutdown grace period"
             );
+        } else if total > 0 {
+            tracing::info!(sockets = total, "device sockets closed");
         }
     }
 }
@@ -293,9 +332,57 @@ mod tests {
             let _ = stopping.wait_for(|s| *s).await;
             drop(reg);
         });
-        registry.shutdown(Duration::from_secs(5)).await;
+        registry
+            .drain(DrainPacing::default(), Duration::from_secs(5))
+            .await;
         socket.await.unwrap();
         let (tx, _rx) = mpsc::channel(4);
         assert!(registry.register(4, tx).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_drain_closes_sockets_in_paced_batches() {
+        let registry = DeviceRegistry::new();
+        let start = tokio::time::Instant::now();
+        let mut sockets = Vec::new();
+        for id in 0..5 {
+            let (tx, mut rx) = mpsc::channel(4);
+            let reg = registry.register(id, tx).unwrap();
+            sockets.push(tokio::spawn(async move {
+                let command = rx.recv().await;
+                assert!(matches!(command, Some(DeviceCommand::GoingAway)));
+                let closed_after = start.elapsed();
+                drop(reg);
+                closed_after
+            }));
+        }
+        let pacing = DrainPacing::new(2, Duration::from_millis(500));
+        registry.drain(pacing, Duration::from_secs(5)).await;
+        let mut times = Vec::new();
+        for socket in sockets {
+            times.push(socket.await.unwrap().as_millis());
+        }
+        times.sort_unstable();
+        assert_eq!(times, vec![0, 0, 500, 500, 1000]);
+        // Three waves, no pause after the last.
+        assert_eq!(start.elapsed(), Duration::from_millis(1000));
+        let (tx, _rx) = mpsc::channel(4);
+        assert!(
+            registry.register(9, tx).is_none(),
+            "no socket registers while draining"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drain_without_sockets_is_immediate() {
+        let registry = DeviceRegistry::new();
+        let start = tokio::time::Instant::now();
+        registry
+            .drain(
+                DrainPacing::new(1, Duration::from_secs(4)),
+                Duration::from_secs(5),
+            )
+            .await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 }

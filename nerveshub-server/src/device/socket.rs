@@ -237,6 +237,7 @@ async fn run(
                     }
                 }
                 Some(DeviceCommand::Disconnect(reason)) => break Ended::Close(1000, reason),
+                Some(DeviceCommand::GoingAway) => break Ended::Close(1001, "server shutting down"),
                 None => break Ended::Close(1000, "replaced by a new connection"),
             },
             () = tokio::time::sleep_until(deadline) => session.handle_timeout(origin.elapsed()),

@@ -3,11 +3,20 @@
 //! online, membership and deployment changes, freed slots and a backup tick. A supervisor
 //! starts the workers of active deployments (at start, when woken, on every tick) and sweeps
 //! silent updates.
+//!
+//! With several nodes, a worker runs only where its deployment is led
+//! ([`Election`](crate::cluster::election::Election): an advisory lock per deployment): the
+//! supervisor starts workers only for the deployments it wins, retries the others every
+//! [`LEAD_RETRY`] (a dead leader's locks are free at once, so takeover takes seconds), and a
+//! worker checks its lead before each run and resigns it when it stops. The silent-update
+//! sweep runs on the one node that leads it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
 
 use super::{Fleet, lifecycle, version};
 use crate::db::device_updates as upd;
@@ -15,17 +24,33 @@ use crate::db::{self, Actor, Audit, DeploymentRow, deployments::CandidateRow, no
 use crate::state::AppState;
 use crate::storage::DEFAULT_URL_TTL;
 
-/// Runs the supervisor until `stop`: starts an orchestrator per active deployment and sweeps
-/// silent updates every backup tick.
+/// How often a node tries again to lead the active deployments another node leads: the
+/// longest a deployment stays without an orchestrator after its leader died.
+const LEAD_RETRY: Duration = Duration::from_secs(2);
+
+/// How long a stopping supervisor waits for its workers' current runs before it abandons
+/// them (a crash does the same: every update row is committed before its push).
+const WORKER_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs the supervisor until `stop`: starts an orchestrator per active deployment this node
+/// leads and sweeps silent updates every backup tick (where it leads the sweep). On `stop`,
+/// stops the workers and resigns every lead, so another node takes over at once.
 pub(crate) async fn supervise(state: AppState, mut stop: watch::Receiver<bool>) {
     let fleet = state.fleet.clone();
     let mut tick = tokio::time::interval(fleet.timing().backup_tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut workers = JoinSet::new();
+    let mut sweep = true;
     loop {
-        start_missing(&state, &stop).await;
-        if let Err(e) = lifecycle::sweep(&state).await {
+        let unled = start_missing(&state, &stop, &mut workers).await;
+        // One node sweeps: the one that leads the sweep.
+        if sweep
+            && state.cluster.election().try_lead_sweep().await
+            && let Err(e) = lifecycle::sweep(&state).await
+        {
             tracing::warn!(error = %e, "sweeping silent updates failed");
         }
+        sweep = true;
         tokio::select! {
             _ = tick.tick() => {
                 // The backup trigger of every running orchestrator.
@@ -34,45 +59,78 @@ pub(crate) async fn supervise(state: AppState, mut stop: watch::Receiver<bool>) 
                 }
             }
             () = fleet.inner.supervisor.notified() => {}
-            () = async { let _ = stop.wait_for(|s| *s).await; } => return,
+            // A worker stopped (its deployment ended, or its lead was lost): start_missing
+            // sees which.
+            Some(_) = workers.join_next(), if !workers.is_empty() => sweep = false,
+            () = tokio::time::sleep(LEAD_RETRY), if unled => sweep = false,
+            () = async { let _ = stop.wait_for(|s| *s).await; } => break,
         }
     }
+    // The workers saw `stop` too: each ends after its current run and resigns its lead.
+    let stopped = tokio::time::timeout(WORKER_STOP_GRACE, async {
+        while workers.join_next().await.is_some() {}
+    })
+    .await;
+    if stopped.is_err() {
+        tracing::warn!(
+            workers = workers.len(),
+            "orchestrator runs still going at shutdown; abandoned"
+        );
+        workers.abort_all();
+        while workers.join_next().await.is_some() {}
+    }
+    state.cluster.election().resign_all().await;
 }
 
-async fn start_missing(state: &AppState, stop: &watch::Receiver<bool>) {
+/// Starts a worker for each active deployment without one that this node can lead. True
+/// when some active deployment is led elsewhere (to be tried again soon).
+async fn start_missing(
+    state: &AppState,
+    stop: &watch::Receiver<bool>,
+    workers: &mut JoinSet<()>,
+) -> bool {
     let ids = match state.db.active_deployment_ids().await {
         Ok(ids) => ids,
         Err(e) => {
             tracing::warn!(error = %e, "listing active deployments failed");
-            return;
+            return false;
         }
     };
     let fleet = &state.fleet;
+    let election = state.cluster.election();
+    let mut unled = false;
     for id in ids {
-        let notify = {
-            let mut running = fleet.running();
-            if running.contains_key(&id) {
-                continue;
-            }
-            let notify = Arc::new(Notify::new());
-            running.insert(id, notify.clone());
-            notify
-        };
+        if fleet.running().contains_key(&id) {
+            continue;
+        }
+        if !election.try_lead(id).await {
+            unled = true;
+            continue;
+        }
+        let notify = Arc::new(Notify::new());
+        fleet.running().insert(id, notify.clone());
         // Runs once at start.
         notify.notify_one();
-        tokio::spawn(worker(state.clone(), id, notify, stop.clone()));
+        workers.spawn(worker(state.clone(), id, notify, stop.clone()));
     }
+    unled
 }
 
 /// One deployment's orchestrator: a run per wake-up, then a pause of `coalesce` during which
-/// further wake-ups collapse into one (a `Notify` keeps a single permit).
+/// further wake-ups collapse into one (a `Notify` keeps a single permit). Each run first
+/// checks that this node still leads the deployment; the worker resigns its lead as it ends.
 async fn worker(state: AppState, id: i64, notify: Arc<Notify>, mut stop: watch::Receiver<bool>) {
     let fleet = state.fleet.clone();
+    let election = state.cluster.election();
     tracing::debug!(deployment = id, "orchestrator started");
     loop {
         tokio::select! {
             () = notify.notified() => {}
             () = async { let _ = stop.wait_for(|s| *s).await; } => break,
+        }
+        if !election.leads(id).await {
+            tracing::info!(deployment = id, "orchestrator lead lost; stopping");
+            break;
         }
         let outcome = run(&state, id).await;
         fleet.run_finished();
@@ -91,6 +149,10 @@ async fn worker(state: AppState, id: i64, notify: Arc<Notify>, mut stop: watch::
             () = async { let _ = stop.wait_for(|s| *s).await; } => break,
         }
     }
+    // Resigned before it leaves `running`, so the supervisor cannot start a second worker
+    // on the lead this one is giving up; the supervisor hears this task end and starts
+    // what is missing (a trigger that reached this worker meanwhile is not lost).
+    election.resign(id).await;
     remove(&fleet, id, &notify);
     tracing::debug!(deployment = id, "orchestrator stopped");
 }

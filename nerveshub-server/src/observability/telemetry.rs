@@ -218,6 +218,13 @@ async fn gauges(state: &AppState, out: &mut String) {
          # TYPE nerveshub_devices_connected gauge\n\
          nerveshub_devices_connected {connected}"
     );
+    let leading = state.cluster.election().leading().len();
+    let _ = writeln!(
+        out,
+        "# HELP nerveshub_orchestrators_leading Deployments whose rollout orchestrator this server leads\n\
+         # TYPE nerveshub_orchestrators_leading gauge\n\
+         nerveshub_orchestrators_leading {leading}"
+    );
     let presence = &state.devices.presence;
     let _ = writeln!(
         out,
