@@ -227,6 +227,9 @@ impl Cluster {
             format!("127.0.0.1:{}", node.device_port),
             "--metrics-addr".into(),
             format!("127.0.0.1:{}", node.metrics_port),
+            // The node's name in its log lines and in `nodes`.
+            "--node-id".into(),
+            name.to_owned(),
         ];
         match &self.storage {
             Storage::S3 { spec, endpoint } => {
