@@ -130,7 +130,7 @@ impl RunningServer {
         let first_admin = bootstrap_admin(&db, &config).await?;
 
         let identity = DeviceTlsIdentity::load_or_generate(&config)?;
-        let devices = DeviceHub::load(&db).await?;
+        let devices = DeviceHub::load(&db, &cluster).await?;
         let tls = identity.server_config(
             devices.trust_store(),
             config.connection_limits.tls_session_cache,
@@ -140,11 +140,14 @@ impl RunningServer {
         let url_secret = cluster::shared_url_secret(&db, &config).await?;
         let storage = Storage::open(&config, device_addr, url_secret)?;
         tracing::info!(storage = %storage.describe(), "firmware storage ready");
-        let fleet = Fleet::new(Timing {
-            coalesce: config.rollout_coalesce,
-            backup_tick: config.rollout_backup_tick,
-            in_flight_timeout: config.update_in_flight_timeout,
-        });
+        let fleet = Fleet::new(
+            Timing {
+                coalesce: config.rollout_coalesce,
+                backup_tick: config.rollout_backup_tick,
+                in_flight_timeout: config.update_in_flight_timeout,
+            },
+            cluster.bus().cloned(),
+        );
         let state = AppState {
             db,
             config: Arc::new(config),
@@ -235,6 +238,10 @@ impl RunningServer {
             )));
         }
         tasks.push(tokio::spawn(cluster::run(state.clone(), stopped.clone())));
+        tasks.push(tokio::spawn(cluster::bus::listen(
+            state.clone(),
+            stopped.clone(),
+        )));
         tasks.push(tokio::spawn(
             state.devices.presence.clone().run(stopped.clone()),
         ));

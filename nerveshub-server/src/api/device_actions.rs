@@ -156,7 +156,6 @@ async fn push_action(
     let device = find_device(state, caller, path).await?;
     state
         .devices
-        .registry
         .push(device.id, event)
         .await
         .map_err(|_| ApiError::Conflict(OFFLINE.into()))?;
@@ -205,7 +204,6 @@ async fn reconnect(
     let device = find_device(&state, &caller, &path).await?;
     state
         .devices
-        .registry
         .disconnect(device.id, "reconnect requested")
         .await
         .map_err(|_| ApiError::Conflict(OFFLINE.into()))?;

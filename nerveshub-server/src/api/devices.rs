@@ -516,11 +516,7 @@ async fn remove(
         identifier,
         fingerprints,
     });
-    let _ = state
-        .devices
-        .registry
-        .disconnect(device.id, "device deleted")
-        .await;
+    let _ = state.devices.disconnect(device.id, "device deleted").await;
     Ok(no_content())
 }
 

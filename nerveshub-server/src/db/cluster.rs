@@ -148,6 +148,16 @@ impl Db {
             .await
     }
 
+    /// Sends `payload` to the nodes listening on `channel` (PostgreSQL only: `pg_notify`).
+    pub(crate) async fn notify(&self, channel: &str, payload: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Stores a node-to-node message too large for a NOTIFY payload; returns its id.
     pub(crate) async fn insert_cluster_message(&self, payload: &str) -> Result<i64, sqlx::Error> {
         sqlx::query_scalar(

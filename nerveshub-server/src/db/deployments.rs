@@ -328,6 +328,8 @@ pub(crate) struct CandidateRow {
     pub(crate) update_attempts: String,
     /// Until when a polling device counts as online (Unix ms; `None`: it never polled).
     pub(crate) poll_online_until: Option<i64>,
+    /// The node holding the device's socket, if any.
+    pub(crate) connected_node: Option<String>,
 }
 
 /// How a deployment's devices stand, for its status.
@@ -482,7 +484,7 @@ impl Db {
         };
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT d.id, d.identifier, d.tags, d.firmware_metadata, d.connection_metadata,
-                    d.update_attempts, d.poll_online_until
+                    d.update_attempts, d.poll_online_until, d.connected_node
              FROM devices d
              WHERE d.deployment_id = $1 AND d.updates_enabled = 1
                AND (d.connection_status = 'connected' OR d.poll_online_until >= $2)

@@ -154,6 +154,13 @@ impl DeviceChannel {
                 )
                 .await?;
         } else {
+            // Which node held the device before this join: a socket there, older than this
+            // one, closes (the duplicate-connection rule across nodes).
+            let previous_node = if self.state.devices.clustered() {
+                self.state.db.device_node(self.device.id).await?
+            } else {
+                None
+            };
             let joined_at = self
                 .state
                 .db
@@ -167,6 +174,11 @@ impl DeviceChannel {
                 .await?;
             self.joined_at = Some(joined_at);
             self.last_seen_written = Instant::now();
+            self.state.devices.joined_elsewhere_before(
+                self.device.id,
+                previous_node.as_deref(),
+                joined_at,
+            );
         }
         self.device.firmware_metadata = Some(firmware_text);
         let report = lifecycle::JoinReport {

@@ -33,11 +33,15 @@ use axum::routing::get;
 use nerveshub_pki::SharedTrustStore;
 use tokio::sync::watch;
 
+use nerveshub_proto::DeviceServerEvent;
+
+use crate::cluster::Cluster;
+use crate::cluster::bus::Bus;
 use crate::db::Db;
 use crate::error::ServerError;
 use crate::state::AppState;
 
-pub(crate) use registry::DeviceRegistry;
+pub(crate) use registry::{DeviceRegistry, Offline};
 pub(crate) use trust::TrustChange;
 
 /// How often the trust store is reloaded from the database (a safety net: every write path
@@ -62,12 +66,17 @@ pub(crate) struct DeviceHub {
     pub(crate) nh1_keys: nh1_keys::Nh1Keys,
     /// Disconnections and "last seen" times waiting to be written in batches.
     pub(crate) presence: presence::Presence,
+    /// The other nodes, for devices connected there and trust changes made here; `None` on a
+    /// single node.
+    bus: Option<Bus>,
 }
 
 impl DeviceHub {
-    /// Loads the trust store (registered CAs, known device certificates) from `db`.
-    pub(crate) async fn load(db: &Db) -> Result<Self, ServerError> {
+    /// Loads the trust store (registered CAs, known device certificates) from `db`; devices
+    /// connected to other nodes are reached through `cluster`'s bus.
+    pub(crate) async fn load(db: &Db, cluster: &Cluster) -> Result<Self, ServerError> {
         Ok(DeviceHub {
+            bus: cluster.bus().cloned(),
             registry: DeviceRegistry::new(),
             trust: trust::Trust::load(db).await?,
             polls: Arc::default(),
@@ -85,8 +94,97 @@ impl DeviceHub {
     /// The one place trust changes: call it after committing a change to Device CAs, device
     /// certificates or devices, so the TLS layer sees it at once. It costs about one hash-map
     /// update and reads no database.
+    /// Other nodes get the change too (a broadcast, applied there within a second).
     pub(crate) fn trust_changed(&self, change: TrustChange) {
+        if let Some(bus) = &self.bus {
+            bus.broadcast_trust(change.clone());
+        }
         self.trust.apply(change);
+    }
+
+    /// Applies a trust change another node made (and already sent everywhere).
+    pub(crate) fn apply_trust_from_peer(&self, change: TrustChange) {
+        self.trust.apply(change);
+    }
+
+    /// Pushes `event` to the device, on this node or through the node holding its socket;
+    /// `Err(Offline)` when no socket took it.
+    pub(crate) async fn push(
+        &self,
+        device_id: i64,
+        event: DeviceServerEvent,
+    ) -> Result<(), Offline> {
+        if self.registry.is_connected(device_id) {
+            return self.registry.push(device_id, event).await;
+        }
+        match &self.bus {
+            Some(bus) => match bus.remote_node(device_id).await {
+                Some(node) => bus.push(&node, device_id, &event).await,
+                None => Err(Offline::Offline),
+            },
+            None => Err(Offline::Offline),
+        }
+    }
+
+    /// Asks the device's socket, here or on another node, to close (it reconnects by
+    /// itself); `Err(Offline)` when it has none.
+    pub(crate) async fn disconnect(
+        &self,
+        device_id: i64,
+        reason: &'static str,
+    ) -> Result<(), Offline> {
+        if self.registry.is_connected(device_id) {
+            return self.registry.disconnect(device_id, reason).await;
+        }
+        match &self.bus {
+            Some(bus) => match bus.remote_node(device_id).await {
+                Some(node) => bus.disconnect(&node, device_id, reason).await,
+                None => Err(Offline::Offline),
+            },
+            None => Err(Offline::Offline),
+        }
+    }
+
+    /// Whether a push may reach the device: it has a socket here, or `connected_node` (its
+    /// `devices.connected_node`, as just read) is another node. Reads nothing.
+    pub(crate) fn reachable(&self, device_id: i64, connected_node: Option<&str>) -> bool {
+        self.registry.is_connected(device_id)
+            || self
+                .bus
+                .as_ref()
+                .zip(connected_node)
+                .is_some_and(|(bus, node)| bus.is_other(node))
+    }
+
+    /// [`reachable`](Self::reachable), reading the device's node when it has no socket here.
+    pub(crate) async fn reachable_now(&self, device_id: i64) -> bool {
+        if self.registry.is_connected(device_id) {
+            return true;
+        }
+        match &self.bus {
+            Some(bus) => bus.remote_node(device_id).await.is_some(),
+            None => false,
+        }
+    }
+
+    /// The device just joined here with `established_at`, and `previous_node` held its socket
+    /// before: that node closes its socket if it joined earlier (fire and forget).
+    pub(crate) fn joined_elsewhere_before(
+        &self,
+        device_id: i64,
+        previous_node: Option<&str>,
+        established_at: i64,
+    ) {
+        if let (Some(bus), Some(node)) = (&self.bus, previous_node)
+            && bus.is_other(node)
+        {
+            bus.replaced(node, device_id, established_at);
+        }
+    }
+
+    /// Whether other nodes may hold this device's sockets (a bus exists).
+    pub(crate) fn clustered(&self) -> bool {
+        self.bus.is_some()
     }
 
     /// Reads the whole trust store from the database again (the periodic safety net; changes

@@ -17,8 +17,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cluster::DrainPacing;
 
-/// How long a push waits for the device's socket to take it.
-const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a push waits for the device's socket to take it (a push through another node
+/// waits as long for that node's answer).
+pub(crate) const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Something a device's socket is asked to do.
 #[derive(Debug)]
@@ -37,6 +38,9 @@ pub(crate) enum DeviceCommand {
     /// Close the socket with "going away": this node is stopping (its turn in the paced
     /// drain). The device reconnects, through the load balancer, to another node.
     GoingAway,
+    /// The device joined on another node with this `connection_established_at`: close the
+    /// socket if its own join was recorded before (a socket that joined later is newer).
+    Replaced { established_before: i64 },
 }
 
 /// Why a command did not reach a device.
@@ -224,6 +228,15 @@ impl DeviceRegistry {
         tx.send(DeviceCommand::Disconnect(reason))
             .await
             .map_err(|_| Offline::Offline)
+    }
+
+    /// The device joined on another node at `established_before`: its socket here closes if
+    /// it joined earlier. Does not wait (a full queue means a stuck socket, which its idle
+    /// timeout ends).
+    pub(crate) fn replace_if_joined_before(&self, device_id: i64, established_before: i64) {
+        if let Ok(tx) = self.sender(device_id) {
+            let _ = tx.try_send(DeviceCommand::Replaced { established_before });
+        }
     }
 
     /// A receiver that turns true when the server shuts down.

@@ -238,6 +238,12 @@ async fn run(
                 }
                 Some(DeviceCommand::Disconnect(reason)) => break Ended::Close(1000, reason),
                 Some(DeviceCommand::GoingAway) => break Ended::Close(1001, "server shutting down"),
+                Some(DeviceCommand::Replaced { established_before }) => {
+                    // Only an older join gives way: one recorded later is the newer connection.
+                    if channel.joined_at().is_some_and(|at| at < established_before) {
+                        break Ended::Close(1000, "replaced by a new connection");
+                    }
+                }
                 None => break Ended::Close(1000, "replaced by a new connection"),
             },
             () = tokio::time::sleep_until(deadline) => session.handle_timeout(origin.elapsed()),

@@ -88,14 +88,14 @@ fn audit<'a>(
 /// A manual upgrade (`POST …/devices/:identifier/upgrade`): replaces whatever update the
 /// device has in flight, turns its automatic updates off (as NervesHub does), records the
 /// update and pushes it (a polling device's next poll hands it out). `Offline` when the
-/// device has no socket here and does not poll.
+/// device has no socket on any node and does not poll.
 pub(crate) async fn manual_upgrade(
     state: &AppState,
     user: User<'_>,
     device: DeviceRef<'_>,
     firmware: &FirmwareRow,
 ) -> Result<CreatedUpdate, FleetError> {
-    let connected = state.devices.registry.is_connected(device.id);
+    let connected = state.devices.reachable_now(device.id).await;
     if !connected && !state.db.device_poll_expected(device.id, now_ms()).await? {
         return Err(FleetError::Offline);
     }
@@ -127,7 +127,6 @@ pub(crate) async fn manual_upgrade(
     if connected
         && state
             .devices
-            .registry
             .push(device.id, update_event(firmware, url, None))
             .await
             .is_err()

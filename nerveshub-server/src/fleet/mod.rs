@@ -35,6 +35,8 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
+use crate::cluster::bus::Bus;
+
 /// What went wrong in a fleet operation, in the domain's terms (the API maps it to HTTP).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -48,7 +50,7 @@ pub(crate) enum FleetError {
         field: &'static str,
         message: String,
     },
-    /// The device has no socket on this node.
+    /// The device has no socket on any node.
     #[error("device is offline")]
     Offline,
     /// The firmware's download URL could not be made.
@@ -95,12 +97,17 @@ struct FleetInner {
     /// Counts finished orchestrator runs: a polling device's request waits for the run its
     /// poll triggered.
     runs: watch::Sender<u64>,
+    /// The other nodes, whose orchestrators a trigger wakes when this node runs none for the
+    /// deployment; `None` on a single node.
+    bus: Option<Bus>,
 }
 
 impl Fleet {
-    pub(crate) fn new(timing: Timing) -> Self {
+    /// Who to wake, with `bus` to reach the other nodes' orchestrators.
+    pub(crate) fn new(timing: Timing, bus: Option<Bus>) -> Self {
         Fleet {
             inner: Arc::new(FleetInner {
+                bus,
                 timing,
                 running: Mutex::new(HashMap::new()),
                 supervisor: Notify::new(),
@@ -131,12 +138,29 @@ impl Fleet {
     }
 
     /// Asks deployment `id`'s orchestrator to run soon (coalesced); starts it if it is not
-    /// running (a deployment just created or activated).
+    /// running (a deployment just created or activated). When it runs on no worker here, the
+    /// other nodes are asked too (another node may lead it).
     pub(crate) fn trigger(&self, id: i64) {
+        if !self.wake_local(id)
+            && let Some(bus) = &self.inner.bus
+        {
+            bus.wake(id);
+        }
+    }
+
+    /// Wakes deployment `id`'s worker on this node, or nudges the supervisor to start it;
+    /// true when a worker was woken. Another node's wake-up lands here.
+    pub(crate) fn wake_local(&self, id: i64) -> bool {
         let notify = self.running().get(&id).cloned();
         match notify {
-            Some(n) => n.notify_one(),
-            None => self.inner.supervisor.notify_one(),
+            Some(n) => {
+                n.notify_one();
+                true
+            }
+            None => {
+                self.inner.supervisor.notify_one();
+                false
+            }
         }
     }
 }

@@ -333,12 +333,15 @@ async fn schedule(
     let Some(firmware) = state.db.firmware_by_id(d.firmware_id).await? else {
         return Ok(false);
     };
-    let connected = state.devices.registry.is_connected(candidate.id);
+    // A socket here, or on the node `connected_node` names (reached through the bus).
+    let connected = state
+        .devices
+        .reachable(candidate.id, candidate.connected_node.as_deref());
     let polling = candidate
         .poll_online_until
         .is_some_and(|until| until >= now_ms());
     if !connected && !polling {
-        // Shown connected but not on this node (a stale row after a crash, or another node).
+        // Shown connected but held by no node (a stale row after a crash).
         return Ok(false);
     }
     let url = match state.storage.download_url(&firmware, DEFAULT_URL_TTL).await {
@@ -392,13 +395,7 @@ async fn schedule(
         return Ok(true);
     }
     let event = lifecycle::update_event(&firmware, url, Some(d.id));
-    if state
-        .devices
-        .registry
-        .push(candidate.id, event)
-        .await
-        .is_err()
-    {
+    if state.devices.push(candidate.id, event).await.is_err() {
         let mut tx = state.db.begin().await?;
         upd::finish_update(
             &mut tx,

@@ -174,6 +174,32 @@ impl TestServer {
         }
     }
 
+    /// Another node on this server's database and data directory (so the same TLS identity
+    /// and shared-secrets key), with `adjust` applied. Stop it before this one: this one drops
+    /// the database.
+    pub async fn start_peer(&self, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = Config::new(self.data_dir.path());
+        config.api_addr = "127.0.0.1:0".parse().unwrap();
+        config.device_addr = "127.0.0.1:0".parse().unwrap();
+        config.database_url = self.pg.as_ref().map(PgDatabase::url);
+        adjust(&mut config);
+        let server = RunningServer::start(config).await.unwrap();
+        TestServer {
+            server,
+            db: self.db.clone(),
+            admin_token: self.admin_token.clone(),
+            // Unused: the peer works in this server's directory.
+            data_dir: tempfile::tempdir().unwrap(),
+            http: reqwest::Client::new(),
+            pg: None,
+        }
+    }
+
+    /// The PostgreSQL URL of this server's database, if it has one.
+    pub fn database_url(&self) -> Option<String> {
+        self.pg.as_ref().map(PgDatabase::url)
+    }
+
     /// Stops the server and drops its PostgreSQL database.
     pub async fn stop(self) {
         self.server.shutdown().await;
