@@ -8,6 +8,8 @@
 //! - a Device CA registered on node B lets a JITP device connect to node A at once;
 //! - kill -9 of node A: its devices show offline within the lease and are online on node B
 //!   once they reconnect there;
+//! - a device joining node B while its socket on node A lives replaces that socket (the
+//!   duplicate-connection rule across nodes), stays online, and A's API reaches it on B;
 //! - SIGTERM with `--drain-batch 2 --drain-interval 1` closes a node's devices in waves;
 //! - a download URL signed on node A is served by node B (local storage shared by both).
 //!
@@ -449,6 +451,66 @@ async fn a_killed_nodes_devices_go_offline_within_the_lease_and_come_back_on_ano
         )
         .await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_joining_node_b_replaces_its_socket_on_node_a() {
+    let Some((pg, s3)) = services(true) else {
+        return;
+    };
+    let cluster = Cluster::new(&pg, s3.as_ref()).await;
+    let a = cluster.start("a", &[]).await;
+    let b = cluster.start("b", &[]).await;
+    let (api_a, api_b) = (cluster.api(&a), cluster.api(&b));
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, v2, _) = upload_firmware(&api_a, dir.path()).await;
+    let secret = api_a.product_secret().await;
+    let hold = Duration::from_secs(3600);
+    let old = SimDevice::nh1(&cluster, "twice", &secret, v1.clone(), hold, a.device_port);
+    old.wait_joined(a.device_port).await;
+    wait_status(&api_b, "twice", "connected", Duration::from_secs(10)).await;
+    // Once replaced, the old one stays away (else the two would take turns).
+    old.retarget(None);
+
+    // The same device (same credentials) connects to b: today's duplicate rule, across nodes.
+    let new = SimDevice::nh1(&cluster, "twice", &secret, v1, hold, b.device_port);
+    new.wait_joined(b.device_port).await;
+    eventually(
+        "the socket on a closed",
+        Duration::from_secs(10),
+        async || match old.log() {
+            log if log.connections.iter().all(|c| c.closed.is_some()) => Ok(()),
+            log => Err(format!("{log:?}")),
+        },
+    )
+    .await;
+    // The old socket's disconnection (written in a batch within a second) does not mark
+    // the device offline: it is connected, on b.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for api in [&api_a, &api_b] {
+        assert_eq!(
+            api.connection_status("twice").await.as_deref(),
+            Some("connected"),
+            "{}",
+            logs(&[&a, &b])
+        );
+    }
+    // A push through a's API reaches the device where it is now.
+    let upgrade = format!("{}/upgrade", Api::device_path("twice"));
+    let (status, body) = api_a
+        .request(Method::POST, &upgrade, Some(json!({"uuid": v2.uuid})))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}\n{}", logs(&[&a, &b]));
+    eventually(
+        "the update on b",
+        Duration::from_secs(10),
+        async || match new.log().pushes.as_slice() {
+            [push] if push.port == b.device_port => Ok(()),
+            _ => Err(format!("{:?}", new.log())),
+        },
+    )
+    .await;
+    assert!(old.log().pushes.is_empty(), "{:?}", old.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
