@@ -210,9 +210,9 @@ impl Cluster {
         let mut node = Node {
             name: name.to_owned(),
             data_dir,
-            api_port: free_port(),
-            device_port: free_port(),
-            metrics_port: free_port(),
+            api_port: 0,
+            device_port: 0,
+            metrics_port: 0,
             child: None,
             args: Vec::new(),
         };
@@ -221,12 +221,6 @@ impl Cluster {
             node.data_dir.display().to_string(),
             "--database-url".into(),
             self.database_url.clone(),
-            "--api-addr".into(),
-            format!("127.0.0.1:{}", node.api_port),
-            "--device-addr".into(),
-            format!("127.0.0.1:{}", node.device_port),
-            "--metrics-addr".into(),
-            format!("127.0.0.1:{}", node.metrics_port),
             // The node's name in its log lines and in `nodes`.
             "--node-id".into(),
             name.to_owned(),
@@ -249,8 +243,19 @@ impl Cluster {
         }
         args.extend(extra.iter().map(|a| (*a).to_owned()));
         node.args = args;
-        node.spawn();
-        node.wait_healthy(&self.http).await;
+        // Ports are chosen free, then bound by the node: another test may take one in
+        // between, so a node that finds its port in use starts again on others.
+        for attempt in 1.. {
+            node.api_port = free_port();
+            node.device_port = free_port();
+            node.metrics_port = free_port();
+            node.spawn();
+            match node.wait_healthy(&self.http).await {
+                Ok(()) => break,
+                Err(why) if attempt < 3 && why.contains("in use") => node.kill9(),
+                Err(why) => panic!("{why}"),
+            }
+        }
         if seed.is_none() {
             let token = std::fs::read_to_string(node.data_dir.join("admin-token"))
                 .expect("the first node wrote the admin token");
@@ -360,6 +365,7 @@ pub struct Node {
     pub device_port: u16,
     pub metrics_port: u16,
     child: Option<Child>,
+    /// Its flags but the three listen addresses (added from the ports at each spawn).
     args: Vec<String>,
 }
 
@@ -380,6 +386,9 @@ impl Node {
         let mut command = Command::new(SERVER);
         command
             .args(&self.args)
+            .arg(format!("--api-addr=127.0.0.1:{}", self.api_port))
+            .arg(format!("--device-addr=127.0.0.1:{}", self.device_port))
+            .arg(format!("--metrics-addr=127.0.0.1:{}", self.metrics_port))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -396,28 +405,32 @@ impl Node {
         self.child = Some(command.spawn().expect("starting nerveshub-server"));
     }
 
-    async fn wait_healthy(&mut self, http: &reqwest::Client) {
+    /// Waits until the node answers `/health`; why not (with its log) when it exits first
+    /// or takes too long.
+    async fn wait_healthy(&mut self, http: &reqwest::Client) -> Result<(), String> {
         let url = format!("http://127.0.0.1:{}/health", self.api_port);
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
+                self.child = None;
+                return Err(format!(
                     "node {} exited at start ({status}):\n{}",
                     self.name,
                     self.log()
-                );
+                ));
             }
             if let Ok(response) = http.get(&url).send().await
                 && response.status() == StatusCode::OK
             {
-                return;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
-                "node {} never answered /health:\n{}",
-                self.name,
-                self.log()
-            );
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "node {} never answered /health:\n{}",
+                    self.name,
+                    self.log()
+                ));
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
