@@ -1,0 +1,1047 @@
+//! Support for the multi-process cluster tests: a fresh PostgreSQL database and an S3 prefix
+//! per test, real `nerveshub-server` processes on loopback sharing them (each killed -9 and
+//! reaped when its guard drops), their management API, their metrics, and simulated devices
+//! that record every `update` they are sent, when each connection joined and when it closed.
+//!
+//! The devices are small drivers of `nerveshub_proto::ClientSession` (as `nerveshub-loadgen`
+//! drives it) rather than `nerveshub-client`: the tests need what the client hides — every
+//! `update` push, a second one during an update included, and client-side close times.
+#![allow(dead_code, unreachable_pub, clippy::print_stderr)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use nerveshub_proto::{
+    ChannelMessage as _, ClientConfig, ClientEvent, ClientSession, DEVICE_API_VERSION,
+    DEVICE_TOPIC, DeviceServerEvent, Frame, SharedSecretHeaders,
+};
+use reqwest::{Method, StatusCode};
+use rustls_pki_types::ServerName;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+/// The org and product every test uses (the test firmware declares product `demo`).
+pub const ORG: &str = "acme";
+pub const PRODUCT: &str = "demo";
+
+const SERVER: &str = env!("CARGO_BIN_EXE_nerveshub-server");
+
+/// Under `NERVESHUB_CI=1` a missing service fails the test instead of skipping it.
+fn ci() -> bool {
+    std::env::var("NERVESHUB_CI").is_ok_and(|v| v == "1")
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The S3 test server `.ci/s3-server` started.
+#[derive(Debug, Clone)]
+pub struct S3 {
+    pub endpoint: String,
+    pub bucket: String,
+}
+
+/// What every test needs: PostgreSQL (an admin URL to make databases with) and, for most,
+/// S3. `None` (with the reason printed) when one is missing; a panic under `NERVESHUB_CI=1`.
+pub fn services(need_s3: bool) -> Option<(String, Option<S3>)> {
+    let Some(pg) = var("NERVESHUB_TEST_DATABASE_URL") else {
+        assert!(
+            !ci(),
+            "NERVESHUB_CI=1 but NERVESHUB_TEST_DATABASE_URL is not set: the cluster tests need PostgreSQL"
+        );
+        eprintln!(
+            "skipped: the cluster tests need PostgreSQL (set NERVESHUB_TEST_DATABASE_URL=postgres://…)"
+        );
+        return None;
+    };
+    if !need_s3 {
+        return Some((pg, None));
+    }
+    match (
+        var("NERVESHUB_TEST_S3_ENDPOINT"),
+        var("NERVESHUB_TEST_S3_BUCKET"),
+        var("AWS_ACCESS_KEY_ID"),
+        var("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        (Some(endpoint), Some(bucket), Some(_), Some(_)) => {
+            Some((pg, Some(S3 { endpoint, bucket })))
+        }
+        _ => {
+            assert!(
+                !ci(),
+                "NERVESHUB_CI=1 but NERVESHUB_TEST_S3_ENDPOINT, NERVESHUB_TEST_S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not all set (.ci/s3-server starts one)"
+            );
+            eprintln!(
+                "skipped: this cluster test needs S3 (source .ci/s3-server, or set NERVESHUB_TEST_S3_ENDPOINT, NERVESHUB_TEST_S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+            );
+            None
+        }
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name no other test (or test process) uses: for databases and S3 prefixes.
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
+
+/// `url` with its database name replaced by `name` (the query string is kept).
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = base[scheme_end..]
+        .find('/')
+        .map_or(base, |slash| &base[..scheme_end + slash]);
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+async fn admin_execute(admin_url: &str, sql: &str) {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to NERVESHUB_TEST_DATABASE_URL: {e}"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let _ = conn.close().await;
+}
+
+/// Where the nodes keep firmware.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// A prefix of its own in the S3 test bucket.
+    S3 { spec: String, endpoint: String },
+    /// Local storage; every node's `firmware` directory is the first node's (a shared
+    /// directory, as an operator would mount one), with `--local-storage-shared`.
+    LocalShared,
+}
+
+/// One test's cluster: its database, its storage, the directory every node's data directory
+/// lives in, and the first admin's token once the first node made it.
+pub struct Cluster {
+    admin_url: String,
+    db_name: String,
+    pub database_url: String,
+    storage: Storage,
+    dir: tempfile::TempDir,
+    /// The first node's data directory: the shared-secrets key, the TLS identity (and for
+    /// local storage the firmware directory) every later node copies.
+    seed: Mutex<Option<PathBuf>>,
+    token: Mutex<Option<String>>,
+    http: reqwest::Client,
+}
+
+impl Cluster {
+    /// A fresh database on `pg` and the storage `storage` (S3 when `s3` is given).
+    pub async fn new(pg: &str, s3: Option<&S3>) -> Cluster {
+        let db_name = unique("nhcluster");
+        admin_execute(pg, &format!("CREATE DATABASE {db_name}")).await;
+        let storage = match s3 {
+            Some(s3) => Storage::S3 {
+                spec: format!("s3://{}/{}", s3.bucket, unique("cluster")),
+                endpoint: s3.endpoint.clone(),
+            },
+            None => Storage::LocalShared,
+        };
+        Cluster {
+            admin_url: pg.to_owned(),
+            database_url: replace_database(pg, &db_name),
+            db_name,
+            storage,
+            dir: tempfile::tempdir().unwrap(),
+            seed: Mutex::new(None),
+            token: Mutex::new(None),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// Starts node `name` with `extra` flags (e.g. `--node-role api`) and waits until it
+    /// answers `/health`. The first node made the shared-secrets key and TLS identity; later
+    /// nodes start with copies of them, as the README tells operators to do. After the first
+    /// node, the org and product exist.
+    pub async fn start(&self, name: &str, extra: &[&str]) -> Node {
+        let data_dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let seed = self.seed.lock().unwrap().clone();
+        if let Some(seed) = &seed {
+            std::fs::copy(
+                seed.join("shared-secrets.key"),
+                data_dir.join("shared-secrets.key"),
+            )
+            .unwrap();
+            copy_dir(&seed.join("tls"), &data_dir.join("tls"));
+            if matches!(self.storage, Storage::LocalShared) {
+                let firmware = seed.join("firmware");
+                std::fs::create_dir_all(&firmware).unwrap();
+                std::os::unix::fs::symlink(&firmware, data_dir.join("firmware")).unwrap();
+            }
+        }
+        let mut node = Node {
+            name: name.to_owned(),
+            data_dir,
+            api_port: 0,
+            device_port: 0,
+            metrics_port: 0,
+            child: None,
+            args: Vec::new(),
+        };
+        let mut args: Vec<String> = vec![
+            "--data-dir".into(),
+            node.data_dir.display().to_string(),
+            "--database-url".into(),
+            self.database_url.clone(),
+            // The node's name in its log lines and in `nodes`.
+            "--node-id".into(),
+            name.to_owned(),
+        ];
+        match &self.storage {
+            Storage::S3 { spec, endpoint } => {
+                args.extend(["--storage".into(), spec.clone()]);
+                for option in [
+                    format!("aws_endpoint={endpoint}"),
+                    "aws_allow_http=true".into(),
+                    "aws_region=us-east-1".into(),
+                ] {
+                    args.extend(["--storage-option".into(), option]);
+                }
+            }
+            Storage::LocalShared => {
+                args.extend(["--storage".into(), "local".into()]);
+                args.push("--local-storage-shared".into());
+            }
+        }
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        node.args = args;
+        // Ports are chosen free, then bound by the node: another test may take one in
+        // between, so a node that finds its port in use starts again on others.
+        for attempt in 1.. {
+            node.api_port = free_port();
+            node.device_port = free_port();
+            node.metrics_port = free_port();
+            node.spawn();
+            match node.wait_healthy(&self.http).await {
+                Ok(()) => break,
+                Err(why) if attempt < 3 && why.contains("in use") => node.kill9(),
+                Err(why) => panic!("{why}"),
+            }
+        }
+        if seed.is_none() {
+            let token = std::fs::read_to_string(node.data_dir.join("admin-token"))
+                .expect("the first node wrote the admin token");
+            *self.token.lock().unwrap() = Some(token.trim().to_owned());
+            *self.seed.lock().unwrap() = Some(node.data_dir.clone());
+            let api = self.api(&node);
+            api.ok(Method::POST, "/orgs", json!({"name": ORG})).await;
+            api.ok(
+                Method::POST,
+                &format!("/orgs/{ORG}/products"),
+                json!({"name": PRODUCT}),
+            )
+            .await;
+        }
+        node
+    }
+
+    /// The management API of `node`, as the first admin.
+    pub fn api(&self, node: &Node) -> Api {
+        Api {
+            base: format!("http://127.0.0.1:{}/api", node.api_port),
+            token: self.token.lock().unwrap().clone().expect("a node started"),
+            http: self.http.clone(),
+        }
+    }
+
+    /// The development CA every node's device certificate chains to (the first node's).
+    pub fn ca_pem(&self) -> Vec<u8> {
+        let seed = self.seed.lock().unwrap().clone().expect("a node started");
+        std::fs::read(seed.join("tls/ca.pem")).unwrap()
+    }
+
+    /// The root store devices trust.
+    pub fn roots(&self) -> Arc<rustls::RootCertStore> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in nerveshub_client::certificates_from_bytes(&self.ca_pem()).unwrap() {
+            roots.add(cert).unwrap();
+        }
+        Arc::new(roots)
+    }
+
+    /// An HTTPS client trusting the nodes' development CA (firmware downloads).
+    pub fn https(&self) -> reqwest::Client {
+        let tls = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(self.roots())
+            .with_no_client_auth();
+        reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    /// Drops the test's database. The nodes are gone by now (they are declared after the
+    /// cluster, so dropped first); `WITH (FORCE)` covers any that is not.
+    fn drop(&mut self) {
+        let (url, name) = (self.admin_url.clone(), self.db_name.clone());
+        // Its own thread and runtime: this may run inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(admin_execute(
+                &url,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            ));
+        })
+        .join();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// One `nerveshub-server` process. Dropping it kills it (-9) and reaps it.
+pub struct Node {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub api_port: u16,
+    pub device_port: u16,
+    pub metrics_port: u16,
+    child: Option<Child>,
+    /// Its flags but the three listen addresses (added from the ports at each spawn).
+    args: Vec<String>,
+}
+
+impl Node {
+    fn log_path(&self) -> PathBuf {
+        self.data_dir
+            .parent()
+            .unwrap()
+            .join(format!("{}.log", self.name))
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut command = Command::new(SERVER);
+        command
+            .args(&self.args)
+            .arg(format!("--api-addr=127.0.0.1:{}", self.api_port))
+            .arg(format!("--device-addr=127.0.0.1:{}", self.device_port))
+            .arg(format!("--metrics-addr=127.0.0.1:{}", self.metrics_port))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        // The caller's settings are not this node's; the AWS_* credentials stay (S3).
+        for (key, _) in std::env::vars() {
+            if key.starts_with("NERVESHUB_") {
+                command.env_remove(key);
+            }
+        }
+        command.env(
+            "RUST_LOG",
+            var("NERVESHUB_CLUSTER_LOG").unwrap_or_else(|| "info".into()),
+        );
+        self.child = Some(command.spawn().expect("starting nerveshub-server"));
+    }
+
+    /// Waits until the node answers `/health`; why not (with its log) when it exits first
+    /// or takes too long.
+    async fn wait_healthy(&mut self, http: &reqwest::Client) -> Result<(), String> {
+        let url = format!("http://127.0.0.1:{}/health", self.api_port);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                return Err(format!(
+                    "node {} exited at start ({status}):\n{}",
+                    self.name,
+                    self.log()
+                ));
+            }
+            if let Ok(response) = http.get(&url).send().await
+                && response.status() == StatusCode::OK
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "node {} never answered /health:\n{}",
+                    self.name,
+                    self.log()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Everything the node logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// The device endpoint's address.
+    pub fn device_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.device_port))
+    }
+
+    /// Kills the process with SIGKILL (no drain, no lease release) and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM (the graceful drain).
+    pub fn sigterm(&self) {
+        let child = self.child.as_ref().expect("running");
+        let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    }
+
+    /// Waits up to `limit` for the process to exit by itself; its exit status.
+    pub async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            let child = self.child.as_mut().expect("running");
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} did not exit within {limit:?}:\n{}",
+                self.name,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether the process still runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    /// The sum of a metric's samples in the node's `/metrics` (see [`scrape`]).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        scrape(self.metrics_port, name).await
+    }
+}
+
+/// The sum of a metric's samples (every label set) at `http://127.0.0.1:{port}/metrics`;
+/// `None` when nothing answers there or the metric is missing.
+pub async fn scrape(port: u16, name: &str) -> Option<f64> {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            continue;
+        }
+        let value: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+        *found.get_or_insert(0.0) += value;
+    }
+    found
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The management API of one node, as the first admin.
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    /// (status, JSON body).
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("authorization", format!("token {}", self.token));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    /// A call that must succeed; its `data`.
+    pub async fn ok(&self, method: Method, path: &str, body: Value) -> Value {
+        let (status, answer) = self.request(method.clone(), path, Some(body)).await;
+        assert!(status.is_success(), "{method} {path}: {status} {answer}");
+        answer["data"].clone()
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, answer) = self.request(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {answer}");
+        answer["data"].clone()
+    }
+
+    /// Registers a firmware signing key in the org.
+    pub async fn add_key(&self, name: &str, key: &nerveshub_client::PublicKey) {
+        let body = json!({"name": name, "key": key.to_base64()});
+        self.ok(Method::POST, &format!("/orgs/{ORG}/keys"), body)
+            .await;
+    }
+
+    /// Uploads a `.fw`; returns its UUID.
+    pub async fn upload(&self, fw: Vec<u8>) -> String {
+        let part = reqwest::multipart::Part::bytes(fw).file_name("firmware.fw");
+        let response = self
+            .http
+            .post(format!(
+                "{}/orgs/{ORG}/products/{PRODUCT}/firmwares",
+                self.base
+            ))
+            .header("authorization", format!("token {}", self.token))
+            .multipart(reqwest::multipart::Form::new().part("firmware", part))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "upload: {body}");
+        body["data"]["uuid"].as_str().unwrap().to_owned()
+    }
+
+    /// A new product shared secret: (`nhp_…` key, secret).
+    pub async fn product_secret(&self) -> (String, String) {
+        let path = format!("/orgs/{ORG}/products/{PRODUCT}/shared_secrets");
+        let data = self.ok(Method::POST, &path, json!({})).await;
+        let text = |f: &str| data[f].as_str().unwrap().to_owned();
+        (text("key"), text("secret"))
+    }
+
+    pub fn device_path(identifier: &str) -> String {
+        format!("/orgs/{ORG}/products/{PRODUCT}/devices/{identifier}")
+    }
+
+    /// The device as the API shows it (`None` before it exists).
+    pub async fn device(&self, identifier: &str) -> Option<Value> {
+        let (status, body) = self
+            .request(Method::GET, &Self::device_path(identifier), None)
+            .await;
+        (status == StatusCode::OK).then(|| body["data"].clone())
+    }
+
+    /// The device's `connection_status` (`None` before it exists).
+    pub async fn connection_status(&self, identifier: &str) -> Option<String> {
+        self.device(identifier)
+            .await
+            .and_then(|d| d["connection_status"].as_str().map(str::to_owned))
+    }
+
+    /// The device's updates, oldest first.
+    pub async fn updates(&self, identifier: &str) -> Vec<Value> {
+        let path = format!("{}/updates", Self::device_path(identifier));
+        self.get(&path)
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Polls `check` until it gives a value, failing after `limit` with the last state it
+/// described.
+pub async fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "timed out after {limit:?} waiting for {what}; last seen: {last}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The firmware a simulated device reports in its join.
+#[derive(Debug, Clone)]
+pub struct Firmware {
+    pub uuid: String,
+    pub version: String,
+}
+
+impl Firmware {
+    fn join_params(&self) -> Value {
+        json!({
+            "nerves_fw_uuid": self.uuid,
+            "nerves_fw_version": self.version,
+            "nerves_fw_product": PRODUCT,
+            "nerves_fw_platform": "host",
+            "nerves_fw_architecture": "x86_64",
+            "nerves_fw_author": "nerveshub-rs",
+            "fwup_version": "1.16.0",
+            "device_api_version": DEVICE_API_VERSION,
+            "currently_downloading_uuid": null,
+            "meta": {"firmware_validated": true},
+        })
+    }
+}
+
+/// How a simulated device proves who it is.
+#[derive(Clone)]
+pub enum Credentials {
+    /// NH1 headers signed with a product key at each connection.
+    Nh1 { key: String, secret: String },
+    /// A client certificate (`tls` carries it).
+    Certificate,
+}
+
+/// One `update` a device was sent.
+#[derive(Debug, Clone)]
+pub struct Push {
+    pub at: Instant,
+    /// The device port of the node whose socket delivered it.
+    pub port: u16,
+    pub uuid: Option<String>,
+    pub url: String,
+}
+
+/// One connection of a device.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub port: u16,
+    pub joined: Option<Instant>,
+    pub closed: Option<Instant>,
+}
+
+/// Everything a device saw.
+#[derive(Debug, Default, Clone)]
+pub struct DeviceLog {
+    pub connections: Vec<Connection>,
+    pub pushes: Vec<Push>,
+    /// Failed connection attempts and refused joins.
+    pub errors: Vec<String>,
+}
+
+impl DeviceLog {
+    /// The port of the node the device is joined on now.
+    pub fn joined_on(&self) -> Option<u16> {
+        self.connections
+            .last()
+            .filter(|c| c.joined.is_some() && c.closed.is_none())
+            .map(|c| c.port)
+    }
+}
+
+/// A simulated device: connects to the node its target names (reconnecting there 200 ms
+/// after a connection ends), joins `device` with its firmware, records every `update`, and
+/// takes an update by reporting progress `hold` after the first push, "rebooting" (closing)
+/// and joining again on the new firmware. A second `update` while it holds one is recorded
+/// and otherwise ignored, as nerves_hub_link does.
+pub struct SimDevice {
+    pub identifier: String,
+    log: Arc<Mutex<DeviceLog>>,
+    target: Arc<Mutex<Option<u16>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What one device task needs.
+struct DeviceSetup {
+    identifier: String,
+    credentials: Credentials,
+    tls: Arc<rustls::ClientConfig>,
+    firmware: Firmware,
+    hold: Duration,
+    log: Arc<Mutex<DeviceLog>>,
+    target: Arc<Mutex<Option<u16>>>,
+}
+
+impl SimDevice {
+    /// An NH1 device (registered by its first connection) on the node at `port`.
+    pub fn nh1(
+        cluster: &Cluster,
+        identifier: &str,
+        (key, secret): &(String, String),
+        firmware: Firmware,
+        hold: Duration,
+        port: u16,
+    ) -> SimDevice {
+        let tls = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(cluster.roots())
+            .with_no_client_auth();
+        let credentials = Credentials::Nh1 {
+            key: key.clone(),
+            secret: secret.clone(),
+        };
+        Self::start(identifier, credentials, tls, firmware, hold, port)
+    }
+
+    /// A device with a certificate issued now by `ca` (registered by JITP when `ca` is a
+    /// Device CA the server knows) on the node at `port`.
+    pub fn certificate(
+        cluster: &Cluster,
+        identifier: &str,
+        ca: &nerveshub_pki::DeviceCa,
+        firmware: Firmware,
+        port: u16,
+    ) -> SimDevice {
+        use nerveshub_pki::{CertOptions, UnixTime};
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let options = CertOptions::new(
+            identifier,
+            UnixTime::since_unix_epoch(now - Duration::from_secs(3600)),
+            UnixTime::since_unix_epoch(now + Duration::from_secs(86_400)),
+        );
+        let (cert, key) = ca.issue_device(&options).unwrap();
+        let chain = vec![rustls_pki_types::CertificateDer::from(cert.der().to_vec())];
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(
+            rustls_pki_types::PrivatePkcs8KeyDer::from(key.to_der()),
+        );
+        let tls = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(cluster.roots())
+            .with_client_auth_cert(chain, key)
+            .unwrap();
+        Self::start(
+            identifier,
+            Credentials::Certificate,
+            tls,
+            firmware,
+            Duration::ZERO,
+            port,
+        )
+    }
+
+    fn start(
+        identifier: &str,
+        credentials: Credentials,
+        tls: rustls::ClientConfig,
+        firmware: Firmware,
+        hold: Duration,
+        port: u16,
+    ) -> SimDevice {
+        let log = Arc::new(Mutex::new(DeviceLog::default()));
+        let target = Arc::new(Mutex::new(Some(port)));
+        let setup = DeviceSetup {
+            identifier: identifier.to_owned(),
+            credentials,
+            tls: Arc::new(tls),
+            firmware,
+            hold,
+            log: log.clone(),
+            target: target.clone(),
+        };
+        SimDevice {
+            identifier: identifier.to_owned(),
+            log,
+            target,
+            task: tokio::spawn(run_device(setup)),
+        }
+    }
+
+    /// Where the device connects from now on (`None`: it stays offline). The connection it
+    /// has is kept.
+    pub fn retarget(&self, port: Option<u16>) {
+        *self.target.lock().unwrap() = port;
+    }
+
+    /// A copy of what it saw.
+    pub fn log(&self) -> DeviceLog {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the device is joined on the node at `port`.
+    pub async fn wait_joined(&self, port: u16) {
+        eventually(
+            &format!("{} joined on port {port}", self.identifier),
+            Duration::from_secs(30),
+            async || match self.log() {
+                log if log.joined_on() == Some(port) => Ok(()),
+                log => Err(format!("{log:?}")),
+            },
+        )
+        .await;
+    }
+}
+
+impl Drop for SimDevice {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type Socket = WebSocketStream<TlsStream<TcpStream>>;
+
+async fn run_device(setup: DeviceSetup) {
+    let mut firmware = setup.firmware.clone();
+    loop {
+        let target = *setup.target.lock().unwrap();
+        let Some(port) = target else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let socket =
+            match tokio::time::timeout(Duration::from_secs(10), connect(&setup, port)).await {
+                Ok(Ok(socket)) => socket,
+                Ok(Err(e)) => {
+                    setup.log.lock().unwrap().errors.push(e);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                Err(_) => {
+                    setup
+                        .log
+                        .lock()
+                        .unwrap()
+                        .errors
+                        .push(format!("connecting to {port} timed out"));
+                    continue;
+                }
+            };
+        setup.log.lock().unwrap().connections.push(Connection {
+            port,
+            joined: None,
+            closed: None,
+        });
+        let next = connected(&setup, socket, port, &firmware).await;
+        if let Some(connection) = setup.log.lock().unwrap().connections.last_mut() {
+            connection.closed = Some(Instant::now());
+        }
+        match next {
+            // "Rebooted" onto new firmware: join again at once.
+            Some(next) => firmware = next,
+            None => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// TCP, TLS and the WebSocket upgrade to the node at `port`.
+async fn connect(setup: &DeviceSetup, port: u16) -> Result<Socket, String> {
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("tcp {port}: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let stream = TlsConnector::from(setup.tls.clone())
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| format!("tls {port}: {e}"))?;
+    let path = match setup.credentials {
+        Credentials::Nh1 { .. } => "/device-socket/websocket",
+        Credentials::Certificate => "/socket/websocket",
+    };
+    let mut request = format!("wss://localhost:{port}{path}?vsn=2.0.0")
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    if let Credentials::Nh1 { key, secret } = &setup.credentials {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let headers = SharedSecretHeaders::sign(key, secret.as_bytes(), &setup.identifier, now);
+        for (name, value) in headers.pairs() {
+            request
+                .headers_mut()
+                .insert(name, HeaderValue::from_str(value).unwrap());
+        }
+    }
+    match tokio_tungstenite::client_async(request, stream).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(format!(
+            "upgrade on {port}: {} {:?}",
+            response.status(),
+            response.headers().get("nh-connection-error-reason")
+        )),
+        Err(e) => Err(format!("upgrade on {port}: {e}")),
+    }
+}
+
+/// Drives one connection until it ends; the firmware to join on next when it ended by an
+/// update's "reboot".
+async fn connected(
+    setup: &DeviceSetup,
+    mut socket: Socket,
+    port: u16,
+    firmware: &Firmware,
+) -> Option<Firmware> {
+    let origin = Instant::now();
+    let now = || origin.elapsed();
+    let mut session = ClientSession::new(ClientConfig::default(), u64::from(port));
+    session.join(DEVICE_TOPIC, firmware.join_params());
+    session.handle_connected(now());
+    // The update being taken: (when its progress is reported, the firmware it brings).
+    let mut holding: Option<(Instant, Firmware)> = None;
+    loop {
+        while let Some(frame) = session.poll_transmit() {
+            if socket.send(Message::text(frame.to_json())).await.is_err() {
+                return None;
+            }
+        }
+        while let Some(event) = session.poll_event() {
+            match event {
+                ClientEvent::Joined { topic, .. } if topic == DEVICE_TOPIC => {
+                    if let Some(c) = setup.log.lock().unwrap().connections.last_mut() {
+                        c.joined = Some(Instant::now());
+                    }
+                }
+                ClientEvent::JoinRefused {
+                    topic, response, ..
+                } if topic == DEVICE_TOPIC => {
+                    setup
+                        .log
+                        .lock()
+                        .unwrap()
+                        .errors
+                        .push(format!("join refused on {port}: {response}"));
+                }
+                ClientEvent::Close { .. } | ClientEvent::ChannelClosed { .. } => {
+                    let _ = socket.close(None).await;
+                    return None;
+                }
+                ClientEvent::Message {
+                    topic,
+                    event,
+                    payload,
+                } if topic == DEVICE_TOPIC && event == "update" => {
+                    let Ok(DeviceServerEvent::Update(update)) =
+                        DeviceServerEvent::from_parts("update", payload)
+                    else {
+                        continue;
+                    };
+                    let meta = &update.firmware_meta;
+                    setup.log.lock().unwrap().pushes.push(Push {
+                        at: Instant::now(),
+                        port,
+                        uuid: meta.uuid.clone(),
+                        url: update.firmware_url.clone(),
+                    });
+                    if holding.is_none()
+                        && let Some(uuid) = meta.uuid.clone()
+                    {
+                        let next = Firmware {
+                            uuid,
+                            version: meta.version.clone().unwrap_or_default(),
+                        };
+                        holding = Some((Instant::now() + setup.hold, next));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let session_deadline = session.poll_timeout().map_or_else(
+            || Instant::now() + Duration::from_secs(3600),
+            |at| origin + at,
+        );
+        let deadline = holding
+            .as_ref()
+            .map_or(session_deadline, |(at, _)| (*at).min(session_deadline));
+        tokio::select! {
+            message = socket.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    if let Ok(frame) = Frame::from_json(text.as_bytes()) {
+                        session.handle_frame(frame, now());
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            },
+            () = tokio::time::sleep_until(deadline.into()) => {
+                if let Some((at, _)) = &holding && *at <= Instant::now() {
+                    for value in [0, 50, 100] {
+                        let _ = session.push(DEVICE_TOPIC, "fwup_progress", json!({ "value": value }));
+                    }
+                    while let Some(frame) = session.poll_transmit() {
+                        let _ = socket.send(Message::text(frame.to_json())).await;
+                    }
+                    let _ = socket.close(None).await;
+                    return holding.map(|(_, next)| next);
+                }
+                session.handle_timeout(now());
+            }
+        }
+    }
+}
