@@ -15,6 +15,8 @@ mod fleet_support;
 
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+
 use common::{TestDb, TestServer};
 use device_support::{
     Connect, DeviceWs, add_device_certificate, connect, create_device, device_ca, device_cert,
@@ -333,6 +335,47 @@ async fn trust_changes_on_one_node_reach_the_other_within_a_second() {
         "the CA registered on B after A's listener reconnected did not reach A"
     );
 
+    // Anyone who can connect to the database can NOTIFY: a forged "CA added" for a CA no one
+    // registered is ignored (widening changes are checked against the database first).
+    let forged_ca = device_ca("forged CA");
+    let (cert, key) = device_cert(&forged_ca, "forged-1");
+    forge_broadcast(
+        &a,
+        json!({"from": "mallory", "message": {"type": "trust", "body": {
+            "change": "ca_added",
+            "der": base64::engine::general_purpose::STANDARD.encode(forged_ca.certificate().der()),
+        }}}),
+    )
+    .await;
+    tokio::time::sleep(TRUST_DELAY).await;
+    // Refused by the TLS layer itself (TLS 1.2 ends the handshake), not only by the upgrade.
+    let connection = connect(
+        a.server.device_addr(),
+        tls_client(&server, Some((&cert, &key)), true),
+        "/socket/websocket",
+        Vsn::V2Json,
+        &[],
+    )
+    .await;
+    assert!(
+        matches!(connection, Connect::Failed(_)),
+        "a forged trust change widened A's trust: {connection:?}"
+    );
+
     b.stop().await;
     a.stop().await;
+}
+
+/// Sends `envelope` on the broadcast channel as any database user could.
+async fn forge_broadcast(ts: &TestServer, envelope: Value) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let url = ts.database_url().expect("a PostgreSQL database");
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::query("SELECT pg_notify('nh_cluster', $1)")
+        .bind(envelope.to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
 }

@@ -616,9 +616,42 @@ async fn handle(state: &AppState, bus: &Bus, payload: &str) {
             reply(bus, &from, request, delivered).await;
         }
         Message::Reply { request, delivered } => bus.replied(request, delivered),
-        Message::Trust(change) => state.devices.apply_trust_from_peer(change),
+        Message::Trust(change) => apply_trust(state, &from, change).await,
         Message::Wake { deployment_id } => {
             state.fleet.wake_local(deployment_id);
+        }
+    }
+}
+
+/// Applies a peer's trust change. Anyone who can connect to the database can send a NOTIFY
+/// (PostgreSQL checks no privilege for it), so a change that widens trust — a CA or a device
+/// certificate added — is applied only once its row is found committed; one that narrows it is
+/// applied as it comes (the worst a forged one does is refuse a device until the next reload).
+async fn apply_trust(state: &AppState, from: &str, change: TrustChange) {
+    let committed = match &change {
+        TrustChange::CaAdded { der } => state.db.ca_registered(der).await,
+        TrustChange::CertificateAdded {
+            fingerprint,
+            public_key_fingerprint,
+            identifier,
+        } => {
+            state
+                .db
+                .device_certificate_recorded(fingerprint, public_key_fingerprint, identifier)
+                .await
+        }
+        TrustChange::CaRemoved { .. }
+        | TrustChange::CertificateRemoved { .. }
+        | TrustChange::DeviceRemoved { .. } => Ok(true),
+    };
+    match committed {
+        Ok(true) => state.devices.apply_trust_from_peer(change),
+        Ok(false) => {
+            tracing::warn!(node = %from, "a trust change names no committed row: ignored");
+        }
+        Err(e) => {
+            // The once-a-minute reload brings it in when the database answers again.
+            tracing::warn!(node = %from, error = %e, "checking a trust change failed");
         }
     }
 }

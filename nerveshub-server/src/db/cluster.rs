@@ -185,4 +185,34 @@ impl Db {
             .await?;
         Ok(done.rows_affected())
     }
+
+    /// Whether a Device CA with this certificate is registered (a peer's trust change is
+    /// checked against it before it widens trust).
+    pub(crate) async fn ca_registered(&self, der: &[u8]) -> Result<bool, sqlx::Error> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM ca_certificates WHERE der = $1")
+                .bind(der)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(found.is_some())
+    }
+
+    /// Whether the device `identifier` has the certificate `fingerprint` with that public key.
+    pub(crate) async fn device_certificate_recorded(
+        &self,
+        fingerprint: &str,
+        public_key_fingerprint: &str,
+        identifier: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT c.id FROM device_certificates c JOIN devices d ON d.id = c.device_id
+             WHERE c.fingerprint = $1 AND c.public_key_fingerprint = $2 AND d.identifier = $3",
+        )
+        .bind(fingerprint)
+        .bind(public_key_fingerprint)
+        .bind(identifier)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(found.is_some())
+    }
 }
