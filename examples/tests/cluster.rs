@@ -22,6 +22,7 @@
 mod cluster_support;
 #[path = "../../nerveshub-client/tests/common/mod.rs"]
 mod common;
+mod e2e_support;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -8,6 +8,7 @@
 //! `update` push, a second one during an update included, and client-side close times.
 #![allow(dead_code, unreachable_pub, clippy::print_stderr)]
 
+use crate::e2e_support::{admin_execute, replace_database};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -104,34 +105,6 @@ fn unique(prefix: &str) -> String {
             .unwrap()
             .subsec_nanos()
     )
-}
-
-/// `url` with its database name replaced by `name` (the query string is kept).
-fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let base = base[scheme_end..]
-        .find('/')
-        .map_or(base, |slash| &base[..scheme_end + slash]);
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
-async fn admin_execute(admin_url: &str, sql: &str) {
-    use sqlx::Connection as _;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(admin_url)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to NERVESHUB_TEST_DATABASE_URL: {e}"));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let _ = conn.close().await;
 }
 
 /// Where the nodes keep firmware.

@@ -68,7 +68,7 @@ pub fn databases() -> Vec<TestDb> {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// `url` with its database name replaced by `name` (the query string is kept).
-fn replace_database(url: &str, name: &str) -> String {
+pub(crate) fn replace_database(url: &str, name: &str) -> String {
     let (base, query) = url
         .split_once('?')
         .map_or((url, None), |(b, q)| (b, Some(q)));
@@ -82,7 +82,7 @@ fn replace_database(url: &str, name: &str) -> String {
     }
 }
 
-async fn admin_execute(admin_url: &str, sql: &str) {
+pub(crate) async fn admin_execute(admin_url: &str, sql: &str) {
     use sqlx::Connection as _;
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(admin_url)
