@@ -349,9 +349,17 @@ mod tests {
         assert!(a.try_lead_sweep().await);
         assert!(a.try_lead_sweep().await);
         assert!(!b.try_lead_sweep().await);
-        // A dead node's connection closes: its leads are free.
+        // A dead node's connection closes: its leads are free once the server has seen the
+        // close (dropping a connection does not wait for that).
         drop(b);
-        assert!(a.try_lead(d1).await && a.try_lead(d2).await);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !(a.try_lead(d1).await && a.try_lead(d2).await) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dropped node's leads were never freed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         a.resign_all().await;
         assert!(a.leading().is_empty());
         let c = Election::connect(&url).await.unwrap();
