@@ -12,7 +12,7 @@ mod device;
 
 pub use device::*;
 
-use crate::e2e_support::{admin_execute, replace_database};
+use crate::e2e_support::{admin_execute, call_api, replace_database};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -510,18 +510,8 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header("authorization", format!("token {}", self.token));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, value)
+        let url = format!("{}{path}", self.base);
+        call_api(&self.http, &self.token, method, url, body).await
     }
 
     /// A call that must succeed; its `data`.

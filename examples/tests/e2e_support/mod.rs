@@ -67,6 +67,28 @@ pub fn databases() -> Vec<TestDb> {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// Calls the management API at `url` with the token: (status, JSON body, or the text when it
+/// is not JSON).
+pub(crate) async fn call_api(
+    http: &reqwest::Client,
+    token: &str,
+    method: Method,
+    url: String,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = http
+        .request(method, url)
+        .header("authorization", format!("token {token}"));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
 /// `url` with its database name replaced by `name` (the query string is kept).
 pub(crate) fn replace_database(url: &str, name: &str) -> String {
     let (base, query) = url
@@ -214,18 +236,7 @@ impl Hub {
         body: Option<Value>,
     ) -> (StatusCode, Value) {
         let url = format!("http://{}/api{path}", self.server().api_addr());
-        let mut request = self
-            .http
-            .request(method, url)
-            .header("authorization", format!("token {}", self.token));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, value)
+        call_api(&self.http, &self.token, method, url, body).await
     }
 
     /// A call that must succeed; its `data`.
