@@ -235,6 +235,62 @@ impl LoginLimiter {
     }
 }
 
+/// A user the web UI signed in, attached to the API requests it makes in-process on their
+/// behalf. Only code inside the server can attach an extension, so no request from the
+/// network carries one.
+#[derive(Debug, Clone)]
+pub(crate) struct SignedIn(pub(crate) UserRow);
+
+/// Checks an email and password as both sign-ins (`POST /api/users/auth` and the web UI's
+/// form) do: rate limits per address and per account, bounded input, and a hash computed even
+/// for an unknown email so timing does not tell which emails exist. Any failure is
+/// `Unauthorized` (or `TooManyRequests`).
+pub(crate) async fn check_password_sign_in(
+    state: &AppState,
+    peer: std::net::IpAddr,
+    email: &str,
+    password: &str,
+) -> Result<UserRow, ApiError> {
+    let email = email.trim().to_lowercase();
+    let address = format!("address:{peer}");
+    let account = format!("account:{email}");
+    state
+        .logins
+        .check(&address, LOGIN_ATTEMPTS_PER_ADDRESS, ADDRESS_WINDOW)?;
+    state
+        .logins
+        .check(&account, LOGIN_FAILURES_PER_ACCOUNT, ACCOUNT_WINDOW)?;
+    state.logins.count(&address, ADDRESS_WINDOW);
+    if password.len() > crate::api::MAX_PASSWORD_BYTES || !crate::api::valid_email(&email) {
+        // Not a credential any account has; answered as a wrong password would be.
+        return Err(ApiError::Unauthorized);
+    }
+    let user = state.db.user_by_email(&email).await?;
+    let stored = user
+        .as_ref()
+        .map(|u| u.password_hash.as_str())
+        .unwrap_or_else(|| dummy_hash());
+    let matches = verify_password(password, stored);
+    match user {
+        Some(user) if matches => Ok(user),
+        _ => {
+            state.logins.count(&account, ACCOUNT_WINDOW);
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+/// A real Argon2id hash of a random password, made once, checked against when the email is
+/// unknown.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        random_password()
+            .and_then(|p| hash_password(&p))
+            .unwrap_or_default()
+    })
+}
+
 /// The authenticated caller of an API request.
 ///
 /// The route table decides who may call each route ([`crate::api::Access`]); the route layer
@@ -252,6 +308,13 @@ impl Caller {
     /// without one, on the HTTPS API listener, a user certificate rustls verified against the
     /// user CA (the plain HTTP listener never carries one).
     pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
+        // The web UI's in-process calls: the session was checked before the call was made.
+        if let Some(SignedIn(user)) = parts.extensions.get::<SignedIn>() {
+            return Ok(Caller {
+                user: user.clone(),
+                membership: None,
+            });
+        }
         let Some(header) = parts.headers.get(AUTHORIZATION) else {
             let leaf = parts
                 .extensions

@@ -43,6 +43,7 @@ mod storage;
 mod time;
 mod tls;
 mod user_ca;
+mod web;
 
 #[doc(hidden)]
 pub mod fuzzing;

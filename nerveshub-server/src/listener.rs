@@ -594,7 +594,7 @@ fn percent_decode(text: &str) -> Option<Vec<u8>> {
 /// axum's own rejections (query, path, method, body limits) answer in plain text otherwise.
 async fn json_errors(response: Response) -> Response {
     let status = response.status();
-    if status.as_u16() < 400 || is_json(&response) {
+    if status.as_u16() < 400 || is_json(&response) || is_html(&response) {
         return response;
     }
     let (mut parts, body) = response.into_parts();
@@ -612,6 +612,15 @@ async fn json_errors(response: Response) -> Response {
         HeaderValue::from_static("application/json"),
     );
     Response::from_parts(parts, Body::from(body))
+}
+
+/// The web UI's error pages are HTML and stay so.
+fn is_html(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"))
 }
 
 fn is_json(response: &Response) -> bool {

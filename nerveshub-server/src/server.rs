@@ -20,6 +20,7 @@ use crate::state::AppState;
 use crate::storage::Storage;
 use crate::tls::{self, DeviceTlsIdentity};
 use crate::user_ca::UserCa;
+use crate::web;
 use crate::{api, device_endpoint, files, listener, observability};
 
 /// How long a shutdown waits for open requests, for the device sockets left after the
@@ -170,7 +171,9 @@ impl RunningServer {
             "connection limits"
         );
         let api_router = if role.serves_api() {
-            api::router(state.clone()).merge(observability::health_routes(state.clone()))
+            api::router(state.clone())
+                .merge(observability::health_routes(state.clone()))
+                .merge(web::router(state.clone(), false))
         } else {
             observability::health_routes(state.clone())
         };
@@ -206,7 +209,9 @@ impl RunningServer {
                 listener,
                 Some(tokio_rustls::TlsAcceptor::from(tls)),
                 listener::harden(observability::layer(
-                    api::router(state.clone()).merge(observability::health_routes(state.clone())),
+                    api::router(state.clone())
+                        .merge(observability::health_routes(state.clone()))
+                        .merge(web::router(state.clone(), true)),
                     "api-tls",
                 )),
                 limits.api(),

@@ -36,6 +36,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub(crate) use docs::{Endpoint, Method, Success};
+pub(crate) use users::{MAX_PASSWORD_BYTES, valid_email};
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

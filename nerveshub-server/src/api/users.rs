@@ -66,40 +66,10 @@ async fn sign_in(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Body(login): Body<Login>,
 ) -> Result<Response, ApiError> {
-    let email = login.email.trim().to_lowercase();
-    let address = format!("address:{}", peer.ip());
-    let account = format!("account:{email}");
-    state.logins.check(
-        &address,
-        auth::LOGIN_ATTEMPTS_PER_ADDRESS,
-        auth::ADDRESS_WINDOW,
-    )?;
-    state.logins.check(
-        &account,
-        auth::LOGIN_FAILURES_PER_ACCOUNT,
-        auth::ACCOUNT_WINDOW,
-    )?;
-    state.logins.count(&address, auth::ADDRESS_WINDOW);
     let note = login.note.as_deref().unwrap_or("");
     check_text("note", note, MAX_NOTE_CHARS)?;
-    if login.password.len() > MAX_PASSWORD_BYTES || !valid_email(&email) {
-        // Not a credential any account has; answered as a wrong password would be.
-        return Err(ApiError::Unauthorized);
-    }
-    let user = state.db.user_by_email(&email).await?;
-    // Hash even for an unknown email, so timing does not tell which emails exist.
-    let stored = user
-        .as_ref()
-        .map(|u| u.password_hash.as_str())
-        .unwrap_or_else(|| dummy_hash());
-    let matches = auth::verify_password(&login.password, stored);
-    let user = match user {
-        Some(user) if matches => user,
-        _ => {
-            state.logins.count(&account, auth::ACCOUNT_WINDOW);
-            return Err(ApiError::Unauthorized);
-        }
-    };
+    let user =
+        auth::check_password_sign_in(&state, peer.ip(), &login.email, &login.password).await?;
     let token = auth::new_token()?;
     let mut tx = state.db.begin().await?;
     db::insert_token(&mut tx, user.id, &token.hash, note).await?;
@@ -117,17 +87,6 @@ async fn sign_in(
     .await?;
     tx.commit().await?;
     Ok(data(json!({"name": user.name, "email": user.email, "token": token.text})).into_response())
-}
-
-/// A real Argon2id hash of a random password, made once, checked against when the email is
-/// unknown.
-fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| {
-        auth::random_password()
-            .and_then(|p| auth::hash_password(&p))
-            .unwrap_or_default()
-    })
 }
 
 async fn me(caller: Caller) -> impl IntoResponse {

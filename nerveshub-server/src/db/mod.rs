@@ -16,6 +16,7 @@ mod firmwares;
 mod operations;
 mod polls;
 mod shared_secrets;
+pub(crate) mod web_sessions;
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};

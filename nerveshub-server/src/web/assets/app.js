@@ -1,0 +1,47 @@
+// NervesHub web UI: the little that needs a script. Pages work without it; the content
+// security policy allows only scripts served from this origin, so nothing here is inline.
+"use strict";
+
+// Forms marked data-confirm ask before they post (delete, revoke, reboot …).
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  const question = form.getAttribute && form.getAttribute("data-confirm");
+  if (question && !window.confirm(question)) {
+    event.preventDefault();
+  }
+});
+
+// Buttons marked data-copy="<element id>" copy that element's text.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest && event.target.closest("button[data-copy]");
+  if (!button) return;
+  const source = document.getElementById(button.getAttribute("data-copy"));
+  if (!source || !navigator.clipboard) return;
+  navigator.clipboard.writeText(source.textContent.trim()).then(() => {
+    const label = button.textContent;
+    button.textContent = "Copied";
+    setTimeout(() => { button.textContent = label; }, 1500);
+  });
+});
+
+// Forms marked data-upload send their file with a progress bar (the element named by
+// data-progress), then follow the server's redirect, which carries its verdict.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (event.defaultPrevented || !form.hasAttribute || !form.hasAttribute("data-upload")) return;
+  event.preventDefault();
+  const progress = document.getElementById(form.getAttribute("data-progress"));
+  const request = new XMLHttpRequest();
+  request.open("POST", form.action);
+  request.upload.addEventListener("progress", (e) => {
+    if (progress && e.lengthComputable) {
+      progress.hidden = false;
+      progress.max = e.total;
+      progress.value = e.loaded;
+    }
+  });
+  request.addEventListener("load", () => { window.location.assign(request.responseURL || form.action); });
+  request.addEventListener("error", () => { window.location.reload(); });
+  for (const button of form.querySelectorAll("button")) button.disabled = true;
+  request.send(new FormData(form));
+});
