@@ -15,6 +15,9 @@
 mod account;
 mod assets;
 mod backend;
+mod device_page;
+mod devices;
+mod firmwares;
 mod live;
 mod orgs;
 mod page;
@@ -34,6 +37,9 @@ pub(crate) fn router(state: AppState, secure_cookies: bool) -> Router {
     Router::new()
         .merge(account::routes())
         .merge(orgs::routes())
+        .merge(devices::routes())
+        .merge(device_page::routes())
+        .merge(firmwares::routes())
         .with_state(web)
         .merge(assets::routes())
         .layer(middleware::map_response(security_headers))
