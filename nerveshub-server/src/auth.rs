@@ -243,6 +243,9 @@ impl LoginLimiter {
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub(crate) user: UserRow,
+    /// The API token the request was made with (its row id); `None` when a user
+    /// certificate signed in.
+    pub(crate) token_id: Option<i64>,
     /// The caller's membership of the path's org, on routes the table gives an org role.
     membership: Option<Membership>,
 }
@@ -263,6 +266,7 @@ impl Caller {
                 .ok_or(ApiError::Unauthorized)?;
             return Ok(Caller {
                 user,
+                token_id: None,
                 membership: None,
             });
         };
@@ -282,6 +286,7 @@ impl Caller {
             .ok_or(ApiError::Unauthorized)?;
         Ok(Caller {
             user: owner.user,
+            token_id: Some(owner.token_id),
             membership: None,
         })
     }
