@@ -307,7 +307,9 @@ async fn action(
     let mut to = path.clone();
     let (result, done) = match action.as_str() {
         "reboot" | "reconnect" | "identify" => {
-            let result = web.post(session, &format!("{path}/{action}"), &json!({})).await;
+            let result = web
+                .post(session, &format!("{path}/{action}"), &json!({}))
+                .await;
             let done = match action.as_str() {
                 "reboot" => "The device was asked to reboot.",
                 "reconnect" => "The device was asked to reconnect.",

@@ -34,7 +34,10 @@ pub(super) fn routes() -> Router<WebState> {
             "/orgs/{org}/products/{product}/devices",
             get(list).post(create),
         )
-        .route("/orgs/{org}/products/{product}/devices/live", get(live_list))
+        .route(
+            "/orgs/{org}/products/{product}/devices/live",
+            get(live_list),
+        )
 }
 
 /// The list's query string: the API's own filter and page parameters.
@@ -176,7 +179,7 @@ async fn table_fragment(
             @if page > 1 {
                 a rel="prev" href={(base) "?" (query.on_page(page - 1))} { "← Previous" }
             }
-            span { "Page " (page) " of " (total_pages.max(1)) " · " (total) " devices" }
+            span { "Page " (page) " of " (total_pages.max(1)) " · " (total) @if total == 1 { " device" } @else { " devices" } }
             @if page < total_pages {
                 a rel="next" href={(base) "?" (query.on_page(page + 1))} { "Next →" }
             }

@@ -280,7 +280,11 @@ async fn download(
         .body(Body::empty())
         .map_err(|e| WebError::Internal(format!("building an API request: {e}")))?;
     let response = web.send(&session.user, request).await;
-    match response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()) {
+    match response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(location) if response.status().is_redirection() => {
             Ok(Redirect::to(location).into_response())
         }
