@@ -13,7 +13,7 @@ use fantoccini::Locator;
 use reqwest::StatusCode;
 use serde_json::json;
 use web_devices_support::{
-    KEY, PRODUCT, Rig, column, firmware, mark_page, page_marked, product_path,
+    KEY, PRODUCT, Rig, column, firmware, mark_page, page_marked, product_path, text_of,
 };
 use web_support::as_browser;
 
@@ -167,7 +167,7 @@ async fn a_device_comes_online_live_and_takes_a_pushed_firmware() {
     let connection = browser.wait_text("#connection", "online", 5).await;
     assert!(connection.contains("127.0.0.1:"), "{connection}");
     assert!(connection.contains("shared secret"), "{connection}");
-    let firmware_card = browser.text("#firmware").await;
+    let firmware_card = text_of(&browser, "#firmware").await;
     assert!(
         firmware_card.contains(&old.uuid) && firmware_card.contains("1.0.0"),
         "{firmware_card}"
@@ -201,14 +201,14 @@ async fn a_device_comes_online_live_and_takes_a_pushed_firmware() {
     ws.push("fwup_progress", json!({"stage": "updating", "value": 30}))
         .await;
     browser.wait_text("#updates", "30%", 10).await;
-    assert_eq!(progress_value(&browser).await, "30");
+    assert_eq!(progress_value(&browser).await, json!(30));
     // The channel writes progress at most every 5 s.
     tokio::time::sleep(Duration::from_millis(5200)).await;
     ws.push("fwup_progress", json!({"stage": "updating", "value": 60}))
         .await;
     browser.wait_text("#updates", "60%", 10).await;
-    assert_eq!(progress_value(&browser).await, "60");
-    assert!(browser.text("#connection").await.contains("updating"));
+    assert_eq!(progress_value(&browser).await, json!(60));
+    assert!(text_of(&browser, "#connection").await.contains("updating"));
     assert!(
         page_marked(&browser).await,
         "the device page was not reloaded"
@@ -245,16 +245,15 @@ async fn a_device_comes_online_live_and_takes_a_pushed_firmware() {
 }
 
 /// The `value` of the device page's first progress bar.
-async fn progress_value(browser: &web_support::Browser) -> String {
+async fn progress_value(browser: &web_support::Browser) -> serde_json::Value {
     browser
         .client
-        .find(Locator::Css("#updates progress"))
+        .execute(
+            "const bar = document.querySelector('#updates progress'); return bar && bar.value;",
+            vec![],
+        )
         .await
         .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,7 +363,7 @@ async fn the_device_list_shows_what_the_api_returns() {
         .map(|((identifier, version), status)| (identifier, version, status))
         .collect();
     assert_eq!(shown, expected);
-    let pager = browser.text("nav.pager").await;
+    let pager = text_of(&browser, "nav.pager").await;
     assert!(pager.contains(&format!("{} devices", api["pagination"]["total_entries"])));
     browser.screenshot("device-list-text").await;
     a.close().await;

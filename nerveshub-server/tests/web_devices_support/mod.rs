@@ -136,18 +136,18 @@ pub fn product_path(rest: &str) -> String {
     format!("/orgs/{ORG}/products/{PRODUCT}{rest}")
 }
 
-/// The texts of the cells matching `css` in each row of `table`, row by row.
+/// The texts of the elements matching `css`, read in one script: the live regions replace
+/// their elements at any moment, so elements found one call earlier may be gone.
 pub async fn column(browser: &Browser, css: &str) -> Vec<String> {
-    let cells = browser
+    let texts = browser
         .client
-        .find_all(fantoccini::Locator::Css(css))
+        .execute(
+            "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText.trim());",
+            vec![json!(css)],
+        )
         .await
         .unwrap();
-    let mut texts = Vec::new();
-    for cell in cells {
-        texts.push(cell.text().await.unwrap().trim().to_owned());
-    }
-    texts
+    serde_json::from_value(texts).unwrap()
 }
 
 /// Whether the page is still the one marked by [`mark_page`] (no reload since).
@@ -167,4 +167,13 @@ pub async fn mark_page(browser: &Browser) {
         .execute("window.__notReloaded = true;", vec![])
         .await
         .unwrap();
+}
+
+/// The text of the first element matching `css` (empty when none), read in one script.
+pub async fn text_of(browser: &Browser, css: &str) -> String {
+    column(browser, css)
+        .await
+        .into_iter()
+        .next()
+        .unwrap_or_default()
 }
