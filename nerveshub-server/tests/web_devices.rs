@@ -56,6 +56,7 @@ async fn a_firmware_uploaded_in_the_browser_shows_its_verdict() {
     for needle in [good.uuid.as_str(), "1.2.0", KEY, "rpi4", "arm", "tests"] {
         assert!(facts.contains(needle), "details lack {needle}: {facts}");
     }
+    browser.screenshot("firmware").await;
     // The API holds what the page shows.
     let api = rig.api(&format!("/firmwares/{}", good.uuid)).await;
     assert_eq!(api["data"]["signing_key"], KEY);
@@ -66,11 +67,11 @@ async fn a_firmware_uploaded_in_the_browser_shows_its_verdict() {
     assert!(!browser.has(".flash").await);
     assert_eq!(
         column(&browser, "#firmwares td.uuid").await,
-        [good.uuid.clone()]
+        std::slice::from_ref(&good.uuid)
     );
     assert_eq!(column(&browser, "#firmwares td.version").await, ["1.2.0"]);
     assert_eq!(column(&browser, "#firmwares td.key").await, [KEY]);
-    browser.screenshot("firmware").await;
+    browser.screenshot("firmware-list").await;
 
     // A corrupt archive and an unsigned one: the API's refusal, and nothing stored.
     let mut corrupt = firmware("1.3.0", 8).bytes;
