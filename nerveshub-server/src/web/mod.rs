@@ -39,6 +39,12 @@ pub(crate) fn router(state: AppState, secure_cookies: bool) -> Router {
         .layer(middleware::map_response(security_headers))
 }
 
+/// The page for a path nothing serves.
+pub(crate) fn not_found() -> Response {
+    use axum::response::IntoResponse;
+    page::WebError::not_found("This page").into_response()
+}
+
 /// What every web answer carries: scripts, styles and connections from this origin only, no
 /// framing, no MIME sniffing, no caching of pages that show account data.
 async fn security_headers(mut response: Response) -> Response {
