@@ -42,12 +42,19 @@ pub(crate) fn router(state: AppState, secure_cookies: bool) -> Router {
 /// The page for a path nothing serves.
 pub(crate) fn not_found() -> Response {
     use axum::response::IntoResponse;
-    page::WebError::not_found("This page").into_response()
+    let mut response = page::WebError::not_found("This page").into_response();
+    add_security_headers(&mut response);
+    response
 }
 
 /// What every web answer carries: scripts, styles and connections from this origin only, no
 /// framing, no MIME sniffing, no caching of pages that show account data.
 async fn security_headers(mut response: Response) -> Response {
+    add_security_headers(&mut response);
+    response
+}
+
+fn add_security_headers(response: &mut Response) {
     let headers = response.headers_mut();
     let set = |headers: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
         headers
@@ -64,5 +71,4 @@ async fn security_headers(mut response: Response) -> Response {
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::REFERRER_POLICY, "same-origin");
     set(headers, header::CACHE_CONTROL, "no-store");
-    response
 }
