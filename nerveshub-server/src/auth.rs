@@ -315,6 +315,7 @@ impl Caller {
         if let Some(SignedIn(user)) = parts.extensions.get::<SignedIn>() {
             return Ok(Caller {
                 user: user.clone(),
+                token_id: None,
                 membership: None,
             });
         }

@@ -39,6 +39,31 @@ pub(crate) fn router(state: AppState, secure_cookies: bool) -> Router {
         .layer(middleware::map_response(security_headers))
 }
 
+/// See [`crate::fuzzing::web_request`].
+pub(crate) fn fuzz_request(data: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(data);
+    let (cookie_line, body) = text.split_once('\n').unwrap_or((&text, ""));
+    let mut headers = axum::http::HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(cookie_line) {
+        headers.insert(header::COOKIE, value);
+    }
+    for name in [session::SESSION_COOKIE, "nh_flash", "nh_login"] {
+        if let Some(value) = session::cookie(&headers, name)
+            && let Some(flash) = page::Flash::decode(value)
+            && page::Flash::decode(&flash.encode()).as_ref() != Some(&flash)
+            && flash.text.chars().count() <= 500
+        {
+            return Err(format!("flash {flash:?} does not survive its encoding"));
+        }
+    }
+    let _ = serde_urlencoded::from_str::<Vec<(String, String)>>(body);
+    let next = page::safe_next(body);
+    if !next.starts_with('/') || next.starts_with("//") || next.starts_with("/\\") {
+        return Err(format!("next {body:?} leaves the site as {next:?}"));
+    }
+    Ok(())
+}
+
 /// The page for a path nothing serves.
 pub(crate) fn not_found() -> Response {
     use axum::response::IntoResponse;
