@@ -299,6 +299,9 @@ fn dummy_hash() -> &'static str {
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub(crate) user: UserRow,
+    /// The API token the request was made with (its row id); `None` when a user
+    /// certificate signed in.
+    pub(crate) token_id: Option<i64>,
     /// The caller's membership of the path's org, on routes the table gives an org role.
     membership: Option<Membership>,
 }
@@ -326,6 +329,7 @@ impl Caller {
                 .ok_or(ApiError::Unauthorized)?;
             return Ok(Caller {
                 user,
+                token_id: None,
                 membership: None,
             });
         };
@@ -345,6 +349,7 @@ impl Caller {
             .ok_or(ApiError::Unauthorized)?;
         Ok(Caller {
             user: owner.user,
+            token_id: Some(owner.token_id),
             membership: None,
         })
     }

@@ -364,6 +364,16 @@ async fn signing_keys_and_products() {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
+        let mut body = body;
+        // When it was added (api_tokens.rs checks the value).
+        assert!(
+            body["data"]
+                .as_object_mut()
+                .unwrap()
+                .remove("inserted_at")
+                .is_some_and(|t| t.is_string()),
+            "{body}"
+        );
         assert_eq!(
             body,
             json!({"data": {"name": "prod", "key": FWUP_KEY_PUB.trim(), "scheme": "ed25519"}})

@@ -25,12 +25,13 @@ enum Case {
     Delete,
     Releases,
     Status,
+    Members,
     Assign,
     Unassign,
     ClearPenalty,
 }
 
-const CASES: [Case; 10] = [
+const CASES: [Case; 11] = [
     Case::List,
     Case::Create,
     Case::Show,
@@ -41,6 +42,8 @@ const CASES: [Case; 10] = [
     Case::Assign,
     Case::Unassign,
     Case::ClearPenalty,
+    // Last: the audit checks below name devices by their case's index.
+    Case::Members,
 ];
 
 const BASE: &str = "/orgs/acme/products/p0";
@@ -114,6 +117,7 @@ async fn prepare(
         }
         Case::Releases => (M::GET, format!("{d0}/releases"), None, Needs::View, S::OK),
         Case::Status => (M::GET, format!("{d0}/status"), None, Needs::View, S::OK),
+        Case::Members => (M::GET, format!("{d0}/devices"), None, Needs::View, S::OK),
         Case::Assign => {
             let identifier = format!("a-{who}");
             new_device(fw, f, &identifier).await;

@@ -76,6 +76,8 @@ async fn devices_crud_with_authorization_matrix() {
                 "identifier": "nerves-1", "description": "bench unit", "tags": ["beta", "eu"],
                 "online": false, "connection_status": "not_seen", "last_communication": null,
                 "firmware_metadata": null, "version": null, "updates_enabled": true, "updates_blocked_until": null,
+                "in_penalty_box": false, "updating": false,
+                "connection": {"remote_address": null, "auth": null},
                 "deployment_group": null, "org_name": "acme", "product_name": "hub"
             })
         );

@@ -84,6 +84,7 @@ fn ca_json(ca: &CaCertificateRow) -> Value {
     };
     json!({
         "serial": ca.serial,
+        "subject": ca.subject(),
         "not_before": cert_time(ca.not_before),
         "not_after": cert_time(ca.not_after),
         "description": ca.description,
@@ -357,9 +358,10 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
         (
             "CaCertificate",
             json!({"type": "object",
-            "required": ["serial", "not_before", "not_after", "description", "jitp"],
+            "required": ["serial", "subject", "not_before", "not_after", "description", "jitp"],
             "properties": {
                 "serial": {"type": "string", "description": "decimal"},
+                "subject": {"type": "string", "description": "the subject's distinguished name, RFC 4514 form (`CN=…,O=…`)"},
                 "not_before": {"type": "string", "format": "date-time"},
                 "not_after": {"type": "string", "format": "date-time"},
                 "description": string,

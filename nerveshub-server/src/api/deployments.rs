@@ -3,7 +3,9 @@
 //! releases, manual membership, and `…/status` (how the rollout stands). Handlers parse,
 //! authorize, call [`crate::fleet`] and shape the answer.
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -12,7 +14,7 @@ use super::{Api, Body, Endpoint, Success, created, data, devices, no_content, pr
 use crate::auth::{Caller, Role};
 use crate::db::{DeploymentRow, ProductRow};
 use crate::error::ApiError;
-use crate::fleet::deployments::{self as fd, DeploymentFields};
+use crate::fleet::deployments::{self as fd, DeploymentFields, MemberState};
 use crate::fleet::lifecycle::User;
 use crate::fleet::{FleetError, rules};
 use crate::state::AppState;
@@ -31,6 +33,14 @@ impl From<FleetError> for ApiError {
 }
 
 const DEPLOYMENTS: &str = "/orgs/{org}/products/{product}/deployments";
+const MEMBERS_QUERY: &[(&str, &str)] = &[
+    ("page", "1-based page number; default 1"),
+    ("page_size", "devices per page, 1 to 100; default 50"),
+    (
+        "state",
+        "only devices in this rollout state: up_to_date, in_flight, failed, penalty_box, updates_disabled, offline, pending; anything else is 400",
+    ),
+];
 const DEPLOYMENT: &str = "/orgs/{org}/products/{product}/deployments/{name}";
 
 pub(super) fn routes(api: Api) -> Api {
@@ -95,6 +105,17 @@ pub(super) fn routes(api: Api) -> Api {
         .role(Role::View)
         .ok(Success::Object(200, "DeploymentStatus")),
         status,
+    )
+    .route(
+        ep(Endpoint::get(
+            "/orgs/{org}/products/{product}/deployments/{name}/devices",
+            "The devices in the deployment now, by identifier, each with its rollout state, a page at a time",
+        ))
+        .role(Role::View)
+        .query(MEMBERS_QUERY)
+        .ok(Success::Page("DeploymentMember"))
+        .errors(&[400, 422]),
+        members,
     )
     .route(
         ep(Endpoint::post(
@@ -338,6 +359,87 @@ async fn status(
     .into_response())
 }
 
+#[derive(Debug, Default, Deserialize)]
+struct MembersQuery {
+    page: Option<String>,
+    page_size: Option<String>,
+    state: Option<String>,
+}
+
+/// `1..=max` from `text`, `default` when absent.
+fn page_number(
+    field: &str,
+    text: Option<&str>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::invalid(
+                field,
+                format!("must be an integer from 1 to {max}"),
+            )),
+        },
+    }
+}
+
+async fn members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((_, product, name)): Path<(String, String, String)>,
+    query: Result<Query<MembersQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (_, d) = find(&state, &caller, (&product, &name)).await?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let page = page_number("page", query.page.as_deref(), 1, u32::MAX as usize)?;
+    let page_size = page_number("page_size", query.page_size.as_deref(), 50, 100)?;
+    let wanted = match query.state.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(MemberState::parse(text).ok_or_else(|| {
+            ApiError::BadRequest(
+                "state must be one of up_to_date, in_flight, failed, penalty_box, updates_disabled, offline, pending".into(),
+            )
+        })?),
+    };
+    let members: Vec<_> = fd::members(&state, &d)
+        .await?
+        .into_iter()
+        .filter(|(_, s)| wanted.is_none_or(|w| w == *s))
+        .collect();
+    let total = members.len();
+    let rows: Vec<Value> = members
+        .iter()
+        .skip((page - 1).saturating_mul(page_size))
+        .take(page_size)
+        .map(|(m, s)| {
+            json!({
+                "identifier": m.identifier,
+                "state": s.as_str(),
+                "firmware_uuid": m.firmware_uuid,
+                "connection_status": m.connection_status,
+                "updates_enabled": m.updates_enabled != 0,
+                "updates_blocked_until": m.updates_blocked_until.and_then(iso8601_ms),
+                "update": m.in_flight.as_ref().map(|status| json!({
+                    "status": status, "progress": m.in_flight_progress.unwrap_or(0),
+                })),
+                "last_outcome": m.last_outcome,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "data": rows,
+        "pagination": {
+            "page": page,
+            "page_size": page_size,
+            "total_pages": total.div_ceil(page_size),
+            "total_entries": total,
+        }
+    }))
+    .into_response())
+}
+
 #[derive(Debug, Deserialize)]
 struct AssignBody {
     identifiers: Vec<String>,
@@ -440,6 +542,26 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                 "in_flight": {"type": "array", "items": {"type": "object"}},
                 "failing_devices": {"type": "array", "items": {"type": "object", "properties": {
                     "identifier": string, "reason": {"type": "string", "nullable": true}}}}}}),
+        ),
+        (
+            "DeploymentMember",
+            json!({"type": "object",
+                "required": ["identifier", "state", "firmware_uuid", "connection_status",
+                             "updates_enabled", "updates_blocked_until", "update", "last_outcome"],
+                "properties": {
+                "identifier": string,
+                "state": {"type": "string", "enum": ["up_to_date", "in_flight", "failed",
+                    "penalty_box", "updates_disabled", "offline", "pending"],
+                    "description": "first match in this order; the same buckets as the status counts"},
+                "firmware_uuid": {"type": "string", "nullable": true,
+                    "description": "the firmware the device last reported"},
+                "connection_status": string,
+                "updates_enabled": boolean,
+                "updates_blocked_until": {"type": "string", "format": "date-time", "nullable": true},
+                "update": {"type": "object", "nullable": true, "description": "the update in flight",
+                    "properties": {"status": string, "progress": int}},
+                "last_outcome": {"type": "string", "nullable": true,
+                    "description": "how the device's last finished update of this deployment ended (completed, failed, ignored…)"}}}),
         ),
         (
             "DeploymentAssign",

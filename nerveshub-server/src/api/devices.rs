@@ -12,7 +12,7 @@ use sqlx::AnyConnection;
 
 use super::{Api, Body, Endpoint, Success, created, data, no_content, products};
 use crate::auth::{Caller, Role};
-use crate::db::{self, Actor, Audit, DeviceFilter, DeviceRow, NewDevice, ProductRow};
+use crate::db::{self, Actor, Audit, DeviceFilter, DeviceRow, DeviceStatus, NewDevice, ProductRow};
 use crate::device::TrustChange;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -47,6 +47,10 @@ const LIST_QUERY: &[(&str, &str)] = &[
     (
         "online",
         "`true`: only online devices (connected, or polling within two poll intervals); `false`: only the others (also `filters[online]`)",
+    ),
+    (
+        "status",
+        "only devices in this state (also `filters[status]`): `online`, `offline` (as `online=true`/`false`), `updating` (an update in flight), `penalty_box` (updates blocked until a time still ahead); anything else is 400",
     ),
 ];
 
@@ -127,6 +131,12 @@ pub(crate) fn device_json(device: &DeviceRow) -> Value {
         "version": version,
         "updates_enabled": device.updates_enabled != 0,
         "updates_blocked_until": device.updates_blocked_until.and_then(iso8601_ms),
+        "in_penalty_box": device.in_penalty_box(),
+        "updating": device.updating(),
+        "connection": {
+            "remote_address": device.connection_remote_address,
+            "auth": device.connection_auth,
+        },
         "deployment_group": deployment_group(device),
         "org_name": device.org_name,
         "product_name": device.product_name,
@@ -198,6 +208,8 @@ struct ListQuery {
     tag: Option<String>,
     #[serde(alias = "filters[online]")]
     online: Option<String>,
+    #[serde(alias = "filters[status]")]
+    status: Option<String>,
 }
 
 fn parse_in_range(
@@ -240,11 +252,24 @@ async fn list(
         Some("false") => Some(false),
         Some(_) => return Err(ApiError::invalid("online", "must be true or false")),
     };
+    let status = match query.status.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some("online") => Some(DeviceStatus::Online),
+        Some("offline") => Some(DeviceStatus::Offline),
+        Some("updating") => Some(DeviceStatus::Updating),
+        Some("penalty_box") => Some(DeviceStatus::PenaltyBox),
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "status must be one of online, offline, updating, penalty_box".into(),
+            ));
+        }
+    };
     let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
     let filter = DeviceFilter {
         identifier: non_empty(query.identifier),
         tag: non_empty(query.tag),
         online,
+        status,
     };
     let (devices, total) = state
         .db
@@ -574,7 +599,8 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
             json!({"type": "object",
             "required": ["identifier", "description", "tags", "online", "connection_status",
                          "last_communication", "firmware_metadata", "version",
-                         "updates_enabled", "updates_blocked_until", "deployment_group",
+                         "updates_enabled", "updates_blocked_until", "in_penalty_box",
+                         "updating", "connection", "deployment_group",
                          "org_name", "product_name"],
             "properties": {
                 "identifier": string,
@@ -589,6 +615,16 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                 "updates_enabled": {"type": "boolean"},
                 "updates_blocked_until": {"type": "string", "format": "date-time", "nullable": true,
                     "description": "the end of the device's penalty box"},
+                "in_penalty_box": {"type": "boolean",
+                    "description": "updates_blocked_until is still ahead"},
+                "updating": {"type": "boolean", "description": "an update is in flight"},
+                "connection": {"type": "object", "required": ["remote_address", "auth"],
+                    "description": "the device's current (or last) socket connection, as its join recorded it; nulls before the first (polls do not change it)",
+                    "properties": {
+                        "remote_address": {"type": "string", "nullable": true,
+                            "description": "the peer's `ip:port` (`[v6]:port` for IPv6)"},
+                        "auth": {"type": "string", "nullable": true,
+                            "enum": ["certificate", "shared_secret"]}}},
                 "deployment_group": {"type": "object", "nullable": true, "properties": {
                     "name": string, "is_active": {"type": "boolean"},
                     "firmware_uuid": string, "firmware_version": string}},

@@ -422,7 +422,8 @@ fn schemas() -> Value {
             "Key",
             object(
                 &["name", "key"],
-                json!({"name": string(), "key": string(), "scheme": string()}),
+                json!({"name": string(), "key": string(), "scheme": string(),
+                       "inserted_at": {"type": "string", "format": "date-time"}}),
             ),
         ),
         (
@@ -469,6 +470,7 @@ fn schemas() -> Value {
 fn extra_schemas() -> Vec<(&'static str, Value)> {
     let mut all = Vec::new();
     all.extend(super::devices::schemas());
+    all.extend(super::tokens::schemas());
     all.extend(super::user_certificates::schemas());
     all.extend(super::certificates::schemas());
     all.extend(super::ca_certificates::schemas());

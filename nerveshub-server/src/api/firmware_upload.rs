@@ -389,7 +389,7 @@ async fn store(state: AppState, job: Upload) -> Result<FirmwareRow, ApiError> {
     .map_err(|e| ApiError::Internal(format!("firmware verification task: {e}")))?
     .map_err(verify_error)?;
     let org_key = match verified.signature() {
-        SignatureStatus::Verified { key_index } => keys.get(key_index).map(|k: &KeyRow| k.id),
+        SignatureStatus::Verified { key_index } => keys.get(key_index).cloned(),
         other => {
             return Err(ApiError::Internal(format!(
                 "verification with keys ended as {other:?}"
@@ -482,7 +482,8 @@ async fn store(state: AppState, job: Upload) -> Result<FirmwareRow, ApiError> {
         org_id: job.org_id,
         product_id: job.product.id,
         product: job.product.name.clone(),
-        org_key_id: org_key,
+        org_key_id: org_key.as_ref().map(|k: &KeyRow| k.id),
+        signing_key: org_key.map(|k| k.name),
         uuid: uuid.clone(),
         version,
         platform: text(&meta.platform),

@@ -83,6 +83,7 @@ pub(super) fn firmware_json(firmware: &FirmwareRow) -> Value {
         "checksum": firmware.checksum,
         "partials_checksums": firmware.partials_checksums,
         "tool": "fwup",
+        "signing_key": firmware.signing_key,
         "inserted_at": crate::time::iso8601_ms(firmware.inserted_at),
     })
 }
@@ -110,6 +111,8 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                 "partials_checksums": {"type": "array", "items": string,
                     "description": "upper-case hex SHA-256 of each 1 MiB piece"},
                 "tool": {"type": "string", "enum": ["fwup"]},
+                "signing_key": {"type": "string", "nullable": true,
+                    "description": "the name of the org signing key whose signature verified the file at upload"},
                 "inserted_at": {"type": "string", "format": "date-time"},
             }
         }),

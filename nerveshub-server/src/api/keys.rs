@@ -48,7 +48,8 @@ pub(super) fn routes(api: Api) -> Api {
 }
 
 fn key_json(key: &KeyRow) -> serde_json::Value {
-    json!({"name": key.name, "key": key.key, "scheme": "ed25519"})
+    json!({"name": key.name, "key": key.key, "scheme": "ed25519",
+           "inserted_at": crate::time::iso8601_ms(key.inserted_at)})
 }
 
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {

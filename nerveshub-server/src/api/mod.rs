@@ -16,6 +16,7 @@ mod keys;
 mod orgs;
 mod products;
 mod shared_secrets;
+mod tokens;
 mod user_certificates;
 mod users;
 
@@ -176,6 +177,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
 fn build(state: Option<AppState>) -> Api {
     let api = Api::new(state);
     let api = users::routes(api);
+    let api = tokens::routes(api);
     let api = user_certificates::routes(api);
     let api = orgs::routes(api);
     let api = keys::routes(api);

@@ -24,6 +24,17 @@ impl UserRow {
 #[derive(Debug, Clone)]
 pub(crate) struct TokenOwner {
     pub(crate) user: UserRow,
+    /// The token's row id.
+    pub(crate) token_id: i64,
+}
+
+/// One of a user's API tokens as listed (never its hash).
+#[derive(Debug, Clone, FromRow)]
+pub(crate) struct TokenRow {
+    pub(crate) id: i64,
+    pub(crate) note: String,
+    pub(crate) inserted_at: i64,
+    pub(crate) last_used: Option<i64>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -67,22 +78,45 @@ pub(crate) async fn insert_user(
     })
 }
 
+/// Stores a new API token of `user_id` (its hash only) and returns the token's row.
 pub(crate) async fn insert_token(
     conn: &mut AnyConnection,
     user_id: i64,
     token_hash: &str,
     note: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO user_tokens (user_id, token_hash, note, inserted_at) VALUES ($1, $2, $3, $4)",
+) -> Result<TokenRow, sqlx::Error> {
+    let now = now_ms();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO user_tokens (user_id, token_hash, note, inserted_at) VALUES ($1, $2, $3, $4)
+         RETURNING id",
     )
     .bind(user_id)
     .bind(token_hash)
     .bind(note)
-    .bind(now_ms())
-    .execute(&mut *conn)
+    .bind(now)
+    .fetch_one(&mut *conn)
     .await?;
-    Ok(())
+    Ok(TokenRow {
+        id,
+        note: note.to_owned(),
+        inserted_at: now,
+        last_used: None,
+    })
+}
+
+/// Deletes `user_id`'s token `id`; false when the user has no such token (another user's
+/// token included).
+pub(crate) async fn delete_token(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    id: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM user_tokens WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 pub(crate) async fn insert_org(
@@ -206,21 +240,43 @@ impl Db {
         &self,
         token_hash: &str,
     ) -> Result<Option<TokenOwner>, sqlx::Error> {
-        let user: Option<UserRow> = sqlx::query_as(
-            "SELECT u.id, u.name, u.email, u.password_hash, u.server_admin
+        let row: Option<(i64, String, String, String, i64, i64)> = sqlx::query_as(
+            "SELECT u.id, u.name, u.email, u.password_hash, u.server_admin, t.id
              FROM user_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(self.pool())
         .await?;
-        if user.is_some() {
+        if row.is_some() {
             sqlx::query("UPDATE user_tokens SET last_used = $1 WHERE token_hash = $2")
                 .bind(now_ms())
                 .bind(token_hash)
                 .execute(self.pool())
                 .await?;
         }
-        Ok(user.map(|user| TokenOwner { user }))
+        Ok(row.map(
+            |(id, name, email, password_hash, server_admin, token_id)| TokenOwner {
+                user: UserRow {
+                    id,
+                    name,
+                    email,
+                    password_hash,
+                    server_admin,
+                },
+                token_id,
+            },
+        ))
+    }
+
+    /// `user_id`'s API tokens, newest first.
+    pub(crate) async fn user_tokens(&self, user_id: i64) -> Result<Vec<TokenRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, note, inserted_at, last_used FROM user_tokens WHERE user_id = $1
+             ORDER BY id DESC",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await
     }
 
     /// The org named `name`.

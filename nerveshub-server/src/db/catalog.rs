@@ -18,6 +18,8 @@ pub(crate) struct KeyRow {
     pub(crate) id: i64,
     pub(crate) name: String,
     pub(crate) key: String,
+    /// When the key was added (Unix ms).
+    pub(crate) inserted_at: i64,
 }
 
 pub(crate) async fn insert_product(
@@ -107,6 +109,7 @@ pub(crate) async fn insert_key(
     key: &str,
     created_by: i64,
 ) -> Result<KeyRow, sqlx::Error> {
+    let now = now_ms();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO org_keys (org_id, name, key, created_by_id, inserted_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
@@ -114,13 +117,14 @@ pub(crate) async fn insert_key(
     .bind(name)
     .bind(key)
     .bind(created_by)
-    .bind(now_ms())
+    .bind(now)
     .fetch_one(&mut *conn)
     .await?;
     Ok(KeyRow {
         id,
         name: name.to_owned(),
         key: key.to_owned(),
+        inserted_at: now,
     })
 }
 
@@ -163,17 +167,21 @@ impl Db {
     }
 
     pub(crate) async fn keys(&self, org_id: i64) -> Result<Vec<KeyRow>, sqlx::Error> {
-        sqlx::query_as("SELECT id, name, key FROM org_keys WHERE org_id = $1 ORDER BY name")
-            .bind(org_id)
-            .fetch_all(self.pool())
-            .await
+        sqlx::query_as(
+            "SELECT id, name, key, inserted_at FROM org_keys WHERE org_id = $1 ORDER BY name",
+        )
+        .bind(org_id)
+        .fetch_all(self.pool())
+        .await
     }
 
     pub(crate) async fn key(&self, org_id: i64, name: &str) -> Result<Option<KeyRow>, sqlx::Error> {
-        sqlx::query_as("SELECT id, name, key FROM org_keys WHERE org_id = $1 AND name = $2")
-            .bind(org_id)
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await
+        sqlx::query_as(
+            "SELECT id, name, key, inserted_at FROM org_keys WHERE org_id = $1 AND name = $2",
+        )
+        .bind(org_id)
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await
     }
 }

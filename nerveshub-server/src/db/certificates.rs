@@ -179,6 +179,14 @@ impl CaCertificateRow {
         RegisteredCa::new(Certificate::from_der(&self.der)?, true)
     }
 
+    /// The certificate's subject in RFC 4514 form (empty if the stored DER no longer parses,
+    /// which only a corrupted row could do).
+    pub(crate) fn subject(&self) -> String {
+        Certificate::from_der(&self.der)
+            .map(|cert| cert.subject().to_owned())
+            .unwrap_or_default()
+    }
+
     /// The JITP profile's tags.
     pub(crate) fn jitp_tag_list(&self) -> Vec<String> {
         self.jitp_tags

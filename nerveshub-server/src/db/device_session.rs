@@ -50,6 +50,35 @@ impl std::fmt::Debug for SecretRow {
     }
 }
 
+/// What a socket's `device` join records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeviceJoin<'a> {
+    pub(crate) firmware_metadata: &'a str,
+    pub(crate) firmware_uuid: Option<&'a str>,
+    pub(crate) connection_metadata: &'a str,
+    /// The node holding the socket.
+    pub(crate) node_id: &'a str,
+    /// The peer's `ip:port`.
+    pub(crate) remote_address: Option<&'a str>,
+    /// `certificate` or `shared_secret`.
+    pub(crate) auth: Option<&'a str>,
+}
+
+#[cfg(test)]
+impl<'a> DeviceJoin<'a> {
+    /// A join with empty metadata on `node_id`, for unit tests.
+    pub(crate) fn bare(node_id: &'a str) -> Self {
+        DeviceJoin {
+            firmware_metadata: "{}",
+            firmware_uuid: None,
+            connection_metadata: "{}",
+            node_id,
+            remote_address: None,
+            auth: None,
+        }
+    }
+}
+
 /// Upper-case hex, as fingerprints and key identifiers are stored.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     crate::auth::hex_upper(bytes)
@@ -181,15 +210,13 @@ impl Db {
     pub(crate) async fn record_device_join(
         &self,
         device_id: i64,
-        firmware_metadata: &str,
-        firmware_uuid: Option<&str>,
-        connection_metadata: &str,
-        node_id: &str,
+        join: &DeviceJoin<'_>,
     ) -> Result<i64, sqlx::Error> {
         let now = now_ms();
         let established: Option<i64> = sqlx::query_scalar(
             "UPDATE devices SET firmware_metadata = $1, firmware_uuid = $5, connection_metadata = $2,
                  connection_status = 'connected', connected_node = $6,
+                 connection_remote_address = $7, connection_auth = $8,
                  connection_established_at = CASE WHEN connection_established_at >= $3
                      THEN connection_established_at + 1 ELSE $3 END,
                  connection_last_seen_at = $3, connection_disconnected_at = NULL,
@@ -197,12 +224,14 @@ impl Db {
              WHERE id = $4
              RETURNING connection_established_at",
         )
-        .bind(firmware_metadata)
-        .bind(connection_metadata)
+        .bind(join.firmware_metadata)
+        .bind(join.connection_metadata)
         .bind(now)
         .bind(device_id)
-        .bind(firmware_uuid)
-        .bind(node_id)
+        .bind(join.firmware_uuid)
+        .bind(join.node_id)
+        .bind(join.remote_address)
+        .bind(join.auth)
         .fetch_optional(self.pool())
         .await?;
         Ok(established.unwrap_or(now))

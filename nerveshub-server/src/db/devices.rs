@@ -11,14 +11,16 @@ const DEVICE_COLUMNS: &str = "d.id, d.org_id, d.product_id, d.identifier, d.desc
      d.first_seen_at, d.inserted_at, o.name AS org_name, p.name AS product_name, \
      d.deployment_id, d.updates_blocked_until, g.name AS deployment_name, \
      g.is_active AS deployment_is_active, gf.uuid AS deployment_firmware_uuid, \
-     gf.version AS deployment_firmware_version, d.poll_online_until";
+     gf.version AS deployment_firmware_version, d.poll_online_until, \
+     d.connection_remote_address, d.connection_auth, fu.id AS in_flight_update_id";
 
 const DEVICE_FROM: &str = "FROM devices d JOIN orgs o ON o.id = d.org_id \
      JOIN products p ON p.id = d.product_id \
      LEFT JOIN deployments g ON g.id = d.deployment_id \
      LEFT JOIN deployment_releases gr ON gr.deployment_id = g.id AND gr.number = \
          (SELECT MAX(x.number) FROM deployment_releases x WHERE x.deployment_id = g.id) \
-     LEFT JOIN firmwares gf ON gf.id = gr.firmware_id";
+     LEFT JOIN firmwares gf ON gf.id = gr.firmware_id \
+     LEFT JOIN device_updates fu ON fu.device_id = d.id AND fu.finished_at IS NULL";
 
 /// A device as stored, with the names of its org and product.
 #[derive(Debug, Clone, FromRow)]
@@ -53,6 +55,12 @@ pub(crate) struct DeviceRow {
     pub(crate) deployment_firmware_version: Option<String>,
     /// Until when a polling device counts as online (Unix ms).
     pub(crate) poll_online_until: Option<i64>,
+    /// The peer (`ip:port`) of the device's current or last socket.
+    pub(crate) connection_remote_address: Option<String>,
+    /// How that socket authenticated: `certificate` or `shared_secret`.
+    pub(crate) connection_auth: Option<String>,
+    /// The update in flight to the device, if any (at most one: a unique index).
+    pub(crate) in_flight_update_id: Option<i64>,
 }
 
 impl DeviceRow {
@@ -75,6 +83,16 @@ impl DeviceRow {
             || self
                 .poll_online_until
                 .is_some_and(|until| until >= now_ms())
+    }
+
+    /// Whether an update is in flight to the device.
+    pub(crate) fn updating(&self) -> bool {
+        self.in_flight_update_id.is_some()
+    }
+
+    /// Whether the device's updates are blocked now (the penalty box).
+    pub(crate) fn in_penalty_box(&self) -> bool {
+        self.updates_blocked_until.is_some_and(|t| t > now_ms())
     }
 }
 
@@ -166,6 +184,21 @@ pub(crate) struct DeviceFilter {
     pub(crate) tag: Option<String>,
     /// Connected now (`true`) or not (`false`).
     pub(crate) online: Option<bool>,
+    /// A state the device is in.
+    pub(crate) status: Option<DeviceStatus>,
+}
+
+/// A state a listing can ask for (`status=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeviceStatus {
+    /// Connected, or polling within two poll intervals.
+    Online,
+    /// Neither.
+    Offline,
+    /// An update in flight.
+    Updating,
+    /// Updates blocked until a time still ahead.
+    PenaltyBox,
 }
 
 impl Db {
@@ -236,31 +269,46 @@ impl Db {
             binds.push(serde_json::Value::from(tag.as_str()).to_string());
             conditions.push(format!("{find}(d.tags, ${}) > 0", binds.len() + 1));
         }
-        // A number computed here, not input: safe to write into the SQL.
-        let polling = format!("COALESCE(d.poll_online_until, 0) >= {}", now_ms());
+        // Numbers computed here, not input: safe to write into the SQL.
+        let now = now_ms();
+        let polling = format!("COALESCE(d.poll_online_until, 0) >= {now}");
+        let online = format!("(d.connection_status = 'connected' OR {polling})");
+        let offline = format!("d.connection_status <> 'connected' AND NOT ({polling})");
         match filter.online {
-            Some(true) => {
-                conditions.push(format!("(d.connection_status = 'connected' OR {polling})"));
-            }
-            Some(false) => {
-                conditions.push(format!(
-                    "d.connection_status <> 'connected' AND NOT ({polling})"
-                ));
+            Some(true) => conditions.push(online.clone()),
+            Some(false) => conditions.push(offline.clone()),
+            None => {}
+        }
+        match filter.status {
+            Some(DeviceStatus::Online) => conditions.push(online),
+            Some(DeviceStatus::Offline) => conditions.push(offline),
+            Some(DeviceStatus::Updating) => conditions.push(
+                "EXISTS (SELECT 1 FROM device_updates u WHERE u.device_id = d.id \
+                 AND u.finished_at IS NULL)"
+                    .to_owned(),
+            ),
+            Some(DeviceStatus::PenaltyBox) => {
+                conditions.push(format!("d.updates_blocked_until > {now}"));
             }
             None => {}
         }
         let wheres = conditions.join(" AND ");
 
-        let count_sql = format!("SELECT COUNT(*) {DEVICE_FROM} WHERE {wheres}");
+        // Every condition is on `d` alone: counted without the joins.
+        let count_sql = format!("SELECT COUNT(*) FROM devices d WHERE {wheres}");
         let mut count = sqlx::query_scalar(trusted(count_sql)).bind(product_id);
         for value in &binds {
             count = count.bind(value.as_str());
         }
         let total: i64 = count.fetch_one(self.pool()).await?;
 
+        // The page's ids first, from the (product_id, identifier) index alone, then the
+        // joins for those rows only: a deep page skips index entries, not joined rows.
         let n = binds.len();
         let rows_sql = format!(
-            "SELECT {DEVICE_COLUMNS} {DEVICE_FROM} WHERE {wheres} ORDER BY d.identifier LIMIT ${} OFFSET ${}",
+            "SELECT {DEVICE_COLUMNS} {DEVICE_FROM} WHERE d.id IN \
+             (SELECT d.id FROM devices d WHERE {wheres} ORDER BY d.identifier LIMIT ${} OFFSET ${}) \
+             ORDER BY d.identifier",
             n + 2,
             n + 3
         );

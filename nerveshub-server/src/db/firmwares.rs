@@ -19,6 +19,8 @@ pub(crate) struct FirmwareRow {
     pub(crate) product: String,
     /// The org signing key whose signature verified at upload.
     pub(crate) org_key_id: Option<i64>,
+    /// That key's name.
+    pub(crate) signing_key: Option<String>,
     /// `meta-uuid`, lower-case hyphenated as fwup prints it.
     pub(crate) uuid: String,
     /// `meta-version`, a SemVer version.
@@ -70,6 +72,7 @@ struct StoredFirmware {
     product_id: i64,
     product: String,
     org_key_id: Option<i64>,
+    signing_key: Option<String>,
     uuid: String,
     version: String,
     platform: String,
@@ -93,6 +96,7 @@ impl From<StoredFirmware> for FirmwareRow {
             product_id: row.product_id,
             product: row.product,
             org_key_id: row.org_key_id,
+            signing_key: row.signing_key,
             uuid: row.uuid,
             version: row.version,
             platform: row.platform,
@@ -117,11 +121,13 @@ impl From<StoredFirmware> for FirmwareRow {
 macro_rules! select_firmwares {
     ($tail:literal) => {
         concat!(
-            "SELECT f.id, f.org_id, f.product_id, p.name AS product, f.org_key_id, f.uuid,
+            "SELECT f.id, f.org_id, f.product_id, p.name AS product, f.org_key_id,
+                k.name AS signing_key, f.uuid,
                 f.version, f.platform, f.architecture, f.author, f.description, f.misc,
                 f.vcs_identifier, f.size, f.checksum, f.partials_checksums, f.storage_key,
                 f.inserted_at
-            FROM firmwares f JOIN products p ON p.id = f.product_id ",
+            FROM firmwares f JOIN products p ON p.id = f.product_id
+            LEFT JOIN org_keys k ON k.id = f.org_key_id ",
             $tail
         )
     };

@@ -350,6 +350,7 @@ pub(crate) async fn audit(conn: &mut AnyConnection, entry: Audit<'_>) -> Result<
 /// An audit-log row as read back.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct AuditRow {
+    pub(crate) id: i64,
     pub(crate) actor_type: String,
     pub(crate) actor_id: Option<i64>,
     pub(crate) resource_type: String,
@@ -360,21 +361,41 @@ pub(crate) struct AuditRow {
 }
 
 impl Db {
-    /// The newest `limit` audit-log rows of `org_id`, newest first.
+    /// The newest `limit` audit-log rows of `org_id` that match `filter`, newest first.
     pub(crate) async fn org_audit_log(
         &self,
         org_id: i64,
+        filter: &AuditFilter,
         limit: i64,
     ) -> Result<Vec<AuditRow>, sqlx::Error> {
+        // Each condition holds when its parameter is NULL: one statement for every filter.
         sqlx::query_as(
-            "SELECT actor_type, actor_id, resource_type, resource_id, action, description, inserted_at
-             FROM audit_logs WHERE org_id = $1 ORDER BY id DESC LIMIT $2",
+            "SELECT id, actor_type, actor_id, resource_type, resource_id, action, description, inserted_at
+             FROM audit_logs WHERE org_id = $1
+               AND ($2 IS NULL OR resource_type = $2)
+               AND ($3 IS NULL OR action = $3)
+               AND ($4 IS NULL OR id < $4)
+             ORDER BY id DESC LIMIT $5",
         )
         .bind(org_id)
+        .bind(filter.resource_type.as_deref())
+        .bind(filter.action.as_deref())
+        .bind(filter.before)
         .bind(limit)
         .fetch_all(&self.pool)
         .await
     }
+}
+
+/// Which audit-log rows a listing shows.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AuditFilter {
+    /// Only rows about this kind of resource (`device`, `firmware`…).
+    pub(crate) resource_type: Option<String>,
+    /// Only rows of this action (`create`, `delete`…).
+    pub(crate) action: Option<String>,
+    /// Only rows older than this entry (its id): the next page after it.
+    pub(crate) before: Option<i64>,
 }
 
 /// The databases unit tests run on: SQLite in `dir` always, and a fresh PostgreSQL database

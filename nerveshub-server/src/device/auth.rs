@@ -40,11 +40,21 @@ fn invalid(why: impl std::fmt::Display) -> Refusal {
     Refusal::Invalid(why.to_string())
 }
 
-/// How the device authenticated, for logs.
+/// How the device authenticated, for logs and the device's connection record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AuthKind {
     Certificate,
     SharedSecret,
+}
+
+impl AuthKind {
+    /// As recorded with the connection and shown on the API (`connection.auth`).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::Certificate => "certificate",
+            AuthKind::SharedSecret => "shared_secret",
+        }
+    }
 }
 
 /// Authenticates a connecting device from its TLS client certificates and upgrade headers.

@@ -2,6 +2,7 @@
 //! pushes change. Nothing here ever answers a device's push (nerves_hub_link crashes on a
 //! reply to anything but its joins); the socket loop only calls in.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use nerveshub_proto::{
@@ -10,7 +11,8 @@ use nerveshub_proto::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::db::device_session::SessionDevice;
+use super::auth::AuthKind;
+use crate::db::device_session::{DeviceJoin, SessionDevice};
 use crate::fleet::lifecycle;
 use crate::state::AppState;
 
@@ -37,6 +39,9 @@ pub(crate) struct DeviceChannel {
     joined_at: Option<i64>,
     /// For a poll (no socket): how long the device counts as online after it, in ms.
     poll_online_ms: Option<i64>,
+    /// A socket's peer (`ip:port`) and authentication, recorded by its join.
+    remote_address: Option<String>,
+    auth: Option<AuthKind>,
 }
 
 /// What the channel asks of the socket after a join.
@@ -76,7 +81,17 @@ impl DeviceChannel {
             last_progress: None,
             joined_at: None,
             poll_online_ms: None,
+            remote_address: None,
+            auth: None,
         }
+    }
+
+    /// A socket's channel: its join records the peer's address and how the device
+    /// authenticated.
+    pub(crate) fn with_connection(mut self, peer: Option<SocketAddr>, auth: AuthKind) -> Self {
+        self.remote_address = peer.map(|addr| addr.to_string());
+        self.auth = Some(auth);
+        self
     }
 
     /// The channel of one HTTP poll: its "join" records a poll, online for `online_ms`,
@@ -166,10 +181,14 @@ impl DeviceChannel {
                 .db
                 .record_device_join(
                     self.device.id,
-                    &firmware_text,
-                    new_uuid.as_deref(),
-                    &connection_text,
-                    self.state.cluster.node_id(),
+                    &DeviceJoin {
+                        firmware_metadata: &firmware_text,
+                        firmware_uuid: new_uuid.as_deref(),
+                        connection_metadata: &connection_text,
+                        node_id: self.state.cluster.node_id(),
+                        remote_address: self.remote_address.as_deref(),
+                        auth: self.auth.map(AuthKind::as_str),
+                    },
                 )
                 .await?;
             self.joined_at = Some(joined_at);

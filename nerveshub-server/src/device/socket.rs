@@ -2,12 +2,13 @@
 //! both kinds of device authentication as NervesHub's two mounts do, and the loop that drives
 //! one socket's [`ServerSession`].
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::header::DATE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -49,6 +50,7 @@ const QUIET_TOPICS: [&str; 2] = ["console", "extensions"];
 pub(crate) async fn websocket(
     State(state): State<AppState>,
     certs: Option<Extension<PeerCertificates>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -108,7 +110,13 @@ pub(crate) async fn websocket(
         .max_message_size(DEFAULT_MAX_FRAME_LEN)
         .max_frame_size(DEFAULT_MAX_FRAME_LEN)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "device WebSocket upgrade failed"))
-        .on_upgrade(move |socket| run(state, device, kind, Codec::new(vsn), host, socket))
+        .on_upgrade(move |socket| {
+            let connection = Connection {
+                kind,
+                peer: peer.map(|Extension(ConnectInfo(addr))| addr),
+            };
+            run(state, device, connection, Codec::new(vsn), host, socket)
+        })
 }
 
 /// 5 to 15 seconds, so devices refused together do not come back together.
@@ -155,11 +163,18 @@ enum Ended {
     Close(u16, &'static str),
 }
 
+/// How a socket reached us: the device's authentication and the peer's address.
+#[derive(Debug, Clone, Copy)]
+struct Connection {
+    kind: AuthKind,
+    peer: Option<SocketAddr>,
+}
+
 /// Drives one device socket until it closes.
 async fn run(
     state: AppState,
     device: SessionDevice,
-    kind: AuthKind,
+    connection: Connection,
     codec: Codec,
     host: Option<String>,
     mut socket: WebSocket,
@@ -177,7 +192,9 @@ async fn run(
     let mut stopping = registry.stopping();
     let origin = Instant::now();
     let mut session = ServerSession::new(ServerConfig::default(), Duration::ZERO);
-    let mut channel = DeviceChannel::new(state.clone(), device);
+    let kind = connection.kind;
+    let mut channel =
+        DeviceChannel::new(state.clone(), device).with_connection(connection.peer, kind);
     let mut acks: Vec<oneshot::Sender<bool>> = Vec::new();
 
     let ended = 'socket: loop {

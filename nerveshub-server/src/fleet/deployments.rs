@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::FleetError;
 use super::lifecycle::User;
 use super::rules::{Conditions, DeviceFacts, GroupFacts};
-use crate::db::deployments::{self as dq, DeploymentSettings};
+use crate::db::deployments::{self as dq, DeploymentSettings, MemberRow};
 use crate::db::device_updates as upd;
 use crate::db::{self, Actor, Audit, DeploymentRow, DeviceRow, ProductRow, now_ms};
 use crate::state::AppState;
@@ -423,40 +423,118 @@ pub(crate) struct DeploymentStatus {
     pub(crate) in_flight: Vec<(String, String, i64)>,
 }
 
-/// Counts each device of the deployment in exactly one state, first match wins: up to date
+/// Where a device of a deployment stands in its rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum MemberState {
+    /// Runs the release, nothing in flight.
+    UpToDate,
+    /// An update is in flight.
+    InFlight,
+    /// Its last update of this deployment failed or was ignored.
+    Failed,
+    /// Updates blocked until a time still ahead.
+    PenaltyBox,
+    /// Its updates are switched off.
+    UpdatesDisabled,
+    /// Not connected.
+    Offline,
+    /// Connected, waiting for a slot.
+    Pending,
+}
+
+impl MemberState {
+    /// The state's name, as in the API and the status counts.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            MemberState::UpToDate => "up_to_date",
+            MemberState::InFlight => "in_flight",
+            MemberState::Failed => "failed",
+            MemberState::PenaltyBox => "penalty_box",
+            MemberState::UpdatesDisabled => "updates_disabled",
+            MemberState::Offline => "offline",
+            MemberState::Pending => "pending",
+        }
+    }
+
+    /// The state named `text` (as [`as_str`](Self::as_str) writes it).
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        [
+            MemberState::UpToDate,
+            MemberState::InFlight,
+            MemberState::Failed,
+            MemberState::PenaltyBox,
+            MemberState::UpdatesDisabled,
+            MemberState::Offline,
+            MemberState::Pending,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// The one state of device `m` of deployment `d` at `now`, first match wins: up to date
 /// (runs the release), in flight, failed (its last update of this deployment failed or was
-/// ignored), penalty box, updates disabled, offline, pending (connected and waiting for a slot).
+/// ignored), penalty box, updates disabled, offline, pending (connected and waiting for a
+/// slot).
+pub(crate) fn member_state(d: &DeploymentRow, m: &MemberRow, now: i64) -> MemberState {
+    if m.firmware_uuid.as_deref() == Some(d.firmware_uuid.as_str()) && m.in_flight.is_none() {
+        MemberState::UpToDate
+    } else if m.in_flight.is_some() {
+        MemberState::InFlight
+    } else if matches!(m.last_outcome.as_deref(), Some("failed" | "ignored")) {
+        MemberState::Failed
+    } else if m.updates_blocked_until.is_some_and(|t| t > now) {
+        MemberState::PenaltyBox
+    } else if m.updates_enabled == 0 {
+        MemberState::UpdatesDisabled
+    } else if m.connection_status != "connected" {
+        MemberState::Offline
+    } else {
+        MemberState::Pending
+    }
+}
+
+/// The devices of the deployment now, by identifier, each with its [`MemberState`].
+pub(crate) async fn members(
+    state: &AppState,
+    d: &DeploymentRow,
+) -> Result<Vec<(MemberRow, MemberState)>, FleetError> {
+    let now = now_ms();
+    let members = state.db.deployment_members(d.id).await?;
+    Ok(members
+        .into_iter()
+        .map(|m| {
+            let s = member_state(d, &m, now);
+            (m, s)
+        })
+        .collect())
+}
+
+/// Counts each device of the deployment in exactly one [`MemberState`].
 pub(crate) async fn status(
     state: &AppState,
     d: &DeploymentRow,
 ) -> Result<DeploymentStatus, FleetError> {
-    let now = now_ms();
-    let members = state.db.deployment_members(d.id).await?;
     let mut counts = StatusCounts::default();
     let mut in_flight = Vec::new();
-    for m in &members {
+    for (m, member) in members(state, d).await? {
         counts.total += 1;
-        let bucket = if m.firmware_uuid.as_deref() == Some(d.firmware_uuid.as_str())
-            && m.in_flight.is_none()
-        {
-            &mut counts.up_to_date
-        } else if let Some(status) = &m.in_flight {
-            in_flight.push((
-                m.identifier.clone(),
-                status.clone(),
-                m.in_flight_progress.unwrap_or(0),
-            ));
-            &mut counts.in_flight
-        } else if matches!(m.last_outcome.as_deref(), Some("failed" | "ignored")) {
-            &mut counts.failed
-        } else if m.updates_blocked_until.is_some_and(|t| t > now) {
-            &mut counts.penalty_box
-        } else if m.updates_enabled == 0 {
-            &mut counts.updates_disabled
-        } else if m.connection_status != "connected" {
-            &mut counts.offline
-        } else {
-            &mut counts.pending
+        let bucket = match member {
+            MemberState::UpToDate => &mut counts.up_to_date,
+            MemberState::InFlight => {
+                in_flight.push((
+                    m.identifier.clone(),
+                    m.in_flight.clone().unwrap_or_default(),
+                    m.in_flight_progress.unwrap_or(0),
+                ));
+                &mut counts.in_flight
+            }
+            MemberState::Failed => &mut counts.failed,
+            MemberState::PenaltyBox => &mut counts.penalty_box,
+            MemberState::UpdatesDisabled => &mut counts.updates_disabled,
+            MemberState::Offline => &mut counts.offline,
+            MemberState::Pending => &mut counts.pending,
         };
         *bucket += 1;
     }
