@@ -147,14 +147,16 @@ async fn an_admin_adds_changes_and_removes_a_member() {
         row("admin@memco.test")
     );
     click_xpath(&browser, &change_own).await;
-    browser.wait_text(".flash.error", "at least one admin", 5).await;
+    browser
+        .wait_text(".flash.error", "at least one admin", 5)
+        .await;
     browser.screenshot("members").await;
 
     confirm_in_row(&browser, "newbie@example.test", "Remove").await;
     browser
         .wait_text(".flash.ok", "newbie@example.test removed from memco", 5)
         .await;
-    assert!(!browser.main_text().await.contains("newbie@example.test"));
+    assert!(!browser.text("tbody").await.contains("newbie@example.test"));
     let (status, _) = ts
         .get(&f.admin, "/orgs/memco/users/newbie@example.test")
         .await;
@@ -263,6 +265,7 @@ async fn a_device_ca_is_registered_following_the_pages_steps() {
     browser.wait_text("h1", "Register a Device CA", 5).await;
     let token = browser.text("#ca-token").await;
     assert!(token.len() >= 40, "{token}");
+    browser.screenshot("ca-register").await;
 
     // Each step is a command to copy; run them as shown.
     for step in ["ca-step-csr", "ca-step-ext", "ca-step-sign"] {
@@ -286,7 +289,7 @@ async fn a_device_ca_is_registered_following_the_pages_steps() {
     browser.fill("#ca-description", "Caco field devices").await;
     select(&browser, "#ca-jitp-product", "gizmo").await;
     browser.fill("#ca-jitp-tags", "jitp, field").await;
-    browser.screenshot("ca-register").await;
+    browser.screenshot("ca-register-form").await;
     browser.click_text("Register CA").await;
     browser.wait_text(".flash.ok", "registered", 5).await;
     assert_eq!(browser.path().await, "/orgs/caco/ca_certificates");
@@ -347,13 +350,10 @@ async fn a_shared_secret_is_shown_once_then_listed() {
         return ts.stop().await;
     };
     browser.sign_in("manage@ssco.test", PASSWORD).await;
-    browser.goto("/orgs/ssco/products/gizmo/shared_secrets").await;
-    assert!(
-        browser
-            .main_text()
-            .await
-            .contains("No shared secrets yet.")
-    );
+    browser
+        .goto("/orgs/ssco/products/gizmo/shared_secrets")
+        .await;
+    assert!(browser.main_text().await.contains("No shared secrets yet."));
     browser.click_text("Create a shared secret").await;
     browser.wait_text("h1", "Shared secret created", 5).await;
     let secret = browser.text("#new-secret").await;
@@ -430,8 +430,9 @@ async fn an_api_token_made_on_the_page_works_until_revoked() {
 
     browser.click_text("Back to your tokens").await;
     browser.wait_text("h1", "API tokens", 5).await;
-    let line = browser.text("tbody").await;
+    let line = browser.text("tbody tr:first-child").await;
     assert!(line.contains("ci uploads"), "{line}");
+    assert!(!line.contains("never"), "used once already: {line}");
     browser.screenshot("tokens").await;
     confirm_in_row(&browser, "ci uploads", "Revoke").await;
     browser.wait_text(".flash.ok", "Token revoked.", 5).await;
@@ -469,9 +470,7 @@ async fn audit_filters_narrow_the_list_and_page_back() {
             .await;
         assert_eq!(status, StatusCode::CREATED);
     }
-    let (status, _) = ts
-        .delete(&f.admin, "/orgs/auditco/products/p00")
-        .await;
+    let (status, _) = ts.delete(&f.admin, "/orgs/auditco/products/p00").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = ts
         .post(
@@ -593,10 +592,7 @@ async fn a_viewer_sees_no_change_forms_and_is_refused_anyway() {
     let http = as_browser(&browser).await;
 
     // Admin-only and manage-only pages: the API's 403.
-    for page in [
-        "/orgs/viewco/members",
-        "/orgs/viewco/ca_certificates/new",
-    ] {
+    for page in ["/orgs/viewco/members", "/orgs/viewco/ca_certificates/new"] {
         let response = http
             .get(format!("{}{page}", browser.base))
             .send()
@@ -625,20 +621,13 @@ async fn a_viewer_sees_no_change_forms_and_is_refused_anyway() {
         ("/orgs/viewco/keys/release/delete".into(), vec![]),
         (
             "/orgs/viewco/ca_certificates".into(),
-            vec![
-                ("token", "abc"),
-                ("cert", "x"),
-                ("verification_cert", "y"),
-            ],
+            vec![("token", "abc"), ("cert", "x"), ("verification_cert", "y")],
         ),
         (
             format!("/orgs/viewco/ca_certificates/{serial}/delete"),
             vec![],
         ),
-        (
-            "/orgs/viewco/products/gizmo/shared_secrets".into(),
-            vec![],
-        ),
+        ("/orgs/viewco/products/gizmo/shared_secrets".into(), vec![]),
         (
             format!("/orgs/viewco/products/gizmo/shared_secrets/{secret_key}/deactivate"),
             vec![],
@@ -656,7 +645,9 @@ async fn a_viewer_sees_no_change_forms_and_is_refused_anyway() {
     }
     let (_, members) = ts.get(&f.admin, "/orgs/viewco/users").await;
     assert_eq!(members["data"].as_array().unwrap().len(), 3);
-    let (_, member) = ts.get(&f.admin, "/orgs/viewco/users/view@viewco.test").await;
+    let (_, member) = ts
+        .get(&f.admin, "/orgs/viewco/users/view@viewco.test")
+        .await;
     assert_eq!(member["data"]["role"], "view");
     let (_, keys) = ts.get(&f.admin, "/orgs/viewco/keys").await;
     assert_eq!(keys["data"].as_array().unwrap().len(), 1);

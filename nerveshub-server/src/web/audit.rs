@@ -99,8 +99,7 @@ async fn list(
     let (entries, refusal) = match web.get(&session, &path).await {
         Ok(entries) => (entries.as_array().cloned().unwrap_or_default(), None),
         Err(WebError::Refused { status, messages })
-            if status == StatusCode::BAD_REQUEST
-                || status == StatusCode::UNPROCESSABLE_ENTITY =>
+            if status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY =>
         {
             (Vec::new(), Some(messages.join(" ")))
         }

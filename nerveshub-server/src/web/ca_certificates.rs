@@ -120,10 +120,7 @@ async fn new(
     Path(org): Path<String>,
 ) -> Result<Page, WebError> {
     let answer = web
-        .get(
-            &session,
-            &format!("{}/verification_token", api_path(&org)),
-        )
+        .get(&session, &format!("{}/verification_token", api_path(&org)))
         .await?;
     let token = answer["verification_token"]
         .as_str()

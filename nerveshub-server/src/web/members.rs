@@ -25,7 +25,7 @@ const ROLES: [Role; 3] = [Role::Admin, Role::Manage, Role::View];
 /// A role picker named `role`, with `selected` chosen.
 fn role_select(id: &str, selected: &str) -> Markup {
     html! {
-        select id=(id) name="role" {
+        select id=(id) name="role" aria-describedby="member-role-help" {
             @for role in ROLES {
                 option value=(role.as_str()) selected[role.as_str() == selected] { (role.as_str()) }
             }
@@ -57,7 +57,7 @@ async fn list(
                         td { (email) }
                         td { (text(&member["name"])) }
                         td { span class={"badge role-" (role)} { (role) } }
-                        td.actions {
+                        td { div.row-actions {
                             form.inline method="post" action={(path) "/role"} {
                                 (ctx.csrf_field())
                                 label.visually-hidden for={"role-" (i)} { "Role of " (email) }
@@ -67,7 +67,7 @@ async fn list(
                             }
                             (ctx.button(&format!("{path}/remove"), "Remove", "danger",
                                 Some(&format!("Really remove {email} from {org}?"))))
-                        }
+                        } }
                     }
                 }
             }
@@ -81,12 +81,12 @@ async fn list(
                 input #member-email type="email" name="email" required maxlength="320";
                 label for="member-role" { "Role" }
                 (role_select("member-role", "view"))
+                dl.facts #member-role-help {
+                    dt { "view" } dd { "sees everything in the org" }
+                    dt { "manage" } dd { "also changes devices, firmware, deployments, product settings, signing keys and CAs" }
+                    dt { "admin" } dd { "also manages members, and creates and deletes products" }
+                }
                 button.primary type="submit" { "Add member" }
-            }
-            dl.facts.roles {
-                dt { "view" } dd { "sees everything in the org" }
-                dt { "manage" } dd { "also changes products, devices, firmware, deployments, keys and CAs" }
-                dt { "admin" } dd { "also manages members and creates products" }
             }
         }
     };

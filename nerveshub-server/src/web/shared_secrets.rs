@@ -138,10 +138,7 @@ async fn deactivate(
 ) -> Response {
     let base = api_path(&org, &product);
     let result = web
-        .delete(
-            &posted.session,
-            &format!("{base}/{}", seg(&key)),
-        )
+        .delete(&posted.session, &format!("{base}/{}", seg(&key)))
         .await;
     form_outcome(
         result,

@@ -45,7 +45,7 @@ async fn list(State(web): State<WebState>, session: Session) -> Result<Page, Web
     let tokens = web.get(&session, "/users/me/tokens").await?;
     let ctx = web.context(&session, None, None).await?;
     let body = html! {
-        p.help { "Tokens let scripts and the " code { "nh" } " command line use the management API as you, with your roles in each org. Revoke any you no longer use." }
+        p.help { "Tokens let scripts and command-line tools use the management API (" code { "/api" } ") as you, with your roles in each org. Revoke any you no longer use." }
         @let tokens = tokens.as_array().cloned().unwrap_or_default();
         @if tokens.is_empty() {
             p.empty { "You have no API tokens." }
