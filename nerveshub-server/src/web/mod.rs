@@ -14,11 +14,17 @@
 
 mod account;
 mod assets;
+mod audit;
 mod backend;
+mod ca_certificates;
+mod keys;
 mod live;
+mod members;
 mod orgs;
 mod page;
 mod session;
+mod shared_secrets;
+mod tokens;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -34,6 +40,12 @@ pub(crate) fn router(state: AppState, secure_cookies: bool) -> Router {
     Router::new()
         .merge(account::routes())
         .merge(orgs::routes())
+        .merge(members::routes())
+        .merge(keys::routes())
+        .merge(ca_certificates::routes())
+        .merge(audit::routes())
+        .merge(shared_secrets::routes())
+        .merge(tokens::routes())
         .with_state(web)
         .merge(assets::routes())
         .layer(middleware::map_response(security_headers))
