@@ -15,9 +15,12 @@
 mod account;
 mod assets;
 mod backend;
+mod deployment_form;
+mod deployments;
 mod live;
 mod orgs;
 mod page;
+mod rollout;
 mod session;
 
 use axum::Router;
@@ -34,6 +37,9 @@ pub(crate) fn router(state: AppState, secure_cookies: bool) -> Router {
     Router::new()
         .merge(account::routes())
         .merge(orgs::routes())
+        .merge(deployments::routes())
+        .merge(deployment_form::routes())
+        .merge(rollout::routes())
         .with_state(web)
         .merge(assets::routes())
         .layer(middleware::map_response(security_headers))
