@@ -69,6 +69,34 @@ async fn still_marked(browser: &Browser) -> bool {
         == json!(true)
 }
 
+/// Clicks the button `label` inside the live region, again if the region was swapped between
+/// finding and clicking it (the stream's first event replaces the page's first render).
+async fn click_live(browser: &Browser, label: &str) {
+    let xpath = format!("//div[contains(@class,'live')]//button[normalize-space()='{label}']");
+    for _ in 0..20 {
+        if let Ok(button) = browser.client.find(Locator::XPath(&xpath)).await
+            && button.click().await.is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no button {label:?} to click in the live region");
+}
+
+/// The value a form field holds now.
+async fn kept(browser: &Browser, css: &str) -> String {
+    browser
+        .client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_made_through_the_form_moves_to_done_live() {
     let fleet = Fleet::start(TestDb::Sqlite, &["1.0.0", "2.0.0"], |_| {}).await;
@@ -93,7 +121,10 @@ async fn a_rollout_made_through_the_form_moves_to_done_live() {
         .wait_text(".flash.ok", "Deployment main created.", 5)
         .await;
     assert_eq!(browser.path().await, page("/main"));
-    let (_, d) = fleet.ts().get(&fleet.f.view, &fleet.path("/deployments/main")).await;
+    let (_, d) = fleet
+        .ts()
+        .get(&fleet.f.view, &fleet.path("/deployments/main"))
+        .await;
     assert_eq!(d["data"]["is_active"], true, "{d}");
     assert_eq!(d["data"]["concurrent_updates"], 1, "{d}");
     assert_eq!(d["data"]["firmware_uuid"], target.uuid.as_str());
@@ -117,7 +148,11 @@ async fn a_rollout_made_through_the_form_moves_to_done_live() {
     browser.screenshot("rollout-in-progress").await;
 
     browser
-        .wait_text(".live", "Rollout complete: all 3 devices run release #1 (2.0.0)", LONG)
+        .wait_text(
+            ".live",
+            "Rollout complete: all 3 devices run release #1 (2.0.0)",
+            LONG,
+        )
         .await;
     assert_eq!(shown(&browser, "up_to_date").await, Some(3));
     assert_eq!(shown(&browser, "in_flight").await, Some(0));
@@ -135,7 +170,10 @@ async fn a_rollout_made_through_the_form_moves_to_done_live() {
     // The list shows it too.
     browser.goto(&page("")).await;
     let row = browser.text("table.deployments tbody tr").await;
-    assert!(row.contains("main") && row.contains("2.0.0") && row.contains("on"), "{row}");
+    assert!(
+        row.contains("main") && row.contains("2.0.0") && row.contains("on"),
+        "{row}"
+    );
     for sim in sims {
         sim.stop();
     }
@@ -196,13 +234,16 @@ async fn a_halted_rollout_shows_why_and_resumes_from_the_page() {
 
     browser.sign_in("manage@acme.test", PASSWORD).await;
     browser.goto(&page("/main")).await;
-    browser.click_text("Resume rollout").await;
+    click_live(&browser, "Resume rollout").await;
     browser.wait_text(".flash.ok", "resumed", 5).await;
     assert!(!browser.has(".banner.halted").await);
     let status = fleet.status("main").await;
     assert_eq!(status["status"], "ready", "{status}");
     assert_eq!(status["is_active"], true, "{status}");
-    let (_, d) = fleet.ts().get(&fleet.f.view, &fleet.path("/deployments/main")).await;
+    let (_, d) = fleet
+        .ts()
+        .get(&fleet.f.view, &fleet.path("/deployments/main"))
+        .await;
     assert_eq!(d["data"]["halt_reason"], Value::Null, "{d}");
     for sim in sims {
         sim.stop();
@@ -233,7 +274,9 @@ async fn edits_reach_the_api_and_its_refusals_reach_the_form() {
     browser.fill("#d-health_timeout_minutes", "30").await;
     browser.fill("#d-notes", "canary first").await;
     browser.click_text("Save changes").await;
-    browser.wait_text(".flash.ok", "Deployment main saved.", 5).await;
+    browser
+        .wait_text(".flash.ok", "Deployment main saved.", 5)
+        .await;
     let (_, d) = fleet.ts().get(&fleet.f.view, &api_path).await;
     let d = &d["data"];
     assert_eq!(d["concurrent_updates"], 7, "{d}");
@@ -248,7 +291,10 @@ async fn edits_reach_the_api_and_its_refusals_reach_the_form() {
     assert_eq!(d["device_failure_threshold"], 3, "{d}");
     assert_eq!(d["current_release"]["number"], 1, "{d}");
     let summary = browser.main_text().await;
-    assert!(summary.contains("at 25% failed of the last 20 updates"), "{summary}");
+    assert!(
+        summary.contains("at 25% failed of the last 20 updates"),
+        "{summary}"
+    );
 
     // Another firmware is a new release, listed in the history.
     browser.click_text("Edit settings").await;
@@ -261,7 +307,10 @@ async fn edits_reach_the_api_and_its_refusals_reach_the_form() {
     let (_, d) = fleet.ts().get(&fleet.f.view, &api_path).await;
     assert_eq!(d["data"]["current_release"]["number"], 2, "{d}");
     let history = browser.text("table.releases").await;
-    assert!(history.contains("#2") && history.contains("#1"), "{history}");
+    assert!(
+        history.contains("#2") && history.contains("#1"),
+        "{history}"
+    );
     assert!(history.contains("manage@acme.test"), "{history}");
 
     // A value the API refuses: its own message, on the form as typed.
@@ -281,19 +330,8 @@ async fn edits_reach_the_api_and_its_refusals_reach_the_form() {
     browser.click_text("Save changes").await;
     let flash = browser.wait_text(".flash.error", "not saved", 5).await;
     assert!(flash.contains(api_message), "{flash} / {api_message}");
-    let kept = |css: &'static str| async move {
-        browser
-            .client
-            .find(Locator::Css(css))
-            .await
-            .unwrap()
-            .prop("value")
-            .await
-            .unwrap()
-            .unwrap_or_default()
-    };
-    assert_eq!(kept("#d-version").await, ">= banana");
-    assert_eq!(kept("#d-concurrent_updates").await, "9");
+    assert_eq!(kept(&browser, "#d-version").await, ">= banana");
+    assert_eq!(kept(&browser, "#d-concurrent_updates").await, "9");
     browser.screenshot("deployment-form-refused").await;
     let (_, d) = fleet.ts().get(&fleet.f.view, &api_path).await;
     assert_eq!(d["data"]["concurrent_updates"], 7, "nothing changed: {d}");
@@ -302,15 +340,19 @@ async fn edits_reach_the_api_and_its_refusals_reach_the_form() {
     browser.goto(&page("/new")).await;
     browser.fill("#d-name", "main").await;
     browser.click_text("Create deployment").await;
-    let flash = browser.wait_text(".flash.error", "has already been taken", 5).await;
+    let flash = browser
+        .wait_text(".flash.error", "has already been taken", 5)
+        .await;
     assert!(flash.contains("name:"), "{flash}");
-    assert_eq!(kept("#d-name").await, "main");
+    assert_eq!(kept(&browser, "#d-name").await, "main");
 
     // Delete, confirmed.
     browser.goto(&page("/main")).await;
     browser.click_text("Delete deployment").await;
     browser.client.accept_alert().await.unwrap();
-    browser.wait_text(".flash.ok", "Deployment main deleted.", 5).await;
+    browser
+        .wait_text(".flash.ok", "Deployment main deleted.", 5)
+        .await;
     assert_eq!(browser.path().await, page(""));
     let (status, _) = fleet.ts().get(&fleet.f.view, &api_path).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -332,7 +374,9 @@ async fn a_viewer_sees_no_change_buttons_and_is_refused_anyway() {
     browser.wait_text("table.deployments", "main", 5).await;
     assert!(!browser.has("a[href$='/deployments/new']").await);
     browser.goto(&page("/main")).await;
-    browser.wait_text(".live", "On, with no devices yet", 5).await;
+    browser
+        .wait_text(".live", "On, with no devices yet", 5)
+        .await;
     for css in [
         "form[action$='/off']",
         "form[action$='/on']",
@@ -383,7 +427,10 @@ async fn a_viewer_sees_no_change_buttons_and_is_refused_anyway() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN, "no form to fill");
-    let (_, list) = fleet.ts().get(&fleet.f.admin, &fleet.path("/deployments")).await;
+    let (_, list) = fleet
+        .ts()
+        .get(&fleet.f.admin, &fleet.path("/deployments"))
+        .await;
     let list = list["data"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["is_active"], true);

@@ -540,7 +540,11 @@ async fn edit_form(
     session: Session,
     Path((org, product, name)): Path<(String, String, String)>,
 ) -> Result<Response, WebError> {
-    let path = format!("{}/deployments/{}", product_path(&org, &product), seg(&name));
+    let path = format!(
+        "{}/deployments/{}",
+        product_path(&org, &product),
+        seg(&name)
+    );
     let d = web.get(&session, &path).await?;
     form_page(
         &web,
@@ -609,16 +613,7 @@ pub(super) async fn create(
         }),
     };
     let done = format!("Deployment {} created.", form.name.trim());
-    outcome(
-        &web,
-        &session,
-        (&org, &product),
-        None,
-        &form,
-        result,
-        &done,
-    )
-    .await
+    outcome(&web, &session, (&org, &product), None, &form, result, &done).await
 }
 
 async fn update(
@@ -628,7 +623,11 @@ async fn update(
 ) -> Response {
     let form = posted.form;
     let session = posted.session;
-    let path = format!("{}/deployments/{}", product_path(&org, &product), seg(&name));
+    let path = format!(
+        "{}/deployments/{}",
+        product_path(&org, &product),
+        seg(&name)
+    );
     let result = async {
         let current = web.get(&session, &path).await?;
         let body = form
@@ -694,6 +693,9 @@ mod tests {
         assert_eq!(form.concurrent_updates, "3");
         assert_eq!(form.halt_failure_rate, "");
         assert!(form.require_validated.is_some() && form.lock_device_membership.is_none());
-        assert_eq!(errors_for(&["conditions: bad".into()], "conditions"), ["bad"]);
+        assert_eq!(
+            errors_for(&["conditions: bad".into()], "conditions"),
+            ["bad"]
+        );
     }
 }

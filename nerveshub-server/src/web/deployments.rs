@@ -146,7 +146,7 @@ fn summary(d: &Value, base: &str) -> Markup {
     };
     let release_tags = list_of(&d["release_tags"]);
     html! {
-        div.grid {
+        div.grid.deployment-settings {
             section.card {
                 h3 { "Release" }
                 dl.facts {
@@ -212,7 +212,7 @@ async fn show(
     let releases = releases.as_array().cloned().unwrap_or_default();
     let body = html! {
         @if ctx.can(Role::Manage) {
-            div.actions {
+            div.actions.deployment-actions {
                 @if on {
                     (ctx.button(&format!("{page}/off"), "Switch off", "", None))
                 } @else {
@@ -274,14 +274,7 @@ async fn switch_on(
     posted: Posted<NoFields>,
 ) -> Response {
     let done = format!("Deployment {name} switched on.");
-    switch(
-        &web,
-        &posted.session,
-        (&org, &product, &name),
-        true,
-        &done,
-    )
-    .await
+    switch(&web, &posted.session, (&org, &product, &name), true, &done).await
 }
 
 async fn switch_off(
@@ -290,14 +283,7 @@ async fn switch_off(
     posted: Posted<NoFields>,
 ) -> Response {
     let done = format!("Deployment {name} switched off: nothing more is sent.");
-    switch(
-        &web,
-        &posted.session,
-        (&org, &product, &name),
-        false,
-        &done,
-    )
-    .await
+    switch(&web, &posted.session, (&org, &product, &name), false, &done).await
 }
 
 async fn resume(
@@ -306,14 +292,7 @@ async fn resume(
     posted: Posted<NoFields>,
 ) -> Response {
     let done = format!("Deployment {name} resumed: the halt is lifted.");
-    switch(
-        &web,
-        &posted.session,
-        (&org, &product, &name),
-        true,
-        &done,
-    )
-    .await
+    switch(&web, &posted.session, (&org, &product, &name), true, &done).await
 }
 
 async fn remove(

@@ -84,7 +84,9 @@ pub(super) async fn fragment(
         text(&status["release"]["firmware_version"])
     );
     let summary = if halted {
-        format!("Halted: nothing is sent until it is resumed. {done} of {total} devices run {release}.")
+        format!(
+            "Halted: nothing is sent until it is resumed. {done} of {total} devices run {release}."
+        )
     } else if !active {
         format!("Switched off: nothing is sent. {done} of {total} devices run {release}.")
     } else if total == 0 {
