@@ -17,11 +17,14 @@ mod assets;
 mod audit;
 mod backend;
 mod ca_certificates;
+mod deployment_form;
+mod deployments;
 mod keys;
 mod live;
 mod members;
 mod orgs;
 mod page;
+mod rollout;
 mod session;
 mod shared_secrets;
 mod tokens;
@@ -46,6 +49,9 @@ pub(crate) fn router(state: AppState, secure_cookies: bool) -> Router {
         .merge(audit::routes())
         .merge(shared_secrets::routes())
         .merge(tokens::routes())
+        .merge(deployments::routes())
+        .merge(deployment_form::routes())
+        .merge(rollout::routes())
         .with_state(web)
         .merge(assets::routes())
         .layer(middleware::map_response(security_headers))
