@@ -300,7 +300,7 @@ fn dummy_hash() -> &'static str {
 pub(crate) struct Caller {
     pub(crate) user: UserRow,
     /// The API token the request was made with (its row id); `None` when a user
-    /// certificate signed in.
+    /// certificate or a web session signed in.
     pub(crate) token_id: Option<i64>,
     /// The caller's membership of the path's org, on routes the table gives an org role.
     membership: Option<Membership>,

@@ -53,6 +53,14 @@ pub fn poll_request(data: &[u8]) -> Result<(), String> {
     crate::device::poll::fuzz_request(data)
 }
 
+/// What the web UI reads from a browser before any check: a `Cookie` header (the first
+/// line) and a urlencoded form body (the rest). Cookie lookup, the flash message and the
+/// sign-in `next` target never panic; a `next` always stays on this site; a flash message
+/// survives its own encoding.
+pub fn web_request(data: &[u8]) -> Result<(), String> {
+    crate::web::fuzz_request(data)
+}
+
 fn split_len(data: &[u8]) -> (u64, &[u8]) {
     match data.split_first_chunk::<8>() {
         Some((len, rest)) => (u64::from_be_bytes(*len) % (1 << 40), rest),

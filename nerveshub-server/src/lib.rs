@@ -3,7 +3,9 @@
 //! One process serves two listeners:
 //! - the **management API** (plain HTTP, `127.0.0.1:4000` by default): JSON under `/api` with
 //!   NervesHub's paths and shapes, token authentication (`Authorization: token nhu_…`), org
-//!   roles admin > manage > view, and an OpenAPI document at `/api/openapi`;
+//!   roles admin > manage > view, and an OpenAPI document at `/api/openapi`; and on the same
+//!   listener the **web UI** at `/` (server-rendered pages that call the API in-process as
+//!   the signed-in user, so the same role rules apply);
 //! - the **device endpoint** (HTTPS with rustls, `0.0.0.0:4001`): TLS 1.2 and 1.3, client
 //!   certificates optional at the TLS layer and checked by `nerveshub-pki`.
 //!

@@ -43,6 +43,11 @@ fn server_signed_url_corpus() {
 }
 
 #[test]
+fn server_web_request_corpus() {
+    replay("server_web_request", nerveshub_server::fuzzing::web_request);
+}
+
+#[test]
 fn server_poll_corpus() {
     replay("server_poll", nerveshub_server::fuzzing::poll_request);
 }

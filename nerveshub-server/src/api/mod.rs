@@ -199,8 +199,20 @@ pub(crate) fn router(state: AppState) -> Router {
     let api = build(Some(state.clone()));
     Router::new()
         .nest("/api", api.router)
-        .fallback(|| async { ApiError::NotFound("route") })
+        .fallback(not_found)
         .with_state(state)
+}
+
+/// An unknown path: the API's JSON 404 under `/api`, the web UI's page elsewhere (the two
+/// share the listener).
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = uri.path();
+    if path == "/api" || path.starts_with("/api/") {
+        ApiError::NotFound("route").into_response()
+    } else {
+        crate::web::not_found()
+    }
 }
 
 /// `{"data": …}`, NervesHub's wrapping of every answer.

@@ -14,14 +14,23 @@
 
 mod account;
 mod assets;
+mod audit;
 mod backend;
+mod ca_certificates;
+mod deployment_form;
+mod deployments;
 mod device_page;
 mod devices;
 mod firmwares;
+mod keys;
 mod live;
+mod members;
 mod orgs;
 mod page;
+mod rollout;
 mod session;
+mod shared_secrets;
+mod tokens;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -37,6 +46,15 @@ pub(crate) fn router(state: AppState, secure_cookies: bool) -> Router {
     Router::new()
         .merge(account::routes())
         .merge(orgs::routes())
+        .merge(members::routes())
+        .merge(keys::routes())
+        .merge(ca_certificates::routes())
+        .merge(audit::routes())
+        .merge(shared_secrets::routes())
+        .merge(tokens::routes())
+        .merge(deployments::routes())
+        .merge(deployment_form::routes())
+        .merge(rollout::routes())
         .merge(devices::routes())
         .merge(device_page::routes())
         .merge(firmwares::routes())
@@ -45,9 +63,47 @@ pub(crate) fn router(state: AppState, secure_cookies: bool) -> Router {
         .layer(middleware::map_response(security_headers))
 }
 
+/// See [`crate::fuzzing::web_request`].
+pub(crate) fn fuzz_request(data: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(data);
+    let (cookie_line, body) = text.split_once('\n').unwrap_or((&text, ""));
+    let mut headers = axum::http::HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(cookie_line) {
+        headers.insert(header::COOKIE, value);
+    }
+    for name in [session::SESSION_COOKIE, "nh_flash", "nh_login"] {
+        if let Some(value) = session::cookie(&headers, name)
+            && let Some(flash) = page::Flash::decode(value)
+            && page::Flash::decode(&flash.encode()).as_ref() != Some(&flash)
+            && flash.text.chars().count() <= 500
+        {
+            return Err(format!("flash {flash:?} does not survive its encoding"));
+        }
+    }
+    let _ = serde_urlencoded::from_str::<Vec<(String, String)>>(body);
+    let next = page::safe_next(body);
+    if !next.starts_with('/') || next.starts_with("//") || next.starts_with("/\\") {
+        return Err(format!("next {body:?} leaves the site as {next:?}"));
+    }
+    Ok(())
+}
+
+/// The page for a path nothing serves.
+pub(crate) fn not_found() -> Response {
+    use axum::response::IntoResponse;
+    let mut response = page::WebError::not_found("This page").into_response();
+    add_security_headers(&mut response);
+    response
+}
+
 /// What every web answer carries: scripts, styles and connections from this origin only, no
 /// framing, no MIME sniffing, no caching of pages that show account data.
 async fn security_headers(mut response: Response) -> Response {
+    add_security_headers(&mut response);
+    response
+}
+
+fn add_security_headers(response: &mut Response) {
     let headers = response.headers_mut();
     let set = |headers: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
         headers
@@ -64,5 +120,4 @@ async fn security_headers(mut response: Response) -> Response {
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::REFERRER_POLICY, "same-origin");
     set(headers, header::CACHE_CONTROL, "no-store");
-    response
 }
