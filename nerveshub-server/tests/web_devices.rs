@@ -13,7 +13,8 @@ use fantoccini::Locator;
 use reqwest::StatusCode;
 use serde_json::json;
 use web_devices_support::{
-    KEY, PRODUCT, Rig, column, firmware, mark_page, page_marked, product_path, text_of,
+    KEY, PRODUCT, Rig, click_live, column, firmware, href_of, mark_page, page_marked, product_path,
+    text_of,
 };
 use web_support::as_browser;
 
@@ -394,20 +395,20 @@ async fn filters_and_pages_return_the_right_rows() {
     browser.goto(&product_path("/devices?page_size=10")).await;
     assert_eq!(column(&browser, "#devices td.identifier").await, ids(0..10));
     assert!(!browser.has("a[rel=prev]").await);
-    browser.click("a[rel=next]").await;
+    click_live(&browser, "a[rel=next]").await;
     browser.wait_text("nav.pager", "Page 2 of 3", 5).await;
     assert_eq!(
         column(&browser, "#devices td.identifier").await,
         ids(10..20)
     );
-    browser.click("a[rel=next]").await;
+    click_live(&browser, "a[rel=next]").await;
     browser.wait_text("nav.pager", "Page 3 of 3", 5).await;
     assert_eq!(
         column(&browser, "#devices td.identifier").await,
         ids(20..25)
     );
     assert!(!browser.has("a[rel=next]").await);
-    browser.click("a[rel=prev]").await;
+    click_live(&browser, "a[rel=prev]").await;
     browser.wait_text("nav.pager", "Page 2 of 3", 5).await;
 
     // The form's filters, kept by the pager's links.
@@ -420,20 +421,12 @@ async fn filters_and_pages_return_the_right_rows() {
         column(&browser, "#devices td.identifier").await,
         evens[0..5]
     );
-    let next = browser
-        .client
-        .find(Locator::Css("a[rel=next]"))
-        .await
-        .unwrap()
-        .attr("href")
-        .await
-        .unwrap()
-        .unwrap();
+    let next = href_of(&browser, "a[rel=next]").await;
     assert!(
         next.contains("tag=even") && next.contains("page_size=5") && next.contains("page=2"),
         "{next}"
     );
-    browser.click("a[rel=next]").await;
+    click_live(&browser, "a[rel=next]").await;
     browser.wait_text("nav.pager", "Page 2 of 3", 5).await;
     assert_eq!(
         column(&browser, "#devices td.identifier").await,

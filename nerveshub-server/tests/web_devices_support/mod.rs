@@ -177,3 +177,30 @@ pub async fn text_of(browser: &Browser, css: &str) -> String {
         .next()
         .unwrap_or_default()
 }
+
+/// The `href` of the first link matching `css`, read in one script (see [`column`]).
+pub async fn href_of(browser: &Browser, css: &str) -> String {
+    let href = browser
+        .client
+        .execute(
+            "const a = document.querySelector(arguments[0]); return a ? a.getAttribute('href') : '';",
+            vec![json!(css)],
+        )
+        .await
+        .unwrap();
+    href.as_str().unwrap_or_default().to_owned()
+}
+
+/// Clicks the first element matching `css` inside a live region, found and clicked in one
+/// script (see [`column`]).
+pub async fn click_live(browser: &Browser, css: &str) {
+    let clicked = browser
+        .client
+        .execute(
+            "const e = document.querySelector(arguments[0]); if (!e) return false; e.click(); return true;",
+            vec![json!(css)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(clicked, json!(true), "nothing matches {css}");
+}
