@@ -247,13 +247,13 @@ async fn show(
                         }
                     }
                 }
-                dt { "Partial checksums" } dd { (partials) " pieces of 1 MiB" }
+                dt { "Partial checksums" } dd { (partials) @if partials == 1 { " piece" } @else { " pieces" } " of 1 MiB" }
                 @for (field, value) in &rest {
                     dt { (field) } dd { (text(value)) }
                 }
             }
         }
-        div.actions {
+        div.actions #firmware-actions {
             a.button href={(path) "/download"} { "Download" }
             @if ctx.can(Role::Manage) {
                 (ctx.button(&format!("{path}/delete"), "Delete firmware", "danger",
