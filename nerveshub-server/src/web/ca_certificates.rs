@@ -64,9 +64,9 @@ async fn list(
                                     @if ca["jitp"].is_object() {
                                         @let jitp = &ca["jitp"];
                                         (text(&jitp["product_name"]))
-                                        @if let Some(tags) = jitp["tags"].as_array().filter(|t| !t.is_empty()) {
+                                        @if jitp["tags"].as_array().is_some_and(|t| !t.is_empty()) {
                                             " (tags: "
-                                            (tags.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                                            (super::page::comma_list(&jitp["tags"]))
                                             ")"
                                         }
                                     } @else { "—" }

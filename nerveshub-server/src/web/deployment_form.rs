@@ -155,17 +155,7 @@ impl DeploymentForm {
     fn of(d: &Value) -> Self {
         let num = |key: &str| d[key].as_i64().map(|n| n.to_string()).unwrap_or_default();
         let flag = |key: &str| d[key].as_bool().unwrap_or(false).then(|| "on".to_owned());
-        let list = |v: &Value| {
-            v.as_array()
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default()
-        };
+        let list = super::page::comma_list;
         let string = |v: &Value| v.as_str().unwrap_or_default().to_owned();
         DeploymentForm {
             name: string(&d["name"]),

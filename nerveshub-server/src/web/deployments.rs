@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::backend::{WebState, seg};
 use super::deployment_form;
-use super::page::{Page, WebError, form_outcome, text, when};
+use super::page::{Page, WebError, comma_list, form_outcome, text, when};
 use super::rollout;
 use super::session::{NoFields, Posted, Session};
 use crate::auth::Role;
@@ -47,24 +47,11 @@ fn state_badges(d: &Value) -> Markup {
     }
 }
 
-fn list_of(value: &Value) -> String {
-    value
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
-}
-
 /// The conditions in words.
 fn conditions(d: &Value) -> String {
     let c = &d["conditions"];
     let version = c["version"].as_str().unwrap_or_default();
-    let tags = list_of(&c["tags"]);
+    let tags = comma_list(&c["tags"]);
     let mut parts = Vec::new();
     if !version.is_empty() {
         parts.push(format!("version {version}"));
@@ -144,7 +131,7 @@ fn summary(d: &Value, base: &str) -> Markup {
         ),
         None => "never".to_owned(),
     };
-    let release_tags = list_of(&d["release_tags"]);
+    let release_tags = comma_list(&d["release_tags"]);
     html! {
         div.grid.deployment-settings {
             section.card {

@@ -381,6 +381,20 @@ pub(crate) fn when(value: &serde_json::Value) -> String {
     }
 }
 
+/// A JSON list of strings as `a, b, c` (empty for anything else).
+pub(crate) fn comma_list(value: &serde_json::Value) -> String {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
 /// A JSON value as display text (`—` for null).
 pub(crate) fn text(value: &serde_json::Value) -> String {
     match value {
