@@ -276,8 +276,16 @@ async fn every_error_is_json() {
     .await;
     assert_detail(&wrong_method, 405);
 
-    let unknown = raw(api, format!("GET /nope HTTP/1.1\r\n{close}\r\n").as_bytes()).await;
+    let unknown = raw(
+        api,
+        format!("GET /api/nope HTTP/1.1\r\n{close}\r\n").as_bytes(),
+    )
+    .await;
     assert_detail(&unknown, 404);
+    // Outside `/api` the listener serves the web UI, whose unknown paths are an HTML page.
+    let page = raw(api, format!("GET /nope HTTP/1.1\r\n{close}\r\n").as_bytes()).await;
+    assert_eq!(page.0, 404, "{}", page.2);
+    assert!(page.2.contains("content-type: text/html"), "{}", page.2);
 
     // The device endpoint: an unknown route and a download with a bad query.
     let tls = std::sync::Arc::unwrap_or_clone(tls_client(&server_ca(&ts), None, false));
