@@ -7,7 +7,7 @@ use crate::keys::{PublicKey, SIGNATURE_LEN};
 use crate::metaconf::{MetaConf, Metadata, Variables, quote_value};
 use crate::uuid::FirmwareUuid;
 use crate::zip::{EntryInfo, ZipStreamReader, crate_error_into_io};
-use crate::{Error, Result};
+use crate::{ArchiveError, Error, Result, SignatureError, ZipError};
 
 /// Name of the signature entry.
 const SIGNATURE_ENTRY: &str = "meta.conf.ed25519";
@@ -70,19 +70,19 @@ impl ArchiveHead {
     }
 
     /// Checks the signature against `keys` as fwup does when public keys are given: the
-    /// archive must be signed ([`Error::MissingSignature`]) and one key must verify it
-    /// ([`Error::BadSignature`]). With no keys, reports whether a signature is present
+    /// archive must be signed ([`SignatureError::Missing`](crate::SignatureError::Missing)) and one key must verify it
+    /// ([`SignatureError::Bad`](crate::SignatureError::Bad)). With no keys, reports whether a signature is present
     /// without checking it.
     pub fn check_signature(&self, keys: &[PublicKey]) -> Result<SignatureStatus> {
         match (&self.signature, keys.is_empty()) {
             (None, true) => Ok(SignatureStatus::Unsigned),
             (Some(_), true) => Ok(SignatureStatus::Unverified),
-            (None, false) => Err(Error::MissingSignature),
+            (None, false) => Err(Error::Signature(SignatureError::Missing)),
             (Some(signature), false) => keys
                 .iter()
                 .position(|key| key.verify(&self.meta_conf, signature))
                 .map(|key_index| SignatureStatus::Verified { key_index })
-                .ok_or(Error::BadSignature),
+                .ok_or(Error::Signature(SignatureError::Bad)),
         }
     }
 
@@ -220,7 +220,7 @@ impl<R: Read> ArchiveReader<R> {
     }
 
     /// Bounds the bytes all remaining entries together may inflate to: past `limit` reading
-    /// fails with [`crate::Error::InflateLimit`] after inflating at most one byte more. A
+    /// fails with [`ZipError::InflateLimit`](crate::ZipError::InflateLimit) after inflating at most one byte more. A
     /// caller that knows what the archive should hold (the sum of meta.conf's resource
     /// lengths) bounds the CPU a zip bomb can cost.
     pub fn set_inflate_budget(&mut self, limit: u64) {
@@ -277,7 +277,7 @@ impl<R: Read> ResourceEntry<'_, R> {
         self.info.uncompressed_size
     }
 
-    /// Makes reading fail with [`crate::Error::InflateLimit`] once the entry produced more
+    /// Makes reading fail with [`ZipError::InflateLimit`](crate::ZipError::InflateLimit) once the entry produced more
     /// than `limit` bytes, inflating at most one byte past it (meta.conf's length for a
     /// resource: a zip bomb declaring 4 KiB costs 4 KiB of inflating).
     pub fn limit_len(&mut self, limit: u64) {
@@ -327,7 +327,7 @@ impl<R: Read> EntrySource for ZipStreamReader<R> {
 /// meta.conf, whose size must be at least 10 and under 50 000 bytes.
 pub(crate) fn read_head(source: &mut impl EntrySource) -> Result<ArchiveHead> {
     let Some(mut entry) = source.next_entry()? else {
-        return Err(Error::MetaConfNotFirst);
+        return Err(Error::Archive(ArchiveError::MetaConfNotFirst));
     };
     let mut signature = None;
     if entry.name == SIGNATURE_ENTRY {
@@ -335,20 +335,24 @@ pub(crate) fn read_head(source: &mut impl EntrySource) -> Result<ArchiveHead> {
         let sig: [u8; SIGNATURE_LEN] = bytes
             .as_slice()
             .try_into()
-            .map_err(|_| Error::BadSignatureSize(bytes.len() as u64))?;
+            .map_err(|_| Error::Archive(ArchiveError::BadSignatureSize(bytes.len() as u64)))?;
         signature = Some(sig);
         entry = match source.next_entry() {
             Ok(Some(next)) => next,
-            Ok(None) | Err(Error::Truncated { .. }) => return Err(Error::NothingAfterSignature),
+            Ok(None) | Err(Error::Zip(ZipError::Truncated { .. })) => {
+                return Err(Error::Archive(ArchiveError::NothingAfterSignature));
+            }
             Err(other) => return Err(other),
         };
     }
     if entry.name != META_CONF_ENTRY {
-        return Err(Error::MetaConfNotFirst);
+        return Err(Error::Archive(ArchiveError::MetaConfNotFirst));
     }
     let meta_conf = source.read_current(META_CONF_MAX_LEN)?;
     if !(META_CONF_MIN_LEN..META_CONF_MAX_LEN).contains(&meta_conf.len()) {
-        return Err(Error::BadMetaConfSize(meta_conf.len() as u64));
+        return Err(Error::Archive(ArchiveError::BadMetaConfSize(
+            meta_conf.len() as u64,
+        )));
     }
     Ok(ArchiveHead {
         uuid: FirmwareUuid::from_meta_conf(&meta_conf),

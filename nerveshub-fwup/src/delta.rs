@@ -13,7 +13,7 @@
 //! not implement xdelta3's Adler-32 window extension that fwup's patches carry; decoding
 //! is a few hundred lines of a fully specified format, fuzzed here (`fuzz/fuzz_targets/delta.rs`).
 
-use crate::{Error, Result};
+use crate::{DeltaError, Error, Result};
 
 /// The largest target window accepted: xdelta3's `XD3_HARDMAXWINSIZE` (16 MiB). xdelta3
 /// itself never writes larger windows (its default is 8 MiB).
@@ -39,7 +39,7 @@ const VCD_ADLER32: u8 = 0x04;
 const MAX_APP_HEADER: u64 = 64 * 1024;
 
 fn bad(message: impl Into<String>) -> Error {
-    Error::BadDelta(message.into())
+    Error::Delta(DeltaError::Malformed(message.into()))
 }
 
 /// Reads patch bytes: `Ok(0)` at the end of the patch.
@@ -654,7 +654,7 @@ fn copy(
 /// fuzzing and tests.
 ///
 /// # Errors
-/// [`Error::BadDelta`] for any malformed patch, or output past `max_output`.
+/// [`DeltaError::Malformed`](crate::DeltaError::Malformed) for any malformed patch, or output past `max_output`.
 #[doc(hidden)]
 pub fn fuzz_delta(patch: &[u8], source: &[u8], max_output: u64) -> Result<Vec<u8>> {
     let mut rest = patch;

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
-use crate::{Error, Result};
+use crate::{Error, KeyError, Result};
 
 /// Length of an Ed25519 public key in bytes.
 pub const PUBLIC_KEY_LEN: usize = 32;
@@ -52,7 +52,7 @@ impl PrivateKey {
     /// Generates a new key from the operating system's random number generator.
     pub fn generate() -> Result<Self> {
         let mut seed = [0u8; SEED_LEN];
-        getrandom::fill(&mut seed).map_err(|_| Error::Random)?;
+        getrandom::fill(&mut seed).map_err(KeyError::Random)?;
         let key = Self::from_seed(&seed);
         seed.fill(0);
         Ok(key)
@@ -66,8 +66,10 @@ impl PrivateKey {
 
     /// Parses a key given as base64 text, as `fwup --private-key` takes it.
     pub fn from_base64(text: &str) -> Result<Self> {
-        decode_private_b64(text.as_bytes()).ok_or_else(|| Error::InvalidPrivateKey {
-            origin: "argument".to_owned(),
+        decode_private_b64(text.as_bytes()).ok_or_else(|| {
+            Error::Key(KeyError::InvalidPrivateKey {
+                origin: "argument".to_owned(),
+            })
         })
     }
 
@@ -81,8 +83,10 @@ impl PrivateKey {
         } else {
             decode_private_b64(contents)
         };
-        parsed.ok_or_else(|| Error::InvalidPrivateKey {
-            origin: format!("file '{origin}'"),
+        parsed.ok_or_else(|| {
+            Error::Key(KeyError::InvalidPrivateKey {
+                origin: format!("file '{origin}'"),
+            })
         })
     }
 
@@ -155,18 +159,20 @@ impl PublicKey {
     /// Makes a key from its 32 raw bytes. Fails for byte strings that are not a point on
     /// the curve.
     pub fn from_bytes(bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<Self> {
-        VerifyingKey::from_bytes(bytes)
-            .map(Self)
-            .map_err(|_| Error::InvalidPublicKey {
+        VerifyingKey::from_bytes(bytes).map(Self).map_err(|_| {
+            Error::Key(KeyError::InvalidPublicKey {
                 origin: "raw bytes".to_owned(),
             })
+        })
     }
 
     /// Parses a key given as base64 text, as `fwup --public-key` takes it: padded or
     /// unpadded, surrounding whitespace ignored.
     pub fn from_base64(text: &str) -> Result<Self> {
-        decode_base64_key(text.as_bytes()).ok_or_else(|| Error::InvalidPublicKey {
-            origin: "argument".to_owned(),
+        decode_base64_key(text.as_bytes()).ok_or_else(|| {
+            Error::Key(KeyError::InvalidPublicKey {
+                origin: "argument".to_owned(),
+            })
         })
     }
 
@@ -181,8 +187,10 @@ impl PublicKey {
         } else {
             decode_base64_key(contents)
         };
-        parsed.ok_or_else(|| Error::InvalidPublicKey {
-            origin: format!("file '{origin}'"),
+        parsed.ok_or_else(|| {
+            Error::Key(KeyError::InvalidPublicKey {
+                origin: format!("file '{origin}'"),
+            })
         })
     }
 

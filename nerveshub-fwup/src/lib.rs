@@ -36,7 +36,10 @@ pub use create::{
     CreateOptions, CreationTime, DEFAULT_COMPRESSION_LEVEL, PreparedFirmware, create, create_file,
     sparse_file_supported,
 };
-pub use error::{Error, Result};
+pub use error::{
+    ApplyError, ArchiveError, CreateError, DeltaError, Error, FatError, KeyError, MetaConfError,
+    PartitionError, Result, SignatureError, UbootEnvError, ZipError,
+};
 pub use keys::{
     MAX_PUBLIC_KEYS, PRIVATE_KEY_LEN, PUBLIC_KEY_LEN, PrivateKey, PublicKey, SEED_LEN,
     SIGNATURE_LEN,

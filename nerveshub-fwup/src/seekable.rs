@@ -4,7 +4,7 @@ use std::io::{Read, Seek};
 
 use crate::archive::{ArchiveHead, EntrySource, read_bounded, read_head, resource_name};
 use crate::zip::{EntryInfo, ZipEntryReader, ZipSeekReader, crate_error_into_io};
-use crate::{Error, Result};
+use crate::{ArchiveError, Error, Result};
 
 /// Reads an archive that can seek (a file, a `Cursor`), without streaming it front to back:
 /// the head comes from the first entries of the central directory, and any resource can be
@@ -118,7 +118,10 @@ impl<R: Read + Seek> EntrySource for CentralDirectoryCursor<'_, R> {
     }
 
     fn read_current(&mut self, limit: usize) -> Result<Vec<u8>> {
-        let index = self.next.checked_sub(1).ok_or(Error::MetaConfNotFirst)?;
+        let index = self
+            .next
+            .checked_sub(1)
+            .ok_or(Error::Archive(ArchiveError::MetaConfNotFirst))?;
         let mut reader = self.zip.open(index)?;
         read_bounded(|buf| reader.read_checked(buf), limit)
     }

@@ -14,7 +14,7 @@ use std::path::Path;
 use crate::archive::ArchiveReader;
 use crate::create::{DEFAULT_COMPRESSION_LEVEL, ZipWriter, write_atomically, write_head};
 use crate::keys::PrivateKey;
-use crate::{Error, Result};
+use crate::{ArchiveError, Error, Result};
 
 /// Reads the archive from `input` and writes it, signed with `key`, to `out`.
 /// `creation_time` (Unix seconds) becomes meta.conf's mtime.
@@ -25,7 +25,9 @@ pub fn sign<R: Read, W: Write>(
     creation_time: i64,
 ) -> Result<W> {
     let mut reader = ArchiveReader::open(input).map_err(|e| match e {
-        Error::MetaConfNotFirst => Error::SignMetaConfNotFirst,
+        Error::Archive(ArchiveError::MetaConfNotFirst) => {
+            Error::Archive(ArchiveError::SignMetaConfNotFirst)
+        }
         other => other,
     })?;
     let meta_conf = reader.head().meta_conf_bytes().to_vec();

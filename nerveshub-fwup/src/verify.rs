@@ -10,7 +10,7 @@ use crate::delta::DeltaDecoder;
 use crate::keys::PublicKey;
 use crate::metaconf::{MetaConf, Variables};
 use crate::uuid::FirmwareUuid;
-use crate::{Error, Result};
+use crate::{ArchiveError, Error, Result, ZipError};
 
 /// Size of the buffer decompressed data is hashed from.
 const CHUNK_LEN: usize = 256 * 1024;
@@ -71,18 +71,18 @@ impl VerifiedArchive {
 ///
 /// Inflating is bounded by what meta.conf declares: an entry stops one byte past its
 /// resource's length, and all entries together past the sum of the lengths, so a zip bomb
-/// fails fast ([`Error::ResourceTooLong`], [`Error::InflateLimit`]). [`verify_with_limit`]
+/// fails fast ([`ArchiveError::ResourceTooLong`](crate::ArchiveError::ResourceTooLong), [`ZipError::InflateLimit`](crate::ZipError::InflateLimit)). [`verify_with_limit`]
 /// also caps that sum.
 pub fn verify<R: Read>(input: R, keys: &[PublicKey], vars: &Variables) -> Result<VerifiedArchive> {
     verify_with_limit(input, keys, vars, u64::MAX)
 }
 
 /// [`verify`], refusing an archive whose resources together declare more than
-/// `max_inflated` bytes before inflating anything ([`Error::InflateLimit`]). A server takes
+/// `max_inflated` bytes before inflating anything ([`ZipError::InflateLimit`](crate::ZipError::InflateLimit)). A server takes
 /// uploads with this: the work one upload can cost is bounded by a number it chooses.
 ///
 /// # Errors
-/// Those of [`verify`], and [`Error::InflateLimit`] for an archive declaring more.
+/// Those of [`verify`], and [`ZipError::InflateLimit`](crate::ZipError::InflateLimit) for an archive declaring more.
 pub fn verify_with_limit<R: Read>(
     input: R,
     keys: &[PublicKey],
@@ -97,10 +97,10 @@ pub fn verify_with_limit<R: Read>(
         .iter()
         .fold(0u64, |sum, r| sum.saturating_add(r.data_len()));
     if declared > max_inflated {
-        return Err(Error::InflateLimit {
+        return Err(Error::Zip(ZipError::InflateLimit {
             entry: "(all resources)".to_owned(),
             limit: max_inflated,
-        });
+        }));
     }
     // Each resource appears once (a duplicate fails), so the sum bounds the whole walk.
     reader.set_inflate_budget(declared);
@@ -111,13 +111,13 @@ pub fn verify_with_limit<R: Read>(
         let name = entry.name().to_owned();
         let resource = meta_conf
             .resource(&name)
-            .ok_or_else(|| Error::UnknownResource(name.clone()))?;
+            .ok_or_else(|| Error::Archive(ArchiveError::UnknownResource(name.clone())))?;
         if !seen.insert(name.clone()) {
-            return Err(Error::DuplicateResource(name));
+            return Err(Error::Archive(ArchiveError::DuplicateResource(name)));
         }
         let expected_hash = resource
             .blake2b_256()
-            .ok_or_else(|| Error::InvalidResourceHash(name.clone()))?;
+            .ok_or_else(|| Error::Archive(ArchiveError::InvalidResourceHash(name.clone())))?;
         let expected_len = resource.data_len();
         if let Some(declared) = entry.declared_size()
             && declared != expected_len
@@ -129,29 +129,31 @@ pub fn verify_with_limit<R: Read>(
                 DeltaDecoder::new(0).read_header(&mut read)?;
                 continue;
             }
-            return Err(Error::ResourceLengthMismatch {
+            return Err(Error::Archive(ArchiveError::ResourceLengthMismatch {
                 name,
                 expected: expected_len,
                 actual: declared,
-            });
+            }));
         }
         entry.limit_len(expected_len);
         let (len, hash) = hash_entry(&mut entry, &mut buf).map_err(|err| match err {
-            Error::InflateLimit { limit, .. } if limit == expected_len => Error::ResourceTooLong {
-                name: name.clone(),
-                expected: expected_len,
-            },
+            Error::Zip(ZipError::InflateLimit { limit, .. }) if limit == expected_len => {
+                Error::Archive(ArchiveError::ResourceTooLong {
+                    name: name.clone(),
+                    expected: expected_len,
+                })
+            }
             other => other,
         })?;
         if len != expected_len {
-            return Err(Error::ResourceLengthMismatch {
+            return Err(Error::Archive(ArchiveError::ResourceLengthMismatch {
                 name,
                 expected: expected_len,
                 actual: len,
-            });
+            }));
         }
         if hash != expected_hash {
-            return Err(Error::ResourceHashMismatch(name));
+            return Err(Error::Archive(ArchiveError::ResourceHashMismatch(name)));
         }
     }
     let archive_len = reader.position();
@@ -161,7 +163,9 @@ pub fn verify_with_limit<R: Read>(
         .iter()
         .find(|resource| !seen.contains(resource.name()))
     {
-        return Err(Error::MissingResource(missing.name().to_owned()));
+        return Err(Error::Archive(ArchiveError::MissingResource(
+            missing.name().to_owned(),
+        )));
     }
     Ok(VerifiedArchive {
         head,

@@ -6,8 +6,8 @@ mod common;
 
 use common::{fixture, image};
 
-use nerveshub_fwup::Error;
 use nerveshub_fwup::apply::{ApplyEvents, ApplyOptions, MemoryTarget, apply};
+use nerveshub_fwup::{ApplyError, Error};
 
 fn ab_fw() -> Vec<u8> {
     fixture("fw/ab.fw")
@@ -78,7 +78,7 @@ fn a_veto_before_on_finish_keeps_the_active_slot() {
     let before = image("ab--step2-upgrade");
     let mut target = MemoryTarget::from_bytes(before.clone());
     let (result, events) = step(&mut target, "upgrade", true);
-    assert!(matches!(result, Err(Error::Vetoed(_))));
+    assert!(matches!(result, Err(Error::Apply(ApplyError::Vetoed(_)))));
     assert_eq!(events.task, "upgrade.a");
     // MBR (block 0) and both environment copies (blocks 16–47) are untouched, so slot b
     // stays active; here even the slot data was still cached, so nothing changed at all.

@@ -4,6 +4,7 @@
 //! applies them. The archives are made as NervesHub makes delta firmware: a full archive from
 //! this crate's create, its data entry then replaced by the patch.
 
+use nerveshub_fwup::{ApplyError, DeltaError};
 use std::io::{Cursor, Read, Write};
 use std::path::Path;
 
@@ -137,7 +138,10 @@ fn a_changed_source_is_caught() {
     .unwrap_err();
     // xdelta3's window checksum sees it (or, failing that, the resource's BLAKE2b).
     assert!(
-        matches!(err, Error::BadDelta(_) | Error::ApplyHashMismatch { .. }),
+        matches!(
+            err,
+            Error::Delta(DeltaError::Malformed(_)) | Error::Apply(ApplyError::HashMismatch { .. })
+        ),
         "{err:?}"
     );
 }

@@ -13,7 +13,7 @@ use nerveshub_fwup::apply::{
     ApplyEvents, ApplyOptions, Host, HostSink, MemoryTarget, Progress, Target, apply,
     apply_with_host,
 };
-use nerveshub_fwup::{Error, PublicKey};
+use nerveshub_fwup::{ApplyError, Error, PublicKey, SignatureError};
 
 /// Records what the engine reports.
 #[derive(Default)]
@@ -133,7 +133,7 @@ fn signature_is_checked_before_anything_is_written() {
         &mut (),
     )
     .unwrap_err();
-    assert!(matches!(err, Error::BadSignature));
+    assert!(matches!(err, Error::Signature(SignatureError::Bad)));
     assert!(target.as_bytes().is_empty());
 
     let good =
@@ -179,7 +179,7 @@ fn unknown_function_fails_before_on_init() {
     let mut target = MemoryTarget::new();
     let err = run(&fw, "t", &mut target).err().unwrap();
     assert!(
-        matches!(err, Error::UnknownFunction(ref name) if name == "no_such_function"),
+        matches!(err, Error::Apply(ApplyError::UnknownFunction(ref name)) if name == "no_such_function"),
         "{err:?}"
     );
     assert!(target.as_bytes().is_empty());
@@ -271,7 +271,9 @@ fn a_veto_stops_before_on_finish() {
         ..Recorder::default()
     };
     let err = apply(&fw[..], &mut target, &ApplyOptions::new("t"), &mut events).unwrap_err();
-    assert!(matches!(err, Error::Vetoed(ref why) if why == "download hash mismatch"));
+    assert!(
+        matches!(err, Error::Apply(ApplyError::Vetoed(ref why)) if why == "download hash mismatch")
+    );
     assert_eq!(events.infos, ["vetoed"]);
     assert!(
         target.as_bytes().is_empty(),
@@ -308,7 +310,10 @@ fn missing_on_resource_and_unsupported_functions() {
         "task t {\non-resource a.bin { funlist = {\"2\", \"fat_mkfs\", \"0\"} }\n}\n",
     );
     let err = run(&fw, "t", &mut MemoryTarget::new()).err().unwrap();
-    assert!(matches!(err, Error::FunctionFailed { .. }), "{err}");
+    assert!(
+        matches!(err, Error::Apply(ApplyError::FunctionFailed { .. })),
+        "{err}"
+    );
 
     let fw = archive(
         &[("a.bin", b"x")],
@@ -495,5 +500,13 @@ fn a_target_that_fails_writes_fails_the_apply() {
         &mut (),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("disk on fire"));
+    // The target's own error is kept as the source, not folded into the message.
+    let Error::Io(source) = &err else {
+        panic!("not an I/O error: {err:?}");
+    };
+    assert_eq!(source.to_string(), "disk on fire");
+    assert_eq!(
+        std::error::Error::source(&err).map(ToString::to_string),
+        Some("disk on fire".to_owned())
+    );
 }

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use nerveshub_fwup::Error;
 use nerveshub_fwup::apply::{ApplyOptions, FileTarget, Target, apply};
+use nerveshub_fwup::{ApplyError, Error};
 
 #[test]
 fn queued_writes_are_seen_in_order_by_reads_and_small_writes() {
@@ -61,7 +61,10 @@ fn apply_into_a_file_keeps_existing_bytes_and_honours_max_size() {
     let small = dir.path().join("small.img");
     let target = FileTarget::open(&small).unwrap().with_max_size(51_200);
     let err = apply(&fw[..], target, &ApplyOptions::new("complete"), &mut ()).unwrap_err();
-    assert!(matches!(err, Error::PastEndOfMedia { size: 51_200, .. }));
+    assert!(matches!(
+        err,
+        Error::Apply(ApplyError::PastEndOfMedia { size: 51_200, .. })
+    ));
     assert_eq!(std::fs::metadata(&small).unwrap().len(), 0);
 }
 

@@ -2,6 +2,7 @@
 //! `verify`, the fwup.conf language (include file stack, define, define-eval, variables,
 //! `FWUP_SIZE_*`), failures that leave no output, and keys.
 
+use nerveshub_fwup::CreateError;
 use std::fs;
 use std::path::Path;
 
@@ -278,7 +279,7 @@ fn config_errors() {
             &options(),
         )
         .unwrap_err();
-        let Error::ConfigSyntax { message, .. } = &err else {
+        let Error::Create(CreateError::ConfigSyntax { message, .. }) = &err else {
             panic!("{conf}: {err:?}");
         };
         assert!(message.contains(want), "{conf}: {message}");

@@ -8,7 +8,7 @@ use nerveshub_fwup::apply::uboot_env::{
     UbootEnv, UbootEnvLocation, encode_uboot_env, parse_uboot_env, read_uboot_env, write_uboot_env,
 };
 use nerveshub_fwup::apply::{MemoryTarget, Target};
-use nerveshub_fwup::{Error, MetaConf, Variables};
+use nerveshub_fwup::{Error, MetaConf, UbootEnvError, Variables};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/fixtures")
@@ -66,7 +66,7 @@ fn a_plain_environment_on_a_fixed_size_target() {
     let mut t = MemoryTarget::with_size(8192).unwrap();
     assert!(matches!(
         read_uboot_env(&mut t, &loc),
-        Err(Error::UbootEnvCrc { block: 8, .. })
+        Err(Error::UbootEnv(UbootEnvError::Crc { block: 8, .. }))
     ));
     let mut env = UbootEnv::new();
     env.set("nerves_fw_active", "a");

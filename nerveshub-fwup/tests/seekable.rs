@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use nerveshub_fwup::{ArchiveReader, Error, SeekableArchive};
+use nerveshub_fwup::{ArchiveError, ArchiveReader, Error, SeekableArchive, ZipError};
 
 fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -69,22 +69,25 @@ fn resources_open_by_name() {
 #[test]
 fn corrupt_archives_fail_with_typed_errors() {
     let open = |path: &str| SeekableArchive::open(File::open(fixture(path)).unwrap());
-    assert!(matches!(open("corrupt/not-a-zip.fw"), Err(Error::NotAZip)));
+    assert!(matches!(
+        open("corrupt/not-a-zip.fw"),
+        Err(Error::Zip(ZipError::NotAZip))
+    ));
     assert!(matches!(
         open("corrupt/no-central-directory.fw"),
-        Err(Error::MissingEndOfCentralDirectory)
+        Err(Error::Zip(ZipError::MissingEndOfCentralDirectory))
     ));
     assert!(matches!(
         open("corrupt/data-before-meta.fw"),
-        Err(Error::MetaConfNotFirst)
+        Err(Error::Archive(ArchiveError::MetaConfNotFirst))
     ));
     assert!(matches!(
         open("corrupt/signature-63-bytes.fw"),
-        Err(Error::BadSignatureSize(63))
+        Err(Error::Archive(ArchiveError::BadSignatureSize(63)))
     ));
     assert!(matches!(
         open("fw/bigmeta.fw"),
-        Err(Error::BadMetaConfSize(50_000))
+        Err(Error::Archive(ArchiveError::BadMetaConfSize(50_000)))
     ));
 
     let mut flipped = open("corrupt/data-byte-flip.fw").unwrap();

@@ -5,7 +5,10 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use nerveshub_fwup::{ArchiveReader, Error, PublicKey, SignatureStatus, Variables, verify};
+use nerveshub_fwup::{
+    ArchiveError, ArchiveReader, Error, MetaConfError, PublicKey, SignatureError, SignatureStatus,
+    Variables, ZipError, verify,
+};
 
 fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -91,7 +94,10 @@ fn signatures_check_against_any_given_key() {
     ];
     for (path, wrong) in wrong_key_cases {
         assert!(
-            matches!(verify_file(path, &[wrong]), Err(Error::BadSignature)),
+            matches!(
+                verify_file(path, &[wrong]),
+                Err(Error::Signature(SignatureError::Bad))
+            ),
             "{path}"
         );
     }
@@ -101,7 +107,10 @@ fn signatures_check_against_any_given_key() {
         "handmade/uuid-override.fw",
     ] {
         assert!(
-            matches!(verify_file(path, &[fwup_key]), Err(Error::MissingSignature)),
+            matches!(
+                verify_file(path, &[fwup_key]),
+                Err(Error::Signature(SignatureError::Missing))
+            ),
             "{path}"
         );
     }
@@ -114,56 +123,63 @@ fn every_corruption_is_its_own_error() {
         assert!(ok(&err), "{path}: unexpected error {err:?}");
     };
     check("fw/bigmeta.fw", |e| {
-        matches!(e, Error::BadMetaConfSize(50_000))
+        matches!(e, Error::Archive(ArchiveError::BadMetaConfSize(50_000)))
     });
     check("corrupt/data-before-meta.fw", |e| {
-        matches!(e, Error::MetaConfNotFirst)
+        matches!(e, Error::Archive(ArchiveError::MetaConfNotFirst))
     });
     check("corrupt/data-byte-flip.fw", |e| {
-        matches!(e, Error::BadCrc { .. } | Error::Decompress { .. })
+        matches!(
+            e,
+            Error::Zip(ZipError::BadCrc { .. }) | Error::Zip(ZipError::Decompress { .. })
+        )
     });
     check(
         "corrupt/data-modified-repacked.fw",
-        |e| matches!(e, Error::ResourceHashMismatch(name) if name == "rootfs.img"),
+        |e| matches!(e, Error::Archive(ArchiveError::ResourceHashMismatch(name)) if name == "rootfs.img"),
     );
     check(
         "corrupt/duplicate-entry.fw",
-        |e| matches!(e, Error::DuplicateResource(name) if name == "rootfs.img"),
+        |e| matches!(e, Error::Archive(ArchiveError::DuplicateResource(name)) if name == "rootfs.img"),
     );
-    check("corrupt/empty-file.fw", |e| matches!(e, Error::NotAZip));
-    check("corrupt/not-a-zip.fw", |e| matches!(e, Error::NotAZip));
+    check("corrupt/empty-file.fw", |e| {
+        matches!(e, Error::Zip(ZipError::NotAZip))
+    });
+    check("corrupt/not-a-zip.fw", |e| {
+        matches!(e, Error::Zip(ZipError::NotAZip))
+    });
     check(
         "corrupt/extra-entry.fw",
-        |e| matches!(e, Error::UnknownResource(name) if name == "unexpected.bin"),
+        |e| matches!(e, Error::Archive(ArchiveError::UnknownResource(name)) if name == "unexpected.bin"),
     );
     check(
         "corrupt/missing-resource.fw",
-        |e| matches!(e, Error::MissingResource(name) if name == "rootfs.img"),
+        |e| matches!(e, Error::Archive(ArchiveError::MissingResource(name)) if name == "rootfs.img"),
     );
     check("corrupt/no-central-directory.fw", |e| {
-        matches!(e, Error::MissingEndOfCentralDirectory)
+        matches!(e, Error::Zip(ZipError::MissingEndOfCentralDirectory))
     });
     check("corrupt/signature-63-bytes.fw", |e| {
-        matches!(e, Error::BadSignatureSize(63))
+        matches!(e, Error::Archive(ArchiveError::BadSignatureSize(63)))
     });
     check(
         "corrupt/signature-after-meta.fw",
-        |e| matches!(e, Error::UnknownResource(name) if name == "/meta.conf.ed25519"),
+        |e| matches!(e, Error::Archive(ArchiveError::UnknownResource(name)) if name == "/meta.conf.ed25519"),
     );
     check("corrupt/truncated-half.fw", |e| {
-        matches!(e, Error::Truncated { .. })
+        matches!(e, Error::Zip(ZipError::Truncated { .. }))
     });
     check("corrupt/truncated-in-meta.fw", |e| {
-        matches!(e, Error::NothingAfterSignature)
+        matches!(e, Error::Archive(ArchiveError::NothingAfterSignature))
     });
     check("handmade/future-unknown-section.fw", |e| {
-        matches!(e, Error::MetaConfSyntax { .. })
+        matches!(e, Error::MetaConf(MetaConfError::Syntax { .. }))
     });
     check("handmade/require-future-version.fw", |e| {
-        matches!(e, Error::RequiresNewerFwup { .. })
+        matches!(e, Error::MetaConf(MetaConfError::RequiresNewerFwup { .. }))
     });
     check("handmade/uuid-override.fw", |e| {
-        matches!(e, Error::ReservedMetadata)
+        matches!(e, Error::MetaConf(MetaConfError::ReservedMetadata))
     });
 }
 

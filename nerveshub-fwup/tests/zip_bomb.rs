@@ -3,6 +3,7 @@
 //! declared length with a typed error, never inflate the rest; the work done is observed as
 //! the input bytes consumed (deterministic, no timing).
 
+use nerveshub_fwup::{ApplyError, ArchiveError, ZipError};
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -175,7 +176,7 @@ fn verify_stops_one_byte_past_the_declared_length() {
         let (input, read) = counting(&bytes);
         let err = verify(input, &[], &Variables::default()).unwrap_err();
         match &err {
-            Error::ResourceTooLong { name, expected } => {
+            Error::Archive(ArchiveError::ResourceTooLong { name, expected }) => {
                 assert_eq!((name.as_str(), *expected), ("bomb", DECLARED as u64));
             }
             _ => panic!("{header:?}: unexpected error {err:?}"),
@@ -205,7 +206,8 @@ fn apply_stops_too_and_writes_nothing() {
         assert!(
             matches!(
                 err,
-                Error::InflateLimit { .. } | Error::ApplyHashMismatch { .. }
+                Error::Zip(ZipError::InflateLimit { .. })
+                    | Error::Apply(ApplyError::HashMismatch { .. })
             ),
             "{header:?}: {err:?}"
         );
@@ -237,7 +239,7 @@ fn verify_with_limit_refuses_large_declarations_before_inflating() {
     let (input, read) = counting(&bytes);
     let err = verify_with_limit(input, &[], &Variables::default(), 1024).unwrap_err();
     assert!(
-        matches!(err, Error::InflateLimit { limit: 1024, .. }),
+        matches!(err, Error::Zip(ZipError::InflateLimit { limit: 1024, .. })),
         "{err:?}"
     );
     assert!(read.load(Ordering::Relaxed) < FAST);

@@ -13,7 +13,7 @@
 //! * [`BlockCache::flush`] writes the remaining segments least recently written first, so
 //!   the last writes of a task (an A/B switch in `on-finish`) land last.
 //! * Writes or reads past a known end of media fail at once with
-//!   [`Error::PastEndOfMedia`].
+//!   [`ApplyError::PastEndOfMedia`](crate::ApplyError::PastEndOfMedia).
 //!
 //! The cache is itself a [`Target`], so everything the apply functions write and read goes
 //! through it and reads see earlier writes of the same apply.
@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 
 use super::target::Target;
-use crate::{Error, Result};
+use crate::{ApplyError, Error, Result};
 
 /// Size of a cache segment (fwup's `BLOCK_CACHE_SEGMENT_SIZE`).
 pub const SEGMENT_SIZE: usize = 128 * 1024;
@@ -146,14 +146,18 @@ impl<T: Target> BlockCache<T> {
     fn check_end(&self, offset: u64, len: u64) -> Result<()> {
         if let Some(size) = self.inner.size() {
             if offset.checked_add(len).is_none_or(|end| end > size) {
-                return Err(Error::PastEndOfMedia { offset, len, size });
+                return Err(Error::Apply(ApplyError::PastEndOfMedia {
+                    offset,
+                    len,
+                    size,
+                }));
             }
         } else if offset.checked_add(len).is_none() {
-            return Err(Error::PastEndOfMedia {
+            return Err(Error::Apply(ApplyError::PastEndOfMedia {
                 offset,
                 len,
                 size: u64::MAX,
-            });
+            }));
         }
         Ok(())
     }
@@ -242,11 +246,13 @@ impl<T: Target> BlockCache<T> {
                 },
             );
         }
-        self.segments.get_mut(&offset).ok_or(Error::PastEndOfMedia {
-            offset,
-            len: 0,
-            size: 0,
-        })
+        self.segments
+            .get_mut(&offset)
+            .ok_or(Error::Apply(ApplyError::PastEndOfMedia {
+                offset,
+                len: 0,
+                size: 0,
+            }))
     }
 }
 
@@ -382,7 +388,11 @@ impl<T: Target> Target for BlockCache<T> {
         if let Some(size) = self.inner.size()
             && end > size
         {
-            return Err(Error::PastEndOfMedia { offset, len, size });
+            return Err(Error::Apply(ApplyError::PastEndOfMedia {
+                offset,
+                len,
+                size,
+            }));
         }
         let mut pos = offset;
         while pos < end {

@@ -12,7 +12,7 @@ use aes::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyInit, KeyIvInit};
 use base64::Engine as _;
 use xts_mode::{Xts128, get_tweak_default};
 
-use crate::{Error, Result};
+use crate::{ApplyError, Error, Result};
 
 /// dm-crypt's sector size.
 pub(crate) const SECTOR: usize = 512;
@@ -36,10 +36,10 @@ impl std::fmt::Debug for SectorCipher {
 }
 
 fn failed(message: impl Into<String>) -> Error {
-    Error::FunctionFailed {
+    Error::Apply(ApplyError::FunctionFailed {
         function: "raw_write".to_owned(),
         message: message.into(),
-    }
+    })
 }
 
 fn hex_key<const N: usize>(text: &str) -> Option<[u8; N]> {

@@ -13,7 +13,9 @@ use super::requirements;
 use super::target::Target;
 use crate::archive::ArchiveReader;
 use crate::metaconf::{MetaConf, OnResource, Resource, Task, Variables};
-use crate::{Error, FirmwareUuid, PublicKey, Result, SignatureStatus};
+use crate::{
+    ApplyError, ArchiveError, DeltaError, Error, FirmwareUuid, PublicKey, Result, SignatureStatus,
+};
 
 /// What to apply and how: the `fwup -a` options that reach the engine.
 #[derive(Debug, Clone, Default)]
@@ -63,7 +65,7 @@ pub trait ApplyEvents {
     /// Called once every resource was written and checked, right before `on-finish` runs
     /// (where A/B firmware switches the active slot). Returning `Err(reason)` fails the
     /// apply instead: the still cached writes are dropped, `on-error` runs, and the apply
-    /// returns [`Error::Vetoed`]. A device client checks the download's SHA-256 here.
+    /// returns [`ApplyError::Vetoed`](crate::ApplyError::Vetoed). A device client checks the download's SHA-256 here.
     ///
     /// # Errors
     /// The reason for the veto.
@@ -106,8 +108,8 @@ pub fn apply<R: Read, T: Target>(
 /// 1. The head is read; with public keys the signature is checked, then meta.conf is
 ///    parsed with the apply-time variables.
 /// 2. The first task whose name starts with [`ApplyOptions::task`] and whose requirements
-///    hold is selected ([`Error::NoApplicableTask`] otherwise). A function the task calls
-///    that fwup does not know fails it now ([`Error::UnknownFunction`]), before anything is
+///    hold is selected ([`ApplyError::NoApplicableTask`](crate::ApplyError::NoApplicableTask) otherwise). A function the task calls
+///    that fwup does not know fails it now ([`ApplyError::UnknownFunction`](crate::ApplyError::UnknownFunction)), before anything is
 ///    written.
 /// 3. `on-init` runs; then, for each archive entry in archive order, the task's
 ///    `on-resource` for it (entries without a handler are skipped unread); every handler
@@ -120,9 +122,9 @@ pub fn apply<R: Read, T: Target>(
 /// file's size) are those fwup produces.
 ///
 /// # Errors
-/// Archive and signature errors, [`Error::NoApplicableTask`], [`Error::UnknownFunction`],
-/// function failures, [`Error::ApplyHashMismatch`], [`Error::MissingResource`],
-/// [`Error::Vetoed`], destination I/O errors.
+/// Archive and signature errors, [`ApplyError::NoApplicableTask`](crate::ApplyError::NoApplicableTask), [`ApplyError::UnknownFunction`](crate::ApplyError::UnknownFunction),
+/// function failures, [`ApplyError::HashMismatch`](crate::ApplyError::HashMismatch), [`ArchiveError::MissingResource`](crate::ArchiveError::MissingResource),
+/// [`ApplyError::Vetoed`](crate::ApplyError::Vetoed), destination I/O errors.
 pub fn apply_with_host<R: Read, T: Target>(
     input: R,
     target: T,
@@ -184,7 +186,11 @@ fn delta_source(
     let blocks = |text: &str| {
         parse_unsigned(text)
             .and_then(|b| b.checked_mul(512))
-            .ok_or_else(|| Error::BadDelta(format!("bad delta source offset '{text}'")))
+            .ok_or_else(|| {
+                Error::Delta(DeltaError::Malformed(format!(
+                    "bad delta source offset '{text}'"
+                )))
+            })
     };
     let raw_count = handler.delta_source_raw_count().filter(|c| *c > 0);
     if let (Some(offset), Some(count)) = (handler.delta_source_raw_offset(), raw_count) {
@@ -208,11 +214,11 @@ fn delta_source(
             path: path.to_owned(),
         }));
     }
-    Err(Error::DeltaNotEnabled {
+    Err(Error::Delta(DeltaError::NotEnabled {
         name: name.to_owned(),
         size,
         expected,
-    })
+    }))
 }
 
 /// `strtoul(text, 0, 0)` for the offsets fwup keeps as strings: decimal, `0x` hex, `0`
@@ -243,7 +249,9 @@ fn select_task<'m, T: Target>(
             return Ok(task);
         }
     }
-    Err(Error::NoApplicableTask(options.task.clone()))
+    Err(Error::Apply(ApplyError::NoApplicableTask(
+        options.task.clone(),
+    )))
 }
 
 fn run_task<R: Read, T: Target>(
@@ -263,7 +271,7 @@ fn run_task<R: Read, T: Target>(
         let resource = ctx
             .meta
             .resource(&name)
-            .ok_or_else(|| Error::UnknownResource(name.clone()))?;
+            .ok_or_else(|| Error::Archive(ArchiveError::UnknownResource(name.clone())))?;
         let declared = entry.declared_size();
         let delta = delta_source(handler, resource, &name, declared)?;
         let mut read = |buf: &mut [u8]| entry.read_chunk(buf);
@@ -280,10 +288,12 @@ fn run_task<R: Read, T: Target>(
         .iter()
         .find(|h| !seen.contains(h.resource()))
     {
-        return Err(Error::MissingResource(missing.resource().to_owned()));
+        return Err(Error::Archive(ArchiveError::MissingResource(
+            missing.resource().to_owned(),
+        )));
     }
 
-    ctx.events.before_finish().map_err(Error::Vetoed)?;
+    ctx.events.before_finish().map_err(ApplyError::Vetoed)?;
     functions::run_list(ctx, task.on_finish(), None)?;
     Ok(())
 }

@@ -19,7 +19,7 @@ use super::progress::Progress;
 use super::target::Target;
 use crate::delta::DeltaDecoder;
 use crate::metaconf::{FunctionCall, MetaConf, Resource, Task};
-use crate::{Error, Result};
+use crate::{ApplyError, DeltaError, Error, Result};
 
 /// fwup's block size.
 pub(super) const BLOCK: u64 = 512;
@@ -139,8 +139,9 @@ impl<'s> Stream<'s> {
                         let sector = crypto::SECTOR as u64;
                         let first = at / sector;
                         let end = (at + out.len() as u64).next_multiple_of(sector);
-                        let span = usize::try_from(end - first * sector)
-                            .map_err(|_| Error::BadDelta("source read too large".into()))?;
+                        let span = usize::try_from(end - first * sector).map_err(|_| {
+                            Error::Delta(DeltaError::Malformed("source read too large".into()))
+                        })?;
                         sectors.resize(span, 0);
                         cache.read_at(offset.saturating_add(first * sector), &mut sectors)?;
                         cipher.decrypt(&mut sectors, first);
@@ -164,7 +165,7 @@ impl<'s> Stream<'s> {
                 let file = delta
                     .fat_file
                     .as_mut()
-                    .ok_or_else(|| Error::BadDelta("no source".into()))?;
+                    .ok_or_else(|| Error::Delta(DeltaError::Malformed("no source".into())))?;
                 delta.decoder.read(buf, patch, &mut |at, out| {
                     let mut vol = fat::Volume::mount(&mut *cache, base).map_err(source_error)?;
                     vol.pread(file, at, out).map_err(source_error)
@@ -209,14 +210,14 @@ fn known(name: &str) -> Option<Units> {
     })
 }
 
-/// Checks that the task calls only functions fwup knows ([`Error::UnknownFunction`]) and
+/// Checks that the task calls only functions fwup knows ([`ApplyError::UnknownFunction`](crate::ApplyError::UnknownFunction)) and
 /// returns the progress total of `on-init`, the `on-resource` handlers and `on-finish`.
 pub(super) fn check_and_count(meta: &MetaConf, task: &Task) -> Result<u64> {
     let mut total = 0u64;
     let mut count = |calls: &[FunctionCall], resource: Option<&Resource>| -> Result<()> {
         for call in calls {
-            let units =
-                known(call.name()).ok_or_else(|| Error::UnknownFunction(call.name().to_owned()))?;
+            let units = known(call.name())
+                .ok_or_else(|| Error::Apply(ApplyError::UnknownFunction(call.name().to_owned())))?;
             let n = match units {
                 Units::Data => resource.map_or(0, Resource::data_len),
                 Units::DataAndHoles => resource.map_or(0, Resource::total_len),
@@ -276,10 +277,10 @@ fn arg_u64(call: &FunctionCall, index: usize) -> Option<u64> {
 }
 
 fn bad_args(call: &FunctionCall, what: &str) -> Error {
-    Error::FunctionFailed {
+    Error::Apply(ApplyError::FunctionFailed {
         function: call.name().to_owned(),
         message: what.to_owned(),
-    }
+    })
 }
 
 fn arg_str(call: &FunctionCall, index: usize) -> Result<&str> {
@@ -309,17 +310,19 @@ pub(super) fn run_list<T: Target>(
 }
 
 fn not_supported(call: &FunctionCall, what: &'static str) -> Error {
-    Error::ApplyNotSupported {
+    Error::Apply(ApplyError::NotSupported {
         function: call.name().to_owned(),
         what,
-    }
+    })
 }
 
 fn require_unsafe<T: Target>(ctx: &Context<'_, T>, call: &FunctionCall) -> Result<()> {
     if ctx.options.unsafe_mode {
         Ok(())
     } else {
-        Err(Error::RequiresUnsafe(call.name().to_owned()))
+        Err(Error::Apply(ApplyError::RequiresUnsafe(
+            call.name().to_owned(),
+        )))
     }
 }
 
@@ -329,7 +332,9 @@ fn data_stream<'a, 's>(
 ) -> Result<&'a mut Stream<'s>> {
     let stream = stream.ok_or_else(|| bad_args(call, "only usable in on-resource"))?;
     if stream.consumed {
-        return Err(Error::ResourceAlreadyConsumed(call.name().to_owned()));
+        return Err(Error::Apply(ApplyError::ResourceAlreadyConsumed(
+            call.name().to_owned(),
+        )));
     }
     stream.consumed = true;
     Ok(stream)
@@ -460,7 +465,11 @@ fn run<T: Target>(
             ctx.events.info(arg_str(call, 0)?);
             0
         }
-        "error" => return Err(Error::TaskError(arg_str(call, 0)?.to_owned())),
+        "error" => {
+            return Err(Error::Apply(ApplyError::TaskError(
+                arg_str(call, 0)?.to_owned(),
+            )));
+        }
         "execute" => {
             require_unsafe(ctx, call)?;
             let command = arg_str(call, 0)?;
@@ -494,7 +503,7 @@ fn run<T: Target>(
             fat_function(ctx, call)?;
             BLOCK
         }
-        other => return Err(Error::UnknownFunction(other.to_owned())),
+        other => return Err(Error::Apply(ApplyError::UnknownFunction(other.to_owned()))),
     };
     if units > 0 {
         ctx.advance(units);
@@ -706,9 +715,11 @@ fn stream_runs<T: Target>(
     chunks: Chunks,
     on_data: &mut DataSink<'_, T>,
 ) -> Result<()> {
-    let mismatch = || Error::ApplyHashMismatch {
-        function: call.name().to_owned(),
-        resource: stream.resource.name().to_owned(),
+    let mismatch = || {
+        Error::Apply(ApplyError::HashMismatch {
+            function: call.name().to_owned(),
+            resource: stream.resource.name().to_owned(),
+        })
     };
     let expected = stream.resource.blake2b_256();
     let runs = stream.resource.length_runs();

@@ -12,7 +12,7 @@ use crate::{Error, PublicKey, Result};
 const FUZZ_TARGET_SIZE: u64 = 4 << 20;
 
 /// A fixed-size in-memory target that panics when asked to touch anything outside it: the
-/// engine must refuse such accesses itself ([`Error::PastEndOfMedia`]).
+/// engine must refuse such accesses itself ([`ApplyError::PastEndOfMedia`](crate::ApplyError::PastEndOfMedia)).
 struct Bounded(MemoryTarget);
 
 impl Bounded {

@@ -11,7 +11,7 @@
 
 use super::mbr::{as_u32, num_blocks, parse_block_offset, strtoul};
 use super::target::Target;
-use crate::{Error, Gpt, Result};
+use crate::{Error, Gpt, PartitionError, Result};
 
 const BLOCK: usize = 512;
 const MAX_PARTITIONS: usize = 16;
@@ -34,7 +34,7 @@ struct Part {
 }
 
 fn err<T>(msg: String) -> Result<T> {
-    Err(Error::PartitionTable(msg))
+    Err(Error::Partition(PartitionError::Invalid(msg)))
 }
 
 /// fwup's `string_to_uuid_me`: 36 characters (more are ignored) in `8-4-4-4-12` form, the
@@ -142,7 +142,7 @@ fn cfg_to_partitions(gpt: &Gpt) -> Result<[Option<Part>; MAX_PARTITIONS]> {
 /// partition (fwup checks overlaps only here, not when writing).
 ///
 /// # Errors
-/// [`Error::PartitionTable`] with fwup's message.
+/// [`PartitionError::Invalid`](crate::PartitionError::Invalid) with fwup's message.
 pub(crate) fn verify_cfg(gpt: &Gpt) -> Result<()> {
     if gpt.guid().and_then(uuid_me).is_none() {
         return err("GPT must have a valid disk guid".to_string());
@@ -303,7 +303,7 @@ fn create(gpt: &Gpt, num_blocks: u32) -> Result<(Vec<u8>, Vec<u8>, u64)> {
 /// unknown).
 ///
 /// # Errors
-/// [`Error::PartitionTable`] for a section fwup refuses (with fwup's message), and the
+/// [`PartitionError::Invalid`](crate::PartitionError::Invalid) for a section fwup refuses (with fwup's message), and the
 /// target's write errors (a known size smaller than 34 blocks puts the backup GPT past the
 /// end, as in fwup).
 pub(crate) fn write_gpt(target: &mut dyn Target, gpt: &Gpt) -> Result<()> {

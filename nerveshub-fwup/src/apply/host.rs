@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::{Error, Result};
+use crate::{ApplyError, Error, Result};
 
 /// A sink for `path_write`/`pipe_write` data. [`HostSink::finish`] is called once all the
 /// data was written.
@@ -114,10 +114,10 @@ impl HostSink for PipeSink {
         if status.success() {
             Ok(())
         } else {
-            Err(Error::FunctionFailed {
+            Err(Error::Apply(ApplyError::FunctionFailed {
                 function: "pipe_write".to_owned(),
                 message: format!("'{}' failed ({status})", this.command),
-            })
+            }))
         }
     }
 }
@@ -135,9 +135,10 @@ impl Host for SystemHost {
     }
 
     fn open_path(&mut self, path: &str) -> Result<Box<dyn HostSink>> {
-        let file = std::fs::File::create(path).map_err(|e| Error::FunctionFailed {
+        let file = std::fs::File::create(path).map_err(|e| ApplyError::Host {
             function: "path_write".to_owned(),
-            message: format!("can't open '{path}': {e}"),
+            message: format!("can't open '{path}'"),
+            source: e,
         })?;
         Ok(Box::new(FileSink(file)))
     }
@@ -163,13 +164,23 @@ impl Host for SystemHost {
         for candidate in candidates {
             match std::fs::write(&candidate, args) {
                 Ok(()) => return Ok(()),
-                Err(e) => last = Some(e),
+                Err(e) => last = Some((candidate, e)),
             }
         }
-        Err(Error::FunctionFailed {
+        // There is always at least one candidate, so `last` is set; the error of the last
+        // one tried is the one reported.
+        let (path, source) = last.unwrap_or_else(|| {
+            (
+                PathBuf::new(),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )
+        });
+        Err(ApplyError::Host {
             function: "reboot_param".to_owned(),
-            message: last.map_or_else(|| "no path".to_owned(), |e| e.to_string()),
-        })
+            message: format!("can't write '{}'", path.display()),
+            source,
+        }
+        .into())
     }
 
     #[cfg(unix)]

@@ -11,7 +11,7 @@
 //! Integer fields are C `uint32_t`s: sums wrap as they do in fwup.
 
 use super::target::Target;
-use crate::{Error, Mbr, Result};
+use crate::{Error, Mbr, PartitionError, Result};
 
 const SECTORS_PER_HEAD: u32 = 63;
 const HEADS_PER_CYLINDER: u32 = 255;
@@ -35,21 +35,21 @@ pub(super) fn parse_block_offset(value: Option<&str>, ix: i64) -> Result<u32> {
     let s = match value {
         Some(s) if !s.is_empty() => s,
         _ => {
-            return Err(Error::PartitionTable(format!(
+            return Err(Error::Partition(PartitionError::Invalid(format!(
                 "partition {ix}'s block_offset is required"
-            )));
+            ))));
         }
     };
     let p = strtoul(s);
     if p.overflow || p.value >= u64::from(u32::MAX) {
-        return Err(Error::PartitionTable(format!(
+        return Err(Error::Partition(PartitionError::Invalid(format!(
             "partition {ix}'s block_offset must be positive and less than 2^32 - 1: '{s}'"
-        )));
+        ))));
     }
     if !p.complete {
-        return Err(Error::PartitionTable(format!(
+        return Err(Error::Partition(PartitionError::Invalid(format!(
             "error parsing partition {ix}'s block offset"
-        )));
+        ))));
     }
     // Checked just above.
     Ok(u32::try_from(p.value).unwrap_or(u32::MAX))
@@ -78,7 +78,7 @@ fn is_extended_type(t: i32) -> bool {
 }
 
 fn err<T>(msg: String) -> Result<T> {
-    Err(Error::PartitionTable(msg))
+    Err(Error::Partition(PartitionError::Invalid(msg)))
 }
 
 /// fwup's `mbr_cfg_to_partitions`: the 12 partitions and the number of logical ones.
@@ -400,7 +400,7 @@ fn encode_osip(osip: &Osip, out: &mut [u8]) {
 /// their EBRs) once `expand` partitions are grown as for a destination of unknown size.
 ///
 /// # Errors
-/// [`Error::PartitionTable`] with fwup's message.
+/// [`PartitionError::Invalid`](crate::PartitionError::Invalid) with fwup's message.
 pub(crate) fn verify_cfg(mbr: &Mbr) -> Result<()> {
     if mbr.bootstrap_code().is_some_and(|hex| hex.len() != 440 * 2) {
         return err("bootstrap-code should be exactly 440 bytes".to_string());
@@ -490,7 +490,7 @@ pub(super) fn num_blocks(target: &dyn Target) -> u32 {
 /// `mbr_write(mbr)`: writes the MBR at block 0 and one EBR per logical partition.
 ///
 /// # Errors
-/// [`Error::PartitionTable`] for a section fwup refuses (with fwup's message) or whose
+/// [`PartitionError::Invalid`](crate::PartitionError::Invalid) for a section fwup refuses (with fwup's message) or whose
 /// partitions overlap after `expand`, and the target's write errors.
 pub(crate) fn write_mbr(target: &mut dyn Target, mbr: &Mbr) -> Result<()> {
     let blocks = create(mbr, num_blocks(target))?;

@@ -12,12 +12,12 @@ use super::host::Host;
 use super::partitions;
 use super::target::Target;
 use crate::metaconf::{FunctionCall, MetaConf, Task};
-use crate::{Error, Result};
+use crate::{ApplyError, Error, Result};
 
 /// Whether every requirement of `task` holds.
 ///
 /// # Errors
-/// Only [`Error::ApplyNotSupported`] for requirements this version cannot evaluate (none
+/// Only [`ApplyError::NotSupported`](crate::ApplyError::NotSupported) for requirements this version cannot evaluate (none
 /// at the moment); every other failure means "does not hold".
 pub(super) fn task_applies<T: Target>(
     task: &Task,
@@ -36,7 +36,7 @@ pub(super) fn task_applies<T: Target>(
         match holds(requirement, meta, options, cache, host) {
             Ok(true) => {}
             Ok(false) => return Ok(false),
-            Err(err @ Error::ApplyNotSupported { .. }) => return Err(err),
+            Err(err @ Error::Apply(ApplyError::NotSupported { .. })) => return Err(err),
             Err(_) => return Ok(false),
         }
     }
@@ -44,22 +44,23 @@ pub(super) fn task_applies<T: Target>(
 }
 
 fn arg(call: &FunctionCall, index: usize) -> Result<&str> {
-    call.args()
-        .get(index)
-        .map(String::as_str)
-        .ok_or_else(|| Error::FunctionFailed {
+    call.args().get(index).map(String::as_str).ok_or_else(|| {
+        Error::Apply(ApplyError::FunctionFailed {
             function: call.name().to_owned(),
             message: "missing argument".to_owned(),
         })
+    })
 }
 
 fn arg_u64(call: &FunctionCall, index: usize) -> Result<u64> {
     let text = arg(call, index)?;
     parse_int(text)
         .and_then(|v| u64::try_from(v).ok())
-        .ok_or_else(|| Error::FunctionFailed {
-            function: call.name().to_owned(),
-            message: format!("invalid number '{text}'"),
+        .ok_or_else(|| {
+            Error::Apply(ApplyError::FunctionFailed {
+                function: call.name().to_owned(),
+                message: format!("invalid number '{text}'"),
+            })
         })
 }
 
@@ -100,13 +101,12 @@ fn holds<T: Target>(
             options.unsafe_mode && !command.is_empty() && host.execute(command)?
         }
         "require-fat-file-exists" | "require-fat-file-match" => {
-            let base =
-                arg_u64(call, 0)?
-                    .checked_mul(BLOCK)
-                    .ok_or_else(|| Error::FunctionFailed {
-                        function: call.name().to_owned(),
-                        message: "invalid block offset".to_owned(),
-                    })?;
+            let base = arg_u64(call, 0)?.checked_mul(BLOCK).ok_or_else(|| {
+                Error::Apply(ApplyError::FunctionFailed {
+                    function: call.name().to_owned(),
+                    message: "invalid block offset".to_owned(),
+                })
+            })?;
             let mut vol = super::fat::Volume::mount(cache, base)?;
             let path = arg(call, 1)?;
             match vol.stat(path)? {

@@ -5,7 +5,7 @@
 //! between the functions of a task and the real destination, so code that only sees a
 //! `dyn Target` reads back what it wrote earlier in the same apply.
 
-use crate::{Error, Result};
+use crate::{ApplyError, Error, Result};
 
 /// Where an apply writes: an image file, a block device, or memory. Offsets in bytes.
 ///
@@ -73,12 +73,14 @@ impl MemoryTarget {
     /// A target of exactly `size` bytes, initially zero, that refuses accesses past its end.
     ///
     /// # Errors
-    /// [`Error::PastEndOfMedia`] when `size` does not fit in memory on this platform.
+    /// [`ApplyError::PastEndOfMedia`](crate::ApplyError::PastEndOfMedia) when `size` does not fit in memory on this platform.
     pub fn with_size(size: u64) -> Result<Self> {
-        let len = usize::try_from(size).map_err(|_| Error::PastEndOfMedia {
-            offset: 0,
-            len: size,
-            size: 0,
+        let len = usize::try_from(size).map_err(|_| {
+            Error::Apply(ApplyError::PastEndOfMedia {
+                offset: 0,
+                len: size,
+                size: 0,
+            })
         })?;
         Ok(Self {
             data: vec![0; len],
@@ -107,10 +109,12 @@ impl MemoryTarget {
     fn range(&self, offset: u64, len: usize) -> Result<(usize, usize)> {
         let len64 = len as u64;
         let end = offset.checked_add(len64);
-        let past = |size: u64| Error::PastEndOfMedia {
-            offset,
-            len: len64,
-            size,
+        let past = |size: u64| {
+            Error::Apply(ApplyError::PastEndOfMedia {
+                offset,
+                len: len64,
+                size,
+            })
         };
         match (end, self.fixed_size) {
             (Some(end), Some(size)) if end <= size => {}
@@ -528,7 +532,11 @@ impl FileTarget {
         if let Some(size) = self.size
             && offset.checked_add(len).is_none_or(|end| end > size)
         {
-            return Err(Error::PastEndOfMedia { offset, len, size });
+            return Err(Error::Apply(ApplyError::PastEndOfMedia {
+                offset,
+                len,
+                size,
+            }));
         }
         Ok(())
     }

@@ -18,7 +18,7 @@
 //! `nerves_fw_*` variables.
 
 use super::target::Target;
-use crate::{Error, Result, UbootEnvironment};
+use crate::{Error, Result, UbootEnvError, UbootEnvironment};
 
 /// fwup's block size.
 const BLOCK_SIZE: u64 = 512;
@@ -166,16 +166,16 @@ fn data_offset(redundant: bool) -> usize {
 fn decode(bytes: &[u8], redundant: bool, block: u64) -> Result<UbootEnv> {
     let start = data_offset(redundant);
     let (Some(crc), Some(data)) = (bytes.get(..4), bytes.get(start..)) else {
-        return Err(Error::UbootEnvInvalid);
+        return Err(Error::UbootEnv(UbootEnvError::Invalid));
     };
     let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
     let actual = crc32fast::hash(data);
     if expected != actual {
-        return Err(Error::UbootEnvCrc {
+        return Err(Error::UbootEnv(UbootEnvError::Crc {
             block,
             expected,
             actual,
-        });
+        }));
     }
 
     let mut env = UbootEnv::new();
@@ -191,11 +191,11 @@ fn decode(bytes: &[u8], redundant: bool, block: u64) -> Result<UbootEnv> {
             .position(|&b| b == b'=' || b == 0)
             .map(|i| i + 1);
         let Some(eq) = eq.filter(|&i| rest[i] == b'=') else {
-            return Err(Error::UbootEnvInvalid);
+            return Err(Error::UbootEnv(UbootEnvError::Invalid));
         };
         let after = &rest[eq + 1..];
         let Some(nul) = after.iter().position(|&b| b == 0) else {
-            return Err(Error::UbootEnvInvalid);
+            return Err(Error::UbootEnv(UbootEnvError::Invalid));
         };
         env.vars.push((rest[..eq].to_vec(), after[..nul].to_vec()));
         rest = &after[nul + 1..];
@@ -207,8 +207,8 @@ fn decode(bytes: &[u8], redundant: bool, block: u64) -> Result<UbootEnv> {
 /// (`block-count × 512` bytes), `redundant` says whether it has the flag byte after the CRC.
 ///
 /// # Errors
-/// [`Error::UbootEnvCrc`] (reported for block 0) when the CRC does not match, and
-/// [`Error::UbootEnvInvalid`] when the pairs are malformed or `bytes` is shorter than the
+/// [`UbootEnvError::Crc`](crate::UbootEnvError::Crc) (reported for block 0) when the CRC does not match, and
+/// [`UbootEnvError::Invalid`](crate::UbootEnvError::Invalid) when the pairs are malformed or `bytes` is shorter than the
 /// header.
 pub fn parse_uboot_env(bytes: &[u8], redundant: bool) -> Result<UbootEnv> {
     decode(bytes, redundant, 0)
@@ -219,15 +219,15 @@ pub fn parse_uboot_env(bytes: &[u8], redundant: bool) -> Result<UbootEnv> {
 /// flag byte for a redundant one.
 ///
 /// # Errors
-/// [`Error::UbootEnvFull`] when the pairs do not fit (fwup keeps two bytes spare), and
-/// [`Error::UbootEnvConfig`] when `size` is not larger than the header or is larger than
+/// [`UbootEnvError::Full`](crate::UbootEnvError::Full) when the pairs do not fit (fwup keeps two bytes spare), and
+/// [`UbootEnvError::Config`](crate::UbootEnvError::Config) when `size` is not larger than the header or is larger than
 /// [`MAX_UBOOT_ENV_SIZE`].
 pub fn encode_uboot_env(env: &UbootEnv, size: usize, flag: Option<u8>) -> Result<Vec<u8>> {
     let start = data_offset(flag.is_some());
     if size <= start || size > MAX_UBOOT_ENV_SIZE {
-        return Err(Error::UbootEnvConfig(format!(
+        return Err(Error::UbootEnv(UbootEnvError::Config(format!(
             "invalid u-boot environment size {size}"
-        )));
+        ))));
     }
     let mut buf = vec![0xffu8; size];
     let end = size - 2;
@@ -235,7 +235,7 @@ pub fn encode_uboot_env(env: &UbootEnv, size: usize, flag: Option<u8>) -> Result
     for (name, value) in env.iter() {
         let value_end = p + name.len() + 1 + value.len();
         if value_end >= end {
-            return Err(Error::UbootEnvFull);
+            return Err(Error::UbootEnv(UbootEnvError::Full));
         }
         buf[p..p + name.len()].copy_from_slice(name);
         p += name.len();
@@ -278,20 +278,20 @@ impl UbootEnvLocation {
     /// only when it is a complete number.
     ///
     /// # Errors
-    /// [`Error::UbootEnvConfig`] for a bad block count or an offset past 2⁶⁴ bytes.
+    /// [`UbootEnvError::Config`](crate::UbootEnvError::Config) for a bad block count or an offset past 2⁶⁴ bytes.
     pub fn from_section(section: &UbootEnvironment) -> Result<Self> {
         let count = section.block_count();
         if !(1..=MAX_BLOCK_COUNT).contains(&count) {
-            return Err(Error::UbootEnvConfig(
+            return Err(Error::UbootEnv(UbootEnvError::Config(
                 "invalid u-boot environment block count".to_string(),
-            ));
+            )));
         }
         let bytes = |blocks: u64| {
             blocks.checked_mul(BLOCK_SIZE).ok_or_else(|| {
-                Error::UbootEnvConfig(format!(
+                Error::UbootEnv(UbootEnvError::Config(format!(
                     "u-boot environment '{}' block offset out of range",
                     section.name()
-                ))
+                )))
             })
         };
         let offset = bytes(section.block_offset().map_or(0, |s| strtoull(s).0))?;
@@ -309,10 +309,10 @@ impl UbootEnvLocation {
 
     fn check(&self) -> Result<()> {
         if self.size <= data_offset(true) || self.size > MAX_UBOOT_ENV_SIZE {
-            return Err(Error::UbootEnvConfig(format!(
+            return Err(Error::UbootEnv(UbootEnvError::Config(format!(
                 "invalid u-boot environment size {}",
                 self.size
-            )));
+            ))));
         }
         Ok(())
     }
@@ -333,8 +333,8 @@ fn read_copy(target: &mut dyn Target, offset: u64, size: usize) -> Result<Vec<u8
 /// remembers which copy to write next.
 ///
 /// # Errors
-/// The target's read errors, [`Error::UbootEnvCrc`] / [`Error::UbootEnvInvalid`] when no
-/// copy reads (the error of the copy tried last), [`Error::UbootEnvConfig`] for a size
+/// The target's read errors, [`UbootEnvError::Crc`](crate::UbootEnvError::Crc) / [`UbootEnvError::Invalid`](crate::UbootEnvError::Invalid) when no
+/// copy reads (the error of the copy tried last), [`UbootEnvError::Config`](crate::UbootEnvError::Config) for a size
 /// outside 6 bytes to [`MAX_UBOOT_ENV_SIZE`].
 pub fn read_uboot_env(target: &mut dyn Target, location: &UbootEnvLocation) -> Result<UbootEnv> {
     location.check()?;
@@ -379,7 +379,7 @@ pub fn read_uboot_env(target: &mut dyn Target, location: &UbootEnvLocation) -> R
 /// flag 1 when `env` was not read from a target.
 ///
 /// # Errors
-/// [`Error::UbootEnvFull`], [`Error::UbootEnvConfig`], and the target's write errors.
+/// [`UbootEnvError::Full`](crate::UbootEnvError::Full), [`UbootEnvError::Config`](crate::UbootEnvError::Config), and the target's write errors.
 pub fn write_uboot_env(
     target: &mut dyn Target,
     location: &UbootEnvLocation,
@@ -585,7 +585,7 @@ mod tests {
         t.write_at(16 * 512 + 100, &[0]).unwrap();
         assert!(matches!(
             read_env(&mut t, &s),
-            Err(Error::UbootEnvCrc { block: 16, .. })
+            Err(Error::UbootEnv(UbootEnvError::Crc { block: 16, .. }))
         ));
     }
 
@@ -660,7 +660,7 @@ mod tests {
         env.set("n", "x".repeat(504));
         assert!(matches!(
             encode_uboot_env(&env, 512, None),
-            Err(Error::UbootEnvFull)
+            Err(Error::UbootEnv(UbootEnvError::Full))
         ));
     }
 
@@ -676,7 +676,7 @@ mod tests {
         for bad in [&b"novalue\0\0"[..], b"a=unterminated", b"name"] {
             assert!(matches!(
                 parse_uboot_env(&with_crc(bad), false),
-                Err(Error::UbootEnvInvalid)
+                Err(Error::UbootEnv(UbootEnvError::Invalid))
             ));
         }
         // A leading '=' belongs to the name; values may hold '='.

@@ -26,15 +26,24 @@ use crate::metaconf::{
     Call, HookAction, Item, MetaConf, Section, Token, Value, Variables, gpt_of, mbr_of,
     parse_fwup_conf, uboot_of,
 };
-use crate::{Error, Result};
+use crate::{Error, MetaConfError, PartitionError, Result};
 
 use super::eval::eval_math;
 use super::validate::{self, Declared};
 
 fn err(line: u32, message: impl Into<String>) -> Error {
-    Error::MetaConfSyntax {
+    Error::MetaConf(MetaConfError::Syntax {
         line,
         message: message.into(),
+    })
+}
+
+/// A partition table fwup refuses, reported as libconfuse reports a bad section: at the
+/// line that closes it, with fwup's message.
+fn at_line(line: u32, e: Error) -> Error {
+    match e {
+        Error::Partition(PartitionError::Invalid(message)) => err(line, message),
+        other => other,
     }
 }
 
@@ -179,13 +188,13 @@ pub(crate) fn parse_with(
                     if let Some(dir) = working_dir {
                         read_bootstrap_code(&mut mbr, dir).map_err(|m| err(line, m))?;
                     }
-                    crate::apply::verify_mbr_cfg(&mbr).map_err(|e| err(line, e.to_string()))?;
+                    crate::apply::verify_mbr_cfg(&mbr).map_err(|e| at_line(line, e))?;
                 }
                 declared.borrow_mut().mbrs.push(title.to_owned());
             }
             ([], "gpt") => {
                 if let Some(gpt) = gpt_of(tokens, sec) {
-                    crate::apply::verify_gpt_cfg(&gpt).map_err(|e| err(line, e.to_string()))?;
+                    crate::apply::verify_gpt_cfg(&gpt).map_err(|e| at_line(line, e))?;
                 }
                 declared.borrow_mut().gpts.push(title.to_owned());
             }

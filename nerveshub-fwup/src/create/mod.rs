@@ -29,7 +29,7 @@ use blake2::digest::Digest as _;
 
 use crate::keys::PrivateKey;
 use crate::metaconf::{MetaConf, Resource, Variables, print_meta_conf};
-use crate::{Error, Result};
+use crate::{CreateError, Error, MetaConfError, Result};
 
 pub use sparse::sparse_file_supported;
 pub(crate) use zipwrite::ZipWriter;
@@ -179,10 +179,12 @@ impl PreparedFirmware {
                     let mut entry = zip.start_entry(&name, map.data_len(), None, false)?;
                     let mut buf = vec![0u8; 64 * 1024];
                     for (path, regions) in paths.iter().zip(&map.data) {
-                        let mut file = File::open(path).map_err(|_| Error::ResourceOpen {
-                            path: written.clone(),
-                            resource: r.name.clone(),
-                        })?;
+                        let mut file =
+                            File::open(path).map_err(|source| CreateError::ResourceOpen {
+                                path: written.clone(),
+                                resource: r.name.clone(),
+                                source,
+                            })?;
                         for &(offset, len) in regions {
                             file.seek(SeekFrom::Start(offset))?;
                             copy_exact(&mut file, len, &mut buf, |chunk| {
@@ -234,28 +236,30 @@ fn measure(r: &mut Resource, section_file: &Path) -> Result<Source> {
     let source = if let Some(written) = r.host_path.clone() {
         let mut map = sparse::SparseMap::default();
         let mut paths = Vec::new();
-        let open_err = || Error::ResourceOpen {
+        let open_err = |source| CreateError::ResourceOpen {
             path: written.clone(),
             resource: r.name.clone(),
+            source,
         };
         for part in written.split(';').filter(|p| !p.is_empty()) {
             let path = conf::relative_to(section_file, part);
-            let file = File::open(&path).map_err(|_| Error::ResourceOpen {
+            let file = File::open(&path).map_err(|source| CreateError::ResourceOpen {
                 path: part.to_owned(),
                 resource: r.name.clone(),
+                source,
             })?;
             map.add_file(&file, r.skip_holes)?;
             paths.push(path);
         }
         if paths.is_empty() {
-            return Err(Error::InvalidResourceName(format!(
+            return Err(Error::Create(CreateError::InvalidResource(format!(
                 "must specify a host-path for resource '{}'",
                 r.name
-            )));
+            ))));
         }
         let mut buf = vec![0u8; 64 * 1024];
         for (path, regions) in paths.iter().zip(&map.data) {
-            let mut file = File::open(path).map_err(|_| open_err())?;
+            let mut file = File::open(path).map_err(open_err)?;
             for &(offset, len) in regions {
                 file.seek(SeekFrom::Start(offset))?;
                 copy_exact(&mut file, len, &mut buf, |chunk| {
@@ -291,29 +295,29 @@ fn check_assertions(r: &Resource, written: &str, size: u64) -> Result<()> {
     let gte = r.assert_size_gte.wrapping_mul(512);
     let size_i = i64::try_from(size).unwrap_or(i64::MAX);
     if gte >= 0 && size_i < gte {
-        return Err(Error::AssertSize {
+        return Err(Error::Create(CreateError::AssertSize {
             path: written.to_owned(),
             size,
             op: ">=",
             limit: gte,
             blocks: gte / 512,
-        });
+        }));
     }
     if lte >= 0 && size_i > lte {
-        return Err(Error::AssertSize {
+        return Err(Error::Create(CreateError::AssertSize {
             path: written.to_owned(),
             size,
             op: "<=",
             limit: lte,
             blocks: lte / 512,
-        });
+        }));
     }
     Ok(())
 }
 
 /// fwup's `resource_name_to_archive_path`.
 pub(crate) fn archive_path(resource: &str) -> Result<String> {
-    let bad = |m: String| Err(Error::InvalidResourceName(m));
+    let bad = |m: String| Err(Error::Create(CreateError::InvalidResource(m)));
     if resource.len() + 6 > 1024 {
         return bad(format!("resource name '{resource}' is too long"));
     }
@@ -369,8 +373,10 @@ pub(crate) fn write_head<W: Write>(
 /// The archive is written to a temporary file in the output's directory and renamed over
 /// `output` only once it is complete, so a failure leaves nothing behind.
 pub fn create_file(config: &Path, output: &Path, options: &CreateOptions) -> Result<()> {
-    let text =
-        std::fs::read(config).map_err(|_| Error::ConfigOpen(config.display().to_string()))?;
+    let text = std::fs::read(config).map_err(|source| CreateError::ConfigOpen {
+        path: config.display().to_string(),
+        source,
+    })?;
     let prepared = PreparedFirmware::prepare(&text, config, options)
         .map_err(|e| config_error(e, &config.display().to_string()))?;
     write_atomically(output, |file| prepared.write(file, options).map(drop))
@@ -392,19 +398,23 @@ pub fn create<W: Write>(
 /// Turns a meta.conf syntax error into fwup's "Error parsing configuration file".
 fn config_error(e: Error, path: &str) -> Error {
     match e {
-        Error::MetaConfSyntax { line, message } => Error::ConfigSyntax {
-            path: path.to_owned(),
-            line,
-            message,
-        },
-        Error::RequiresNewerFwup { required, .. } => Error::ConfigSyntax {
-            path: path.to_owned(),
-            line: 0,
-            message: format!(
-                "fwup version '{required}' required. This is fwup version '{}'.",
-                crate::FWUP_VERSION
-            ),
-        },
+        Error::MetaConf(MetaConfError::Syntax { line, message }) => {
+            Error::Create(CreateError::ConfigSyntax {
+                path: path.to_owned(),
+                line,
+                message,
+            })
+        }
+        Error::MetaConf(MetaConfError::RequiresNewerFwup { required, .. }) => {
+            Error::Create(CreateError::ConfigSyntax {
+                path: path.to_owned(),
+                line: 0,
+                message: format!(
+                    "fwup version '{required}' required. This is fwup version '{}'.",
+                    crate::FWUP_VERSION
+                ),
+            })
+        }
         other => other,
     }
 }

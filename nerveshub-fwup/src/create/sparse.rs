@@ -98,10 +98,10 @@ impl SparseMap {
 /// (the bytes before it are a hole), and removes the file again.
 ///
 /// # Errors
-/// [`Error::SparseCheck`](crate::Error::SparseCheck) with fwup's message: the file cannot be created, the write
+/// [`CreateError::SparseCheck`](crate::CreateError::SparseCheck) with fwup's message: the file cannot be created, the write
 /// fails, or no hole of that size was made.
 pub fn sparse_file_supported(path: &std::path::Path, hole: i32) -> crate::Result<()> {
-    let fail = |m: String| Err(crate::Error::SparseCheck(m));
+    let fail = |m: String| Err(crate::Error::Create(crate::CreateError::SparseCheck(m)));
     let mut open = std::fs::OpenOptions::new();
     open.read(true).write(true).create(true).truncate(true);
     #[cfg(unix)]

@@ -176,9 +176,9 @@ impl MetaConf {
     ///
     /// `vars` supplies `${VAR}` values (set `FWUP_META_UUID`/`FWUP_META_NICKNAME` to the
     /// archive's UUID and nickname to match fwup). Errors:
-    /// [`Error::MetaConfSyntax`](crate::Error::MetaConfSyntax) with libconfuse's message and
-    /// line, [`Error::RequiresNewerFwup`](crate::Error::RequiresNewerFwup), and
-    /// [`Error::ReservedMetadata`](crate::Error::ReservedMetadata) when meta.conf sets
+    /// [`MetaConfError::Syntax`](crate::MetaConfError::Syntax) with libconfuse's message and
+    /// line, [`MetaConfError::RequiresNewerFwup`](crate::MetaConfError::RequiresNewerFwup), and
+    /// [`MetaConfError::ReservedMetadata`](crate::MetaConfError::ReservedMetadata) when meta.conf sets
     /// `meta-uuid`/`meta-nickname` or changes the two variables above.
     pub fn parse(text: &[u8], vars: &Variables) -> crate::Result<MetaConf> {
         let mut hook = define_hook;
@@ -197,7 +197,9 @@ impl MetaConf {
         }
         let changed = |name: &str| doc.vars.get(name) != vars.get(name);
         if parsed.sets_reserved_metadata || changed(META_UUID_VAR) || changed(META_NICKNAME_VAR) {
-            return Err(crate::Error::ReservedMetadata);
+            return Err(crate::Error::MetaConf(
+                crate::MetaConfError::ReservedMetadata,
+            ));
         }
         Ok(MetaConf {
             metadata: parsed.metadata,

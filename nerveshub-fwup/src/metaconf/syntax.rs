@@ -151,10 +151,10 @@ pub(crate) type SectionHook<'h> =
 
 /// Builds a syntax error.
 pub(crate) fn syntax_error(line: u32, message: impl Into<String>) -> crate::Error {
-    crate::Error::MetaConfSyntax {
+    crate::Error::MetaConf(crate::MetaConfError::Syntax {
         line,
         message: message.into(),
-    }
+    })
 }
 
 struct Parser<'a, 'r, 'h> {

@@ -10,7 +10,7 @@ use super::{
     SIG_CENTRAL, SIG_DATA_DESCRIPTOR, SIG_DIGITAL_SIGNATURE, SIG_EOCD, SIG_LOCAL, SIG_ZIP64_EOCD,
     le32, le64,
 };
-use crate::{Error, Result};
+use crate::{Error, Result, ZipError};
 
 /// Look-ahead needed to recognise a data descriptor: signature, CRC-32, two 64-bit sizes, and
 /// the signature of the record after it.
@@ -147,10 +147,10 @@ impl EntryData {
     /// The error once more than `output_limit` bytes came out.
     fn check_limit(&self) -> Result<()> {
         match self.output_limit {
-            Some(limit) if self.produced > limit => Err(Error::InflateLimit {
+            Some(limit) if self.produced > limit => Err(Error::Zip(ZipError::InflateLimit {
                 entry: self.name.clone(),
                 limit,
-            }),
+            })),
             _ => Ok(()),
         }
     }
@@ -175,10 +175,10 @@ impl EntryData {
         let buf = &mut buf[..cap];
         if buf.is_empty() {
             // Only reached with a limit of u64::MAX bytes already produced.
-            return Err(Error::InflateLimit {
+            return Err(Error::Zip(ZipError::InflateLimit {
                 entry: self.name.clone(),
                 limit: self.output_limit.unwrap_or(u64::MAX),
-            });
+            }));
         }
         let n = self.read_mode(input, inflater, buf)?;
         self.check_limit()?;
@@ -201,10 +201,10 @@ impl EntryData {
                 let limit = *input_remaining;
                 self.read_deflate(input, inflater, buf, limit)
             }
-            Mode::Unsupported { feature, .. } => Err(Error::UnsupportedZip {
+            Mode::Unsupported { feature, .. } => Err(Error::Zip(ZipError::Unsupported {
                 entry: self.name.clone(),
                 feature: feature.clone(),
-            }),
+            })),
         }
     }
 
@@ -221,15 +221,15 @@ impl EntryData {
         }
         if let Mode::Unsupported { skip, feature } = &self.mode {
             let Some(size) = *skip else {
-                return Err(Error::UnsupportedZip {
+                return Err(Error::Zip(ZipError::Unsupported {
                     entry: self.name.clone(),
                     feature: format!("{feature} with its size in a data descriptor"),
-                });
+                }));
             };
             if input.skip(size)? < size {
-                return Err(Error::Truncated {
+                return Err(Error::Zip(ZipError::Truncated {
                     context: "entry data",
-                });
+                }));
             }
             self.done = true;
             return Ok(());
@@ -246,9 +246,9 @@ impl EntryData {
         {
             let left = *left;
             if input.skip(left)? < left {
-                return Err(Error::Truncated {
+                return Err(Error::Zip(ZipError::Truncated {
                     context: "entry data",
-                });
+                }));
             }
             self.done = true;
             return Ok(());
@@ -282,9 +282,9 @@ impl EntryData {
             n
         };
         if n == 0 {
-            return Err(Error::Truncated {
+            return Err(Error::Zip(ZipError::Truncated {
                 context: "entry data",
-            });
+            }));
         }
         self.crc.update(&buf[..n]);
         self.compressed_read += n as u64;
@@ -346,9 +346,9 @@ impl EntryData {
                         // The compressed size is used up but the deflate stream goes on.
                         return Err(self.decompress_error());
                     }
-                    return Err(Error::Truncated {
+                    return Err(Error::Zip(ZipError::Truncated {
                         context: "entry data",
-                    });
+                    }));
                 }
                 stalls += 1;
                 if stalls > 4 {
@@ -363,9 +363,9 @@ impl EntryData {
     fn read_scan<R: Read>(&mut self, input: &mut InBuf<R>, buf: &mut [u8]) -> Result<usize> {
         let n = input.fill_to(DESCRIPTOR_LOOKAHEAD)?;
         if n == 0 {
-            return Err(Error::Truncated {
+            return Err(Error::Zip(ZipError::Truncated {
                 context: "stored entry data (no data descriptor found)",
-            });
+            }));
         }
         let ended = input.input_ended();
         let avail = input.available();
@@ -471,29 +471,29 @@ impl EntryData {
             if let Some(expected) = crc
                 && expected != actual_crc
             {
-                return Err(Error::BadCrc {
+                return Err(Error::Zip(ZipError::BadCrc {
                     entry: self.name.clone(),
                     expected,
                     actual: actual_crc,
-                });
+                }));
             }
         }
         for (_, compressed, uncompressed) in claims {
             if let Some(expected) = compressed
                 && expected != self.compressed_read
             {
-                return Err(Error::MalformedZip(format!(
+                return Err(Error::Zip(ZipError::Malformed(format!(
                     "'{}': compressed size is {} bytes, headers say {expected}",
                     self.name, self.compressed_read
-                )));
+                ))));
             }
             if let Some(expected) = uncompressed
                 && expected != self.produced
             {
-                return Err(Error::MalformedZip(format!(
+                return Err(Error::Zip(ZipError::Malformed(format!(
                     "'{}': uncompressed size is {} bytes, headers say {expected}",
                     self.name, self.produced
-                )));
+                ))));
             }
         }
         Ok(())
@@ -514,9 +514,9 @@ impl EntryData {
             0
         };
         if n < off + 12 {
-            return Err(Error::Truncated {
+            return Err(Error::Zip(ZipError::Truncated {
                 context: "data descriptor",
-            });
+            }));
         }
         let (c, u) = (self.compressed_read, self.produced);
         let fits64 = n >= off + 20;
@@ -565,9 +565,9 @@ impl EntryData {
     }
 
     fn decompress_error(&self) -> Error {
-        Error::Decompress {
+        Error::Zip(ZipError::Decompress {
             entry: self.name.clone(),
-        }
+        })
     }
 }
 

@@ -189,7 +189,9 @@ pub(crate) fn le64(bytes: &[u8], at: usize) -> u64 {
 /// The entry name: lossy UTF-8 of at most [`MAX_NAME_LEN`] bytes.
 pub(crate) fn decode_name(raw: &[u8]) -> crate::Result<String> {
     if raw.len() > MAX_NAME_LEN {
-        return Err(crate::Error::EntryNameTooLong { len: raw.len() });
+        return Err(crate::Error::Zip(crate::ZipError::EntryNameTooLong {
+            len: raw.len(),
+        }));
     }
     Ok(String::from_utf8_lossy(raw).into_owned())
 }

@@ -11,7 +11,7 @@ use super::{
     INPUT_BUFFER_SIZE, MAX_NAME_LEN, SIG_CENTRAL, SIG_EOCD, SIG_LOCAL, SIG_ZIP64_EOCD,
     SIG_ZIP64_LOCATOR, Zip64Fields, decode_name, dos_to_unix, le16, le32, le64, parse_extras,
 };
-use crate::{Error, Result};
+use crate::{Error, Result, ZipError};
 
 /// Size of the end of central directory record without its comment.
 const EOCD_LEN: u64 = 22;
@@ -58,10 +58,10 @@ pub(crate) struct ZipSeekReader<R: Read + Seek> {
 impl<R: Read + Seek> ZipSeekReader<R> {
     /// Read the central directory of `inner`.
     ///
-    /// Errors: [`Error::NotAZip`] when there is no end record and the input does not start
-    /// with a local header, [`Error::MissingEndOfCentralDirectory`] when it does,
-    /// [`Error::MalformedZip`] for inconsistent records, [`Error::UnsupportedZip`] for
-    /// multi-disk archives, [`Error::EntryNameTooLong`], [`Error::Io`].
+    /// Errors: [`ZipError::NotAZip`](crate::ZipError::NotAZip) when there is no end record and the input does not start
+    /// with a local header, [`ZipError::MissingEndOfCentralDirectory`](crate::ZipError::MissingEndOfCentralDirectory) when it does,
+    /// [`ZipError::Malformed`](crate::ZipError::Malformed) for inconsistent records, [`ZipError::Unsupported`](crate::ZipError::Unsupported) for
+    /// multi-disk archives, [`ZipError::EntryNameTooLong`](crate::ZipError::EntryNameTooLong), [`Error::Io`].
     pub(crate) fn new(mut inner: R) -> Result<Self> {
         let len = inner.seek(SeekFrom::End(0))?;
         let Some(eocd_pos) = find_eocd(&mut inner, len)? else {
@@ -107,10 +107,10 @@ impl<R: Read + Seek> ZipSeekReader<R> {
             }
         }
         if disk != 0 || cd_disk != 0 {
-            return Err(Error::UnsupportedZip {
+            return Err(Error::Zip(ZipError::Unsupported {
                 entry: "(archive)".into(),
                 feature: "multi-disk archive".into(),
-            });
+            }));
         }
         if cd_offset
             .checked_add(cd_size)
@@ -148,9 +148,9 @@ impl<R: Read + Seek> ZipSeekReader<R> {
     /// The returned [`ZipEntryReader`] has `read_checked` (errors as [`Error`]) and
     /// implements `io::Read` (errors as `io::Error` wrapping the [`Error`]; recover it with
     /// [`super::io_error_into_crate`]). Errors here: index out of range ([`Error::Io`] of kind
-    /// `InvalidInput`), encrypted entries and unknown methods ([`Error::UnsupportedZip`]),
+    /// `InvalidInput`), encrypted entries and unknown methods ([`ZipError::Unsupported`](crate::ZipError::Unsupported)),
     /// a missing local header or data running into the central directory
-    /// ([`Error::MalformedZip`]).
+    /// ([`ZipError::Malformed`](crate::ZipError::Malformed)).
     pub(crate) fn open(&mut self, index: usize) -> Result<ZipEntryReader<'_, R>> {
         let (Some(info), Some(meta)) = (self.entries.get(index), self.meta.get(index)) else {
             return Err(Error::Io(io::Error::new(
@@ -160,10 +160,10 @@ impl<R: Read + Seek> ZipSeekReader<R> {
         };
         let meta = *meta;
         if meta.flags & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION | FLAG_MASKED_HEADERS) != 0 {
-            return Err(Error::UnsupportedZip {
+            return Err(Error::Zip(ZipError::Unsupported {
                 entry: info.name.clone(),
                 feature: "encryption".into(),
-            });
+            }));
         }
         let mode = match info.method {
             CompressionMethod::Stored => Mode::Stored {
@@ -173,10 +173,10 @@ impl<R: Read + Seek> ZipSeekReader<R> {
                 input_remaining: Some(meta.compressed),
             },
             CompressionMethod::Other(m) => {
-                return Err(Error::UnsupportedZip {
+                return Err(Error::Zip(ZipError::Unsupported {
                     entry: info.name.clone(),
                     feature: format!("compression method {m}"),
-                });
+                }));
             }
         };
         let name = info.name.clone();
@@ -262,9 +262,9 @@ fn classify_without_eocd<R: Read + Seek>(inner: &mut R) -> Result<Error> {
         }
     }
     Ok(if got == 4 && le32(&head, 0) == SIG_LOCAL {
-        Error::MissingEndOfCentralDirectory
+        Error::Zip(ZipError::MissingEndOfCentralDirectory)
     } else {
-        Error::NotAZip
+        Error::Zip(ZipError::NotAZip)
     })
 }
 
@@ -301,7 +301,7 @@ fn read_central_directory<R: Read>(
         let comment_len = u64::from(le16(&fixed, 32));
         let mut local_offset = u64::from(le32(&fixed, 42));
         if name_len > MAX_NAME_LEN {
-            return Err(Error::EntryNameTooLong { len: name_len });
+            return Err(Error::Zip(ZipError::EntryNameTooLong { len: name_len }));
         }
         read_exact_or(&mut r, &mut name[..name_len], short)?;
         read_exact_or(&mut r, &mut extra[..extra_len], short)?;
@@ -351,7 +351,7 @@ fn read_exact_or<R: Read>(r: &mut R, buf: &mut [u8], err: impl Fn() -> Error) ->
 }
 
 fn malformed(what: &str) -> Error {
-    Error::MalformedZip(what.to_owned())
+    Error::Zip(ZipError::Malformed(what.to_owned()))
 }
 
 /// The decompressed data of one entry of a [`ZipSeekReader`].
@@ -369,8 +369,8 @@ pub(crate) struct ZipEntryReader<'a, R: Read> {
 
 impl<R: Read> ZipEntryReader<'_, R> {
     /// Decompressed data; `Ok(0)` at the end, after the CRC-32 and sizes were checked
-    /// ([`Error::BadCrc`], [`Error::MalformedZip`], [`Error::Decompress`],
-    /// [`Error::Truncated`]).
+    /// ([`ZipError::BadCrc`](crate::ZipError::BadCrc), [`ZipError::Malformed`](crate::ZipError::Malformed), [`ZipError::Decompress`](crate::ZipError::Decompress),
+    /// [`ZipError::Truncated`](crate::ZipError::Truncated)).
     pub(crate) fn read_checked(&mut self, buf: &mut [u8]) -> Result<usize> {
         if self.failed {
             return Err(malformed("the entry cannot be read past an earlier error"));

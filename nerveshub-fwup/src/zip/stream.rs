@@ -12,7 +12,7 @@ use super::{
     SIG_EOCD, SIG_LOCAL, SIG_ZIP64_EOCD, SIG_ZIP64_LOCATOR, Zip64Fields, decode_name, dos_to_unix,
     le16, le32, le64, parse_extras,
 };
-use crate::{Error, Result};
+use crate::{Error, Result, ZipError};
 
 /// Size of the fixed part of a local file header.
 const LOCAL_HEADER_LEN: usize = 30;
@@ -42,7 +42,7 @@ enum State {
 ///
 /// Input is read through a fixed 256 KiB buffer; deflated data is inflated straight into the
 /// caller's buffer. Memory use does not depend on the archive. After any error the reader is
-/// unusable: further calls return [`Error::MalformedZip`].
+/// unusable: further calls return [`ZipError::Malformed`](crate::ZipError::Malformed).
 #[derive(Debug)]
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct ZipStreamReader<R: Read> {
@@ -76,8 +76,8 @@ impl<R: Read> ZipStreamReader<R> {
     /// the input ends cleanly after an entry ([`finish`](Self::finish) then reports the
     /// missing end record). An empty archive (only an end record) gives `Ok(None)` at once.
     /// The first call on input that is empty or does not start with a ZIP record gives
-    /// [`Error::NotAZip`]; input ending inside a header gives [`Error::Truncated`]. Encrypted
-    /// entries are refused here ([`Error::UnsupportedZip`]); entries of an unknown method are
+    /// [`ZipError::NotAZip`](crate::ZipError::NotAZip); input ending inside a header gives [`ZipError::Truncated`](crate::ZipError::Truncated). Encrypted
+    /// entries are refused here ([`ZipError::Unsupported`](crate::ZipError::Unsupported)); entries of an unknown method are
     /// listed and refused when read.
     pub(crate) fn next_entry(&mut self) -> Result<Option<EntryInfo>> {
         match self.state {
@@ -94,9 +94,9 @@ impl<R: Read> ZipStreamReader<R> {
 
     /// Decompressed data of the current entry; `Ok(0)` at its end (and when `buf` is empty or
     /// there is no current entry). At the end the CRC-32 and the sizes are checked against the
-    /// local header / data descriptor ([`Error::BadCrc`], [`Error::MalformedZip`]); a corrupt
-    /// deflate stream gives [`Error::Decompress`], input ending early [`Error::Truncated`].
-    /// An entry of an unknown method gives [`Error::UnsupportedZip`] and leaves the reader
+    /// local header / data descriptor ([`ZipError::BadCrc`](crate::ZipError::BadCrc), [`ZipError::Malformed`](crate::ZipError::Malformed)); a corrupt
+    /// deflate stream gives [`ZipError::Decompress`](crate::ZipError::Decompress), input ending early [`ZipError::Truncated`](crate::ZipError::Truncated).
+    /// An entry of an unknown method gives [`ZipError::Unsupported`](crate::ZipError::Unsupported) and leaves the reader
     /// usable (`next_entry` skips it when its size is known); any other error makes it
     /// unusable.
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
@@ -113,7 +113,7 @@ impl<R: Read> ZipStreamReader<R> {
         }
         // An entry of an unknown method can still be skipped: the walk may go on.
         if let Err(e) = &result
-            && !matches!(e, Error::UnsupportedZip { .. })
+            && !matches!(e, Error::Zip(ZipError::Unsupported { .. }))
         {
             self.state = State::Failed;
         }
@@ -128,7 +128,7 @@ impl<R: Read> ZipStreamReader<R> {
 
     /// After [`next_entry`](Self::next_entry) returned `None`, check that a central directory
     /// and an end of central directory record follow. Without them fwup/libarchive fail with
-    /// "Truncated ZIP end-of-file record": [`Error::MissingEndOfCentralDirectory`]. The
+    /// "Truncated ZIP end-of-file record": [`ZipError::MissingEndOfCentralDirectory`](crate::ZipError::MissingEndOfCentralDirectory). The
     /// records are walked and bound-checked, not compared with the local headers. Called
     /// earlier, it first walks (and checks) the remaining entries.
     pub(crate) fn finish(mut self) -> Result<()> {
@@ -139,13 +139,13 @@ impl<R: Read> ZipStreamReader<R> {
         }
         match self.state {
             State::Failed => Err(failed()),
-            State::AtEof => Err(Error::MissingEndOfCentralDirectory),
+            State::AtEof => Err(Error::Zip(ZipError::MissingEndOfCentralDirectory)),
             _ => self.walk_central_directory(),
         }
     }
 
     /// Bounds what the entries after the current one may inflate to, together, at `limit`
-    /// bytes: past it reading fails with [`Error::InflateLimit`], having inflated at most one
+    /// bytes: past it reading fails with [`ZipError::InflateLimit`](crate::ZipError::InflateLimit), having inflated at most one
     /// byte more. Entries skipped unread inflate nothing when their compressed size is known.
     pub(crate) fn set_inflate_budget(&mut self, limit: u64) {
         self.budget_left = Some(limit);
@@ -178,18 +178,18 @@ impl<R: Read> ZipStreamReader<R> {
         let n = self.input.fill_to(4)?;
         if n == 0 {
             if first {
-                return Err(Error::NotAZip);
+                return Err(Error::Zip(ZipError::NotAZip));
             }
             self.state = State::AtEof;
             return Ok(None);
         }
         if n < 4 {
             return Err(if first {
-                Error::NotAZip
+                Error::Zip(ZipError::NotAZip)
             } else {
-                Error::Truncated {
+                Error::Zip(ZipError::Truncated {
                     context: "local file header",
-                }
+                })
             });
         }
         match le32(self.input.available(), 0) {
@@ -198,12 +198,12 @@ impl<R: Read> ZipStreamReader<R> {
                 self.state = State::AtCentralDirectory;
                 return Ok(None);
             }
-            _ if first => return Err(Error::NotAZip),
+            _ if first => return Err(Error::Zip(ZipError::NotAZip)),
             sig => {
-                return Err(Error::MalformedZip(format!(
+                return Err(Error::Zip(ZipError::Malformed(format!(
                     "unexpected signature 0x{sig:08x} at offset {}",
                     self.input.position()
-                )));
+                ))));
             }
         }
         self.state = State::Entries;
@@ -218,9 +218,9 @@ impl<R: Read> ZipStreamReader<R> {
     /// Parse the local file header at the input position (its signature is checked) and
     /// consume it. The whole header always fits in the input buffer.
     fn read_local_header(&mut self) -> Result<(EntryInfo, EntryData)> {
-        let truncated = Error::Truncated {
+        let truncated = Error::Zip(ZipError::Truncated {
             context: "local file header",
-        };
+        });
         if self.input.fill_to(LOCAL_HEADER_LEN)? < LOCAL_HEADER_LEN {
             return Err(truncated);
         }
@@ -234,7 +234,7 @@ impl<R: Read> ZipStreamReader<R> {
         let name_len = usize::from(le16(a, 26));
         let extra_len = usize::from(le16(a, 28));
         if name_len > MAX_NAME_LEN {
-            return Err(Error::EntryNameTooLong { len: name_len });
+            return Err(Error::Zip(ZipError::EntryNameTooLong { len: name_len }));
         }
         let total = LOCAL_HEADER_LEN + name_len + extra_len;
         if self.input.fill_to(total)? < total {
@@ -255,10 +255,10 @@ impl<R: Read> ZipStreamReader<R> {
         self.input.consume(total);
 
         if flags & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION | FLAG_MASKED_HEADERS) != 0 {
-            return Err(Error::UnsupportedZip {
+            return Err(Error::Zip(ZipError::Unsupported {
                 entry: name,
                 feature: "encryption".into(),
-            });
+            }));
         }
         let bit3 = flags & FLAG_DATA_DESCRIPTOR != 0;
         // With bit 3 a zero (or an unresolved 0xFFFFFFFF) means "in the data descriptor".
@@ -329,9 +329,9 @@ impl<R: Read> ZipStreamReader<R> {
                     let a = self.need(56)?;
                     let rest = le64(a, 4);
                     if rest < 44 {
-                        return Err(Error::MalformedZip(
+                        return Err(Error::Zip(ZipError::Malformed(
                             "zip64 end of central directory record too short".into(),
-                        ));
+                        )));
                     }
                     self.input.consume(12);
                     self.skip_or_missing(rest)?;
@@ -349,34 +349,34 @@ impl<R: Read> ZipStreamReader<R> {
                         && cd_offset != u32::MAX
                         && u64::from(cd_offset) + u64::from(cd_size) > eocd_at
                     {
-                        return Err(Error::MalformedZip(format!(
+                        return Err(Error::Zip(ZipError::Malformed(format!(
                             "central directory ({cd_size} bytes at offset {cd_offset}) extends past its end record at {eocd_at}"
-                        )));
+                        ))));
                     }
                     self.input.consume(EOCD_LEN);
                     return Ok(());
                 }
                 sig => {
-                    return Err(Error::MalformedZip(format!(
+                    return Err(Error::Zip(ZipError::Malformed(format!(
                         "unexpected signature 0x{sig:08x} in the central directory at offset {}",
                         self.input.position()
-                    )));
+                    ))));
                 }
             }
         }
     }
 
-    /// At least `n` bytes of look-ahead, or [`Error::MissingEndOfCentralDirectory`].
+    /// At least `n` bytes of look-ahead, or [`ZipError::MissingEndOfCentralDirectory`](crate::ZipError::MissingEndOfCentralDirectory).
     fn need(&mut self, n: usize) -> Result<&[u8]> {
         if self.input.fill_to(n)? < n {
-            return Err(Error::MissingEndOfCentralDirectory);
+            return Err(Error::Zip(ZipError::MissingEndOfCentralDirectory));
         }
         Ok(self.input.available())
     }
 
     fn skip_or_missing(&mut self, n: u64) -> Result<()> {
         if self.input.skip(n)? < n {
-            return Err(Error::MissingEndOfCentralDirectory);
+            return Err(Error::Zip(ZipError::MissingEndOfCentralDirectory));
         }
         Ok(())
     }
@@ -384,7 +384,9 @@ impl<R: Read> ZipStreamReader<R> {
 
 /// The error returned by every call after a failed one.
 fn failed() -> Error {
-    Error::MalformedZip("the archive cannot be read past an earlier error".into())
+    Error::Zip(ZipError::Malformed(
+        "the archive cannot be read past an earlier error".into(),
+    ))
 }
 
 /// The current entry of a [`ZipStreamReader`] as an `io::Read`; see

@@ -561,13 +561,13 @@ fn new_firmware(row: &FirmwareRow) -> NewFirmware<'_> {
 
 /// A verification failure as the uploader sees it.
 fn verify_error(e: nerveshub_fwup::Error) -> ApiError {
-    use nerveshub_fwup::Error;
+    use nerveshub_fwup::{Error, SignatureError};
     match e {
-        Error::MissingSignature => ApiError::invalid(
+        Error::Signature(SignatureError::Missing) => ApiError::invalid(
             "firmware",
             "invalid_signature: the firmware is not signed; sign it with one of the org's keys (fwup -S)",
         ),
-        Error::BadSignature => ApiError::invalid(
+        Error::Signature(SignatureError::Bad) => ApiError::invalid(
             "firmware",
             "invalid_signature: the firmware's signature matches none of the org's signing keys",
         ),

@@ -299,7 +299,7 @@ fn run(options: &Options, out: &mut Output, progress_shown: &mut bool) -> Result
     nerveshub_fwup::apply::apply(input, &mut target, &apply_options, &mut events).map_err(fail)?;
     target
         .sync()
-        .map_err(|err| Failure::message(err.to_string()))?;
+        .map_err(|err| Failure::message(crate::wording(&err)))?;
     for (start, end) in target.trim_failures() {
         events.info(&format!(
             "BLKDISCARD (TRIM command) failed on range {start} to {end} (ignoring)"

@@ -4,7 +4,9 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use nerveshub_fwup::{CreateOptions, CreationTime, Error, PrivateKey, Variables};
+use nerveshub_fwup::{
+    CreateError, CreateOptions, CreationTime, Error, MetaConfError, PrivateKey, Variables,
+};
 
 use crate::args::{Mode, Options};
 use crate::output::Output;
@@ -66,16 +68,16 @@ fn signing_key(options: &Options) -> Result<Option<PrivateKey>, Failure> {
     })?;
     PrivateKey::from_file_contents(&contents, path)
         .map(Some)
-        .map_err(|e| fail(e.to_string()))
+        .map_err(|e| fail(crate::wording(&e)))
 }
 
 fn library_failure(err: Error) -> Failure {
     match err {
-        Error::ConfigSyntax {
+        Error::Create(CreateError::ConfigSyntax {
             path,
             line,
             message,
-        } => (
+        }) => (
             format!("Error parsing configuration file '{path}'"),
             Some(if line == 0 {
                 format!("{path}: {message}")
@@ -83,7 +85,7 @@ fn library_failure(err: Error) -> Failure {
                 format!("{path}:{line}: {message}")
             }),
         ),
-        other => fail(other.to_string()),
+        other => fail(crate::wording(&other)),
     }
 }
 
@@ -132,7 +134,7 @@ fn create(options: &Options, out: &mut Output) -> Result<(), Failure> {
         let prepared =
             nerveshub_fwup::PreparedFirmware::prepare(&text, config_path, &create_options)
                 .map_err(|e| match e {
-                    Error::MetaConfSyntax { line, message } => (
+                    Error::MetaConf(MetaConfError::Syntax { line, message }) => (
                         "Error parsing configuration from stdin".to_owned(),
                         Some(format!("-:{line}: {message}")),
                     ),
@@ -190,7 +192,7 @@ fn gen_keys(options: &Options, out: &mut Output) -> Result<(), Failure> {
         .unwrap_or_else(|| "fwup-key".to_owned());
     let pub_path = format!("{prefix}.pub");
     let priv_path = format!("{prefix}.priv");
-    let key = PrivateKey::generate().map_err(|e| fail(e.to_string()))?;
+    let key = PrivateKey::generate().map_err(|e| fail(crate::wording(&e)))?;
     save_key(&pub_path, key.public_key().to_base64().as_bytes())?;
     save_key(&priv_path, key.to_base64().as_bytes())?;
     let base = |p: &str| {

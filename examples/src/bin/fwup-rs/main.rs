@@ -18,7 +18,8 @@ use std::io::{self, Read};
 use std::process::ExitCode;
 
 use nerveshub_fwup::{
-    ArchiveReader, Error, FWUP_VERSION, MAX_PUBLIC_KEYS, PublicKey, SignatureStatus, Variables,
+    ApplyError, ArchiveError, ArchiveReader, Error, FWUP_VERSION, MAX_PUBLIC_KEYS, MetaConfError,
+    PublicKey, SignatureStatus, Variables,
 };
 
 use args::{Mode, Options};
@@ -146,22 +147,35 @@ impl Failure {
     /// fwup's wording for a library error in the given mode.
     fn from_error(err: Error, mode: Mode, input: &str) -> Self {
         match err {
-            Error::MetaConfNotFirst if matches!(mode, Mode::Metadata | Mode::List) => {
+            Error::Archive(ArchiveError::MetaConfNotFirst)
+                if matches!(mode, Mode::Metadata | Mode::List) =>
+            {
                 Self::message(format!("Expecting meta.conf to be at beginning of {input}"))
             }
-            Error::MetaConfNotFirst => Self::message(format!(
+            Error::Archive(ArchiveError::MetaConfNotFirst) => Self::message(format!(
                 "Expecting meta.conf to be at the beginning of {input}"
             )),
-            Error::MetaConfSyntax { line, message } => Self {
+            Error::MetaConf(MetaConfError::Syntax { line, message }) => Self {
                 message: "Unexpected error parsing meta.conf".to_owned(),
                 diagnostic: Some(format!("[buf]:{line}: {message}")),
             },
-            err @ Error::RequiresNewerFwup { .. } => Self {
+            err @ Error::MetaConf(MetaConfError::RequiresNewerFwup { .. }) => Self {
                 message: "Unexpected error parsing meta.conf".to_owned(),
                 diagnostic: Some(format!("[buf]: {err}")),
             },
-            other => Self::message(other.to_string()),
+            other => Self::message(wording(&other)),
         }
+    }
+}
+
+/// fwup's text for a library error. The library keeps an operating-system error as the
+/// source rather than in its message; fwup prints `strerror` after the message, so it is
+/// added here for the errors whose fwup wording has it.
+pub(crate) fn wording(err: &Error) -> String {
+    match err {
+        Error::Io(source) => format!("I/O error: {source}"),
+        Error::Apply(ApplyError::Host { source, .. }) => format!("{err}: {source}"),
+        other => other.to_string(),
     }
 }
 
@@ -176,7 +190,7 @@ fn sparse_check(options: &Options, out: &mut Output) -> Result<(), Failure> {
         .and_then(|(_, value)| value.as_deref())
         .map_or(4096, c_strtol_int);
     nerveshub_fwup::sparse_file_supported(std::path::Path::new(&path), size)
-        .map_err(|err| Failure::message(err.to_string()))?;
+        .map_err(|err| Failure::message(wording(&err)))?;
     out.result("Sparse files supported\n")
         .map_err(|err| Failure::message(format!("Error writing output: {err}")))
 }
@@ -271,7 +285,7 @@ fn load_public_keys(options: &Options) -> Result<Vec<PublicKey>, Failure> {
         })?;
         keys.push(
             PublicKey::from_file_contents(&contents, path)
-                .map_err(|err| Failure::message(err.to_string()))?,
+                .map_err(|err| Failure::message(wording(&err)))?,
         );
     }
     for text in &options.public_keys {

@@ -2,6 +2,7 @@
 //! touch, rm, mv, attrib and the volume label.
 
 use super::*;
+use crate::FatError;
 
 impl Volume<'_> {
     /// FatFs `f_open` with `FA_CREATE_ALWAYS` (truncating) or `FA_OPEN_ALWAYS`; returns
@@ -361,7 +362,9 @@ impl Volume<'_> {
     pub(crate) fn rm(&mut self, path: &str, must_exist: bool) -> Result<()> {
         let r = match self.resolve(path) {
             Ok(r) => r,
-            Err(Error::Fat { reason, .. }) if reason == NO_PATH && !must_exist => return Ok(()),
+            Err(Error::Fat(FatError { reason, .. })) if reason == NO_PATH && !must_exist => {
+                return Ok(());
+            }
             Err(e) => return Err(e),
         };
         if r.name.is_none() {

@@ -5,7 +5,7 @@ use super::*;
 /// `fat_mkfs`: FatFs `f_mkfs` with fwup's options on `count` blocks at byte `offset`.
 ///
 /// # Errors
-/// [`Error::Fat`] (`MKFS_ABORTED`) for sizes FatFs refuses; target errors.
+/// [`FatError`](crate::FatError) (`MKFS_ABORTED`) for sizes FatFs refuses; target errors.
 pub(crate) fn mkfs(t: &mut dyn Target, offset: u64, count: u64) -> Result<()> {
     let bytes = count.checked_mul(SS).ok_or_else(|| fr(MKFS_ABORTED))?;
     t.trim(offset, bytes)?;

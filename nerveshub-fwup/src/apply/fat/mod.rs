@@ -39,7 +39,7 @@ pub use fuzz::fuzz_fat;
 pub(crate) use mkfs::mkfs;
 
 use super::target::Target;
-use crate::{Error, Result};
+use crate::{Error, FatError, Result};
 use name::{NS_LFN, NS_LOSS, Name};
 
 /// Sector size.
@@ -77,21 +77,21 @@ const MKFS_ABORTED: &str =
     "FATFS: f_mkfs() aborted due to a parameter error. Try adjusting the partition size.";
 
 fn fr(reason: &'static str) -> Error {
-    Error::Fat {
+    Error::Fat(FatError {
         context: String::new(),
         path: String::new(),
         reason,
-    }
+    })
 }
 
 /// Fills in fwup's `context(path)` of a FAT error.
 pub(super) fn with_context(err: Error, context: &str, path: &str) -> Error {
     match err {
-        Error::Fat { reason, .. } => Error::Fat {
+        Error::Fat(FatError { reason, .. }) => Error::Fat(FatError {
             context: context.to_owned(),
             path: path.to_owned(),
             reason,
-        },
+        }),
         other => other,
     }
 }
@@ -208,7 +208,7 @@ impl<'t> Volume<'t> {
     /// Mounts the FAT volume at byte `base` (FatFs's `mount_volume` checks).
     ///
     /// # Errors
-    /// [`Error::Fat`] `NO_FILESYSTEM` when the boot sector does not describe a FAT volume.
+    /// [`FatError`](crate::FatError) `NO_FILESYSTEM` when the boot sector does not describe a FAT volume.
     pub(crate) fn mount(t: &'t mut dyn Target, base: u64) -> Result<Self> {
         let mut b = [0u8; SS as usize];
         t.read_at(base, &mut b)?;

@@ -1,5 +1,6 @@
 //! Tests of the FAT volume: each operation on fresh volumes, and the `boot_fat` fixture.
 
+use crate::FatError;
 use std::io::Read as _;
 
 use super::*;
@@ -119,7 +120,7 @@ fn mv_rm_touch_attrib_and_cp() {
         v.touch("b.txt").unwrap();
         assert!(matches!(
             v.mv("a.txt", "b.txt", false),
-            Err(Error::Fat { reason: EXIST, .. })
+            Err(Error::Fat(FatError { reason: EXIST, .. }))
         ));
         v.mv("a.txt", "b.txt", true).unwrap();
         assert!(v.stat("a.txt").unwrap().is_none());
@@ -169,7 +170,7 @@ fn a_full_root_directory_is_refused() {
     }
     assert!(matches!(
         v.touch("one-more"),
-        Err(Error::Fat { reason: DENIED, .. })
+        Err(Error::Fat(FatError { reason: DENIED, .. }))
     ));
 }
 
@@ -534,7 +535,7 @@ fn mkfs_sizes_around_the_type_boundaries() {
     ] {
         let mut t = MemoryTarget::new();
         match mkfs(&mut t, 0, count) {
-            Err(Error::Fat { reason, .. }) => assert_eq!(reason, MKFS_ABORTED, "{count}"),
+            Err(Error::Fat(FatError { reason, .. })) => assert_eq!(reason, MKFS_ABORTED, "{count}"),
             Err(e) => panic!("{count}: {e}"),
             Ok(()) => {
                 let kind = Volume::mount(&mut t, 0).unwrap().fat_type();

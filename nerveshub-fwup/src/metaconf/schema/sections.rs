@@ -43,10 +43,12 @@ pub(crate) fn build(tokens: &[Token], root: &Section) -> Res<Parsed> {
                         match check_required_version(&v.text, crate::FWUP_VERSION) {
                             VersionCheck::Satisfied => {}
                             VersionCheck::TooNew => {
-                                return Err(crate::Error::RequiresNewerFwup {
-                                    required: v.text.clone(),
-                                    implemented: crate::FWUP_VERSION,
-                                }
+                                return Err(crate::Error::MetaConf(
+                                    crate::MetaConfError::RequiresNewerFwup {
+                                        required: v.text.clone(),
+                                        implemented: crate::FWUP_VERSION,
+                                    },
+                                )
                                 .into());
                             }
                             VersionCheck::Invalid => {

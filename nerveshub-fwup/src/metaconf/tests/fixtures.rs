@@ -1,5 +1,6 @@
 //! Quoting, property tests, and the fwup fixture set.
 
+use crate::MetaConfError;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
@@ -199,12 +200,13 @@ fn handmade_variants_match_fwup_verdicts() {
                     .err()
                     .unwrap_or_else(|| panic!("{stem}: fwup fails, we parsed"));
                 match &err {
-                    Error::MetaConfSyntax { line, message } => {
+                    Error::MetaConf(MetaConfError::Syntax { line, message }) => {
                         // fwup: `[buf]:21: premature end of file` on stderr.
                         let diag = format!("[buf]:{line}: {message}");
                         assert!(stderr.contains(&diag), "{stem}: {diag:?} not in {stderr:?}");
                     }
-                    Error::RequiresNewerFwup { .. } | Error::ReservedMetadata => {
+                    Error::MetaConf(MetaConfError::RequiresNewerFwup { .. })
+                    | Error::MetaConf(MetaConfError::ReservedMetadata) => {
                         let text = err.to_string();
                         assert!(
                             stdout.contains(&text) || stderr.contains(&text),

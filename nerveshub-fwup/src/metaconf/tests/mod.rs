@@ -7,7 +7,7 @@ mod syntax;
 
 use super::lexer::{Lexer, TokKind};
 use super::*;
-use crate::Error;
+use crate::{Error, MetaConfError};
 
 pub(super) fn parse(text: &str) -> crate::Result<MetaConf> {
     MetaConf::parse(text.as_bytes(), &Variables::new())
@@ -40,7 +40,7 @@ pub(super) fn misc_with(value: &str, vars: &[(&str, &str)]) -> Option<String> {
 
 pub(super) fn syntax_err(text: &str) -> (u32, String) {
     match parse(text) {
-        Err(Error::MetaConfSyntax { line, message }) => (line, message),
+        Err(Error::MetaConf(MetaConfError::Syntax { line, message })) => (line, message),
         other => panic!("expected a syntax error for {text:?}, got {other:?}"),
     }
 }

@@ -4,6 +4,7 @@
 use super::super::lexer::{Lexer, TokKind};
 use super::super::syntax::{self, IgnoreOutcome, Item, Value, replay_ignore};
 use super::*;
+use crate::MetaConfError;
 
 // ---- structure -----------------------------------------------------------------------------
 
@@ -209,25 +210,25 @@ fn define_sets_variables() {
 fn reserved_metadata() {
     assert!(matches!(
         parse("meta-uuid = x\n"),
-        Err(Error::ReservedMetadata)
+        Err(Error::MetaConf(MetaConfError::ReservedMetadata))
     ));
     assert!(matches!(
         parse("meta-nickname = x\n"),
-        Err(Error::ReservedMetadata)
+        Err(Error::MetaConf(MetaConfError::ReservedMetadata))
     ));
     let vars = [("FWUP_META_UUID", "u"), ("FWUP_META_NICKNAME", "n")];
     assert!(matches!(
         parse_with("define!(FWUP_META_UUID, x)\n", &vars),
-        Err(Error::ReservedMetadata)
+        Err(Error::MetaConf(MetaConfError::ReservedMetadata))
     ));
     assert!(matches!(
         parse_with("define!(FWUP_META_NICKNAME, x)\n", &vars),
-        Err(Error::ReservedMetadata)
+        Err(Error::MetaConf(MetaConfError::ReservedMetadata))
     ));
     // Unset by the caller: `define` sets it, which changes it.
     assert!(matches!(
         parse("define(FWUP_META_UUID, x)\n"),
-        Err(Error::ReservedMetadata)
+        Err(Error::MetaConf(MetaConfError::ReservedMetadata))
     ));
     // Setting to the same value, or `define` on a set variable, changes nothing.
     assert!(
@@ -251,10 +252,10 @@ fn require_fwup_version() {
     assert_eq!(conf.require_fwup_version(), Some("1.0.0"));
     assert_eq!(parse("").unwrap().require_fwup_version(), None);
     match parse("meta-product = a\nrequire-fwup-version = 1.99\n") {
-        Err(Error::RequiresNewerFwup {
+        Err(Error::MetaConf(MetaConfError::RequiresNewerFwup {
             required,
             implemented,
-        }) => {
+        })) => {
             assert_eq!(required, "1.99");
             assert_eq!(implemented, crate::FWUP_VERSION);
         }
@@ -270,7 +271,7 @@ fn require_fwup_version() {
     // Reported before a later syntax error, as libconfuse reports in file order.
     assert!(matches!(
         parse("require-fwup-version = 9.0.0\n}\n"),
-        Err(Error::RequiresNewerFwup { .. })
+        Err(Error::MetaConf(MetaConfError::RequiresNewerFwup { .. }))
     ));
     assert_eq!(
         syntax_err("}\nrequire-fwup-version = 9.0.0\n").1,

@@ -2,8 +2,8 @@
 //! them), checked against `expected/*/zip-entries.txt`, a walk of their local headers.
 
 use super::{assert_readers_agree, fixture, fixtures_dir, seek_all, stream_all, stream_entries};
-use crate::Error;
 use crate::zip::{CompressionMethod, ZipSeekReader, ZipStreamReader};
+use crate::{Error, ZipError};
 
 /// Corrupt fixtures that are nonetheless well-formed ZIP archives (their damage is at the
 /// fwup layer).
@@ -221,12 +221,15 @@ fn data_byte_flip_fails_the_crc_or_the_inflate() {
     let bytes = fixture("corrupt/data-byte-flip.fw");
     let err = stream_entries(&bytes).unwrap_err();
     assert!(
-        matches!(err, Error::BadCrc { ref entry, .. } | Error::Decompress { ref entry } if entry == "data/rootfs.img"),
+        matches!(err, Error::Zip(ZipError::BadCrc { ref entry, .. }) | Error::Zip(ZipError::Decompress { ref entry }) if entry == "data/rootfs.img"),
         "{err:?}"
     );
     let err = seek_all(&bytes).unwrap_err();
     assert!(
-        matches!(err, Error::BadCrc { .. } | Error::Decompress { .. }),
+        matches!(
+            err,
+            Error::Zip(ZipError::BadCrc { .. }) | Error::Zip(ZipError::Decompress { .. })
+        ),
         "{err:?}"
     );
     // Skipping the entry unread still checks it.
@@ -236,21 +239,27 @@ fn data_byte_flip_fails_the_crc_or_the_inflate() {
     }
     assert!(matches!(
         reader.next_entry(),
-        Err(Error::BadCrc { .. } | Error::Decompress { .. })
+        Err(Error::Zip(ZipError::BadCrc { .. }) | Error::Zip(ZipError::Decompress { .. }))
     ));
     // The reader is unusable afterwards.
-    assert!(matches!(reader.next_entry(), Err(Error::MalformedZip(_))));
+    assert!(matches!(
+        reader.next_entry(),
+        Err(Error::Zip(ZipError::Malformed(_)))
+    ));
 }
 
 #[test]
 fn truncated_half_is_truncated() {
     let bytes = fixture("corrupt/truncated-half.fw");
     let err = stream_entries(&bytes).unwrap_err();
-    assert!(matches!(err, Error::Truncated { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Zip(ZipError::Truncated { .. })),
+        "{err:?}"
+    );
     // No end record, but it starts like a ZIP.
     let err = ZipSeekReader::new(std::io::Cursor::new(&bytes)).unwrap_err();
     assert!(
-        matches!(err, Error::MissingEndOfCentralDirectory),
+        matches!(err, Error::Zip(ZipError::MissingEndOfCentralDirectory)),
         "{err:?}"
     );
 }
@@ -262,7 +271,10 @@ fn truncated_in_meta_fails_on_the_second_header() {
     let first = reader.next_entry().unwrap().unwrap();
     assert_eq!(first.name, "meta.conf.ed25519");
     let err = reader.next_entry().unwrap_err();
-    assert!(matches!(err, Error::Truncated { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Zip(ZipError::Truncated { .. })),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -277,16 +289,16 @@ fn no_central_directory_reads_entries_then_fails_finish() {
     assert_eq!(reader.position(), bytes.len() as u64);
     assert!(matches!(
         reader.finish(),
-        Err(Error::MissingEndOfCentralDirectory)
+        Err(Error::Zip(ZipError::MissingEndOfCentralDirectory))
     ));
     // finish() without walking first walks the entries itself.
     assert!(matches!(
         ZipStreamReader::new(&bytes[..]).finish(),
-        Err(Error::MissingEndOfCentralDirectory)
+        Err(Error::Zip(ZipError::MissingEndOfCentralDirectory))
     ));
     assert!(matches!(
         ZipSeekReader::new(std::io::Cursor::new(&bytes)),
-        Err(Error::MissingEndOfCentralDirectory)
+        Err(Error::Zip(ZipError::MissingEndOfCentralDirectory))
     ));
 }
 
@@ -295,11 +307,14 @@ fn garbage_and_empty_files_are_not_zips() {
     for path in ["corrupt/not-a-zip.fw", "corrupt/empty-file.fw"] {
         let bytes = fixture(path);
         let mut reader = ZipStreamReader::new(&bytes[..]);
-        assert!(matches!(reader.next_entry(), Err(Error::NotAZip)), "{path}");
+        assert!(
+            matches!(reader.next_entry(), Err(Error::Zip(ZipError::NotAZip))),
+            "{path}"
+        );
         assert!(
             matches!(
                 ZipSeekReader::new(std::io::Cursor::new(&bytes)),
-                Err(Error::NotAZip)
+                Err(Error::Zip(ZipError::NotAZip))
             ),
             "{path}"
         );

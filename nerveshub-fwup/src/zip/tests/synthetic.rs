@@ -4,11 +4,11 @@ use std::io::{Cursor, Read};
 
 use super::builder::{Spec, build, central_directory_offset};
 use super::{assert_readers_agree, seek_all, stream_all, stream_entries};
-use crate::Error;
 use crate::zip::{
     CompressionMethod, MAX_NAME_LEN, ZipSeekReader, ZipStreamReader, dos_to_unix,
     io_error_into_crate,
 };
+use crate::{Error, ZipError};
 
 fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
@@ -103,7 +103,10 @@ fn stored_scan_without_descriptor_is_truncated() {
     // Cut just before the descriptor.
     let cut = 30 + "x.bin".len() + b"some stored bytes".len();
     let err = stream_entries(&archive[..cut]).unwrap_err();
-    assert!(matches!(err, Error::Truncated { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Zip(ZipError::Truncated { .. })),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -150,12 +153,15 @@ fn encrypted_entries_are_refused() {
     let archive = build(&[spec], false);
     let err = ZipStreamReader::new(&archive[..]).next_entry().unwrap_err();
     assert!(
-        matches!(err, Error::UnsupportedZip { ref entry, .. } if entry == "secret"),
+        matches!(err, Error::Zip(ZipError::Unsupported { ref entry, .. }) if entry == "secret"),
         "{err:?}"
     );
     let mut seek = ZipSeekReader::new(Cursor::new(&archive)).unwrap();
     assert_eq!(seek.entries().len(), 1);
-    assert!(matches!(seek.open(0), Err(Error::UnsupportedZip { .. })));
+    assert!(matches!(
+        seek.open(0),
+        Err(Error::Zip(ZipError::Unsupported { .. }))
+    ));
 }
 
 #[test]
@@ -171,7 +177,7 @@ fn unknown_methods_are_listed_refused_on_read_and_skipped() {
     let mut buf = [0u8; 64];
     assert!(matches!(
         reader.read(&mut buf),
-        Err(Error::UnsupportedZip { .. })
+        Err(Error::Zip(ZipError::Unsupported { .. }))
     ));
     let next = reader.next_entry().unwrap().unwrap();
     assert_eq!(next.name, "next");
@@ -182,7 +188,10 @@ fn unknown_methods_are_listed_refused_on_read_and_skipped() {
     reader.finish().unwrap();
 
     let mut seek = ZipSeekReader::new(Cursor::new(&archive)).unwrap();
-    assert!(matches!(seek.open(0), Err(Error::UnsupportedZip { .. })));
+    assert!(matches!(
+        seek.open(0),
+        Err(Error::Zip(ZipError::Unsupported { .. }))
+    ));
     assert!(seek.open(2).is_err());
 
     // With bit 3 the entry cannot be skipped.
@@ -196,7 +205,7 @@ fn unknown_methods_are_listed_refused_on_read_and_skipped() {
     reader.next_entry().unwrap().unwrap();
     assert!(matches!(
         reader.next_entry(),
-        Err(Error::UnsupportedZip { .. })
+        Err(Error::Zip(ZipError::Unsupported { .. }))
     ));
 }
 
@@ -209,11 +218,11 @@ fn long_names_are_refused() {
     let archive = build(&[Spec::new(&long, b"x", false)], false);
     assert!(matches!(
         ZipStreamReader::new(&archive[..]).next_entry(),
-        Err(Error::EntryNameTooLong { len: 513 })
+        Err(Error::Zip(ZipError::EntryNameTooLong { len: 513 }))
     ));
     assert!(matches!(
         ZipSeekReader::new(Cursor::new(&archive)),
-        Err(Error::EntryNameTooLong { len: 513 })
+        Err(Error::Zip(ZipError::EntryNameTooLong { len: 513 }))
     ));
 }
 
@@ -222,35 +231,47 @@ fn wrong_crc_and_sizes_are_caught() {
     // CRC in the local header (no bit 3) corrupted.
     let mut archive = build(&[Spec::new("a", b"abcdef", false)], false);
     archive[14] ^= 1;
-    assert!(matches!(stream_all(&archive), Err(Error::BadCrc { .. })));
+    assert!(matches!(
+        stream_all(&archive),
+        Err(Error::Zip(ZipError::BadCrc { .. }))
+    ));
     // ...and in the central directory.
     let mut archive = build(&[Spec::new("a", b"abcdef", false)], false);
     let cd = central_directory_offset(&archive);
     archive[cd + 16] ^= 1;
-    assert!(matches!(seek_all(&archive), Err(Error::BadCrc { .. })));
+    assert!(matches!(
+        seek_all(&archive),
+        Err(Error::Zip(ZipError::BadCrc { .. }))
+    ));
     // Uncompressed size in a data descriptor that does not match the data.
     let mut archive = build(&[Spec::fwup("a", b"abcdef", true)], false);
     let cd = central_directory_offset(&archive);
     archive[cd - 1] ^= 1; // high byte of the descriptor's usize
     let err = stream_all(&archive).unwrap_err();
-    assert!(matches!(err, Error::MalformedZip(_)), "{err:?}");
+    assert!(matches!(err, Error::Zip(ZipError::Malformed(_))), "{err:?}");
     // Local header claims a different uncompressed size than the data has (fwup style).
     let mut archive = build(&[Spec::fwup("a", b"abcdef", true)], false);
     archive[22] = 7;
     let err = stream_all(&archive).unwrap_err();
-    assert!(matches!(err, Error::MalformedZip(_)), "{err:?}");
+    assert!(matches!(err, Error::Zip(ZipError::Malformed(_))), "{err:?}");
     // A deflate stream longer than the compressed size the header gives.
     let mut archive = build(&[Spec::new("a", &b"abc".repeat(100), true)], false);
     archive[18] -= 1;
     let err = stream_all(&archive).unwrap_err();
-    assert!(matches!(err, Error::Decompress { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Zip(ZipError::Decompress { .. })),
+        "{err:?}"
+    );
     // Garbage instead of deflate data.
     let mut archive = build(&[Spec::fwup("a", b"abcdef", true)], false);
     archive[31] = 0xff;
     archive[32] = 0xff;
     let err = stream_entries(&archive).unwrap_err();
     assert!(
-        matches!(err, Error::Decompress { .. } | Error::BadCrc { .. }),
+        matches!(
+            err,
+            Error::Zip(ZipError::Decompress { .. }) | Error::Zip(ZipError::BadCrc { .. })
+        ),
         "{err:?}"
     );
 }
@@ -261,7 +282,7 @@ fn unexpected_records_between_entries_are_malformed() {
     let insert_at = 30 + 1 + 3;
     archive.splice(insert_at..insert_at, *b"JUNK");
     let err = stream_entries(&archive).unwrap_err();
-    assert!(matches!(err, Error::MalformedZip(_)), "{err:?}");
+    assert!(matches!(err, Error::Zip(ZipError::Malformed(_))), "{err:?}");
 }
 
 #[test]
@@ -315,7 +336,10 @@ fn io_read_adapters_carry_crate_errors() {
         .entry_reader()
         .read_to_end(&mut Vec::new())
         .unwrap_err();
-    assert!(matches!(io_error_into_crate(err), Error::BadCrc { .. }));
+    assert!(matches!(
+        io_error_into_crate(err),
+        Error::Zip(ZipError::BadCrc { .. })
+    ));
 
     let cd = central_directory_offset(&archive);
     archive[cd + 16] ^= 1;
@@ -325,7 +349,10 @@ fn io_read_adapters_carry_crate_errors() {
         .unwrap()
         .read_to_end(&mut Vec::new())
         .unwrap_err();
-    assert!(matches!(io_error_into_crate(err), Error::BadCrc { .. }));
+    assert!(matches!(
+        io_error_into_crate(err),
+        Error::Zip(ZipError::BadCrc { .. })
+    ));
 }
 
 #[test]
