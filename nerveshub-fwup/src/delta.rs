@@ -338,6 +338,7 @@ impl DeltaDecoder {
         }
     }
 
+    #[cfg(feature = "apply")]
     /// Sets how many source bytes COPY instructions may read (known once the source is
     /// open).
     pub(crate) fn set_source_len(&mut self, len: u64) {

@@ -50,6 +50,10 @@ impl PrivateKey {
     }
 
     /// Generates a new key from the operating system's random number generator.
+    ///
+    /// # Errors
+    /// [`KeyError::Random`] when the generator fails.
+    #[cfg(feature = "create")]
     pub fn generate() -> Result<Self> {
         let mut seed = [0u8; SEED_LEN];
         getrandom::fill(&mut seed).map_err(KeyError::Random)?;

@@ -10,17 +10,35 @@
 //! This crate does no network I/O and reads no clock: inputs are `Read`/`Seek` values and
 //! byte slices, and anything time- or environment-dependent (apply-time variables) is passed
 //! in by the caller.
+//!
+//! # Crate features
+//!
+//! Both features are on by default. With neither, the crate still reads, verifies and
+//! prints archives ([`verify`], [`ArchiveReader`], [`SeekableArchive`], [`MetaConf`]) and
+//! parses keys.
+//!
+//! - **`create`**: fwup.conf parsing, [`create`] / [`create_file`], [`sign`] /
+//!   [`sign_file`], [`PrivateKey::generate`] and [`sparse_file_supported`]. Brings in
+//!   `getrandom`, `tempfile` and (on Unix) `rustix`.
+//! - **`apply`**: the apply engine (`apply`, targets, hosts), FAT, MBR/GPT writing,
+//!   `raw_write` decryption and U-Boot environments. Brings in `aes`, `cbc`, `xts-mode` and
+//!   (on Unix) `rustix`.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "apply")]
 pub mod apply;
 mod archive;
 mod civil;
+#[cfg(feature = "create")]
 mod create;
 mod delta;
 mod error;
 mod keys;
 mod metaconf;
+#[cfg(any(feature = "create", feature = "apply"))]
+mod partition;
 mod seekable;
+#[cfg(feature = "create")]
 mod sign;
 mod uuid;
 mod verify;
@@ -30,8 +48,10 @@ pub use archive::{
     ArchiveHead, ArchiveReader, FirmwareInfo, META_CONF_MAX_LEN, META_CONF_MIN_LEN, ResourceEntry,
     SignatureStatus,
 };
+#[cfg(feature = "create")]
 #[doc(hidden)]
 pub use create::fuzz_fwup_conf;
+#[cfg(feature = "create")]
 pub use create::{
     CreateOptions, CreationTime, DEFAULT_COMPRESSION_LEVEL, PreparedFirmware, create, create_file,
     sparse_file_supported,
@@ -45,6 +65,7 @@ pub use keys::{
     SIGNATURE_LEN,
 };
 pub use seekable::{SeekableArchive, SeekableResource};
+#[cfg(feature = "create")]
 pub use sign::{sign, sign_file};
 pub use uuid::FirmwareUuid;
 pub use verify::{VerifiedArchive, verify, verify_with_limit};
@@ -52,6 +73,7 @@ pub use verify::{VerifiedArchive, verify, verify_with_limit};
 /// The fwup version whose behaviour this crate implements. Archives that say
 /// `require-fwup-version` with a newer version are refused, as fwup 1.16.0 refuses them.
 pub const FWUP_VERSION: &str = "1.16.0";
+#[cfg(feature = "apply")]
 pub use apply::uboot_env::fuzz_uboot_env;
 pub use delta::MAX_WINDOW as MAX_DELTA_WINDOW;
 #[doc(hidden)]

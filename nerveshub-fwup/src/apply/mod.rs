@@ -17,9 +17,7 @@ mod engine;
 mod fat;
 mod functions;
 mod fuzz;
-mod gpt;
 mod host;
-mod mbr;
 mod partitions;
 mod progress;
 mod requirements;
@@ -32,8 +30,6 @@ pub use engine::{ApplyEvents, ApplyOptions, ApplyReport, apply, apply_with_host}
 pub use fat::fuzz_fat;
 #[doc(hidden)]
 pub use fuzz::fuzz_apply;
-pub(crate) use gpt::verify_cfg as verify_gpt_cfg;
 pub use host::{Host, HostSink, SystemHost};
-pub(crate) use mbr::verify_cfg as verify_mbr_cfg;
 pub use progress::{PercentScale, Progress};
 pub use target::{FileTarget, MemoryTarget, Target};

@@ -2,23 +2,24 @@
 //! environment modules.
 
 use super::target::Target;
-use super::{gpt, mbr, uboot_env};
+use super::uboot_env;
 use crate::Result;
 use crate::metaconf::{Gpt, Mbr, UbootEnvironment};
+use crate::partition;
 
 /// `mbr_write(mbr)`.
 pub(super) fn write_mbr(target: &mut dyn Target, section: &Mbr) -> Result<()> {
-    mbr::write_mbr(target, section)
+    partition::write_mbr(target, section)
 }
 
 /// `gpt_write(gpt)`.
 pub(super) fn write_gpt(target: &mut dyn Target, section: &Gpt) -> Result<()> {
-    gpt::write_gpt(target, section)
+    partition::write_gpt(target, section)
 }
 
 /// Start block of MBR partition `partition` (0–3), `None` when it is not there.
 pub(super) fn partition_offset(target: &mut dyn Target, partition: u8) -> Result<Option<u64>> {
-    mbr::partition_offset(target, partition)
+    partition::partition_offset(target, partition)
 }
 
 /// `uboot_clearenv(env)`.

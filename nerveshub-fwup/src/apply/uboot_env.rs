@@ -267,7 +267,7 @@ pub struct UbootEnvLocation {
 /// C `strtoull(s, &end, 0)`: the value (wrapped for a `-` sign, saturated on overflow),
 /// and whether the whole string was used without overflow.
 fn strtoull(s: &str) -> (u64, bool) {
-    let p = super::mbr::strtoul(s);
+    let p = crate::metaconf::strtoul(s);
     (p.value, p.complete && !p.overflow)
 }
 
@@ -457,9 +457,9 @@ pub fn fuzz_uboot_env(data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::mbr::test_support::{blocks, image, meta};
     use super::*;
     use crate::apply::MemoryTarget;
+    use crate::partition::test_support::{blocks, image, meta};
     use proptest::prelude::*;
 
     const UUID: &str = "bcd52840-4815-5c06-64dc-e5b654b9046d";

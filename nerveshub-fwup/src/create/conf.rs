@@ -188,13 +188,13 @@ pub(crate) fn parse_with(
                     if let Some(dir) = working_dir {
                         read_bootstrap_code(&mut mbr, dir).map_err(|m| err(line, m))?;
                     }
-                    crate::apply::verify_mbr_cfg(&mbr).map_err(|e| at_line(line, e))?;
+                    crate::partition::verify_mbr_cfg(&mbr).map_err(|e| at_line(line, e))?;
                 }
                 declared.borrow_mut().mbrs.push(title.to_owned());
             }
             ([], "gpt") => {
                 if let Some(gpt) = gpt_of(tokens, sec) {
-                    crate::apply::verify_gpt_cfg(&gpt).map_err(|e| at_line(line, e))?;
+                    crate::partition::verify_gpt_cfg(&gpt).map_err(|e| at_line(line, e))?;
                 }
                 declared.borrow_mut().gpts.push(title.to_owned());
             }

@@ -155,6 +155,7 @@ pub enum KeyError {
         origin: String,
     },
     /// The operating system's random number generator failed while generating a key.
+    #[cfg(feature = "create")]
     #[error("Could not get enough random bytes")]
     Random(#[source] getrandom::Error),
 }

@@ -15,6 +15,7 @@
 
 mod lexer;
 mod model;
+#[cfg(feature = "create")]
 mod print;
 mod schema;
 mod syntax;
@@ -31,12 +32,20 @@ pub use model::{
     Task, UbootEnvironment,
 };
 
+#[cfg(feature = "create")]
 pub(crate) use lexer::Token;
+#[cfg(feature = "create")]
 pub(crate) use print::print_meta_conf;
+#[cfg(feature = "create")]
 pub(crate) use schema::{gpt_of, mbr_of, uboot_of};
 use syntax::syntax_error;
-pub(crate) use syntax::{Call, CallHook, HookAction, Item, Section, SectionHook, Value};
-pub(crate) use values::{strtol_int, strtoul};
+pub(crate) use syntax::{Call, HookAction};
+#[cfg(feature = "create")]
+pub(crate) use syntax::{CallHook, Item, Section, SectionHook, Value};
+#[cfg(feature = "create")]
+pub(crate) use values::strtol_int;
+#[cfg(any(feature = "create", feature = "apply"))]
+pub(crate) use values::strtoul;
 
 /// The variable fwup sets to the archive's UUID before parsing meta.conf.
 const META_UUID_VAR: &str = "FWUP_META_UUID";
@@ -113,6 +122,7 @@ pub struct MetaConf {
     pub(crate) block_cache_size_mb: i64,
 }
 
+#[cfg(feature = "create")]
 /// Parses a fwup.conf for `fwup -c`: the same syntax and option table as meta.conf, but
 /// unknown options are errors (fwup creates without `CFGF_IGNORE_UNKNOWN`), and the caller's
 /// hooks implement `define…`, `include` and the section validators. Returns the model and the

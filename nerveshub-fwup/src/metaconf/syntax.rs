@@ -130,12 +130,14 @@ pub(crate) enum HookAction {
     Keep,
     /// The hook handled it; leave it out of the tree.
     Consumed,
+    #[cfg(feature = "create")]
     /// fwup's `include`: read these bytes now, as if they stood in place of the call
     /// (libconfuse's lexer file stack). Leaves the call out of the tree.
     Include(Vec<u8>),
 }
 
 /// Includes nest at most this deep (libconfuse's limit).
+#[cfg(feature = "create")]
 pub(crate) const MAX_INCLUDE_DEPTH: usize = 10;
 
 /// Called for every function call before the next token is read. `path` holds the names
@@ -164,6 +166,7 @@ struct Parser<'a, 'r, 'h> {
     /// Inputs suspended by an include, innermost last.
     stack: Vec<(Lexer<'a>, usize)>,
     /// How many inputs were opened so far (main text included).
+    #[cfg(feature = "create")]
     files_opened: usize,
     vars: Variables,
     tokens: Vec<Token>,
@@ -191,6 +194,7 @@ pub(crate) fn parse_with_sections<'h>(
         lexer: Lexer::new(text),
         file: 0,
         stack: Vec::new(),
+        #[cfg(feature = "create")]
         files_opened: 1,
         vars,
         tokens: Vec::new(),
@@ -380,6 +384,7 @@ impl Parser<'_, '_, '_> {
         match (self.hook)(&path, &call, &mut self.vars)? {
             HookAction::Keep => items.push(Item::Call(call)),
             HookAction::Consumed => {}
+            #[cfg(feature = "create")]
             HookAction::Include(text) => {
                 if self.stack.len() >= MAX_INCLUDE_DEPTH {
                     return Err(syntax_error(close_line, "includes nested too deeply"));

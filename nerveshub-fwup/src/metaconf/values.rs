@@ -101,8 +101,10 @@ pub(crate) fn parse_long(s: &str) -> Result<i64, IntError> {
 pub(crate) struct CUlong {
     /// The value as C returns it: negated modulo 2⁶⁴ after a `-`, `u64::MAX` on overflow.
     pub(crate) value: u64,
+    #[cfg(any(feature = "create", feature = "apply"))]
     /// The whole string was used (`*endptr == '\0'`).
     pub(crate) complete: bool,
+    #[cfg(any(feature = "create", feature = "apply"))]
     /// The digits did not fit (`errno == ERANGE`).
     pub(crate) overflow: bool,
 }
@@ -120,15 +122,18 @@ pub(crate) fn strtoul(s: &str) -> CUlong {
     };
     CUlong {
         value,
+        #[cfg(any(feature = "create", feature = "apply"))]
         complete: if p.consumed > 0 {
             p.consumed == s.len()
         } else {
             s.is_empty()
         },
+        #[cfg(any(feature = "create", feature = "apply"))]
         overflow: p.overflow,
     }
 }
 
+#[cfg(feature = "create")]
 /// `(int) strtol(s, NULL, 0)`: a prefix is enough (no digits gives 0), overflow saturates
 /// at the 64-bit `long` limits, and the result is truncated to a C `int` (how fwup reads
 /// `raw_memset`'s fill value and `require-partition-offset`'s partition number).

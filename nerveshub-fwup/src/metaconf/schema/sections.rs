@@ -85,17 +85,20 @@ pub(crate) fn build(tokens: &[Token], root: &Section) -> Res<Parsed> {
     Ok(p)
 }
 
+#[cfg(feature = "create")]
 /// The model of one `mbr` section, for fwup's create-time validator; `None` when the
 /// section has an error the whole-file pass reports.
 pub(crate) fn mbr_of(tokens: &[Token], sec: &Section) -> Option<Mbr> {
     mbr(tokens, sec).ok()
 }
 
+#[cfg(feature = "create")]
 /// The model of one `gpt` section, as [`mbr_of`].
 pub(crate) fn gpt_of(tokens: &[Token], sec: &Section) -> Option<Gpt> {
     gpt(tokens, sec).ok()
 }
 
+#[cfg(feature = "create")]
 /// The model of one `uboot-environment` section, as [`mbr_of`].
 pub(crate) fn uboot_of(tokens: &[Token], sec: &Section) -> Option<UbootEnvironment> {
     uboot(tokens, sec).ok()

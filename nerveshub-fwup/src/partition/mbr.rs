@@ -10,13 +10,17 @@
 //!
 //! Integer fields are C `uint32_t`s: sums wrap as they do in fwup.
 
-use super::target::Target;
+#[cfg(feature = "apply")]
+use crate::apply::Target;
 use crate::{Error, Mbr, PartitionError, Result};
 
+#[cfg(feature = "apply")]
 const SECTORS_PER_HEAD: u32 = 63;
+#[cfg(feature = "apply")]
 const HEADS_PER_CYLINDER: u32 = 255;
 const PRIMARY: usize = 4;
 const MAX_PARTITIONS: usize = 12;
+#[cfg(feature = "apply")]
 const BLOCK: usize = 512;
 
 pub(super) use crate::metaconf::strtoul;
@@ -159,6 +163,7 @@ fn cfg_to_partitions(mbr: &Mbr) -> Result<([Part; MAX_PARTITIONS], usize)> {
 }
 
 /// fwup's `struct osip_header` with its descriptors, already encoded per descriptor.
+#[cfg(feature = "apply")]
 #[derive(Debug, Clone, Copy)]
 struct Osii {
     os_minor: u16,
@@ -170,11 +175,16 @@ struct Osii {
     attribute: u8,
 }
 
+/// A valid OSIP; what it holds is only needed to write it.
 #[derive(Debug)]
 struct Osip {
+    #[cfg(feature = "apply")]
     minor: u8,
+    #[cfg(feature = "apply")]
     major: u8,
+    #[cfg(feature = "apply")]
     num_pointers: u8,
+    #[cfg(feature = "apply")]
     descriptors: Vec<Osii>,
 }
 
@@ -184,6 +194,7 @@ fn cfg_to_osip(mbr: &Mbr) -> Result<Option<Osip>> {
     if !mbr.include_osip() {
         return Ok(None);
     }
+    #[cfg(feature = "apply")]
     let zero = Osii {
         os_minor: 0,
         os_major: 0,
@@ -193,6 +204,7 @@ fn cfg_to_osip(mbr: &Mbr) -> Result<Option<Osip>> {
         image_size: 0,
         attribute: 0,
     };
+    #[cfg(feature = "apply")]
     let mut descriptors = [zero; 16];
     let mut found = 0u32;
     let mut num_images = 0usize;
@@ -207,28 +219,36 @@ fn cfg_to_osip(mbr: &Mbr) -> Result<Option<Osip>> {
         }
         found |= 1 << slot;
         num_images = num_images.max(slot + 1);
-        descriptors[slot] = Osii {
-            os_major: cfg.os_major() as u16,
-            os_minor: cfg.os_minor() as u16,
-            start_block_offset: as_u32(cfg.start_block_offset()),
-            ddr_load_address: as_u32(cfg.ddr_load_address()),
-            entry_point: as_u32(cfg.entry_point()),
-            image_size: as_u32(cfg.image_size_blocks()),
-            attribute: cfg.attribute() as u8,
-        };
+        #[cfg(feature = "apply")]
+        {
+            descriptors[slot] = Osii {
+                os_major: cfg.os_major() as u16,
+                os_minor: cfg.os_minor() as u16,
+                start_block_offset: as_u32(cfg.start_block_offset()),
+                ddr_load_address: as_u32(cfg.ddr_load_address()),
+                entry_point: as_u32(cfg.entry_point()),
+                image_size: as_u32(cfg.image_size_blocks()),
+                attribute: cfg.attribute() as u8,
+            };
+        }
     }
     if num_images == 0 {
         return err("need to specify one or more osii".to_string());
     }
     Ok(Some(Osip {
+        #[cfg(feature = "apply")]
         minor: mbr.osip_minor() as u8,
+        #[cfg(feature = "apply")]
         major: mbr.osip_major() as u8,
+        #[cfg(feature = "apply")]
         num_pointers: mbr.osip_num_pointers() as u8,
+        #[cfg(feature = "apply")]
         descriptors: descriptors[..num_images].to_vec(),
     }))
 }
 
 /// fwup's `hex_to_bytes` for the 440 bytes of bootstrap code.
+#[cfg(feature = "apply")]
 fn bootstrap_code(hex: &str) -> Result<[u8; 440]> {
     let mut out = [0u8; 440];
     if hex.len() != 880 {
@@ -331,6 +351,7 @@ fn expand(table: &[Part; MAX_PARTITIONS], num_blocks: u32) -> [Part; MAX_PARTITI
     out
 }
 
+#[cfg(feature = "apply")]
 fn lba_to_chs(lba: u32, out: &mut [u8]) {
     if lba <= SECTORS_PER_HEAD * HEADS_PER_CYLINDER * 0x3ff {
         let cylinder = lba / (SECTORS_PER_HEAD * HEADS_PER_CYLINDER);
@@ -346,6 +367,7 @@ fn lba_to_chs(lba: u32, out: &mut [u8]) {
     }
 }
 
+#[cfg(feature = "apply")]
 /// fwup's `create_partition`: one 16-byte partition entry.
 fn encode_partition(p: &Part, out: &mut [u8]) {
     if p.partition_type > 0 {
@@ -367,6 +389,7 @@ fn encode_partition(p: &Part, out: &mut [u8]) {
     out[12..16].copy_from_slice(&p.block_count.to_le_bytes());
 }
 
+#[cfg(feature = "apply")]
 fn encode_osip(osip: &Osip, out: &mut [u8]) {
     out[..4].copy_from_slice(b"$OS$");
     out[4] = 0;
@@ -401,6 +424,7 @@ fn encode_osip(osip: &Osip, out: &mut [u8]) {
 ///
 /// # Errors
 /// [`PartitionError::Invalid`](crate::PartitionError::Invalid) with fwup's message.
+#[cfg(feature = "create")]
 pub(crate) fn verify_cfg(mbr: &Mbr) -> Result<()> {
     if mbr.bootstrap_code().is_some_and(|hex| hex.len() != 440 * 2) {
         return err("bootstrap-code should be exactly 440 bytes".to_string());
@@ -413,6 +437,7 @@ pub(crate) fn verify_cfg(mbr: &Mbr) -> Result<()> {
     verify(&expand(&table, 0))
 }
 
+#[cfg(feature = "apply")]
 /// The MBR and EBR blocks of `mbr` for a destination of `num_blocks` blocks (0 when
 /// unknown), each with its block offset, in fwup's write order.
 fn create(mbr: &Mbr, num_blocks: u32) -> Result<Vec<(u32, [u8; BLOCK])>> {
@@ -479,6 +504,7 @@ fn create(mbr: &Mbr, num_blocks: u32) -> Result<Vec<(u32, [u8; BLOCK])>> {
     Ok(out)
 }
 
+#[cfg(feature = "apply")]
 /// fwup's destination size in blocks as `mbr_write` and `gpt_write` see it: the end hint
 /// divided by 512 and truncated to 32 bits, 0 when unknown.
 pub(super) fn num_blocks(target: &dyn Target) -> u32 {
@@ -487,6 +513,7 @@ pub(super) fn num_blocks(target: &dyn Target) -> u32 {
     n
 }
 
+#[cfg(feature = "apply")]
 /// `mbr_write(mbr)`: writes the MBR at block 0 and one EBR per logical partition.
 ///
 /// # Errors
@@ -500,6 +527,7 @@ pub(crate) fn write_mbr(target: &mut dyn Target, mbr: &Mbr) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "apply")]
 /// `require-partition-offset(partition, …)`: the start LBA of primary partition 0–3 of the
 /// MBR at block 0, or `None` when block 0 has no 0x55AA signature or `partition` is not
 /// 0–3. fwup treats a read error as "requirement not met".
@@ -518,37 +546,5 @@ pub(crate) fn partition_offset(target: &mut dyn Target, partition: u8) -> Result
     Ok(Some(u64::from(u32::from_le_bytes(le))))
 }
 
-/// Fixture loading shared by the tests of the partition and environment modules.
-#[cfg(test)]
-pub(super) mod test_support {
-    use std::io::Read;
-    use std::path::PathBuf;
-
-    fn fixtures() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/fixtures")
-    }
-
-    /// A recorded image, decompressed (`images/<name>.img.gz`).
-    pub(in crate::apply) fn image(name: &str) -> Vec<u8> {
-        let file = std::fs::File::open(fixtures().join(format!("images/{name}.img.gz"))).unwrap();
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(file)
-            .read_to_end(&mut out)
-            .unwrap();
-        out
-    }
-
-    /// The meta.conf of a fixture group, parsed without variables.
-    pub(in crate::apply) fn meta(group: &str) -> crate::MetaConf {
-        let text = std::fs::read(fixtures().join(format!("expected/{group}/meta.conf"))).unwrap();
-        crate::MetaConf::parse(&text, &crate::Variables::new()).unwrap()
-    }
-
-    /// Blocks `from..to` of `bytes`.
-    pub(in crate::apply) fn blocks(bytes: &[u8], from: usize, to: usize) -> &[u8] {
-        &bytes[from * 512..to * 512]
-    }
-}
-
-#[cfg(test)]
+#[cfg(all(test, feature = "apply"))]
 mod tests;

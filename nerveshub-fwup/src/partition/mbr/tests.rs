@@ -1,8 +1,8 @@
 //! Tests of the MBR writer against fwup's recorded images and synthetic layouts.
-use super::test_support::{blocks, image, meta};
 use super::*;
 use crate::apply::MemoryTarget;
 use crate::metaconf::{Mbr, MbrOsii, MbrPartition};
+use crate::partition::test_support::{blocks, image, meta};
 
 fn mbr_named(group: &str, name: &str) -> Mbr {
     meta(group)

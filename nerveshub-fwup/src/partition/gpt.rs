@@ -9,28 +9,66 @@
 //! C `uint32_t`s: sums wrap as they do in fwup. Like fwup at apply time, no overlap check is
 //! made here (fwup checks when the archive is created).
 
-use super::mbr::{as_u32, num_blocks, parse_block_offset, strtoul};
-use super::target::Target;
+#[cfg(feature = "apply")]
+use super::mbr::num_blocks;
+use super::mbr::{as_u32, parse_block_offset, strtoul};
+#[cfg(feature = "apply")]
+use crate::apply::Target;
 use crate::{Error, Gpt, PartitionError, Result};
 
-const BLOCK: usize = 512;
 const MAX_PARTITIONS: usize = 16;
+#[cfg(feature = "apply")]
+const BLOCK: usize = 512;
+#[cfg(feature = "apply")]
 const TABLE_BLOCKS: u32 = 32;
 /// Header plus entries.
+#[cfg(feature = "apply")]
 const GPT_SIZE_BLOCKS: u32 = 1 + TABLE_BLOCKS;
+#[cfg(feature = "apply")]
 const GPT_SIZE: usize = GPT_SIZE_BLOCKS as usize * BLOCK;
+#[cfg(feature = "apply")]
 const ENTRY_SIZE: usize = 128;
+#[cfg(feature = "apply")]
 const NUM_ENTRIES: usize = TABLE_BLOCKS as usize * BLOCK / ENTRY_SIZE;
 
 #[derive(Debug, Clone, Copy)]
 struct Part {
     block_offset: u32,
     block_count: u32,
+    expand: bool,
+    /// What only the written entry needs (the create-time check only validates it).
+    #[cfg(feature = "apply")]
+    entry: Entry,
+}
+
+/// The parts of a partition entry that are not its geometry.
+#[cfg(feature = "apply")]
+#[derive(Debug, Clone, Copy)]
+struct Entry {
     flags: u64,
     partition_type: [u8; 16],
     guid: [u8; 16],
     name: [u8; 72],
-    expand: bool,
+}
+
+#[cfg(feature = "apply")]
+impl Entry {
+    /// The entry of a partition `cfg_to_partitions` has validated; `flags` as parsed.
+    fn of(cfg: &crate::GptPartition, flags: u64) -> Self {
+        let mut name = [0u8; 72];
+        for (out, &c) in name
+            .chunks_exact_mut(2)
+            .zip(cfg.name().as_bytes().iter().take(36))
+        {
+            out[0] = c;
+        }
+        Self {
+            flags: if cfg.boot() { flags | 0x4 } else { flags },
+            partition_type: cfg.partition_type().and_then(uuid_me).unwrap_or_default(),
+            guid: cfg.guid().and_then(uuid_me).unwrap_or_default(),
+            name,
+        }
+    }
 }
 
 fn err<T>(msg: String) -> Result<T> {
@@ -95,18 +133,11 @@ fn cfg_to_partitions(gpt: &Gpt) -> Result<[Option<Part>; MAX_PARTITIONS]> {
                 "invalid or duplicate partition number found for {ix}"
             ));
         }
-        let Some(partition_type) = cfg.partition_type().and_then(uuid_me) else {
+        if cfg.partition_type().and_then(uuid_me).is_none() {
             return err(format!("partition {ix}'s type must set to a UUID"));
-        };
-        let Some(guid) = cfg.guid().and_then(uuid_me) else {
+        }
+        if cfg.guid().and_then(uuid_me).is_none() {
             return err(format!("partition {ix} must have a valid guid"));
-        };
-        let mut name = [0u8; 72];
-        for (out, &c) in name
-            .chunks_exact_mut(2)
-            .zip(cfg.name().as_bytes().iter().take(36))
-        {
-            out[0] = c;
         }
         // fwup's index fits in an i64.
         let block_offset = parse_block_offset(cfg.block_offset(), ix as i64)?;
@@ -120,18 +151,12 @@ fn cfg_to_partitions(gpt: &Gpt) -> Result<[Option<Part>; MAX_PARTITIONS]> {
         if f.overflow || !f.complete {
             return err(format!("error parsing partition {ix}'s flags"));
         }
-        let mut flags = f.value;
-        if cfg.boot() {
-            flags |= 0x4;
-        }
         parts[ix] = Some(Part {
             block_offset,
             block_count,
-            flags,
-            partition_type,
-            guid,
-            name,
             expand: cfg.expand(),
+            #[cfg(feature = "apply")]
+            entry: Entry::of(cfg, f.value),
         });
     }
     Ok(parts)
@@ -143,6 +168,7 @@ fn cfg_to_partitions(gpt: &Gpt) -> Result<[Option<Part>; MAX_PARTITIONS]> {
 ///
 /// # Errors
 /// [`PartitionError::Invalid`](crate::PartitionError::Invalid) with fwup's message.
+#[cfg(feature = "create")]
 pub(crate) fn verify_cfg(gpt: &Gpt) -> Result<()> {
     if gpt.guid().and_then(uuid_me).is_none() {
         return err("GPT must have a valid disk guid".to_string());
@@ -181,6 +207,7 @@ pub(crate) fn verify_cfg(gpt: &Gpt) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "apply")]
 /// fwup's `create_partition` into one 128-byte entry.
 fn encode_partition(p: &Part, out: &mut [u8], num_blocks: u32) {
     let mut block_count = p.block_count;
@@ -197,14 +224,15 @@ fn encode_partition(p: &Part, out: &mut [u8], num_blocks: u32) {
     }
     let first_lba = u64::from(p.block_offset);
     let last_lba = u64::from(p.block_offset.wrapping_add(block_count).wrapping_sub(1));
-    out[0..16].copy_from_slice(&p.partition_type);
-    out[16..32].copy_from_slice(&p.guid);
+    out[0..16].copy_from_slice(&p.entry.partition_type);
+    out[16..32].copy_from_slice(&p.entry.guid);
     out[32..40].copy_from_slice(&first_lba.to_le_bytes());
     out[40..48].copy_from_slice(&last_lba.to_le_bytes());
-    out[48..56].copy_from_slice(&p.flags.to_le_bytes());
-    out[56..128].copy_from_slice(&p.name);
+    out[48..56].copy_from_slice(&p.entry.flags.to_le_bytes());
+    out[56..128].copy_from_slice(&p.entry.name);
 }
 
+#[cfg(feature = "apply")]
 struct Header {
     current_lba: u64,
     backup_lba: u64,
@@ -215,6 +243,7 @@ struct Header {
     partition_crc: u32,
 }
 
+#[cfg(feature = "apply")]
 /// fwup's `create_gpt_header` into one block.
 fn encode_header(h: &Header, out: &mut [u8]) {
     const HEADER_SIZE: usize = 92;
@@ -235,6 +264,7 @@ fn encode_header(h: &Header, out: &mut [u8]) {
     out[16..20].copy_from_slice(&crc.to_le_bytes());
 }
 
+#[cfg(feature = "apply")]
 /// The GPT of `gpt` for a destination of `num_blocks` blocks (0 when unknown): the
 /// protective MBR and primary GPT (34 blocks for offset 0), the backup GPT (33 blocks) and
 /// its byte offset.
@@ -298,6 +328,7 @@ fn create(gpt: &Gpt, num_blocks: u32) -> Result<(Vec<u8>, Vec<u8>, u64)> {
     Ok((primary, secondary, header.partition_lba * BLOCK as u64))
 }
 
+#[cfg(feature = "apply")]
 /// `gpt_write(gpt)`: the protective MBR and primary GPT at offset 0, the backup GPT at the
 /// end of the destination ([`Target::size`], or 34 blocks past the last partition when
 /// unknown).
@@ -312,11 +343,11 @@ pub(crate) fn write_gpt(target: &mut dyn Target, gpt: &Gpt) -> Result<()> {
     target.write_at(secondary_offset, &secondary)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "apply"))]
 mod tests {
-    use super::super::mbr::test_support::{blocks, image, meta};
     use super::*;
     use crate::apply::MemoryTarget;
+    use crate::partition::test_support::{blocks, image, meta};
 
     fn disk() -> Gpt {
         meta("gpt").gpts()[0].clone()
