@@ -72,7 +72,7 @@ impl fmt::Debug for NewToken {
 pub(crate) fn new_token() -> Result<NewToken, ApiError> {
     loop {
         let mut secret = [0u8; TOKEN_SECRET_LEN];
-        getrandom::fill(&mut secret).map_err(|e| ApiError::Internal(format!("random: {e}")))?;
+        getrandom::fill(&mut secret).map_err(|e| ApiError::internal("random", e))?;
         // A leading zero byte would vanish in the big-integer encoding; draw again.
         if secret[0] == 0 {
             continue;
@@ -153,7 +153,7 @@ pub(crate) fn hash_password(password: &str) -> Result<String, ApiError> {
     Argon2::default()
         .hash_password(password.as_bytes())
         .map(|hash| hash.to_string())
-        .map_err(|e| ApiError::Internal(format!("password hashing: {e}")))
+        .map_err(|e| ApiError::internal("password hashing", e))
 }
 
 /// Whether `password` matches the stored PHC string.
@@ -170,7 +170,7 @@ pub(crate) fn verify_password(password: &str, stored: &str) -> bool {
 /// A random password for the first admin, from the same alphabet as tokens.
 pub(crate) fn random_password() -> Result<String, ApiError> {
     let mut bytes = [0u8; 18];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("random: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("random", e))?;
     bytes[0] |= 1;
     Ok(base62_encode(&bytes))
 }
@@ -403,7 +403,7 @@ impl Caller {
     pub(crate) fn membership(&self) -> Result<Membership, ApiError> {
         self.membership
             .clone()
-            .ok_or_else(|| ApiError::Internal("route has no org role in the route table".into()))
+            .ok_or_else(|| ApiError::bug("route has no org role in the route table"))
     }
 }
 

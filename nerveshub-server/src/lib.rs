@@ -52,7 +52,7 @@ pub mod fuzzing;
 
 pub use cluster::{DrainPacing, NodeRole};
 pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE};
-pub use error::{ApiError, ServerError};
+pub use error::{ApiError, InternalError, ServerError};
 pub use listener::ConnectionLimits;
 pub use server::{FirstAdmin, RunningServer, reset_password};
 

@@ -99,7 +99,7 @@ async fn verification_token(
 ) -> Result<Response, ApiError> {
     let membership = caller.membership()?;
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("random: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("random", e))?;
     let token = URL_SAFE_NO_PAD.encode(bytes);
     let mut tx = state.db.begin().await?;
     db::insert_verification_token(&mut tx, membership.org.id, &token).await?;
@@ -288,7 +288,7 @@ async fn create(
         .db
         .ca_certificate(org_id, ca.serial())
         .await?
-        .ok_or_else(|| ApiError::Internal("registered CA not found after commit".into()))?;
+        .ok_or_else(|| ApiError::bug("registered CA not found after commit"))?;
     Ok(created(ca_json(&stored)))
 }
 

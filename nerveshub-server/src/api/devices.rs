@@ -439,7 +439,7 @@ async fn create(
     .await?;
     let device = db::device_by_id_in(&mut tx, id)
         .await?
-        .ok_or_else(|| ApiError::Internal("device vanished inside its own transaction".into()))?;
+        .ok_or_else(|| ApiError::bug("device vanished inside its own transaction"))?;
     tx.commit().await?;
     Ok(created(device_json(&device)))
 }
@@ -504,7 +504,7 @@ async fn update(
     .await?;
     let device = db::device_by_id_in(&mut tx, device.id)
         .await?
-        .ok_or_else(|| ApiError::Internal("device vanished inside its own transaction".into()))?;
+        .ok_or_else(|| ApiError::bug("device vanished inside its own transaction"))?;
     tx.commit().await?;
     // Turning updates on (or new tags) may make the device a rollout candidate.
     if let Some(id) = device.deployment_id {

@@ -125,7 +125,7 @@ pub(super) async fn upload(
     };
     let firmware = tokio::spawn(store(state, job))
         .await
-        .map_err(|e| ApiError::Internal(format!("firmware upload task: {e}")))??;
+        .map_err(|e| ApiError::internal("firmware upload task", e))??;
 
     tracing::info!(org = %org, product = %firmware.product, uuid = %firmware.uuid, version = %firmware.version, size = firmware.size, "firmware uploaded");
     let location = format!(
@@ -250,7 +250,7 @@ async fn receive_file(
     state: &AppState,
     max: u64,
 ) -> Result<Received, ApiError> {
-    let io = |e: std::io::Error| ApiError::Internal(format!("writing the upload's temp file: {e}"));
+    let io = |e: std::io::Error| ApiError::internal("writing the upload's temp file", e);
     let temp = tempfile::Builder::new()
         .prefix(UPLOAD_PREFIX)
         .suffix(".fw")
@@ -373,7 +373,7 @@ async fn store(state: AppState, job: Upload) -> Result<FirmwareRow, ApiError> {
         .iter()
         .map(|key| PublicKey::from_base64(&key.key))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::Internal(format!("a stored signing key does not parse: {e}")))?;
+        .map_err(|e| ApiError::internal("a stored signing key does not parse", e))?;
     let path = job.received.file.path().to_owned();
     // Inflating is the work an upload can cost: bounded by what the archive may declare.
     let max_inflated = state
@@ -386,12 +386,12 @@ async fn store(state: AppState, job: Upload) -> Result<FirmwareRow, ApiError> {
         nerveshub_fwup::verify_with_limit(reader, &public_keys, &Variables::default(), max_inflated)
     })
     .await
-    .map_err(|e| ApiError::Internal(format!("firmware verification task: {e}")))?
+    .map_err(|e| ApiError::internal("firmware verification task", e))?
     .map_err(verify_error)?;
     let org_key = match verified.signature() {
         SignatureStatus::Verified { key_index } => keys.get(key_index).cloned(),
         other => {
-            return Err(ApiError::Internal(format!(
+            return Err(ApiError::bug(format!(
                 "verification with keys ended as {other:?}"
             )));
         }
@@ -459,7 +459,7 @@ async fn store(state: AppState, job: Upload) -> Result<FirmwareRow, ApiError> {
 
     let mut nonce = [0u8; 6];
     getrandom::fill(&mut nonce)
-        .map_err(|e| ApiError::Internal(format!("no randomness for a storage key: {e}")))?;
+        .map_err(|e| ApiError::internal("no randomness for a storage key", e))?;
     // A fresh key for every upload: two racing uploads of the same firmware never share an
     // object, so the loser can delete its own.
     let storage_key = format!(
@@ -470,12 +470,12 @@ async fn store(state: AppState, job: Upload) -> Result<FirmwareRow, ApiError> {
     );
     let file = tokio::fs::File::open(job.received.file.path())
         .await
-        .map_err(|e| ApiError::Internal(format!("reopening the upload: {e}")))?;
+        .map_err(|e| ApiError::internal("reopening the upload", e))?;
     state
         .storage
         .put_file(&storage_key, file)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError::internal("storing the firmware", e))?;
 
     let mut row = FirmwareRow {
         id: 0,
@@ -571,7 +571,7 @@ fn verify_error(e: nerveshub_fwup::Error) -> ApiError {
             "firmware",
             "invalid_signature: the firmware's signature matches none of the org's signing keys",
         ),
-        Error::Io(e) => ApiError::Internal(format!("reading the upload's temp file: {e}")),
+        Error::Io(e) => ApiError::internal("reading the upload's temp file", e),
         other => ApiError::invalid("firmware", format!("is not a valid fwup archive: {other}")),
     }
 }
