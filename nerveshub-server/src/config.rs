@@ -3,7 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::crypto::CryptoProvider;
 
 /// Default firmware upload limit: 200 MiB, as NervesHub.
 pub const DEFAULT_MAX_FIRMWARE_SIZE: u64 = 200 * 1024 * 1024;
@@ -94,6 +97,16 @@ pub struct Config {
     /// second node on local storage is refused, since a firmware uploaded to one node would
     /// be missing on the other.
     pub local_storage_shared: bool,
+    /// The cryptography of every TLS listener (device endpoint, HTTPS API) and of device
+    /// certificate checks (chain signatures, handshake signatures). Default: rustls'
+    /// aws-lc-rs provider. A product on ring or a FIPS-validated provider passes its own; no
+    /// process-wide default provider is read or installed.
+    ///
+    /// TLS 1.3 session tickets are issued only with an aws-lc-rs provider (rustls' ticketer
+    /// is provider-specific); with any other provider the device endpoint resumes sessions
+    /// from its in-memory cache only (`ConnectionLimits::tls_session_cache`). Shared secrets
+    /// at rest are sealed with aws-lc-rs' AES-256-GCM whatever the provider.
+    pub crypto_provider: Arc<CryptoProvider>,
 }
 
 impl Config {
@@ -130,6 +143,7 @@ impl Config {
             node_id: None,
             drain: crate::DrainPacing::default(),
             local_storage_shared: false,
+            crypto_provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
         }
     }
 }

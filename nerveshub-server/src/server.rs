@@ -131,10 +131,11 @@ impl RunningServer {
         let first_admin = bootstrap_admin(&db, &config).await?;
 
         let identity = DeviceTlsIdentity::load_or_generate(&config)?;
-        let devices = DeviceHub::load(&db, &cluster).await?;
+        let devices = DeviceHub::load(&db, &cluster, &config.crypto_provider).await?;
         let tls = identity.server_config(
             devices.trust_store(),
             config.connection_limits.tls_session_cache,
+            &config.crypto_provider,
         )?;
         let api_tls = api_tls_config(&config, &identity)?;
 
@@ -419,7 +420,11 @@ fn api_tls_config(
             ));
         }
     };
-    Ok(Some(user_ca.api_tls_config(chain, key)?))
+    Ok(Some(user_ca.api_tls_config(
+        chain,
+        key,
+        &config.crypto_provider,
+    )?))
 }
 
 fn local_addr(listener: &TcpListener) -> Result<SocketAddr, ServerError> {

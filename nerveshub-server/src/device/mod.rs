@@ -74,11 +74,16 @@ pub(crate) struct DeviceHub {
 impl DeviceHub {
     /// Loads the trust store (registered CAs, known device certificates) from `db`; devices
     /// connected to other nodes are reached through `cluster`'s bus.
-    pub(crate) async fn load(db: &Db, cluster: &Cluster) -> Result<Self, ServerError> {
+    /// Certificate signatures are checked with `provider`'s algorithms.
+    pub(crate) async fn load(
+        db: &Db,
+        cluster: &Cluster,
+        provider: &rustls::crypto::CryptoProvider,
+    ) -> Result<Self, ServerError> {
         Ok(DeviceHub {
             bus: cluster.bus().cloned(),
             registry: DeviceRegistry::new(),
-            trust: trust::Trust::load(db).await?,
+            trust: trust::Trust::load(db, provider).await?,
             polls: Arc::default(),
             nh1_keys: nh1_keys::Nh1Keys::default(),
             // Device work waits for device connections only (the API keeps its own pool).

@@ -8,6 +8,7 @@
 use std::sync::{Arc, PoisonError};
 
 use nerveshub_pki::{Certificate, KnownCertificate, RegisteredCa, SharedTrustStore, TrustStore};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
@@ -134,6 +135,9 @@ mod base64_der {
 #[derive(Debug, Clone)]
 pub(crate) struct Trust {
     store: SharedTrustStore,
+    /// The configured provider's signature algorithms, for every store built from the
+    /// database.
+    algorithms: WebPkiSupportedAlgorithms,
     reloading: Arc<Mutex<()>>,
     journal: Arc<std::sync::Mutex<Journal>>,
 }
@@ -159,10 +163,13 @@ impl Drop for Recording<'_> {
 }
 
 impl Trust {
-    /// Loads the store from the database.
-    pub(crate) async fn load(db: &Db) -> Result<Self, sqlx::Error> {
+    /// Loads the store from the database; signatures are checked with `provider`'s
+    /// algorithms.
+    pub(crate) async fn load(db: &Db, provider: &CryptoProvider) -> Result<Self, sqlx::Error> {
+        let algorithms = provider.signature_verification_algorithms;
         Ok(Trust {
-            store: SharedTrustStore::new(build(db).await?),
+            store: SharedTrustStore::new(build(db, algorithms).await?),
+            algorithms,
             reloading: Arc::new(Mutex::new(())),
             journal: Arc::default(),
         })
@@ -194,7 +201,7 @@ impl Trust {
     /// read began replayed on it; on a database error the current store stays and the error
     /// is logged.
     pub(crate) async fn reload(&self, db: &Db) {
-        self.reload_from(build(db)).await;
+        self.reload_from(build(db, self.algorithms)).await;
     }
 
     /// [`reload`](Self::reload) from `read` (not polled before the journal records).
@@ -227,8 +234,11 @@ impl Trust {
 
 /// A store of what the database holds now (a stored CA that no longer passes the structural
 /// checks is left out with a warning rather than failing the whole endpoint).
-async fn build(db: &Db) -> Result<TrustStore, sqlx::Error> {
-    db.trust_store().await
+async fn build(db: &Db, algorithms: WebPkiSupportedAlgorithms) -> Result<TrustStore, sqlx::Error> {
+    // Issue 21: nerveshub-pki is gaining `TrustStore::builder_with_provider(&CryptoProvider)`;
+    // until it is in this tree the store is built with the provider's algorithms, which is
+    // what that builder does.
+    db.trust_store(algorithms).await
 }
 
 #[cfg(test)]
@@ -297,6 +307,8 @@ mod tests {
         let registered = RegisteredCa::new(ca.certificate().clone(), true).unwrap();
         let trust = Trust {
             store: SharedTrustStore::new(TrustStore::builder().ca(registered.clone()).build()),
+            algorithms: rustls::crypto::aws_lc_rs::default_provider()
+                .signature_verification_algorithms,
             reloading: Arc::default(),
             journal: Arc::default(),
         };
