@@ -41,6 +41,23 @@ pub enum ServerError {
     /// The TLS configuration was refused.
     #[error("TLS: {0}")]
     Tls(#[from] rustls::Error),
+    /// The database URL names a database this build leaves out (crate feature `sqlite` or
+    /// `postgres`).
+    #[error("database: this server was built without {backend} (crate feature `{feature}`)")]
+    DatabaseNotCompiled {
+        /// `SQLite` or `PostgreSQL`.
+        backend: &'static str,
+        /// The crate feature that adds it.
+        feature: &'static str,
+    },
+    /// The storage configuration names a backend this build leaves out (crate feature `s3`).
+    #[error("storage: this server was built without {backend} (crate feature `{feature}`)")]
+    StorageNotCompiled {
+        /// `S3`.
+        backend: &'static str,
+        /// The crate feature that adds it.
+        feature: &'static str,
+    },
 }
 
 impl ServerError {

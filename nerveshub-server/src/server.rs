@@ -126,7 +126,7 @@ impl RunningServer {
         }
         tracing::info!(database = %db::redact_url(&url), backend = ?db.backend(), "database ready");
         cluster::check_secrets_key(&db, &secrets).await?;
-        let cluster = Cluster::join(&db, &config, config.storage.trim() == "local").await?;
+        let cluster = Cluster::join(&db, &config, config.storage.is_local()).await?;
         let running_here = cluster::RunningHere::mark(cluster.node_id());
         let first_admin = bootstrap_admin(&db, &config).await?;
 
