@@ -339,6 +339,13 @@ impl RunningServer {
         self.state.devices.presence.pending_count()
     }
 
+    /// Test-only: how many times the device trust store was read whole from the database
+    /// again since start (the initial load not counted).
+    #[doc(hidden)]
+    pub fn trust_reloads(&self) -> u64 {
+        self.state.devices.trust_reloads()
+    }
+
     /// Test-only: the deployments whose orchestrator this node leads, in id order.
     #[doc(hidden)]
     pub fn leading_deployments(&self) -> Vec<i64> {

@@ -1,21 +1,84 @@
 //! The device endpoint's certificate trust (registered Device CAs and known device
 //! certificates): loaded from the database at start, then kept current one [`TrustChange`] at
-//! a time by the write paths, after they commit. A periodic full reload stays as a safety net.
+//! a time. Every write that changes trust runs in a [`TrustTx`], whose commit applies its
+//! changes (and sends them to the other nodes), so no write path can forget to. A full reload
+//! runs only when changes may have been missed (the cluster bus lost its connection).
 //!
 //! Applying a change costs about one hash-map update: a JITP fleet's first boot no longer
 //! reads every certificate again per new device.
 
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 
 use nerveshub_pki::{Certificate, KnownCertificate, RegisteredCa, SharedTrustStore, TrustStore};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use serde::{Deserialize, Serialize};
+use sqlx::{Any, AnyConnection, Transaction};
 use tokio::sync::Mutex;
 
+use super::DeviceHub;
 use crate::db::Db;
 
-/// One change to what the device endpoint trusts, applied by
-/// [`DeviceHub::trust_changed`](super::DeviceHub::trust_changed) once the database holds it.
+/// A write transaction that changes what the device endpoint trusts (from
+/// [`DeviceHub::begin_trust_change`]). Writes go through it as through any transaction
+/// (it dereferences to the connection); each trust change it makes is recorded with
+/// [`changes`](Self::changes), and [`commit`](Self::commit) commits and then applies them.
+/// Dropped or failed, nothing is applied — as nothing was stored.
+pub(crate) struct TrustTx {
+    tx: Transaction<'static, Any>,
+    hub: DeviceHub,
+    changes: Vec<TrustChange>,
+}
+
+impl TrustTx {
+    pub(super) fn new(tx: Transaction<'static, Any>, hub: DeviceHub) -> Self {
+        TrustTx {
+            tx,
+            hub,
+            changes: Vec::new(),
+        }
+    }
+
+    /// Records `change`, made (or about to be made) in this transaction.
+    pub(crate) fn changes(&mut self, change: TrustChange) {
+        self.changes.push(change);
+    }
+
+    /// Commits, then applies the recorded changes here and on the other nodes.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await?;
+        for change in self.changes {
+            self.hub.apply_committed(change);
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for TrustTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustTx")
+            .field("changes", &self.changes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deref for TrustTx {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for TrustTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}
+
+/// One change to what the device endpoint trusts, applied by [`TrustTx::commit`] once the
+/// database holds it.
 ///
 /// Small and serializable (CA certificates as base64 DER, everything else by SHA-1
 /// fingerprint) so a change made on one node can be sent to the others. Applying a change
@@ -140,6 +203,8 @@ pub(crate) struct Trust {
     algorithms: WebPkiSupportedAlgorithms,
     reloading: Arc<Mutex<()>>,
     journal: Arc<std::sync::Mutex<Journal>>,
+    /// Full reloads since start, for tests that check a path does not cause one.
+    reloads: Arc<AtomicU64>,
 }
 
 /// While a full reload runs, the changes applied meanwhile: its database read may predate
@@ -172,6 +237,7 @@ impl Trust {
             algorithms,
             reloading: Arc::new(Mutex::new(())),
             journal: Arc::default(),
+            reloads: Arc::default(),
         })
     }
 
@@ -197,6 +263,11 @@ impl Trust {
         }
     }
 
+    /// How many full reloads began since start.
+    pub(crate) fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
     /// Reads the database again and swaps the store in, with the changes applied since the
     /// read began replayed on it; on a database error the current store stays and the error
     /// is logged.
@@ -206,6 +277,7 @@ impl Trust {
 
     /// [`reload`](Self::reload) from `read` (not polled before the journal records).
     async fn reload_from(&self, read: impl Future<Output = Result<TrustStore, sqlx::Error>>) {
+        self.reloads.fetch_add(1, Ordering::Relaxed);
         let _one_at_a_time = self.reloading.lock().await;
         {
             let mut journal = self.journal();
@@ -311,6 +383,7 @@ mod tests {
                 .signature_verification_algorithms,
             reloading: Arc::default(),
             journal: Arc::default(),
+            reloads: Arc::default(),
         };
         // The reload's read: what the database held before the certificate was stored.
         let stale = TrustStore::builder().ca(registered).build();
