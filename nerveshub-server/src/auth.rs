@@ -102,16 +102,11 @@ pub(crate) fn parse_token(text: &str) -> Option<String> {
 }
 
 fn token_hash(secret: &[u8]) -> String {
-    hex_upper(&Sha512::digest(secret))
+    crate::hex::upper(&Sha512::digest(secret))
 }
 
-pub(crate) fn hex_upper(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02X}");
-        s
-    })
-}
+/// For `db/`, which imports it from here (issue 21: those are the db helper's files).
+pub(crate) use crate::hex::upper as hex_upper;
 
 fn base62_encode(bytes: &[u8]) -> String {
     // Repeated division of the big-endian number by 62.

@@ -53,6 +53,7 @@ mod device_endpoint;
 mod error;
 mod files;
 mod fleet;
+mod hex;
 mod listener;
 mod observability;
 mod server;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::devices::{audit_change, find};
 use super::{Api, Body, Endpoint, Success, created, data, no_content};
-use crate::auth::{Caller, Role, hex_upper};
+use crate::auth::{Caller, Role};
 use crate::db::{self, DeviceCertificateRow};
 use crate::device::TrustChange;
 use crate::error::ApiError;
@@ -137,7 +137,7 @@ async fn create(
     }
     // A certificate issued by a CA another org registered cannot be given to this org's
     // device (a certificate of an unregistered issuer can: NervesHub allows it too).
-    if let Some(aki) = cert.aki().map(hex_upper) {
+    if let Some(aki) = cert.aki().map(crate::hex::upper) {
         let orgs = db::ca_orgs_with_ski(&mut tx, &aki).await?;
         if !orgs.is_empty() && !orgs.contains(&org_id) {
             return Err(ApiError::invalid(

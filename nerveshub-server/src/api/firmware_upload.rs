@@ -308,7 +308,7 @@ impl Checksums {
             self.piece_len += now.len() as u64;
             if self.piece_len == PARTIAL_LEN {
                 let piece = std::mem::replace(&mut self.piece, Sha256::new());
-                self.partials.push(hex_upper(&piece.finalize()));
+                self.partials.push(crate::hex::upper(&piece.finalize()));
                 self.piece_len = 0;
             }
             data = rest;
@@ -318,19 +318,15 @@ impl Checksums {
     /// Size, whole-file checksum and partial checksums (the last piece may be short).
     fn finish(mut self) -> (u64, String, Vec<String>) {
         if self.piece_len > 0 {
-            self.partials.push(hex_upper(&self.piece.finalize()));
+            self.partials
+                .push(crate::hex::upper(&self.piece.finalize()));
         }
-        (self.size, hex_upper(&self.whole.finalize()), self.partials)
+        (
+            self.size,
+            crate::hex::upper(&self.whole.finalize()),
+            self.partials,
+        )
     }
-}
-
-fn hex_upper(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    bytes
-        .iter()
-        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]])
-        .map(char::from)
-        .collect()
 }
 
 /// Percent-encodes a path segment (org and product names may hold spaces and more).
@@ -466,7 +462,7 @@ async fn store(state: AppState, job: Upload) -> Result<FirmwareRow, ApiError> {
         "{}/{}/{uuid}-{}.fw",
         job.org_id,
         job.product.id,
-        hex_upper(&nonce).to_lowercase()
+        crate::hex::lower(&nonce)
     );
     let file = tokio::fs::File::open(job.received.file.path())
         .await
@@ -585,10 +581,10 @@ mod tests {
         let data: Vec<u8> = (0..(2 * PARTIAL_LEN + 10))
             .map(|i| (i % 251) as u8)
             .collect();
-        let whole = hex_upper(&Sha256::digest(&data));
+        let whole = crate::hex::upper(&Sha256::digest(&data));
         let pieces: Vec<String> = data
             .chunks(PARTIAL_LEN as usize)
-            .map(|piece| hex_upper(&Sha256::digest(piece)))
+            .map(|piece| crate::hex::upper(&Sha256::digest(piece)))
             .collect();
         // Fed in odd-sized chunks that straddle the piece boundaries.
         let mut sums = Checksums::new();
