@@ -72,7 +72,7 @@ impl fmt::Debug for NewToken {
 pub(crate) fn new_token() -> Result<NewToken, ApiError> {
     loop {
         let mut secret = [0u8; TOKEN_SECRET_LEN];
-        getrandom::fill(&mut secret).map_err(|e| ApiError::Internal(format!("random: {e}")))?;
+        getrandom::fill(&mut secret).map_err(|e| ApiError::internal("random", e))?;
         // A leading zero byte would vanish in the big-integer encoding; draw again.
         if secret[0] == 0 {
             continue;
@@ -102,16 +102,11 @@ pub(crate) fn parse_token(text: &str) -> Option<String> {
 }
 
 fn token_hash(secret: &[u8]) -> String {
-    hex_upper(&Sha512::digest(secret))
+    crate::hex::upper(&Sha512::digest(secret))
 }
 
-pub(crate) fn hex_upper(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02X}");
-        s
-    })
-}
+/// For `db/`, which imports it from here (issue 21: those are the db helper's files).
+pub(crate) use crate::hex::upper as hex_upper;
 
 fn base62_encode(bytes: &[u8]) -> String {
     // Repeated division of the big-endian number by 62.
@@ -153,7 +148,7 @@ pub(crate) fn hash_password(password: &str) -> Result<String, ApiError> {
     Argon2::default()
         .hash_password(password.as_bytes())
         .map(|hash| hash.to_string())
-        .map_err(|e| ApiError::Internal(format!("password hashing: {e}")))
+        .map_err(|e| ApiError::internal("password hashing", e))
 }
 
 /// Whether `password` matches the stored PHC string.
@@ -170,7 +165,7 @@ pub(crate) fn verify_password(password: &str, stored: &str) -> bool {
 /// A random password for the first admin, from the same alphabet as tokens.
 pub(crate) fn random_password() -> Result<String, ApiError> {
     let mut bytes = [0u8; 18];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("random: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("random", e))?;
     bytes[0] |= 1;
     Ok(base62_encode(&bytes))
 }
@@ -403,7 +398,7 @@ impl Caller {
     pub(crate) fn membership(&self) -> Result<Membership, ApiError> {
         self.membership
             .clone()
-            .ok_or_else(|| ApiError::Internal("route has no org role in the route table".into()))
+            .ok_or_else(|| ApiError::bug("route has no org role in the route table"))
     }
 }
 

@@ -1,9 +1,15 @@
 //! What a server is started with. The binary fills this from flags and environment variables;
 //! tests fill it directly.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::crypto::CryptoProvider;
+
+use crate::error::ServerError;
 
 /// Default firmware upload limit: 200 MiB, as NervesHub.
 pub const DEFAULT_MAX_FIRMWARE_SIZE: u64 = 200 * 1024 * 1024;
@@ -41,12 +47,8 @@ pub struct Config {
     pub device_hosts: Vec<String>,
     /// The email of the server admin created on first start.
     pub admin_email: String,
-    /// Where firmware is kept: `local` (under `data_dir`), `s3://bucket` or
-    /// `s3://bucket/prefix`.
-    pub storage: String,
-    /// object_store settings for `s3://` storage (`aws_endpoint`, `aws_region`,
-    /// `aws_allow_http`, …), applied over the `AWS_*` environment variables.
-    pub storage_options: Vec<(String, String)>,
+    /// Where firmware is kept. Default: local, in `data_dir/firmware`, one node.
+    pub storage: StorageConfig,
     /// The largest firmware upload accepted, in bytes.
     pub max_firmware_size: u64,
     /// The base of the URLs handed to devices (firmware downloads) when firmware is stored
@@ -90,10 +92,16 @@ pub struct Config {
     /// How fast a node that is stopping closes its device sockets (NervesHub: 1000 every
     /// 4 s), so the fleet reconnects to the other nodes in waves instead of all at once.
     pub drain: crate::DrainPacing,
-    /// Set when `local` storage is a directory every node shares (e.g. NFS): without it a
-    /// second node on local storage is refused, since a firmware uploaded to one node would
-    /// be missing on the other.
-    pub local_storage_shared: bool,
+    /// The cryptography of every TLS listener (device endpoint, HTTPS API) and of device
+    /// certificate checks (chain signatures, handshake signatures). Default: rustls'
+    /// aws-lc-rs provider. A product on ring or a FIPS-validated provider passes its own; no
+    /// process-wide default provider is read or installed.
+    ///
+    /// TLS 1.3 session tickets are issued only with an aws-lc-rs provider (rustls' ticketer
+    /// is provider-specific); with any other provider the device endpoint resumes sessions
+    /// from its in-memory cache only (`ConnectionLimits::tls_session_cache`). Shared secrets
+    /// at rest are sealed with aws-lc-rs' AES-256-GCM whatever the provider.
+    pub crypto_provider: Arc<CryptoProvider>,
 }
 
 impl Config {
@@ -112,8 +120,7 @@ impl Config {
             device_key: None,
             device_hosts: Vec::new(),
             admin_email: "admin@localhost".to_owned(),
-            storage: "local".to_owned(),
-            storage_options: Vec::new(),
+            storage: StorageConfig::local(),
             max_firmware_size: DEFAULT_MAX_FIRMWARE_SIZE,
             device_url: None,
             rollout_coalesce: Duration::from_secs(3),
@@ -129,7 +136,123 @@ impl Config {
             node_role: crate::NodeRole::All,
             node_id: None,
             drain: crate::DrainPacing::default(),
-            local_storage_shared: false,
+            crypto_provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+        }
+    }
+}
+
+/// Where firmware is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageConfig {
+    /// A directory on this machine; download URLs are the server's own signed `/firmware/…`
+    /// URLs, served by the device endpoint.
+    Local {
+        /// The directory; `None`: `<data_dir>/firmware`.
+        dir: Option<PathBuf>,
+        /// Every node sees the same directory (NFS or the like). Without it a second node on
+        /// local storage is refused, since a firmware uploaded to one node would be missing
+        /// on the other.
+        shared: bool,
+    },
+    /// An S3 bucket (feature `s3`): configured by object_store's environment variables
+    /// (`AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_ALLOW_HTTP`, …) and `options`; download URLs are SigV4 presigned.
+    S3 {
+        /// The bucket's name.
+        bucket: String,
+        /// Where in the bucket (objects go under `<prefix>/firmware/`); may be empty.
+        prefix: String,
+        /// object_store settings (`aws_endpoint`, `aws_region`, `aws_allow_http`, …),
+        /// applied over the `AWS_*` environment variables.
+        options: Vec<(String, String)>,
+    },
+}
+
+impl StorageConfig {
+    /// Local storage in `<data_dir>/firmware`, for one node.
+    pub fn local() -> Self {
+        StorageConfig::Local {
+            dir: None,
+            shared: false,
+        }
+    }
+
+    /// Parses the `--storage` syntax: `local`, `s3://BUCKET` or `s3://BUCKET/PREFIX` (S3
+    /// without options; set them on the result).
+    ///
+    /// # Errors
+    /// [`ServerError::Config`] for anything else.
+    pub fn parse(spec: &str) -> Result<Self, ServerError> {
+        let spec = spec.trim();
+        if spec == "local" {
+            return Ok(StorageConfig::local());
+        }
+        let Some(location) = spec.strip_prefix("s3://") else {
+            return Err(ServerError::Config(format!(
+                "--storage {spec}: expected `local` or `s3://BUCKET[/PREFIX]`"
+            )));
+        };
+        let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+        if bucket.is_empty() {
+            return Err(ServerError::Config(format!(
+                "--storage {spec}: expected s3://BUCKET or s3://BUCKET/PREFIX"
+            )));
+        }
+        Ok(StorageConfig::S3 {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            options: Vec::new(),
+        })
+    }
+
+    /// Whether this is local storage.
+    pub fn is_local(&self) -> bool {
+        matches!(self, StorageConfig::Local { .. })
+    }
+}
+
+impl std::str::FromStr for StorageConfig {
+    type Err = ServerError;
+
+    fn from_str(spec: &str) -> Result<Self, ServerError> {
+        StorageConfig::parse(spec)
+    }
+}
+
+/// The `--storage` syntax back: `local` or `s3://bucket[/prefix]` (options are not shown: they
+/// may hold credentials). Every node of a cluster compares it to its own.
+impl fmt::Display for StorageConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageConfig::Local { .. } => f.write_str("local"),
+            StorageConfig::S3 { bucket, prefix, .. } if prefix.is_empty() => {
+                write!(f, "s3://{bucket}")
+            }
+            StorageConfig::S3 { bucket, prefix, .. } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_specs_parse_and_print_back() {
+        for spec in ["local", "s3://bucket", "s3://bucket/some/prefix"] {
+            assert_eq!(StorageConfig::parse(spec).unwrap().to_string(), spec);
+        }
+        assert_eq!(
+            StorageConfig::parse(" s3://b/p ").unwrap(),
+            StorageConfig::S3 {
+                bucket: "b".into(),
+                prefix: "p".into(),
+                options: Vec::new()
+            }
+        );
+        for bad in ["", "s3://", "s3:///prefix", "gs://bucket", "Local"] {
+            assert!(StorageConfig::parse(bad).is_err(), "{bad}");
         }
     }
 }

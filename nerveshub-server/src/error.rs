@@ -1,6 +1,7 @@
 //! The server's two error boundaries: [`ServerError`] for starting and running the server,
 //! [`ApiError`] for answers on the management API (the only place that knows status codes).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use axum::Json;
@@ -40,6 +41,23 @@ pub enum ServerError {
     /// The TLS configuration was refused.
     #[error("TLS: {0}")]
     Tls(#[from] rustls::Error),
+    /// The database URL names a database this build leaves out (crate feature `sqlite` or
+    /// `postgres`).
+    #[error("database: this server was built without {backend} (crate feature `{feature}`)")]
+    DatabaseNotCompiled {
+        /// `SQLite` or `PostgreSQL`.
+        backend: &'static str,
+        /// The crate feature that adds it.
+        feature: &'static str,
+    },
+    /// The storage configuration names a backend this build leaves out (crate feature `s3`).
+    #[error("storage: this server was built without {backend} (crate feature `{feature}`)")]
+    StorageNotCompiled {
+        /// `S3`.
+        backend: &'static str,
+        /// The crate feature that adds it.
+        feature: &'static str,
+    },
 }
 
 impl ServerError {
@@ -83,15 +101,56 @@ pub enum ApiError {
     /// Too many attempts; retry after this many seconds: 429 with `Retry-After`.
     #[error("too many attempts; retry in {0} s")]
     TooManyRequests(u64),
-    /// A fault on our side; logged, never shown to the caller: 500.
+    /// A fault on our side: 500 with a generic body. The error (and its whole `source()`
+    /// chain) travels with the response to the one middleware that logs it
+    /// (`observability::log_server_errors`); nothing of it reaches the caller.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] InternalError),
+}
+
+/// Any error, boxed, as [`InternalError`] keeps its cause.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A fault on the server's side: what was being done, and the error that stopped it (absent
+/// when the fault is a broken invariant of our own rather than a failed call).
+#[derive(Debug, thiserror::Error)]
+#[error("{context}")]
+pub struct InternalError {
+    context: Cow<'static, str>,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl InternalError {
+    /// What was being done when the fault happened.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
 }
 
 impl ApiError {
     /// A 422 answer for one field.
     pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
         ApiError::Validation(BTreeMap::from([(field.to_owned(), vec![message.into()])]))
+    }
+
+    /// A 500 caused by `source` while doing `context` (both logged, neither shown).
+    pub(crate) fn internal(
+        context: impl Into<Cow<'static, str>>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        ApiError::Internal(InternalError {
+            context: context.into(),
+            source: Some(source.into()),
+        })
+    }
+
+    /// A 500 for a broken invariant of our own: nothing failed below us, so no cause.
+    pub(crate) fn bug(context: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::Internal(InternalError {
+            context: context.into(),
+            source: None,
+        })
     }
 }
 
@@ -120,7 +179,7 @@ impl From<sqlx::Error> for ApiError {
                 );
             }
         }
-        ApiError::Internal(format!("database: {e}"))
+        ApiError::internal("database", e)
     }
 }
 
@@ -170,9 +229,11 @@ impl IntoResponse for ApiError {
                 );
                 response
             }
-            ApiError::Internal(msg) => {
-                tracing::error!(error = %msg, "request failed");
-                detail(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            ApiError::Internal(error) => {
+                let mut response =
+                    detail(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+                crate::observability::attach_cause(&mut response, error);
+                response
             }
         }
     }

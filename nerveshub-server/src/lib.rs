@@ -13,6 +13,22 @@
 //! queries (sqlx's `Any` driver) and migrations for each. Every change writes an audit-log row
 //! in the same transaction.
 //!
+//! # Crate features
+//!
+//! All on by default; a product that needs less turns the defaults off
+//! (`default-features = false`) and names what it uses:
+//! - `sqlite`: SQLite databases (bundled; the default database, in the data directory).
+//! - `postgres`: PostgreSQL databases (`Config::database_url = postgres://…`), and with them
+//!   several nodes on one database.
+//! - `s3`: firmware in S3 ([`StorageConfig::S3`]).
+//!
+//! Asking at run time for what the build leaves out is refused when the server starts, with
+//! [`ServerError::DatabaseNotCompiled`] or [`ServerError::StorageNotCompiled`] naming the
+//! feature. Local firmware storage is always there.
+//!
+//! The cryptography is the caller's too: [`Config::crypto_provider`] (rustls' aws-lc-rs by
+//! default) serves every TLS listener and checks device certificates.
+//!
 //! # Example
 //! ```no_run
 //! # async fn run() -> Result<(), nerveshub_server::ServerError> {
@@ -37,6 +53,7 @@ mod device_endpoint;
 mod error;
 mod files;
 mod fleet;
+mod hex;
 mod listener;
 mod observability;
 mod server;
@@ -51,8 +68,8 @@ mod web;
 pub mod fuzzing;
 
 pub use cluster::{DrainPacing, NodeRole};
-pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE};
-pub use error::{ApiError, ServerError};
+pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE, StorageConfig};
+pub use error::{ApiError, InternalError, ServerError};
 pub use listener::ConnectionLimits;
 pub use server::{FirstAdmin, RunningServer, reset_password};
 

@@ -126,15 +126,16 @@ impl RunningServer {
         }
         tracing::info!(database = %db::redact_url(&url), backend = ?db.backend(), "database ready");
         cluster::check_secrets_key(&db, &secrets).await?;
-        let cluster = Cluster::join(&db, &config, config.storage.trim() == "local").await?;
+        let cluster = Cluster::join(&db, &config, config.storage.is_local()).await?;
         let running_here = cluster::RunningHere::mark(cluster.node_id());
         let first_admin = bootstrap_admin(&db, &config).await?;
 
         let identity = DeviceTlsIdentity::load_or_generate(&config)?;
-        let devices = DeviceHub::load(&db, &cluster).await?;
+        let devices = DeviceHub::load(&db, &cluster, &config.crypto_provider).await?;
         let tls = identity.server_config(
             devices.trust_store(),
             config.connection_limits.tls_session_cache,
+            &config.crypto_provider,
         )?;
         let api_tls = api_tls_config(&config, &identity)?;
 
@@ -338,6 +339,13 @@ impl RunningServer {
         self.state.devices.presence.pending_count()
     }
 
+    /// Test-only: how many times the device trust store was read whole from the database
+    /// again since start (the initial load not counted).
+    #[doc(hidden)]
+    pub fn trust_reloads(&self) -> u64 {
+        self.state.devices.trust_reloads()
+    }
+
     /// Test-only: the deployments whose orchestrator this node leads, in id order.
     #[doc(hidden)]
     pub fn leading_deployments(&self) -> Vec<i64> {
@@ -419,7 +427,11 @@ fn api_tls_config(
             ));
         }
     };
-    Ok(Some(user_ca.api_tls_config(chain, key)?))
+    Ok(Some(user_ca.api_tls_config(
+        chain,
+        key,
+        &config.crypto_provider,
+    )?))
 }
 
 fn local_addr(listener: &TcpListener) -> Result<SocketAddr, ServerError> {

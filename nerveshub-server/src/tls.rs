@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nerveshub_pki::{DeviceCertVerifier, SharedTrustStore, UnixTime};
 use rustls::ServerConfig;
-use rustls::crypto::aws_lc_rs;
+use rustls::crypto::{CryptoProvider, aws_lc_rs};
 use rustls::time_provider::DefaultTimeProvider;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -55,8 +55,9 @@ impl DeviceTlsIdentity {
         }
     }
 
-    /// The rustls configuration for the device endpoint, remembering up to `session_cache`
-    /// TLS 1.2 sessions by ID.
+    /// The rustls configuration for the device endpoint on `provider`, remembering up to
+    /// `session_cache` sessions by ID (and issuing TLS 1.3 tickets when `provider` is
+    /// aws-lc-rs, see [`Config::crypto_provider`]).
     ///
     /// Resumption skips the client-certificate verifier (the chain comes back from the
     /// session), which is safe here because the socket handler checks the chain against the
@@ -66,14 +67,14 @@ impl DeviceTlsIdentity {
         &self,
         trust: SharedTrustStore,
         session_cache: usize,
+        provider: &Arc<CryptoProvider>,
     ) -> Result<Arc<ServerConfig>, ServerError> {
         let verifier = DeviceCertVerifier::new(trust, Arc::new(DefaultTimeProvider));
-        let mut config =
-            ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
-                // nerves_hub_link's socket speaks TLS 1.2 only.
-                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-                .with_client_cert_verifier(Arc::new(verifier))
-                .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        let mut config = ServerConfig::builder_with_provider(provider.clone())
+            // nerves_hub_link's socket speaks TLS 1.2 only.
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_client_cert_verifier(Arc::new(verifier))
+            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         // A reconnect storm is mostly devices that were connected a moment ago: resuming
         // spares both sides the key exchange and the signatures. Session IDs (what
@@ -84,9 +85,23 @@ impl DeviceTlsIdentity {
         } else {
             rustls::server::ServerSessionMemoryCache::new(session_cache)
         };
-        config.ticketer = aws_lc_rs::Ticketer::new()?;
+        // rustls' ticketers belong to a provider; another provider's tickets would be sealed
+        // outside the cryptography the caller chose (a FIPS boundary, say), so with any other
+        // provider TLS 1.3 resumes from the session cache above instead.
+        if is_aws_lc_rs(provider) {
+            config.ticketer = aws_lc_rs::Ticketer::new()?;
+        }
         Ok(Arc::new(config))
     }
+}
+
+/// Whether `provider` is rustls' aws-lc-rs provider (or built from its parts). rustls gives
+/// providers no name; the key provider and the random source are aws-lc-rs' own types, whose
+/// `Debug` names them.
+fn is_aws_lc_rs(provider: &CryptoProvider) -> bool {
+    let reference = aws_lc_rs::default_provider();
+    format!("{:?}", provider.key_provider) == format!("{:?}", reference.key_provider)
+        && format!("{:?}", provider.secure_random) == format!("{:?}", reference.secure_random)
 }
 
 pub(crate) fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServerError> {
@@ -178,4 +193,15 @@ pub(crate) fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<
     file.write_all(contents).map_err(err)?;
     file.sync_all().map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_aws_lc_rs_gets_tickets() {
+        assert!(is_aws_lc_rs(&aws_lc_rs::default_provider()));
+        assert!(!is_aws_lc_rs(&rustls::crypto::ring::default_provider()));
+    }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nerveshub_pki::{CertOptions, Certificate, DeviceCa, UnixTime};
 use rustls::ServerConfig;
-use rustls::crypto::aws_lc_rs;
+use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sqlx::FromRow;
@@ -98,8 +98,8 @@ impl UserCa {
         &self,
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
+        provider: &Arc<CryptoProvider>,
     ) -> Result<Arc<ServerConfig>, ServerError> {
-        let provider = Arc::new(aws_lc_rs::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.0.certificate().der().clone())?;
         let verifier =
@@ -107,7 +107,7 @@ impl UserCa {
                 .allow_unauthenticated()
                 .build()
                 .map_err(|e| ServerError::Config(format!("user certificate verifier: {e}")))?;
-        let mut config = ServerConfig::builder_with_provider(provider)
+        let mut config = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain, key)?;

@@ -54,7 +54,10 @@ fn postgres() -> Option<TestDb> {
 /// Node `id` of a cluster sharing local storage.
 fn node(config: &mut nerveshub_server::Config, id: &str) {
     config.node_id = Some(id.to_owned());
-    config.local_storage_shared = true;
+    config.storage = nerveshub_server::StorageConfig::Local {
+        dir: None,
+        shared: true,
+    };
 }
 
 /// Node B beside `a`, started after it.

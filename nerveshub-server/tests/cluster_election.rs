@@ -47,7 +47,10 @@ impl Nodes {
     async fn start(admin_url: &str, adjust: impl Fn(&mut Config)) -> (Nodes, RunningServer) {
         let mut base = None;
         let fleet = Fleet::start(TestDb::Postgres(admin_url.to_owned()), &["1.0.0"], |c| {
-            c.local_storage_shared = true;
+            c.storage = nerveshub_server::StorageConfig::Local {
+                dir: None,
+                shared: true,
+            };
             c.node_id = Some("a".into());
             adjust(c);
             base = Some(c.clone());

@@ -36,7 +36,10 @@ async fn unreferenced_objects_are_swept_at_start() {
         config.database_url = fw.database_url.clone();
         // The first server still runs: on PostgreSQL the second is a second node, on the
         // same (so shared) local directory.
-        config.local_storage_shared = true;
+        config.storage = nerveshub_server::StorageConfig::Local {
+            dir: None,
+            shared: true,
+        };
         let hour = Duration::from_secs(3600);
         match &storage {
             TestStorage::Local => {
@@ -63,12 +66,15 @@ async fn unreferenced_objects_are_swept_at_start() {
                     )
                     .await
                     .unwrap();
-                config.storage = format!("s3://{}/{prefix}", s3.bucket);
-                config.storage_options = vec![
-                    ("aws_endpoint".into(), s3.endpoint.clone()),
-                    ("aws_allow_http".into(), "true".into()),
-                    ("aws_region".into(), "us-east-1".into()),
-                ];
+                config.storage = nerveshub_server::StorageConfig::S3 {
+                    bucket: s3.bucket.clone(),
+                    prefix: prefix.clone(),
+                    options: vec![
+                        ("aws_endpoint".into(), s3.endpoint.clone()),
+                        ("aws_allow_http".into(), "true".into()),
+                        ("aws_region".into(), "us-east-1".into()),
+                    ],
+                };
                 // S3 objects cannot be backdated: every unreferenced object counts as old.
                 config.orphan_min_age = Duration::ZERO;
             }

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use nerveshub_server::{Config, DEFAULT_MAX_FIRMWARE_SIZE, DrainPacing, NodeRole, RunningServer};
+use nerveshub_server::{
+    Config, DEFAULT_MAX_FIRMWARE_SIZE, DrainPacing, NodeRole, RunningServer, StorageConfig,
+};
 use serde::Deserialize;
 
 #[path = "../logging.rs"]
@@ -276,13 +278,10 @@ impl Settings {
         if let Some(email) = self.admin_email.or(file.admin_email) {
             config.admin_email = email;
         }
-        if let Some(storage) = self.storage.or(file.storage) {
-            config.storage = storage;
-        }
+        let storage_spec = self.storage.or(file.storage);
         // Options merge key by key: a flag overrides the file's value of the same key.
-        let mut options = file.storage_option.unwrap_or_default();
-        options.extend(self.storage_option_flags);
-        config.storage_options = options.into_iter().collect();
+        let mut storage_options = file.storage_option.unwrap_or_default();
+        storage_options.extend(self.storage_option_flags);
         config.max_firmware_size = self
             .max_firmware_size
             .or(file.max_firmware_size)
@@ -318,10 +317,20 @@ impl Settings {
             .or(file.drain_interval)
             .map_or(default.interval, std::time::Duration::from_secs);
         config.drain = DrainPacing::new(batch, interval);
-        config.local_storage_shared = self
+        let local_storage_shared = self
             .local_storage_shared
             .or(file.local_storage_shared)
             .unwrap_or(false);
+        config.storage = match storage_spec {
+            Some(spec) => StorageConfig::parse(&spec)?,
+            None => StorageConfig::local(),
+        };
+        match &mut config.storage {
+            StorageConfig::Local { shared, .. } => *shared = local_storage_shared,
+            StorageConfig::S3 { options, .. } => *options = storage_options.into_iter().collect(),
+            // A backend added to the library later: nothing of ours to apply.
+            _ => {}
+        }
         Ok(Effective {
             config,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
@@ -455,7 +464,7 @@ fn print_config(effective: &Effective) -> String {
         ),
     );
     table.insert("admin-email".into(), Value::String(c.admin_email.clone()));
-    table.insert("storage".into(), Value::String(c.storage.clone()));
+    table.insert("storage".into(), Value::String(c.storage.to_string()));
     table.insert(
         "max-firmware-size".into(),
         Value::Integer(i64::try_from(c.max_firmware_size).unwrap_or(i64::MAX)),
@@ -506,7 +515,10 @@ fn print_config(effective: &Effective) -> String {
     );
     table.insert(
         "local-storage-shared".into(),
-        Value::Boolean(c.local_storage_shared),
+        Value::Boolean(matches!(
+            c.storage,
+            StorageConfig::Local { shared: true, .. }
+        )),
     );
     table.insert(
         "log-format".into(),
@@ -518,9 +530,10 @@ fn print_config(effective: &Effective) -> String {
             .to_owned(),
         ),
     );
-    if !c.storage_options.is_empty() {
-        let options = c
-            .storage_options
+    if let StorageConfig::S3 { options, .. } = &c.storage
+        && !options.is_empty()
+    {
+        let options = options
             .iter()
             .map(|(k, v)| {
                 let shown = if is_secret_option(k) { "***" } else { v };

@@ -99,7 +99,7 @@ async fn verification_token(
 ) -> Result<Response, ApiError> {
     let membership = caller.membership()?;
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("random: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("random", e))?;
     let token = URL_SAFE_NO_PAD.encode(bytes);
     let mut tx = state.db.begin().await?;
     db::insert_verification_token(&mut tx, membership.org.id, &token).await?;
@@ -226,7 +226,7 @@ async fn create(
         return Err(refusal(&PkiError::ProofTokenMismatch));
     }
 
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.devices.begin_trust_change(&state.db).await?;
     // The token must be one this org asked for, unused and under an hour old; it is used up
     // with the registration (a refused registration rolls back and keeps it).
     let mut token = None;
@@ -263,6 +263,7 @@ async fn create(
         }
         Err(e) => return Err(e.into()),
     }
+    tx.changes(TrustChange::ca_added(&ca));
     audit_change(
         &mut tx,
         org_id,
@@ -281,14 +282,13 @@ async fn create(
         ),
     )
     .await?;
-    tx.commit().await?;
     // The device endpoint trusts what is stored now.
-    state.devices.trust_changed(TrustChange::ca_added(&ca));
+    tx.commit().await?;
     let stored = state
         .db
         .ca_certificate(org_id, ca.serial())
         .await?
-        .ok_or_else(|| ApiError::Internal("registered CA not found after commit".into()))?;
+        .ok_or_else(|| ApiError::bug("registered CA not found after commit"))?;
     Ok(created(ca_json(&stored)))
 }
 
@@ -317,8 +317,11 @@ async fn remove(
 ) -> Result<Response, ApiError> {
     let membership = caller.membership()?;
     let ca = find(&state, membership.org.id, &serial).await?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.devices.begin_trust_change(&state.db).await?;
     db::delete_ca_certificate(&mut tx, ca.id).await?;
+    if let Some(change) = TrustChange::ca_removed(&ca.der) {
+        tx.changes(change);
+    }
     audit_change(
         &mut tx,
         membership.org.id,
@@ -328,11 +331,8 @@ async fn remove(
         format!("{} unregistered Device CA {serial}", caller.user.email),
     )
     .await?;
-    tx.commit().await?;
     // The device endpoint trusts what is stored now.
-    if let Some(change) = TrustChange::ca_removed(&ca.der) {
-        state.devices.trust_changed(change);
-    }
+    tx.commit().await?;
     Ok(no_content())
 }
 

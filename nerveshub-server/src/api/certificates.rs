@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::devices::{audit_change, find};
 use super::{Api, Body, Endpoint, Success, created, data, no_content};
-use crate::auth::{Caller, Role, hex_upper};
+use crate::auth::{Caller, Role};
 use crate::db::{self, DeviceCertificateRow};
 use crate::device::TrustChange;
 use crate::error::ApiError;
@@ -123,7 +123,7 @@ async fn create(
     {
         return Err(ApiError::invalid("cert", "has already been taken"));
     }
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.devices.begin_trust_change(&state.db).await?;
     // A public key belongs to one device only: the device endpoint recognises a renewed
     // certificate by its key.
     if db::public_key_owner(&mut tx, cert.public_key_fingerprint(), device.id)
@@ -137,7 +137,7 @@ async fn create(
     }
     // A certificate issued by a CA another org registered cannot be given to this org's
     // device (a certificate of an unregistered issuer can: NervesHub allows it too).
-    if let Some(aki) = cert.aki().map(hex_upper) {
+    if let Some(aki) = cert.aki().map(crate::hex::upper) {
         let orgs = db::ca_orgs_with_ski(&mut tx, &aki).await?;
         if !orgs.is_empty() && !orgs.contains(&org_id) {
             return Err(ApiError::invalid(
@@ -153,6 +153,7 @@ async fn create(
         }
         Err(e) => return Err(e.into()),
     };
+    tx.changes(TrustChange::certificate_added(&cert, &identifier));
     audit_change(
         &mut tx,
         org_id,
@@ -168,11 +169,8 @@ async fn create(
         ),
     )
     .await?;
-    tx.commit().await?;
     // The device endpoint trusts what is stored now.
-    state
-        .devices
-        .trust_changed(TrustChange::certificate_added(&cert, &identifier));
+    tx.commit().await?;
     tracing::debug!(certificate = id, device = %identifier, "device certificate added");
     Ok(created(json!({
         "serial": cert.serial(),
@@ -208,8 +206,11 @@ async fn remove(
         .device_certificate(device.id, &serial)
         .await?
         .ok_or(ApiError::NotFound("certificate"))?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.devices.begin_trust_change(&state.db).await?;
     db::delete_device_certificate(&mut tx, cert.id).await?;
+    tx.changes(TrustChange::CertificateRemoved {
+        fingerprint: cert.fingerprint.clone(),
+    });
     audit_change(
         &mut tx,
         membership.org.id,
@@ -222,13 +223,8 @@ async fn remove(
         ),
     )
     .await?;
-    tx.commit().await?;
     // The device endpoint trusts what is stored now.
-    state
-        .devices
-        .trust_changed(TrustChange::CertificateRemoved {
-            fingerprint: cert.fingerprint,
-        });
+    tx.commit().await?;
     Ok(no_content())
 }
 

@@ -26,7 +26,7 @@ impl From<FleetError> for ApiError {
             FleetError::NotFound(what) => ApiError::NotFound(what),
             FleetError::Invalid { field, message } => ApiError::invalid(field, message),
             FleetError::Offline => ApiError::Conflict("device is offline".into()),
-            FleetError::Storage(why) => ApiError::Internal(format!("firmware URL: {why}")),
+            FleetError::Storage(e) => ApiError::internal("firmware URL", e),
             FleetError::Database(e) => e.into(),
         }
     }

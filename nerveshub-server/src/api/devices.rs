@@ -439,7 +439,7 @@ async fn create(
     .await?;
     let device = db::device_by_id_in(&mut tx, id)
         .await?
-        .ok_or_else(|| ApiError::Internal("device vanished inside its own transaction".into()))?;
+        .ok_or_else(|| ApiError::bug("device vanished inside its own transaction"))?;
     tx.commit().await?;
     Ok(created(device_json(&device)))
 }
@@ -504,7 +504,7 @@ async fn update(
     .await?;
     let device = db::device_by_id_in(&mut tx, device.id)
         .await?
-        .ok_or_else(|| ApiError::Internal("device vanished inside its own transaction".into()))?;
+        .ok_or_else(|| ApiError::bug("device vanished inside its own transaction"))?;
     tx.commit().await?;
     // Turning updates on (or new tags) may make the device a rollout candidate.
     if let Some(id) = device.deployment_id {
@@ -520,9 +520,13 @@ async fn remove(
 ) -> Result<Response, ApiError> {
     let membership = caller.membership()?;
     let (product, device) = find(&state, membership.org.id, &product, &identifier).await?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.devices.begin_trust_change(&state.db).await?;
     let fingerprints = db::delete_device_certificates(&mut tx, device.id).await?;
     db::delete_device(&mut tx, device.id).await?;
+    tx.changes(TrustChange::DeviceRemoved {
+        identifier: identifier.clone(),
+        fingerprints,
+    });
     audit_change(
         &mut tx,
         membership.org.id,
@@ -535,12 +539,8 @@ async fn remove(
         ),
     )
     .await?;
-    tx.commit().await?;
     // The device endpoint trusts what is stored now, and a deleted device's socket closes.
-    state.devices.trust_changed(TrustChange::DeviceRemoved {
-        identifier,
-        fingerprints,
-    });
+    tx.commit().await?;
     let _ = state.devices.disconnect(device.id, "device deleted").await;
     Ok(no_content())
 }

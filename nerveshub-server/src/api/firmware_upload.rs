@@ -125,7 +125,7 @@ pub(super) async fn upload(
     };
     let firmware = tokio::spawn(store(state, job))
         .await
-        .map_err(|e| ApiError::Internal(format!("firmware upload task: {e}")))??;
+        .map_err(|e| ApiError::internal("firmware upload task", e))??;
 
     tracing::info!(org = %org, product = %firmware.product, uuid = %firmware.uuid, version = %firmware.version, size = firmware.size, "firmware uploaded");
     let location = format!(
@@ -250,7 +250,7 @@ async fn receive_file(
     state: &AppState,
     max: u64,
 ) -> Result<Received, ApiError> {
-    let io = |e: std::io::Error| ApiError::Internal(format!("writing the upload's temp file: {e}"));
+    let io = |e: std::io::Error| ApiError::internal("writing the upload's temp file", e);
     let temp = tempfile::Builder::new()
         .prefix(UPLOAD_PREFIX)
         .suffix(".fw")
@@ -308,7 +308,7 @@ impl Checksums {
             self.piece_len += now.len() as u64;
             if self.piece_len == PARTIAL_LEN {
                 let piece = std::mem::replace(&mut self.piece, Sha256::new());
-                self.partials.push(hex_upper(&piece.finalize()));
+                self.partials.push(crate::hex::upper(&piece.finalize()));
                 self.piece_len = 0;
             }
             data = rest;
@@ -318,19 +318,15 @@ impl Checksums {
     /// Size, whole-file checksum and partial checksums (the last piece may be short).
     fn finish(mut self) -> (u64, String, Vec<String>) {
         if self.piece_len > 0 {
-            self.partials.push(hex_upper(&self.piece.finalize()));
+            self.partials
+                .push(crate::hex::upper(&self.piece.finalize()));
         }
-        (self.size, hex_upper(&self.whole.finalize()), self.partials)
+        (
+            self.size,
+            crate::hex::upper(&self.whole.finalize()),
+            self.partials,
+        )
     }
-}
-
-fn hex_upper(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    bytes
-        .iter()
-        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]])
-        .map(char::from)
-        .collect()
 }
 
 /// Percent-encodes a path segment (org and product names may hold spaces and more).
@@ -373,7 +369,7 @@ async fn store(state: AppState, job: Upload) -> Result<FirmwareRow, ApiError> {
         .iter()
         .map(|key| PublicKey::from_base64(&key.key))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::Internal(format!("a stored signing key does not parse: {e}")))?;
+        .map_err(|e| ApiError::internal("a stored signing key does not parse", e))?;
     let path = job.received.file.path().to_owned();
     // Inflating is the work an upload can cost: bounded by what the archive may declare.
     let max_inflated = state
@@ -386,12 +382,12 @@ async fn store(state: AppState, job: Upload) -> Result<FirmwareRow, ApiError> {
         nerveshub_fwup::verify_with_limit(reader, &public_keys, &Variables::default(), max_inflated)
     })
     .await
-    .map_err(|e| ApiError::Internal(format!("firmware verification task: {e}")))?
+    .map_err(|e| ApiError::internal("firmware verification task", e))?
     .map_err(verify_error)?;
     let org_key = match verified.signature() {
         SignatureStatus::Verified { key_index } => keys.get(key_index).cloned(),
         other => {
-            return Err(ApiError::Internal(format!(
+            return Err(ApiError::bug(format!(
                 "verification with keys ended as {other:?}"
             )));
         }
@@ -459,23 +455,23 @@ async fn store(state: AppState, job: Upload) -> Result<FirmwareRow, ApiError> {
 
     let mut nonce = [0u8; 6];
     getrandom::fill(&mut nonce)
-        .map_err(|e| ApiError::Internal(format!("no randomness for a storage key: {e}")))?;
+        .map_err(|e| ApiError::internal("no randomness for a storage key", e))?;
     // A fresh key for every upload: two racing uploads of the same firmware never share an
     // object, so the loser can delete its own.
     let storage_key = format!(
         "{}/{}/{uuid}-{}.fw",
         job.org_id,
         job.product.id,
-        hex_upper(&nonce).to_lowercase()
+        crate::hex::lower(&nonce)
     );
     let file = tokio::fs::File::open(job.received.file.path())
         .await
-        .map_err(|e| ApiError::Internal(format!("reopening the upload: {e}")))?;
+        .map_err(|e| ApiError::internal("reopening the upload", e))?;
     state
         .storage
         .put_file(&storage_key, file)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError::internal("storing the firmware", e))?;
 
     let mut row = FirmwareRow {
         id: 0,
@@ -571,7 +567,7 @@ fn verify_error(e: nerveshub_fwup::Error) -> ApiError {
             "firmware",
             "invalid_signature: the firmware's signature matches none of the org's signing keys",
         ),
-        Error::Io(e) => ApiError::Internal(format!("reading the upload's temp file: {e}")),
+        Error::Io(e) => ApiError::internal("reading the upload's temp file", e),
         other => ApiError::invalid("firmware", format!("is not a valid fwup archive: {other}")),
     }
 }
@@ -585,10 +581,10 @@ mod tests {
         let data: Vec<u8> = (0..(2 * PARTIAL_LEN + 10))
             .map(|i| (i % 251) as u8)
             .collect();
-        let whole = hex_upper(&Sha256::digest(&data));
+        let whole = crate::hex::upper(&Sha256::digest(&data));
         let pieces: Vec<String> = data
             .chunks(PARTIAL_LEN as usize)
-            .map(|piece| hex_upper(&Sha256::digest(piece)))
+            .map(|piece| crate::hex::upper(&Sha256::digest(piece)))
             .collect();
         // Fed in odd-sized chunks that straddle the piece boundaries.
         let mut sums = Checksums::new();

@@ -216,8 +216,8 @@ async fn download(
         .storage
         .download_url(&firmware, DEFAULT_URL_TTL)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError::internal("making a download URL", e))?;
     let location = HeaderValue::from_str(&url)
-        .map_err(|_| ApiError::Internal("a download URL is not a valid header value".into()))?;
+        .map_err(|_| ApiError::bug("a download URL is not a valid header value"))?;
     Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
 }

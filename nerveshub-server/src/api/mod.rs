@@ -6,6 +6,7 @@ mod ca_certificates;
 mod certificates;
 mod deployments;
 mod device_actions;
+mod device_answers;
 mod device_updates;
 pub(crate) mod devices;
 mod docs;
@@ -36,6 +37,10 @@ use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+pub(crate) use device_answers::{
+    DeviceError, Download, DownloadError, ERROR_REASON_HEADER, NO_CREDENTIALS_REASON,
+    UNAVAILABLE_REASON, with_date,
+};
 pub(crate) use docs::{Endpoint, Method, Success};
 pub(crate) use users::{MAX_PASSWORD_BYTES, valid_email};
 
@@ -166,7 +171,7 @@ async fn org_in_path(parts: &mut Parts, state: &AppState) -> Result<String, ApiE
         .iter()
         .find(|(name, _)| *name == "org")
         .map(|(_, value)| value.to_owned())
-        .ok_or_else(|| ApiError::Internal("org route without an {org} segment".into()))
+        .ok_or_else(|| ApiError::bug("org route without an {org} segment"))
 }
 
 /// Every endpoint of the management API, in the order they were added.

@@ -88,7 +88,7 @@ pub(super) fn routes(api: Api) -> Api {
 /// 32 random bytes as base64 without padding (URL-safe alphabet, so keys fit in paths).
 fn random_b64() -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("random: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("random", e))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -168,7 +168,7 @@ async fn create(
     let sealed = state
         .secrets
         .seal(&key, &secret)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError::internal("sealing the shared secret", e))?;
     let mut tx = state.db.begin().await?;
     let mut row = db::insert_shared_secret(&mut tx, kind, owner_id, &key, &sealed).await?;
     row.secret = secret;

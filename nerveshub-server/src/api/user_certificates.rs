@@ -90,7 +90,7 @@ async fn create(
         ));
     }
     let ca = UserCa::load(&state.config.data_dir.join("tls"))
-        .map_err(|e| ApiError::Internal(format!("user CA: {e}")))?;
+        .map_err(|e| ApiError::internal("user CA", e))?;
     let cert = ca
         .sign(body.csr.as_bytes(), &caller.user.email)
         .map_err(|e| {

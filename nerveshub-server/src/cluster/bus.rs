@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use nerveshub_proto::DeviceServerEvent;
+#[cfg(feature = "postgres")]
 use sqlx::postgres::PgListener;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
@@ -562,6 +563,41 @@ fn known_reason(reason: &str) -> &'static str {
         "device deleted" => "device deleted",
         "replaced by a new connection" => "replaced by a new connection",
         _ => "disconnected by the server",
+    }
+}
+
+/// Built without PostgreSQL (crate feature `postgres`) there are no nodes to talk to:
+/// SQLite serves one node, so [`Bus::connect`] is never reached. The listener is then a type
+/// with no values, which keeps the code above one version for both builds.
+#[cfg(not(feature = "postgres"))]
+enum PgListener {}
+
+#[cfg(not(feature = "postgres"))]
+impl PgListener {
+    async fn connect(_url: &str) -> Result<PgListener, sqlx::Error> {
+        Err(sqlx::Error::Configuration(
+            "cluster messages need PostgreSQL: this server was built without the `postgres` feature"
+                .into(),
+        ))
+    }
+
+    async fn listen_all(&mut self, _channels: [&str; 2]) -> Result<(), sqlx::Error> {
+        match *self {}
+    }
+
+    async fn try_recv(&mut self) -> Result<Option<NoNotification>, sqlx::Error> {
+        match *self {}
+    }
+}
+
+/// What [`PgListener::try_recv`] would return without PostgreSQL: nothing, ever.
+#[cfg(not(feature = "postgres"))]
+enum NoNotification {}
+
+#[cfg(not(feature = "postgres"))]
+impl NoNotification {
+    fn payload(&self) -> &str {
+        match *self {}
     }
 }
 

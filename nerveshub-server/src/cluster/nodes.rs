@@ -28,7 +28,7 @@ fn ms(d: Duration) -> i64 {
 /// - the rows of dead nodes go first (expired leases; and at once, rows of this machine whose
 ///   process is gone, so a node restarted after a crash does not wait for the lease);
 /// - SQLite is one node: another live node, or a role other than `all`, is refused;
-/// - local storage is one node unless `local_storage_shared` says every node sees the same
+/// - local storage is one node unless `StorageConfig::Local::shared` says every node sees the same
 ///   directory; every node must use the same storage.
 pub(super) async fn register(
     db: &Db,
@@ -39,7 +39,7 @@ pub(super) async fn register(
     let now = now_ms();
     let host = hostname();
     let pid = i64::from(std::process::id());
-    let storage = config.storage.trim().to_owned();
+    let storage = config.storage.to_string();
     for node in db.nodes().await? {
         let this_machine_gone = node.host == host
             && if node.pid == pid {
@@ -85,7 +85,10 @@ pub(super) async fn register(
         )));
     }
     if storage_is_local
-        && !config.local_storage_shared
+        && !matches!(
+            config.storage,
+            crate::config::StorageConfig::Local { shared: true, .. }
+        )
         && let Some(other) = others.first()
     {
         return Err(ServerError::Config(format!(
@@ -236,7 +239,7 @@ async fn refresh(state: &AppState, node_id: &str) -> Result<(), ServerError> {
             role: state.cluster.role().as_str().to_owned(),
             host: hostname(),
             pid: i64::from(std::process::id()),
-            storage: state.config.storage.trim().to_owned(),
+            storage: state.config.storage.to_string(),
             started_at: now_ms(),
             lease_until: until,
         })
@@ -373,7 +376,10 @@ mod tests {
             );
 
             let mut config = Config::new(dir.path());
-            config.local_storage_shared = true;
+            config.storage = crate::config::StorageConfig::Local {
+                dir: None,
+                shared: true,
+            };
             if pg.is_some() {
                 register(&db, &config, "me", true).await.unwrap();
                 let ids: Vec<String> = db
@@ -430,11 +436,13 @@ mod tests {
                     refused.to_string().contains("firmware storage is local"),
                     "{refused}"
                 );
-                config.storage = "s3://bucket".into();
+                config.storage = "s3://bucket".parse().unwrap();
                 let refused = register(&db, &config, "second", false).await.unwrap_err();
                 assert!(refused.to_string().contains("same storage"), "{refused}");
-                config.storage = "local".into();
-                config.local_storage_shared = true;
+                config.storage = crate::config::StorageConfig::Local {
+                    dir: None,
+                    shared: true,
+                };
                 register(&db, &config, "second", true).await.unwrap();
             } else {
                 // Another process (here: on another machine) on the same SQLite database.

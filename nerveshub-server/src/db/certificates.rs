@@ -459,10 +459,14 @@ impl Db {
     /// A [`TrustStore`] of everything stored now: every registered CA and every known device
     /// certificate. A stored CA that no longer passes the structural checks is left out (and
     /// logged) rather than failing the whole store.
-    pub(crate) async fn trust_store(&self) -> Result<TrustStore, sqlx::Error> {
+    /// Signatures are checked with `algorithms` (the configured crypto provider's).
+    pub(crate) async fn trust_store(
+        &self,
+        algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+    ) -> Result<TrustStore, sqlx::Error> {
         let cas = self.ca_certificates_all().await?;
         let known = self.device_certificates_all().await?;
-        let mut builder = TrustStore::builder();
+        let mut builder = TrustStore::builder().signature_algorithms(algorithms);
         for ca in &cas {
             match ca.registered() {
                 Ok(registered) => builder = builder.ca(registered),
@@ -594,7 +598,9 @@ mod tests {
             db.touch_ca_certificate(cas[0].id).await.unwrap();
 
             // The trust store knows the certificate and trusts the CA.
-            let store = db.trust_store().await.unwrap();
+            let algorithms =
+                rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
+            let store = db.trust_store(algorithms).await.unwrap();
             let now = at(now);
             let known = store.verify_device(&[cert.der().clone()], now).unwrap();
             assert_eq!(known.auth(), DeviceAuth::KnownCertificate);

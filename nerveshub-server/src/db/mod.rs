@@ -102,7 +102,9 @@ impl PoolSizes {
     }
 }
 
+#[cfg(feature = "sqlite")]
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+#[cfg(feature = "postgres")]
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 async fn open_pool(
@@ -148,6 +150,27 @@ impl Db {
                 redact_url(url)
             )));
         };
+        // Refused here, with the feature to turn on, rather than by sqlx's driver lookup.
+        let migrator = match backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+            #[cfg(not(feature = "sqlite"))]
+            Backend::Sqlite => {
+                return Err(ServerError::DatabaseNotCompiled {
+                    backend: "SQLite",
+                    feature: "sqlite",
+                });
+            }
+            #[cfg(not(feature = "postgres"))]
+            Backend::Postgres => {
+                return Err(ServerError::DatabaseNotCompiled {
+                    backend: "PostgreSQL",
+                    feature: "postgres",
+                });
+            }
+        };
         let options: AnyConnectOptions = url.parse()?;
         let (api_size, device_size) = sizes.resolve(backend);
         let pool = open_pool(
@@ -157,10 +180,6 @@ impl Db {
             std::time::Duration::from_secs(30),
         )
         .await?;
-        let migrator = match backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
         migrator.run(&pool).await?;
         let device_pool =
             open_pool(backend, options, device_size, sizes.device_acquire_timeout).await?;

@@ -137,14 +137,8 @@ async fn by_certificate(
     // Two first connections of one device may race; the loser finds the winner's rows.
     for _ in 0..2 {
         match record_new_certificate(state, &verified, &ca).await {
-            Ok(device) => {
-                // Known from now on: one entry added, nothing read again.
-                state.devices.trust_changed(TrustChange::certificate_added(
-                    verified.certificate(),
-                    &device.identifier,
-                ));
-                return Ok(device);
-            }
+            // Known from now on (the commit added one entry; nothing was read again).
+            Ok(device) => return Ok(device),
             Err(Refusal::Unavailable(e)) if is_unique_violation(&e) => {
                 if let Some(device) = state
                     .db
@@ -172,7 +166,7 @@ async fn record_new_certificate(
     // Every read from here on goes through `tx`: asking the pool for a second connection
     // while holding this one deadlocks once every pooled connection is held by a first-time
     // device doing the same (the server froze at 48 new JITP devices).
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.devices.begin_trust_change(&state.db).await?;
     let device = match existing {
         Some(device) => {
             if device.org_id != ca.org_id {
@@ -233,6 +227,10 @@ async fn record_new_certificate(
     };
     q::insert_session_certificate(&mut tx, device.id, device.org_id, verified.certificate())
         .await?;
+    tx.changes(TrustChange::certificate_added(
+        verified.certificate(),
+        &device.identifier,
+    ));
     q::touch_ca(&mut tx, ca.id).await?;
     db::audit(
         &mut tx,

@@ -42,10 +42,9 @@ use crate::error::ServerError;
 use crate::state::AppState;
 
 pub(crate) use registry::{DeviceRegistry, Offline};
-pub(crate) use trust::TrustChange;
+pub(crate) use trust::{TrustChange, TrustTx};
 
-/// How often the trust store is reloaded from the database (a safety net: every write path
-/// applies its own change) and stale connections are swept.
+/// How often stale connections are swept.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A device shown connected but not heard from for this long is marked disconnected (its
@@ -74,11 +73,16 @@ pub(crate) struct DeviceHub {
 impl DeviceHub {
     /// Loads the trust store (registered CAs, known device certificates) from `db`; devices
     /// connected to other nodes are reached through `cluster`'s bus.
-    pub(crate) async fn load(db: &Db, cluster: &Cluster) -> Result<Self, ServerError> {
+    /// Certificate signatures are checked with `provider`'s algorithms.
+    pub(crate) async fn load(
+        db: &Db,
+        cluster: &Cluster,
+        provider: &rustls::crypto::CryptoProvider,
+    ) -> Result<Self, ServerError> {
         Ok(DeviceHub {
             bus: cluster.bus().cloned(),
             registry: DeviceRegistry::new(),
-            trust: trust::Trust::load(db).await?,
+            trust: trust::Trust::load(db, provider).await?,
             polls: Arc::default(),
             nh1_keys: nh1_keys::Nh1Keys::default(),
             // Device work waits for device connections only (the API keeps its own pool).
@@ -91,11 +95,17 @@ impl DeviceHub {
         self.trust.store()
     }
 
-    /// The one place trust changes: call it after committing a change to Device CAs, device
-    /// certificates or devices, so the TLS layer sees it at once. It costs about one hash-map
-    /// update and reads no database.
-    /// Other nodes get the change too (a broadcast, applied there within a second).
-    pub(crate) fn trust_changed(&self, change: TrustChange) {
+    /// A write transaction for changes to Device CAs, device certificates or devices: what
+    /// it records with [`TrustTx::changes`] is applied when, and only when, it commits. The
+    /// one way to change trust, so no write path can commit without applying its change.
+    pub(crate) async fn begin_trust_change(&self, db: &Db) -> Result<TrustTx, sqlx::Error> {
+        Ok(TrustTx::new(db.begin().await?, self.clone()))
+    }
+
+    /// Applies a committed change (from [`TrustTx::commit`] only), so the TLS layer sees it
+    /// at once. It costs about one hash-map update and reads no database. Other nodes get
+    /// the change too (a broadcast, applied there within a second).
+    fn apply_committed(&self, change: TrustChange) {
         if let Some(bus) = &self.bus {
             bus.broadcast_trust(change.clone());
         }
@@ -187,10 +197,16 @@ impl DeviceHub {
         self.bus.is_some()
     }
 
-    /// Reads the whole trust store from the database again (the periodic safety net; changes
-    /// applied while it reads are kept).
+    /// Reads the whole trust store from the database again, for when changes may have been
+    /// missed: the cluster bus lost its connection (changes applied while it reads are
+    /// kept). Every write on this node applies its own change through [`TrustTx`].
     pub(crate) async fn reload_trust(&self, db: &Db) {
         self.trust.reload(db).await;
+    }
+
+    /// How many full reloads ran since start (the initial load not counted).
+    pub(crate) fn trust_reloads(&self) -> u64 {
+        self.trust.reloads()
     }
 
     /// Closes every device socket at the pace of `pacing`, then writes their
@@ -212,8 +228,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(poll::routes())
 }
 
-/// Reloads the trust store and sweeps stale connections every minute until `stop` (on the
-/// API pool: `state` is the server's).
+/// Sweeps stale connections every minute until `stop` (on the API pool: `state` is the
+/// server's). The trust store is not reloaded here: every change reaches it through
+/// [`TrustTx`], and a full read of every certificate per minute would grow with the fleet.
 pub(crate) async fn maintenance(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -223,7 +240,6 @@ pub(crate) async fn maintenance(state: AppState, mut stop: watch::Receiver<bool>
             _ = tick.tick() => {}
             () = async { let _ = stop.wait_for(|s| *s).await; } => return,
         }
-        state.devices.reload_trust(&state.db).await;
         let stale_ms = i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX);
         match state
             .db

@@ -9,8 +9,7 @@ use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::header::DATE;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use nerveshub_proto::{
     ChannelMessage, Codec, DEFAULT_MAX_FRAME_LEN, DEVICE_TOPIC, DeviceServerEvent, Frame,
@@ -22,18 +21,15 @@ use tokio::sync::{mpsc, oneshot};
 use super::auth::{self, AuthKind, Refusal};
 use super::channel::{DeviceChannel, JoinOutcome};
 use super::registry::DeviceCommand;
+use crate::api::DeviceError;
 use crate::db::device_session::SessionDevice;
 use crate::device_endpoint::PeerCertificates;
 use crate::observability::{self, RefusalReason};
 use crate::state::AppState;
 
-/// NervesHub's header naming why a connection was refused.
-pub(crate) const ERROR_REASON_HEADER: &str = "nh-connection-error-reason";
-/// Its text when a device sent no credentials at all (NervesHub's words).
-pub(crate) const NO_CREDENTIALS_REASON: &str =
-    "no certificate pair or shared secrets connection settings were provided";
-pub(crate) const UNAVAILABLE_REASON: &str =
-    "the platform could not be reached, please try again later";
+pub(crate) use crate::api::{
+    ERROR_REASON_HEADER, NO_CREDENTIALS_REASON, UNAVAILABLE_REASON, with_date,
+};
 
 /// WebSocket read buffer, kept for the socket's life: small, as most device frames are a few
 /// hundred bytes (a larger frame grows it). 8 KiB here was a fifth of an idle device's memory.
@@ -65,7 +61,7 @@ pub(crate) async fn websocket(
         .split('&')
         .find_map(|pair| pair.strip_prefix("vsn="));
     let Ok(vsn) = Vsn::from_query(vsn) else {
-        return refuse(StatusCode::BAD_REQUEST, None, "unsupported vsn");
+        return DeviceError::UnsupportedVsn.into_response();
     };
     let chain = certs.map(|Extension(c)| c.0).unwrap_or_default();
     let (device, kind) = match auth::authenticate(&state, &chain, &headers).await {
@@ -73,31 +69,17 @@ pub(crate) async fn websocket(
         Err(Refusal::NoCredentials) => {
             tracing::info!(reason = NO_CREDENTIALS_REASON, "device connection refused");
             observability::device_refused(RefusalReason::NoCredentials);
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                Some(NO_CREDENTIALS_REASON),
-                "no credentials",
-            );
+            return DeviceError::NoCredentials.into_response();
         }
         Err(Refusal::Invalid(why)) => {
             tracing::info!(reason = %why, "device connection refused");
             observability::device_refused(RefusalReason::Credentials);
-            return refuse(StatusCode::UNAUTHORIZED, None, "");
+            return DeviceError::Unauthorized.into_response();
         }
         Err(Refusal::Unavailable(e)) => {
-            tracing::error!(error = %e, "device authentication failed on the database");
+            // Logged with its cause by `observability`, as every server error is.
             observability::device_refused(RefusalReason::Unavailable);
-            let mut response = refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(UNAVAILABLE_REASON),
-                "",
-            );
-            // Saturated or down: spread the retries (nerves_hub_link backs off on its own; a
-            // client that reads the header waits at least this).
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, retry_after());
-            return response;
+            return DeviceError::Unavailable(e).into_response();
         }
     };
     // Firmware URLs handed to this socket use the address the device reached us on.
@@ -117,41 +99,6 @@ pub(crate) async fn websocket(
             };
             run(state, device, connection, Codec::new(vsn), host, socket)
         })
-}
-
-/// 5 to 15 seconds, so devices refused together do not come back together.
-fn retry_after() -> HeaderValue {
-    let mut byte = [0u8; 1];
-    // Without randomness every refused device is told 10 s, which is still a valid answer.
-    let spread = getrandom::fill(&mut byte).map_or(5, |()| u32::from(byte[0] % 11));
-    HeaderValue::from(5 + spread)
-}
-
-fn refuse(status: StatusCode, reason: Option<&'static str>, body: &'static str) -> Response {
-    let mut response = (status, body).into_response();
-    if let Some(reason) = reason {
-        response
-            .headers_mut()
-            .insert(ERROR_REASON_HEADER, HeaderValue::from_static(reason));
-    }
-    with_date(response)
-}
-
-/// Every refusal carries `Date`: newer nerves_hub_link re-signs NH1 headers with it when its
-/// clock is off.
-pub(crate) fn with_date(mut response: Response) -> Response {
-    if let Some(date) = http_date(std::time::SystemTime::now()) {
-        response.headers_mut().insert(DATE, date);
-    }
-    response
-}
-
-fn http_date(at: std::time::SystemTime) -> Option<HeaderValue> {
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let text = time::OffsetDateTime::from(at).format(format).ok()?;
-    HeaderValue::from_str(&text).ok()
 }
 
 /// Why a socket loop ended.

@@ -1,20 +1,84 @@
 //! The device endpoint's certificate trust (registered Device CAs and known device
 //! certificates): loaded from the database at start, then kept current one [`TrustChange`] at
-//! a time by the write paths, after they commit. A periodic full reload stays as a safety net.
+//! a time. Every write that changes trust runs in a [`TrustTx`], whose commit applies its
+//! changes (and sends them to the other nodes), so no write path can forget to. A full reload
+//! runs only when changes may have been missed (the cluster bus lost its connection).
 //!
 //! Applying a change costs about one hash-map update: a JITP fleet's first boot no longer
 //! reads every certificate again per new device.
 
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 
 use nerveshub_pki::{Certificate, KnownCertificate, RegisteredCa, SharedTrustStore, TrustStore};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use serde::{Deserialize, Serialize};
+use sqlx::{Any, AnyConnection, Transaction};
 use tokio::sync::Mutex;
 
+use super::DeviceHub;
 use crate::db::Db;
 
-/// One change to what the device endpoint trusts, applied by
-/// [`DeviceHub::trust_changed`](super::DeviceHub::trust_changed) once the database holds it.
+/// A write transaction that changes what the device endpoint trusts (from
+/// [`DeviceHub::begin_trust_change`]). Writes go through it as through any transaction
+/// (it dereferences to the connection); each trust change it makes is recorded with
+/// [`changes`](Self::changes), and [`commit`](Self::commit) commits and then applies them.
+/// Dropped or failed, nothing is applied — as nothing was stored.
+pub(crate) struct TrustTx {
+    tx: Transaction<'static, Any>,
+    hub: DeviceHub,
+    changes: Vec<TrustChange>,
+}
+
+impl TrustTx {
+    pub(super) fn new(tx: Transaction<'static, Any>, hub: DeviceHub) -> Self {
+        TrustTx {
+            tx,
+            hub,
+            changes: Vec::new(),
+        }
+    }
+
+    /// Records `change`, made (or about to be made) in this transaction.
+    pub(crate) fn changes(&mut self, change: TrustChange) {
+        self.changes.push(change);
+    }
+
+    /// Commits, then applies the recorded changes here and on the other nodes.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await?;
+        for change in self.changes {
+            self.hub.apply_committed(change);
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for TrustTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustTx")
+            .field("changes", &self.changes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deref for TrustTx {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for TrustTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}
+
+/// One change to what the device endpoint trusts, applied by [`TrustTx::commit`] once the
+/// database holds it.
 ///
 /// Small and serializable (CA certificates as base64 DER, everything else by SHA-1
 /// fingerprint) so a change made on one node can be sent to the others. Applying a change
@@ -134,8 +198,13 @@ mod base64_der {
 #[derive(Debug, Clone)]
 pub(crate) struct Trust {
     store: SharedTrustStore,
+    /// The configured provider's signature algorithms, for every store built from the
+    /// database.
+    algorithms: WebPkiSupportedAlgorithms,
     reloading: Arc<Mutex<()>>,
     journal: Arc<std::sync::Mutex<Journal>>,
+    /// Full reloads since start, for tests that check a path does not cause one.
+    reloads: Arc<AtomicU64>,
 }
 
 /// While a full reload runs, the changes applied meanwhile: its database read may predate
@@ -159,12 +228,16 @@ impl Drop for Recording<'_> {
 }
 
 impl Trust {
-    /// Loads the store from the database.
-    pub(crate) async fn load(db: &Db) -> Result<Self, sqlx::Error> {
+    /// Loads the store from the database; signatures are checked with `provider`'s
+    /// algorithms.
+    pub(crate) async fn load(db: &Db, provider: &CryptoProvider) -> Result<Self, sqlx::Error> {
+        let algorithms = provider.signature_verification_algorithms;
         Ok(Trust {
-            store: SharedTrustStore::new(build(db).await?),
+            store: SharedTrustStore::new(build(db, algorithms).await?),
+            algorithms,
             reloading: Arc::new(Mutex::new(())),
             journal: Arc::default(),
+            reloads: Arc::default(),
         })
     }
 
@@ -190,15 +263,21 @@ impl Trust {
         }
     }
 
+    /// How many full reloads began since start.
+    pub(crate) fn reloads(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
     /// Reads the database again and swaps the store in, with the changes applied since the
     /// read began replayed on it; on a database error the current store stays and the error
     /// is logged.
     pub(crate) async fn reload(&self, db: &Db) {
-        self.reload_from(build(db)).await;
+        self.reload_from(build(db, self.algorithms)).await;
     }
 
     /// [`reload`](Self::reload) from `read` (not polled before the journal records).
     async fn reload_from(&self, read: impl Future<Output = Result<TrustStore, sqlx::Error>>) {
+        self.reloads.fetch_add(1, Ordering::Relaxed);
         let _one_at_a_time = self.reloading.lock().await;
         {
             let mut journal = self.journal();
@@ -227,8 +306,11 @@ impl Trust {
 
 /// A store of what the database holds now (a stored CA that no longer passes the structural
 /// checks is left out with a warning rather than failing the whole endpoint).
-async fn build(db: &Db) -> Result<TrustStore, sqlx::Error> {
-    db.trust_store().await
+async fn build(db: &Db, algorithms: WebPkiSupportedAlgorithms) -> Result<TrustStore, sqlx::Error> {
+    // Issue 21: nerveshub-pki is gaining `TrustStore::builder_with_provider(&CryptoProvider)`;
+    // until it is in this tree the store is built with the provider's algorithms, which is
+    // what that builder does.
+    db.trust_store(algorithms).await
 }
 
 #[cfg(test)]
@@ -297,8 +379,11 @@ mod tests {
         let registered = RegisteredCa::new(ca.certificate().clone(), true).unwrap();
         let trust = Trust {
             store: SharedTrustStore::new(TrustStore::builder().ca(registered.clone()).build()),
+            algorithms: rustls::crypto::aws_lc_rs::default_provider()
+                .signature_verification_algorithms,
             reloading: Arc::default(),
             journal: Arc::default(),
+            reloads: Arc::default(),
         };
         // The reload's read: what the database held before the certificate was stored.
         let stale = TrustStore::builder().ca(registered).build();

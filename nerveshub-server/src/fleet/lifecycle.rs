@@ -103,7 +103,7 @@ pub(crate) async fn manual_upgrade(
         .storage
         .download_url(firmware, DEFAULT_URL_TTL)
         .await
-        .map_err(|e| FleetError::Storage(e.to_string()))?;
+        .map_err(FleetError::Storage)?;
     // Recorded before the push, so the device's first status finds it.
     let mut tx = state.db.begin().await?;
     upd::supersede_updates(&mut tx, device.id).await?;

@@ -54,8 +54,8 @@ pub(crate) enum FleetError {
     #[error("device is offline")]
     Offline,
     /// The firmware's download URL could not be made.
-    #[error("firmware URL: {0}")]
-    Storage(String),
+    #[error("firmware URL")]
+    Storage(#[source] crate::storage::StorageError),
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),

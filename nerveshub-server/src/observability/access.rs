@@ -47,7 +47,10 @@ impl MakeRequestId for Ids {
 /// are logged as coming through `listener` (`api`, `device` or `metrics`).
 pub(crate) fn layer(router: Router, listener: &'static str) -> Router {
     router
-        // Innermost: sees the matched route.
+        // Innermost: logs server errors with their cause (inside the request's span, so the
+        // line carries the request id).
+        .layer(middleware::from_fn(super::errors::log_server_errors))
+        // Sees the matched route.
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             record_latency(listener, request, next)
         }))

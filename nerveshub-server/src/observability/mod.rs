@@ -7,10 +7,12 @@
 //! scraped instead of being mirrored, so they cannot drift.
 
 mod access;
+mod errors;
 mod health;
 mod telemetry;
 
 pub(crate) use access::layer;
+pub(crate) use errors::attach_cause;
 pub(crate) use health::routes as health_routes;
 pub(crate) use telemetry::{
     RefusalReason, device_joined, device_refused, download_bytes, install_recorder, message_in,

@@ -4,7 +4,8 @@
 //!
 //! - **S3** (`s3://bucket` or `s3://bucket/prefix`): configured by object_store's own
 //!   environment variables (`AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
-//!   `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP`, …) plus [`Config::storage_options`]; path-style
+//!   `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP`, …) plus the options of
+//!   [`StorageConfig::S3`] (crate feature `s3`); path-style
 //!   requests; objects under `[prefix/]firmware/`; download URLs are SigV4 presigned GET URLs.
 //! - **Local**: objects under `<data-dir>/firmware`; download URLs are our own
 //!   `<device-url>/firmware/<key>?expires=…&signature=…` (HMAC-SHA256 with a secret kept in
@@ -25,15 +26,17 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use object_store::ObjectStoreExt as _;
+#[cfg(feature = "s3")]
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+#[cfg(feature = "s3")]
 use object_store::signer::{Method, Signer as _};
 use object_store::{GetOptions, GetRange, GetResult, ObjectMeta, ObjectStore};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::config::Config;
+use crate::config::{Config, StorageConfig};
 use crate::db::FirmwareRow;
 use crate::error::ServerError;
 
@@ -89,6 +92,7 @@ enum Backend {
         /// handed URLs on the host it connected to ([`Storage::url_for_host`]).
         base_from_host: bool,
     },
+    #[cfg(feature = "s3")]
     S3 {
         s3: Arc<AmazonS3>,
         bucket: String,
@@ -105,6 +109,7 @@ impl fmt::Debug for Storage {
                 .field("root", root)
                 .field("base_url", base_url)
                 .finish_non_exhaustive(),
+            #[cfg(feature = "s3")]
             Backend::S3 { bucket, prefix, .. } => f
                 .debug_struct("Storage::S3")
                 .field("bucket", bucket)
@@ -119,7 +124,7 @@ impl fmt::Debug for Storage {
 const S3_PREFIX: &str = "firmware";
 
 impl Storage {
-    /// Opens the store `config.storage` names (`local`, `s3://bucket` or `s3://bucket/prefix`).
+    /// Opens the store `config.storage` names (S3 only when built with feature `s3`).
     /// `device_addr` is the
     /// device endpoint's bound address: local download URLs default to
     /// `https://localhost:<its port>`. Stale upload temp files from an earlier run are removed.
@@ -133,69 +138,46 @@ impl Storage {
         std::fs::create_dir_all(&upload_dir)
             .map_err(|e| ServerError::io(format!("creating {}", upload_dir.display()), e))?;
         clean_upload_dir(&upload_dir);
-        let spec = config.storage.trim();
-        let (store, backend): (Arc<dyn ObjectStore>, Backend) = if spec == "local" {
-            let root = config.data_dir.join("firmware");
-            std::fs::create_dir_all(&root)
-                .map_err(|e| ServerError::io(format!("creating {}", root.display()), e))?;
-            let local = LocalFileSystem::new_with_prefix(&root)
-                .map_err(|e| ServerError::Config(format!("local firmware storage: {e}")))?
-                // Deleting a firmware removes the directories it leaves empty.
-                .with_automatic_cleanup(true);
-            let signer = UrlSigner::from_secret(url_secret);
-            let base_url = config
-                .device_url
-                .as_deref()
-                .map(|url| url.trim_end_matches('/').to_owned())
-                .unwrap_or_else(|| format!("https://localhost:{}", device_addr.port()));
-            (
-                Arc::new(local),
-                Backend::Local {
-                    root,
-                    signer,
-                    base_url,
-                    base_from_host: config.device_url.is_none(),
-                },
-            )
-        } else if let Some(location) = spec.strip_prefix("s3://") {
-            let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
-            let prefix = Path::parse(prefix).map_err(|e| {
-                ServerError::Config(format!("--storage {spec}: invalid prefix: {e}"))
-            })?;
-            if bucket.is_empty() {
-                return Err(ServerError::Config(format!(
-                    "--storage {spec}: expected s3://BUCKET or s3://BUCKET/PREFIX"
-                )));
+        let (store, backend): (Arc<dyn ObjectStore>, Backend) = match &config.storage {
+            StorageConfig::Local { dir, .. } => {
+                let root = dir
+                    .clone()
+                    .unwrap_or_else(|| config.data_dir.join("firmware"));
+                std::fs::create_dir_all(&root)
+                    .map_err(|e| ServerError::io(format!("creating {}", root.display()), e))?;
+                let local = LocalFileSystem::new_with_prefix(&root)
+                    .map_err(|e| ServerError::Config(format!("local firmware storage: {e}")))?
+                    // Deleting a firmware removes the directories it leaves empty.
+                    .with_automatic_cleanup(true);
+                let signer = UrlSigner::from_secret(url_secret);
+                let base_url = config
+                    .device_url
+                    .as_deref()
+                    .map(|url| url.trim_end_matches('/').to_owned())
+                    .unwrap_or_else(|| format!("https://localhost:{}", device_addr.port()));
+                (
+                    Arc::new(local),
+                    Backend::Local {
+                        root,
+                        signer,
+                        base_url,
+                        base_from_host: config.device_url.is_none(),
+                    },
+                )
             }
-            let mut builder = AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .with_virtual_hosted_style_request(false);
-            for (key, value) in &config.storage_options {
-                let key: AmazonS3ConfigKey = key
-                    .parse()
-                    .map_err(|e| ServerError::Config(format!("storage option {key}: {e}")))?;
-                builder = builder.with_config(key, value);
+            #[cfg(feature = "s3")]
+            StorageConfig::S3 {
+                bucket,
+                prefix,
+                options,
+            } => open_s3(&config.storage, bucket, prefix, options)?,
+            #[cfg(not(feature = "s3"))]
+            StorageConfig::S3 { .. } => {
+                return Err(ServerError::StorageNotCompiled {
+                    backend: "S3",
+                    feature: "s3",
+                });
             }
-            let s3 = Arc::new(
-                builder
-                    .build()
-                    .map_err(|e| ServerError::Config(format!("S3 storage {spec}: {e}")))?,
-            );
-            (
-                s3.clone(),
-                Backend::S3 {
-                    s3,
-                    bucket: bucket.to_owned(),
-                    prefix: prefix
-                        .parts()
-                        .chain(Path::from(S3_PREFIX).parts())
-                        .collect(),
-                },
-            )
-        } else {
-            return Err(ServerError::Config(format!(
-                "--storage {spec}: expected `local` or `s3://BUCKET[/PREFIX]`"
-            )));
         };
         Ok(Storage {
             inner: Arc::new(Inner {
@@ -216,6 +198,8 @@ impl Storage {
     pub(crate) fn describe(&self) -> String {
         match &self.inner.backend {
             Backend::Local { root, .. } => format!("local ({})", root.display()),
+            #[cfg(feature = "s3")]
+            #[cfg(feature = "s3")]
             Backend::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
         }
     }
@@ -225,6 +209,7 @@ impl Storage {
         let key = Path::parse(key)?;
         Ok(match &self.inner.backend {
             Backend::Local { .. } => key,
+            #[cfg(feature = "s3")]
             Backend::S3 { prefix, .. } => prefix.parts().chain(key.parts()).collect(),
         })
     }
@@ -298,6 +283,7 @@ impl Storage {
                     signer.url_path(&firmware.storage_key, expires)
                 ))
             }
+            #[cfg(feature = "s3")]
             Backend::S3 { s3, .. } => {
                 let path = self.object_path(&firmware.storage_key)?;
                 Ok(s3.signed_url(Method::GET, &path, ttl).await?.to_string())
@@ -332,6 +318,7 @@ impl Storage {
     fn check_local_url(&self, key: &str, expires: u64, signature: &str, now: u64) -> UrlCheck {
         match &self.inner.backend {
             Backend::Local { signer, .. } => signer.check(key, expires, signature, now),
+            #[cfg(feature = "s3")]
             Backend::S3 { .. } => UrlCheck::Invalid,
         }
     }
@@ -401,6 +388,49 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// The S3 store `spec` names: `bucket`, objects under `[prefix/]firmware/`, path-style
+/// requests, `options` over object_store's `AWS_*` environment variables.
+#[cfg(feature = "s3")]
+fn open_s3(
+    spec: &StorageConfig,
+    bucket: &str,
+    prefix: &str,
+    options: &[(String, String)],
+) -> Result<(Arc<dyn ObjectStore>, Backend), ServerError> {
+    let prefix = Path::parse(prefix)
+        .map_err(|e| ServerError::Config(format!("--storage {spec}: invalid prefix: {e}")))?;
+    if bucket.is_empty() {
+        return Err(ServerError::Config(format!(
+            "--storage {spec}: expected s3://BUCKET or s3://BUCKET/PREFIX"
+        )));
+    }
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_virtual_hosted_style_request(false);
+    for (key, value) in options {
+        let key: AmazonS3ConfigKey = key
+            .parse()
+            .map_err(|e| ServerError::Config(format!("storage option {key}: {e}")))?;
+        builder = builder.with_config(key, value);
+    }
+    let s3 = Arc::new(
+        builder
+            .build()
+            .map_err(|e| ServerError::Config(format!("S3 storage {spec}: {e}")))?,
+    );
+    Ok((
+        s3.clone(),
+        Backend::S3 {
+            s3,
+            bucket: bucket.to_owned(),
+            prefix: prefix
+                .parts()
+                .chain(Path::from(S3_PREFIX).parts())
+                .collect(),
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -4,12 +4,13 @@
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use object_store::GetRange;
 
 use super::signed_url::UrlCheck;
 use super::{StorageError, unix_now};
+use crate::api::{Download, DownloadError};
 use crate::state::AppState;
 
 /// Serves a local firmware object to whoever holds a valid signed URL for it.
@@ -30,27 +31,22 @@ pub(crate) async fn serve_firmware(
     };
     match check {
         UrlCheck::Valid => {}
-        UrlCheck::Expired => return plain(StatusCode::FORBIDDEN, "download URL expired"),
-        UrlCheck::Invalid => return plain(StatusCode::FORBIDDEN, "invalid download URL"),
+        UrlCheck::Expired => return DownloadError::Expired.into_response(),
+        UrlCheck::Invalid => return DownloadError::InvalidUrl.into_response(),
     }
-    match respond(&state, &key, &headers).await {
-        Ok(response) => response,
-        Err(StorageError::Store(object_store::Error::NotFound { .. })) => {
-            plain(StatusCode::NOT_FOUND, "firmware not found")
-        }
-        Err(e) => {
-            tracing::error!(key = %key, error = %e, "serving firmware failed");
-            plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
-        }
-    }
+    respond(&state, &key, &headers).await.into_response()
 }
 
 async fn respond(
     state: &AppState,
     key: &str,
     headers: &HeaderMap,
-) -> Result<Response, StorageError> {
-    let meta = state.storage.head(key).await?;
+) -> Result<Download, DownloadError> {
+    let storage = |e: StorageError| match e {
+        StorageError::Store(object_store::Error::NotFound { .. }) => DownloadError::NotFound,
+        e => DownloadError::Storage(e),
+    };
+    let meta = state.storage.head(key).await.map_err(storage)?;
     let len = meta.size;
     let etag = meta
         .e_tag
@@ -68,20 +64,12 @@ async fn respond(
         .filter(|_| if_range_matches)
         .and_then(|value| value.to_str().ok())
         .and_then(parse_range);
-    let (status, range) = match range {
-        None => (StatusCode::OK, None),
-        Some(spec) => match spec.resolve(len) {
-            Some((start, end)) => (StatusCode::PARTIAL_CONTENT, Some((start, end))),
-            None => {
-                let mut response =
-                    plain(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
-                response.headers_mut().insert(
-                    header::CONTENT_RANGE,
-                    header_value(&format!("bytes */{len}")),
-                );
-                return Ok(response);
-            }
-        },
+    let range = match range {
+        None => None,
+        Some(spec) => Some(
+            spec.resolve(len)
+                .ok_or(DownloadError::RangeNotSatisfiable { len })?,
+        ),
     };
     let (body_len, get_range) = match range {
         // `end` is inclusive, as in Content-Range.
@@ -93,39 +81,22 @@ async fn respond(
     } else {
         // Counted as sent, so a download cut short counts only what left.
         Body::from_stream(futures_util::TryStreamExt::inspect_ok(
-            state.storage.get(key, get_range).await?.into_stream(),
+            state
+                .storage
+                .get(key, get_range)
+                .await
+                .map_err(storage)?
+                .into_stream(),
             |chunk| crate::observability::download_bytes(chunk.len() as u64),
         ))
     };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(header::CONTENT_LENGTH, header_value(&body_len.to_string()));
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Some(etag) = etag {
-        h.insert(header::ETAG, header_value(&etag));
-    }
-    if let Some((start, end)) = range {
-        h.insert(
-            header::CONTENT_RANGE,
-            header_value(&format!("bytes {start}-{end}/{len}")),
-        );
-    }
-    Ok(response)
-}
-
-fn plain(status: StatusCode, message: &'static str) -> Response {
-    (status, message).into_response()
-}
-
-/// A header value from text we made (digits, `bytes`, quotes, hex): always valid; anything
-/// else becomes an empty value rather than a panic.
-fn header_value(text: &str) -> HeaderValue {
-    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+    Ok(Download {
+        body,
+        body_len,
+        len,
+        range,
+        etag,
+    })
 }
 
 /// `expires` and `signature` from the query string; a parameter given twice is refused.

@@ -19,6 +19,9 @@ pub(crate) const SECRET_LEN: usize = 32;
 pub(crate) type UrlSecret = [u8; SECRET_LEN];
 /// Separates this use of the secret from any other: a signature is only ever over this form.
 const DOMAIN: &[u8] = b"nerveshub firmware url v1\n";
+/// The longest hex we decode here (a signature in a query, the 32-byte secret's file): the
+/// input is bounded before it is read.
+const MAX_HEX_BYTES: usize = 128;
 
 /// How a URL's signature and expiry came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,14 +59,14 @@ impl UrlSigner {
     /// `/firmware/<key>?expires=…&signature=…` for `key`, valid until `expires` (Unix seconds).
     /// Keys are ours (digits, hex, `-`, `.`, `/`), so they need no escaping.
     pub(super) fn url_path(&self, key: &str, expires: u64) -> String {
-        let signature = hex_lower(&self.mac(key, expires).finalize().into_bytes());
+        let signature = crate::hex::lower(&self.mac(key, expires).finalize().into_bytes());
         format!("/firmware/{key}?expires={expires}&signature={signature}")
     }
 
     /// Whether `signature` is this secret's signature of `key` and `expires`, and `now` (Unix
     /// seconds) is before `expires`. The comparison takes constant time.
     pub(super) fn check(&self, key: &str, expires: u64, signature: &str, now: u64) -> UrlCheck {
-        let Some(signature) = decode_hex(signature) else {
+        let Some(signature) = crate::hex::decode(signature, MAX_HEX_BYTES) else {
             return UrlCheck::Invalid;
         };
         if self.mac(key, expires).verify_slice(&signature).is_err() {
@@ -82,7 +85,7 @@ impl UrlSigner {
 pub(crate) fn secret_from_data_dir(data_dir: &Path) -> Result<Option<UrlSecret>, ServerError> {
     let path = data_dir.join(SECRET_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => decode_hex(text.trim())
+        Ok(text) => crate::hex::decode(text.trim(), MAX_HEX_BYTES)
             .and_then(|bytes| <UrlSecret>::try_from(bytes).ok())
             .map(Some)
             .ok_or_else(|| {
@@ -103,33 +106,6 @@ pub(crate) fn random_secret() -> Result<UrlSecret, ServerError> {
         ServerError::Config(format!("no randomness for the download URL secret: {e}"))
     })?;
     Ok(secret)
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
-}
-
-/// Hex (either case) to bytes; `None` for odd lengths or other characters. Bounded by the
-/// caller's input, which is a query parameter or a 65-byte file.
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || text.len() > 256 {
-        return None;
-    }
-    let digit = |c: u8| {
-        char::from(c)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    };
-    text.as_bytes()
-        .chunks_exact(2)
-        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
-        .collect()
 }
 
 #[cfg(test)]
@@ -204,16 +180,5 @@ mod tests {
         std::fs::write(dir.path().join(SECRET_FILE), "not hex").unwrap();
         assert!(secret_from_data_dir(dir.path()).is_err());
         assert_ne!(random_secret().unwrap(), random_secret().unwrap());
-    }
-
-    #[test]
-    fn hex_round_trips() {
-        assert_eq!(
-            decode_hex(&hex_lower(&[0, 1, 0xab, 0xff])).unwrap(),
-            [0, 1, 0xab, 0xff]
-        );
-        assert_eq!(decode_hex("ABcd").unwrap(), [0xab, 0xcd]);
-        assert!(decode_hex("abc").is_none());
-        assert!(decode_hex("+1").is_none());
     }
 }

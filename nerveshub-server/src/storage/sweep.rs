@@ -32,6 +32,7 @@ impl Storage {
         let cutoff = i64::try_from(unix_now().saturating_sub(min_age.as_secs())).unwrap_or(0);
         let root = match &self.inner.backend {
             Backend::Local { .. } => None,
+            #[cfg(feature = "s3")]
             Backend::S3 { prefix, .. } => Some(prefix.clone()),
         };
         let mut swept = Swept::default();

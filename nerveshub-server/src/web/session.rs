@@ -44,7 +44,7 @@ pub(crate) fn new_secret() -> Result<String, WebError> {
 }
 
 pub(crate) fn secret_hash(secret: &str) -> String {
-    crate::auth::hex_upper(&Sha256::digest(secret.as_bytes()))
+    crate::hex::upper(&Sha256::digest(secret.as_bytes()))
 }
 
 /// The CSRF token of the session whose cookie secret hashes to `secret_hash`.
@@ -52,7 +52,7 @@ fn csrf_token(secret_hash: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"nerveshub-rs web csrf\0");
     hasher.update(secret_hash.as_bytes());
-    crate::auth::hex_upper(&hasher.finalize())
+    crate::hex::upper(&hasher.finalize())
 }
 
 /// Compares without stopping at the first difference.

@@ -146,8 +146,11 @@ impl FwServer {
         let mut database_url = None;
         let ts = TestServer::start_with(db, |config| {
             if let (TestStorage::S3(s3), Some(prefix)) = (&storage, &s3_prefix) {
-                config.storage = format!("s3://{}/{prefix}", s3.bucket);
-                config.storage_options = s3_options(s3);
+                config.storage = nerveshub_server::StorageConfig::S3 {
+                    bucket: s3.bucket.clone(),
+                    prefix: prefix.clone(),
+                    options: s3_options(s3),
+                };
             }
             adjust(config);
             database_url = config.database_url.clone();
