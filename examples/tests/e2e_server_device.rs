@@ -294,10 +294,10 @@ async fn download_not_matching_its_checksum_is_refused() {
         // Control: the engine alone takes these bytes (on a copy of the image).
         let copy = b.dir.path().join("control.img");
         std::fs::copy(&b.image, &copy).unwrap();
-        let mut options = nerveshub_fwup::apply::ApplyOptions::new("upgrade");
+        let mut options = nerveshub_fwup::ApplyOptions::new("upgrade");
         options.public_keys = vec![b.key.public_key()];
-        let target = nerveshub_fwup::apply::FileTarget::open(&copy).unwrap();
-        nerveshub_fwup::apply::apply(&swapped[..], target, &options, &mut ())
+        let target = nerveshub_fwup::FileTarget::open(&copy).unwrap();
+        nerveshub_fwup::apply(&swapped[..], target, &options, &mut ())
             .expect("the altered download applies when nothing checks its checksum");
         assert_eq!(read_env(&copy).active_slot(), Some("b"));
         std::fs::write(&stored, &swapped).unwrap();

@@ -7,5 +7,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    nerveshub_fwup::apply::fuzz_apply(data);
+    nerveshub_fwup::fuzzing::fuzz_apply(data);
 });

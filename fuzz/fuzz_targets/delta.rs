@@ -9,5 +9,5 @@ fuzz_target!(|data: &[u8]| {
     let (len, rest) = data.split_at(data.len().min(2));
     let len = len.iter().fold(0usize, |n, b| n << 8 | usize::from(*b));
     let (source, patch) = rest.split_at(rest.len().min(len));
-    let _ = nerveshub_fwup::fuzz_delta(patch, source, 1 << 24);
+    let _ = nerveshub_fwup::fuzzing::fuzz_delta(patch, source, 1 << 24);
 });

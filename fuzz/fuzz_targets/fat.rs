@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    nerveshub_fwup::apply::fuzz_fat(data);
+    nerveshub_fwup::fuzzing::fuzz_fat(data);
 });

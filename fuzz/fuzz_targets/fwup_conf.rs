@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    nerveshub_fwup::fuzz_fwup_conf(data);
+    nerveshub_fwup::fuzzing::fuzz_fwup_conf(data);
 });

@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    nerveshub_fwup::fuzz_zip_stream(data);
+    nerveshub_fwup::fuzzing::fuzz_zip_stream(data);
 });

@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use nerveshub_fwup::PublicKey;
-use nerveshub_fwup::apply::{ApplyEvents, ApplyOptions, FileTarget, PercentScale, Progress};
+use nerveshub_fwup::{ApplyEvents, ApplyOptions, FileTarget, PercentScale, Progress, PublicKey};
 use tokio::sync::mpsc;
 
 use crate::client::FwupMessage;
@@ -143,7 +142,7 @@ pub(crate) async fn apply_built_in(
             report,
         };
         let result = FileTarget::open(&job.devpath).and_then(|target| {
-            nerveshub_fwup::apply::apply(FeedReader(feed.clone()), target, &options, &mut events)
+            nerveshub_fwup::apply(FeedReader(feed.clone()), target, &options, &mut events)
         });
         let failure = feed.borrow().failure.clone();
         match (result, failure) {

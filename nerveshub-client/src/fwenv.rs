@@ -4,10 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use nerveshub_fwup::apply::FileTarget;
-use nerveshub_fwup::apply::uboot_env::{
-    UbootEnv, UbootEnvLocation, read_uboot_env, write_uboot_env,
-};
+use nerveshub_fwup::{FileTarget, UbootEnv, UbootEnvLocation, read_uboot_env, write_uboot_env};
 use nerveshub_proto::{DeviceJoinParams, DeviceMeta};
 use serde_json::Value;
 

@@ -90,4 +90,4 @@ pub use tls::{Identity, Trust, certificates_from_bytes, private_key_from_bytes};
 
 /// Re-exported so callers can name U-Boot environment locations and keys.
 pub use nerveshub_fwup::PublicKey;
-pub use nerveshub_fwup::apply::uboot_env::UbootEnvLocation;
+pub use nerveshub_fwup::UbootEnvLocation;

@@ -1,4 +1,4 @@
-//! Throughput of [`nerveshub_fwup::apply::apply`] on the archive C fwup 1.16 was measured
+//! Throughput of [`nerveshub_fwup::apply`] on the archive C fwup 1.16 was measured
 //! on (research/fwup.md §7): 256 MiB of random data and 256 MiB of zeros, both deflated,
 //! written as a 512 MiB image. fwup applies it to an image file in about 2.1 s with about
 //! 14 MB peak RSS on the 2-core reference machine.
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use common::{HALF, bench_archive};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use nerveshub_fwup::apply::{ApplyOptions, FileTarget, Target, apply};
+use nerveshub_fwup::{ApplyOptions, FileTarget, Target, apply};
 
 /// A destination that accepts and forgets everything.
 struct Discard;

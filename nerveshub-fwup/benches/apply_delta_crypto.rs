@@ -1,4 +1,4 @@
-//! Delta and encrypted apply (issue 22): throughput of [`nerveshub_fwup::apply::apply`] on
+//! Delta and encrypted apply (issue 22): throughput of [`nerveshub_fwup::apply`] on
 //!
 //! * `delta-raw`: a 64 MiB target made from a 64 MiB pseudorandom source (a few edits, an
 //!   insertion, a new 1 MiB tail) by `xdelta3 -e -A -S`, decoded against the source in a
@@ -15,8 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use nerveshub_fwup::apply::{ApplyOptions, MemoryTarget, apply};
-use nerveshub_fwup::{CreateOptions, create};
+use nerveshub_fwup::{ApplyOptions, CreateOptions, MemoryTarget, apply, create};
 
 const LEN: usize = 64 << 20;
 

@@ -26,7 +26,7 @@
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "apply")]
-pub mod apply;
+mod apply;
 mod archive;
 mod civil;
 #[cfg(feature = "create")]
@@ -44,13 +44,17 @@ mod uuid;
 mod verify;
 mod zip;
 
+#[cfg(feature = "apply")]
+pub use apply::{
+    ApplyEvents, ApplyOptions, ApplyReport, BlockCache, FileTarget, Host, HostSink,
+    MAX_UBOOT_ENV_SIZE, MemoryTarget, PercentScale, Progress, SEGMENT_SIZE, SystemHost, Target,
+    UbootEnv, UbootEnvLocation, apply, apply_with_host, encode_uboot_env, parse_uboot_env,
+    read_uboot_env, write_uboot_env,
+};
 pub use archive::{
     ArchiveHead, ArchiveReader, FirmwareInfo, META_CONF_MAX_LEN, META_CONF_MIN_LEN, ResourceEntry,
     SignatureStatus,
 };
-#[cfg(feature = "create")]
-#[doc(hidden)]
-pub use create::fuzz_fwup_conf;
 #[cfg(feature = "create")]
 pub use create::{
     CreateOptions, CreationTime, DEFAULT_COMPRESSION_LEVEL, PreparedFirmware, create, create_file,
@@ -73,14 +77,20 @@ pub use verify::{VerifiedArchive, verify, verify_with_limit};
 /// The fwup version whose behaviour this crate implements. Archives that say
 /// `require-fwup-version` with a newer version are refused, as fwup 1.16.0 refuses them.
 pub const FWUP_VERSION: &str = "1.16.0";
-#[cfg(feature = "apply")]
-pub use apply::uboot_env::fuzz_uboot_env;
 pub use delta::MAX_WINDOW as MAX_DELTA_WINDOW;
-#[doc(hidden)]
-pub use delta::fuzz_delta;
 pub use metaconf::{
     FunctionCall, Gpt, GptPartition, Mbr, MbrOsii, MbrPartition, MetaConf, Metadata, OnResource,
     Resource, Task, UbootEnvironment, Variables,
 };
+
+/// The entry points of the fuzz targets under `fuzz/` (and of the tests that replay their
+/// corpora): each takes arbitrary bytes and must not panic. Not part of the API.
 #[doc(hidden)]
-pub use zip::fuzz_zip_stream;
+pub mod fuzzing {
+    #[cfg(feature = "apply")]
+    pub use crate::apply::{fuzz_apply, fuzz_fat, fuzz_uboot_env};
+    #[cfg(feature = "create")]
+    pub use crate::create::fuzz_fwup_conf;
+    pub use crate::delta::fuzz_delta;
+    pub use crate::zip::fuzz_zip_stream;
+}

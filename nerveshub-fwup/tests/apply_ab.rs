@@ -6,8 +6,7 @@ mod common;
 
 use common::{fixture, image};
 
-use nerveshub_fwup::apply::{ApplyEvents, ApplyOptions, MemoryTarget, apply};
-use nerveshub_fwup::{ApplyError, Error};
+use nerveshub_fwup::{ApplyError, ApplyEvents, ApplyOptions, Error, MemoryTarget, apply};
 
 fn ab_fw() -> Vec<u8> {
     fixture("fw/ab.fw")

@@ -4,12 +4,12 @@
 //! applies them. The archives are made as NervesHub makes delta firmware: a full archive from
 //! this crate's create, its data entry then replaced by the patch.
 
-use nerveshub_fwup::{ApplyError, DeltaError};
+use nerveshub_fwup::{
+    ApplyError, ApplyOptions, CreateOptions, DeltaError, Error, MemoryTarget, Variables, create,
+    fuzzing::fuzz_delta, verify,
+};
 use std::io::{Cursor, Read, Write};
 use std::path::Path;
-
-use nerveshub_fwup::apply::{ApplyOptions, MemoryTarget};
-use nerveshub_fwup::{CreateOptions, Error, Variables, create, fuzz_delta, verify};
 
 fn data(name: &str) -> Vec<u8> {
     std::fs::read(
@@ -98,7 +98,7 @@ fn raw_delta_applies_against_the_destination() {
     verify(&archive[..], &[], &Variables::default()).unwrap();
 
     let mut device = device_with_source();
-    nerveshub_fwup::apply::apply(
+    nerveshub_fwup::apply(
         &archive[..],
         &mut device,
         &ApplyOptions::new("upgrade"),
@@ -129,7 +129,7 @@ fn a_changed_source_is_caught() {
     let mut bytes = device.into_bytes();
     bytes[(SOURCE_AT * 512) as usize + 5000] ^= 0xff;
     device = MemoryTarget::from_bytes(bytes);
-    let err = nerveshub_fwup::apply::apply(
+    let err = nerveshub_fwup::apply(
         &archive[..],
         &mut device,
         &ApplyOptions::new("upgrade"),
@@ -153,7 +153,7 @@ fn a_patch_without_a_delta_source_fails_with_fwups_message() {
         "rootfs.img",
         &data("target.vcdiff"),
     );
-    let err = nerveshub_fwup::apply::apply(
+    let err = nerveshub_fwup::apply(
         &archive[..],
         device_with_source(),
         &ApplyOptions::new("upgrade"),
@@ -173,7 +173,7 @@ fn a_patch_without_a_delta_source_fails_with_fwups_message() {
 fn a_source_range_too_small_for_the_patch_is_refused() {
     let conf = raw_conf(true).replace("delta-source-raw-count = 192", "delta-source-raw-count = 8");
     let archive = with_patch(&create_archive(&conf), "rootfs.img", &data("target.vcdiff"));
-    let err = nerveshub_fwup::apply::apply(
+    let err = nerveshub_fwup::apply(
         &archive[..],
         device_with_source(),
         &ApplyOptions::new("upgrade"),
@@ -194,7 +194,7 @@ fn fat_delta_applies_against_a_file() {
          task complete {\n on-init { fat_mkfs(0, 32768) }\n on-resource source.bin { fat_write(0, \"rootfs.img\") }\n}\n",
     );
     let mut device = MemoryTarget::new();
-    nerveshub_fwup::apply::apply(
+    nerveshub_fwup::apply(
         &complete[..],
         &mut device,
         &ApplyOptions::new("complete"),
@@ -209,7 +209,7 @@ fn fat_delta_applies_against_a_file() {
         32768
     );
     let archive = with_patch(&create_archive(&conf), "rootfs.img", &data("target.vcdiff"));
-    nerveshub_fwup::apply::apply(
+    nerveshub_fwup::apply(
         &archive[..],
         &mut device,
         &ApplyOptions::new("upgrade"),

@@ -8,8 +8,7 @@ use std::path::Path;
 
 use aes::Aes256;
 use aes::cipher::{BlockModeDecrypt, KeyInit, KeyIvInit};
-use nerveshub_fwup::apply::{ApplyOptions, MemoryTarget};
-use nerveshub_fwup::{CreateOptions, create};
+use nerveshub_fwup::{ApplyOptions, CreateOptions, MemoryTarget, create};
 
 const CBC_KEY: &str = "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4";
 const XTS_KEY: &str = "2718281828459045235360287471352662497757247093699959574966967627\
@@ -47,7 +46,7 @@ fn create_archive(conf: &str) -> Vec<u8> {
 }
 
 fn apply(archive: &[u8], task: &str, device: &mut MemoryTarget) {
-    nerveshub_fwup::apply::apply(archive, device, &ApplyOptions::new(task), &mut ()).unwrap();
+    nerveshub_fwup::apply(archive, device, &ApplyOptions::new(task), &mut ()).unwrap();
 }
 
 /// The written range, decrypted sector by sector with the crates directly.
@@ -190,7 +189,7 @@ fn cryptsetup_plain_mode_reads_back_what_was_written() {
 fn a_bad_secret_fails_with_fwups_message() {
     let conf = "file-resource rootfs.img { host-path = \"target.bin\" }\n\
          task complete {\n on-resource rootfs.img { raw_write(16, \"cipher=aes-xts-plain64\", \"secret=abcd\") }\n}\n";
-    let err = nerveshub_fwup::apply::apply(
+    let err = nerveshub_fwup::apply(
         &create_archive(conf)[..],
         MemoryTarget::new(),
         &ApplyOptions::new("complete"),

@@ -9,11 +9,10 @@ use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 
 use blake2::digest::Digest as _;
-use nerveshub_fwup::apply::{
-    ApplyEvents, ApplyOptions, Host, HostSink, MemoryTarget, Progress, Target, apply,
-    apply_with_host,
+use nerveshub_fwup::{
+    ApplyError, ApplyEvents, ApplyOptions, Error, Host, HostSink, MemoryTarget, Progress,
+    PublicKey, SignatureError, Target, apply, apply_with_host,
 };
-use nerveshub_fwup::{ApplyError, Error, PublicKey, SignatureError};
 
 /// Records what the engine reports.
 #[derive(Default)]

@@ -5,8 +5,7 @@
 
 use std::path::Path;
 
-use nerveshub_fwup::apply::{ApplyOptions, FileTarget, Target, apply};
-use nerveshub_fwup::{ApplyError, Error};
+use nerveshub_fwup::{ApplyError, ApplyOptions, Error, FileTarget, Target, apply};
 
 #[test]
 fn queued_writes_are_seen_in_order_by_reads_and_small_writes() {

@@ -2,14 +2,13 @@
 //! `verify`, the fwup.conf language (include file stack, define, define-eval, variables,
 //! `FWUP_SIZE_*`), failures that leave no output, and keys.
 
-use nerveshub_fwup::CreateError;
+use nerveshub_fwup::{
+    ArchiveReader, CreateError, CreateOptions, Error, PreparedFirmware, PrivateKey, PublicKey,
+    SignatureStatus, Variables, create, create_file, sign, verify,
+};
 use std::fs;
 use std::path::Path;
 
-use nerveshub_fwup::{
-    ArchiveReader, CreateOptions, Error, PreparedFirmware, PrivateKey, PublicKey, SignatureStatus,
-    Variables, create, create_file, sign, verify,
-};
 use proptest::prelude::*;
 
 fn fixtures() -> &'static Path {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use nerveshub_fwup::apply::fuzz_apply;
+use nerveshub_fwup::fuzzing::fuzz_apply;
 
 #[test]
 fn apply_corpus_replays_without_panicking() {

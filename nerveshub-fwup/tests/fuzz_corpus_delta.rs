@@ -7,7 +7,7 @@ fn run(data: &[u8]) -> Result<Vec<u8>, nerveshub_fwup::Error> {
     let (len, rest) = data.split_at(data.len().min(2));
     let len = len.iter().fold(0usize, |n, b| n << 8 | usize::from(*b));
     let (source, patch) = rest.split_at(rest.len().min(len));
-    nerveshub_fwup::fuzz_delta(patch, source, 1 << 24)
+    nerveshub_fwup::fuzzing::fuzz_delta(patch, source, 1 << 24)
 }
 
 #[test]

@@ -9,7 +9,7 @@ fn fwup_conf_corpus_replays_without_panicking() {
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let data = std::fs::read(entry.unwrap().path()).unwrap();
-        nerveshub_fwup::fuzz_fwup_conf(&data);
+        nerveshub_fwup::fuzzing::fuzz_fwup_conf(&data);
         count += 1;
     }
     assert!(
@@ -34,6 +34,6 @@ proptest::proptest! {
             0..40,
         )
     ) {
-        nerveshub_fwup::fuzz_fwup_conf(parts.concat().as_bytes());
+        nerveshub_fwup::fuzzing::fuzz_fwup_conf(parts.concat().as_bytes());
     }
 }

@@ -9,7 +9,7 @@ fn zip_stream_corpus_replays_without_panicking() {
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let data = std::fs::read(entry.unwrap().path()).unwrap();
-        nerveshub_fwup::fuzz_zip_stream(&data);
+        nerveshub_fwup::fuzzing::fuzz_zip_stream(&data);
         count += 1;
     }
     assert!(

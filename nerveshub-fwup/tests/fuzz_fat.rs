@@ -4,7 +4,7 @@
 use std::io::Read as _;
 use std::path::Path;
 
-use nerveshub_fwup::apply::fuzz_fat;
+use nerveshub_fwup::fuzzing::fuzz_fat;
 
 /// The FAT volume of the recorded `boot_fat` image (blocks 256..2304).
 fn recorded_volume() -> Vec<u8> {

@@ -4,11 +4,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use nerveshub_fwup::apply::uboot_env::{
-    UbootEnv, UbootEnvLocation, encode_uboot_env, parse_uboot_env, read_uboot_env, write_uboot_env,
+use nerveshub_fwup::{
+    Error, MemoryTarget, MetaConf, Target, UbootEnv, UbootEnvError, UbootEnvLocation, Variables,
+    encode_uboot_env, parse_uboot_env, read_uboot_env, write_uboot_env,
 };
-use nerveshub_fwup::apply::{MemoryTarget, Target};
-use nerveshub_fwup::{Error, MetaConf, UbootEnvError, Variables};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/fixtures")

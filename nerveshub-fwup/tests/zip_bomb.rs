@@ -3,15 +3,16 @@
 //! declared length with a typed error, never inflate the rest; the work done is observed as
 //! the input bytes consumed (deterministic, no timing).
 
-use nerveshub_fwup::{ApplyError, ArchiveError, ZipError};
+use nerveshub_fwup::{
+    ApplyError, ApplyOptions, ArchiveError, Error, MemoryTarget, Variables, ZipError, verify,
+    verify_with_limit,
+};
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use blake2::Digest as _;
 use flate2::{Compress, Compression, FlushCompress};
-use nerveshub_fwup::apply::{ApplyOptions, MemoryTarget};
-use nerveshub_fwup::{Error, Variables, verify, verify_with_limit};
 
 const DECLARED: usize = 4096;
 /// 1 GiB of zeros, deflated.
@@ -196,13 +197,9 @@ fn apply_stops_too_and_writes_nothing() {
         let bytes = archive(header);
         let (input, read) = counting(&bytes);
         let mut target = MemoryTarget::new();
-        let err = nerveshub_fwup::apply::apply(
-            input,
-            &mut target,
-            &ApplyOptions::new("complete"),
-            &mut (),
-        )
-        .unwrap_err();
+        let err =
+            nerveshub_fwup::apply(input, &mut target, &ApplyOptions::new("complete"), &mut ())
+                .unwrap_err();
         assert!(
             matches!(
                 err,
@@ -223,7 +220,7 @@ fn an_entry_the_task_does_not_use_is_skipped_without_inflating() {
     // libarchive skips it for fwup), so the apply succeeds.
     let bytes = archive(Header::Lying);
     let mut target = MemoryTarget::new();
-    nerveshub_fwup::apply::apply(
+    nerveshub_fwup::apply(
         &bytes[..],
         &mut target,
         &ApplyOptions::new("other"),

@@ -114,11 +114,11 @@ pub fn build(dir: &Path, version: &str, key: &PrivateKey) -> Vec<u8> {
 
 /// Applies task `complete` of `fw` to a new image at `image` (what `provision` does).
 pub fn provision(image: &Path, fw: &[u8]) {
-    let target = nerveshub_fwup::apply::FileTarget::open(image).unwrap();
-    nerveshub_fwup::apply::apply(
+    let target = nerveshub_fwup::FileTarget::open(image).unwrap();
+    nerveshub_fwup::apply(
         fw,
         target,
-        &nerveshub_fwup::apply::ApplyOptions::new("complete"),
+        &nerveshub_fwup::ApplyOptions::new("complete"),
         &mut (),
     )
     .unwrap();

@@ -21,15 +21,18 @@ mod host;
 mod partitions;
 mod progress;
 mod requirements;
-pub mod target;
-pub mod uboot_env;
+mod target;
+mod uboot_env;
 
 pub use cache::{BlockCache, SEGMENT_SIZE};
 pub use engine::{ApplyEvents, ApplyOptions, ApplyReport, apply, apply_with_host};
-#[doc(hidden)]
 pub use fat::fuzz_fat;
-#[doc(hidden)]
 pub use fuzz::fuzz_apply;
 pub use host::{Host, HostSink, SystemHost};
 pub use progress::{PercentScale, Progress};
 pub use target::{FileTarget, MemoryTarget, Target};
+pub use uboot_env::fuzz_uboot_env;
+pub use uboot_env::{
+    MAX_UBOOT_ENV_SIZE, UbootEnv, UbootEnvLocation, encode_uboot_env, parse_uboot_env,
+    read_uboot_env, write_uboot_env,
+};

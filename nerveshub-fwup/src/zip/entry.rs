@@ -606,8 +606,9 @@ fn is_record_signature(sig: u32) -> bool {
 }
 
 /// Turn an `io::Error` from one of our `Read` adapters back into the [`Error`] it carries
-/// (errors of the underlying reader become [`Error::Io`]).
-#[cfg_attr(not(test), allow(dead_code))]
+/// (errors of the underlying reader become [`Error::Io`]). The crate itself never needs the
+/// round trip; the tests check that it is lossless.
+#[cfg(test)]
 pub(crate) fn io_error_into_crate(e: io::Error) -> Error {
     match e.downcast::<Error>() {
         Ok(inner) => inner,

@@ -34,13 +34,11 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-// Until the rest of the crate uses every item, some of these re-exports are unused.
-#[allow(unused_imports)]
-pub(crate) use entry::{crate_error_into_io, io_error_into_crate};
-#[allow(unused_imports)]
+pub(crate) use entry::crate_error_into_io;
+#[cfg(test)]
+pub(crate) use entry::io_error_into_crate;
 pub(crate) use seek::{ZipEntryReader, ZipSeekReader};
-#[allow(unused_imports)]
-pub(crate) use stream::{StreamEntryReader, ZipStreamReader};
+pub(crate) use stream::ZipStreamReader;
 
 /// Longest entry name accepted, in bytes (fwup's limit).
 pub(crate) const MAX_NAME_LEN: usize = 512;
@@ -80,7 +78,6 @@ const EXTRA_EXTENDED_TIMESTAMP: u16 = 0x5455;
 
 /// How an entry's data is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) enum CompressionMethod {
     /// Method 0: the data is stored as is.
     Stored,
@@ -103,7 +100,6 @@ impl CompressionMethod {
 
 /// What a ZIP header says about one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct EntryInfo {
     /// The entry name (lossy UTF-8), at most [`MAX_NAME_LEN`] bytes in the archive.
     pub(crate) name: String,

@@ -44,7 +44,6 @@ struct EntryMeta {
 /// The sizes and CRC-32 of the central directory are authoritative; data descriptors are not
 /// read.
 #[derive(Debug)]
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct ZipSeekReader<R: Read + Seek> {
     inner: R,
     entries: Vec<EntryInfo>,
@@ -54,7 +53,6 @@ pub(crate) struct ZipSeekReader<R: Read + Seek> {
     inflater: Decompress,
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl<R: Read + Seek> ZipSeekReader<R> {
     /// Read the central directory of `inner`.
     ///

@@ -1,10 +1,10 @@
 //! The streaming reader: local file headers front to back, as fwup reads an archive.
 
-use std::io::{self, Read};
+use std::io::Read;
 
 use flate2::Decompress;
 
-use super::entry::{EntryData, Expect, Mode, Trailer, crate_error_into_io};
+use super::entry::{EntryData, Expect, Mode, Trailer};
 use super::input::InBuf;
 use super::{
     CompressionMethod, EntryInfo, FLAG_DATA_DESCRIPTOR, FLAG_ENCRYPTED, FLAG_MASKED_HEADERS,
@@ -44,7 +44,6 @@ enum State {
 /// caller's buffer. Memory use does not depend on the archive. After any error the reader is
 /// unusable: further calls return [`ZipError::Malformed`](crate::ZipError::Malformed).
 #[derive(Debug)]
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct ZipStreamReader<R: Read> {
     input: InBuf<R>,
     inflater: Decompress,
@@ -55,7 +54,6 @@ pub(crate) struct ZipStreamReader<R: Read> {
     budget_left: Option<u64>,
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl<R: Read> ZipStreamReader<R> {
     /// A reader over `inner`, positioned before the first local file header.
     pub(crate) fn new(inner: R) -> Self {
@@ -121,7 +119,9 @@ impl<R: Read> ZipStreamReader<R> {
     }
 
     /// The current entry's data as an `io::Read`. Errors are `io::Error`s wrapping the
-    /// [`Error`]; recover it with [`super::io_error_into_crate`].
+    /// [`Error`]; recover it with [`super::io_error_into_crate`]. Only the tests read an
+    /// entry this way; the crate calls [`Self::read`] directly.
+    #[cfg(test)]
     pub(crate) fn entry_reader(&mut self) -> StreamEntryReader<'_, R> {
         StreamEntryReader { reader: self }
     }
@@ -391,14 +391,15 @@ fn failed() -> Error {
 
 /// The current entry of a [`ZipStreamReader`] as an `io::Read`; see
 /// [`ZipStreamReader::entry_reader`].
+#[cfg(test)]
 #[derive(Debug)]
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct StreamEntryReader<'a, R: Read> {
     reader: &'a mut ZipStreamReader<R>,
 }
 
+#[cfg(test)]
 impl<R: Read> Read for StreamEntryReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reader.read(buf).map_err(crate_error_into_io)
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reader.read(buf).map_err(super::crate_error_into_io)
     }
 }

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Instant;
 
-use nerveshub_fwup::apply::{ApplyEvents, ApplyOptions, FileTarget, PercentScale, Progress};
-use nerveshub_fwup::{Error, Variables};
+use nerveshub_fwup::{
+    ApplyEvents, ApplyOptions, Error, FileTarget, PercentScale, Progress, Variables,
+};
 
 use crate::args::{Mode, Options};
 use crate::output::Output;
@@ -296,7 +297,7 @@ fn run(options: &Options, out: &mut Output, progress_shown: &mut bool) -> Result
     apply_options.reboot_param_path = other_value(options, "reboot-param-path").map(Into::into);
 
     let fail = |err: Error| Failure::from_error(err, Mode::Apply, &input_name);
-    nerveshub_fwup::apply::apply(input, &mut target, &apply_options, &mut events).map_err(fail)?;
+    nerveshub_fwup::apply(input, &mut target, &apply_options, &mut events).map_err(fail)?;
     target
         .sync()
         .map_err(|err| Failure::message(crate::wording(&err)))?;

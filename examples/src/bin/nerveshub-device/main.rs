@@ -19,7 +19,7 @@ use nerveshub_client::{
     RebootReason, SharedSecret, Stopped, Transport, Trust, UbootEnvLocation, UpdateDecision,
     UpdateInfo, Updater,
 };
-use nerveshub_fwup::apply::{ApplyOptions, FileTarget};
+use nerveshub_fwup::{ApplyOptions, FileTarget};
 use tracing::{debug, error, info, warn};
 
 #[path = "../../logging.rs"]
@@ -159,9 +159,8 @@ fn provision(args: &ProvisionArgs) -> Result<()> {
     let mut options = ApplyOptions::new("complete");
     options.public_keys = keys;
     info!(image = %args.image.display(), firmware = %args.firmware.display(), "provisioning (task complete)");
-    let report =
-        nerveshub_fwup::apply::apply(std::io::BufReader::new(input), target, &options, &mut ())
-            .context("applying task complete")?;
+    let report = nerveshub_fwup::apply(std::io::BufReader::new(input), target, &options, &mut ())
+        .context("applying task complete")?;
     info!(task = %report.task, uuid = %report.uuid, "provisioned");
     Ok(())
 }
