@@ -17,7 +17,7 @@ use super::certificates::{cert_time, decode_certificate};
 use super::devices::{audit_change, parse_tags};
 use super::{Api, Body, Endpoint, Success, created, data, no_content};
 use crate::auth::{Caller, Role};
-use crate::db::{self, CaCertificateRow, JitpFields};
+use crate::db::{self, CaCertificateRow, JitpFields, OnUnique};
 use crate::device::TrustChange;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -255,14 +255,9 @@ async fn create(
             tags,
             description,
         });
-    match db::insert_ca_certificate(&mut tx, org_id, &ca, &description, jitp_fields.as_ref()).await
-    {
-        Ok(_) => {}
-        Err(e) if db::is_unique_violation(&e) => {
-            return Err(ApiError::invalid("serial", "has already been taken"));
-        }
-        Err(e) => return Err(e.into()),
-    }
+    db::insert_ca_certificate(&mut tx, org_id, &ca, &description, jitp_fields.as_ref())
+        .await
+        .on_unique(|| ApiError::invalid("serial", "has already been taken"))?;
     audit_change(
         &mut tx,
         org_id,

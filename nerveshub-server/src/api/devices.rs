@@ -12,7 +12,9 @@ use sqlx::AnyConnection;
 
 use super::{Api, Body, Endpoint, Success, created, data, no_content, products};
 use crate::auth::{Caller, Role};
-use crate::db::{self, Actor, Audit, DeviceFilter, DeviceRow, DeviceStatus, NewDevice, ProductRow};
+use crate::db::{
+    self, Actor, Audit, DeviceFilter, DeviceRow, DeviceStatus, NewDevice, OnUnique, ProductRow,
+};
 use crate::device::TrustChange;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -418,13 +420,9 @@ async fn create(
         description: &description,
         tags: &tags,
     };
-    let id = match db::insert_device(&mut tx, &new_device).await {
-        Ok(id) => id,
-        Err(e) if db::is_unique_violation(&e) => {
-            return Err(ApiError::invalid("identifier", "has already been taken"));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let id = db::insert_device(&mut tx, &new_device)
+        .await
+        .on_unique(|| ApiError::invalid("identifier", "has already been taken"))?;
     audit_change(
         &mut tx,
         membership.org.id,

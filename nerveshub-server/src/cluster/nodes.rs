@@ -324,7 +324,7 @@ mod tests {
         .await
         .unwrap();
         tx.commit().await.unwrap();
-        db.record_device_join(id, &crate::db::device_session::DeviceJoin::bare(node_id))
+        db.record_device_join(id, &crate::db::DeviceJoin::bare(node_id))
             .await
             .unwrap();
         id

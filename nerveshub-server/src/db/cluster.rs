@@ -102,7 +102,7 @@ impl Db {
         if ids.is_empty() {
             return Ok(0);
         }
-        let list = super::device_session::placeholders(2, ids.len());
+        let list = super::placeholders(2, ids.len());
         let sql = format!(
             "UPDATE devices SET connection_status = 'connected', connected_node = $1,
                  connection_disconnected_at = NULL

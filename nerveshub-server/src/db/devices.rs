@@ -3,12 +3,28 @@
 
 use sqlx::{AnyConnection, FromRow};
 
-use super::{Backend, Db, now_ms};
+use super::{Db, now_ms, trusted};
+
+/// The columns of a [`DeviceRef`] (`d` is `devices`).
+pub(super) const DEVICE_REF_COLUMNS: &str =
+    "d.id, d.org_id, d.product_id, d.identifier, d.firmware_metadata";
+
+/// A device as the device endpoint knows it: who it is and what it last reported. Read from
+/// `devices` alone, for every connection and poll; [`DeviceRow`] is the whole record.
+#[derive(Debug, Clone, FromRow)]
+pub(crate) struct DeviceRef {
+    pub(crate) id: i64,
+    pub(crate) org_id: i64,
+    pub(crate) product_id: i64,
+    pub(crate) identifier: String,
+    /// JSON object as the device reported it, `None` until its first connection.
+    pub(crate) firmware_metadata: Option<String>,
+}
 
 /// The columns of a [`DeviceRow`], with the org and product names joined in (`d`, `o`, `p`).
 const DEVICE_COLUMNS: &str = "d.id, d.org_id, d.product_id, d.identifier, d.description, d.tags, \
      d.firmware_metadata, d.updates_enabled, d.connection_status, d.connection_last_seen_at, \
-     d.first_seen_at, d.inserted_at, o.name AS org_name, p.name AS product_name, \
+     o.name AS org_name, p.name AS product_name, \
      d.deployment_id, d.updates_blocked_until, g.name AS deployment_name, \
      g.is_active AS deployment_is_active, gf.uuid AS deployment_firmware_uuid, \
      gf.version AS deployment_firmware_version, d.poll_online_until, \
@@ -24,7 +40,6 @@ const DEVICE_FROM: &str = "FROM devices d JOIN orgs o ON o.id = d.org_id \
 
 /// A device as stored, with the names of its org and product.
 #[derive(Debug, Clone, FromRow)]
-#[allow(dead_code)] // some columns are for the device endpoint (issue 11)
 pub(crate) struct DeviceRow {
     pub(crate) id: i64,
     pub(crate) org_id: i64,
@@ -42,8 +57,6 @@ pub(crate) struct DeviceRow {
     pub(crate) connection_status: String,
     /// Unix ms of the last message from the device.
     pub(crate) connection_last_seen_at: Option<i64>,
-    pub(crate) first_seen_at: Option<i64>,
-    pub(crate) inserted_at: i64,
     pub(crate) org_name: String,
     pub(crate) product_name: String,
     pub(crate) deployment_id: Option<i64>,
@@ -220,14 +233,41 @@ impl Db {
     /// A device by identifier, whatever its org and product (identifiers are unique
     /// server-wide): for the device endpoint, where a certificate's common name or a shared
     /// secret's token names the device.
-    #[allow(dead_code)] // for the device endpoint (issue 11)
-    pub(crate) async fn device_by_identifier(
+    pub(crate) async fn device_ref_by_identifier(
         &self,
         identifier: &str,
-    ) -> Result<Option<DeviceRow>, sqlx::Error> {
+    ) -> Result<Option<DeviceRef>, sqlx::Error> {
         sqlx::query_as(trusted(format!(
-            "SELECT {DEVICE_COLUMNS} {DEVICE_FROM} WHERE d.identifier = $1"
+            "SELECT {DEVICE_REF_COLUMNS} FROM devices d WHERE d.identifier = $1"
         )))
+        .bind(identifier)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// A device by id, as the device endpoint knows it.
+    pub(crate) async fn device_ref(&self, id: i64) -> Result<Option<DeviceRef>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT {DEVICE_REF_COLUMNS} FROM devices d WHERE d.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// The device `identifier` of the product named `product` in org `org_id`.
+    pub(crate) async fn device_ref_in_product(
+        &self,
+        org_id: i64,
+        product: &str,
+        identifier: &str,
+    ) -> Result<Option<DeviceRef>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT {DEVICE_REF_COLUMNS} FROM devices d JOIN products p ON p.id = d.product_id
+             WHERE d.org_id = $1 AND p.name = $2 AND d.identifier = $3"
+        )))
+        .bind(org_id)
+        .bind(product)
         .bind(identifier)
         .fetch_optional(self.pool())
         .await
@@ -248,26 +288,26 @@ impl Db {
         page: i64,
         page_size: i64,
     ) -> Result<(Vec<DeviceRow>, i64), sqlx::Error> {
-        // Substring tests without LIKE's wildcards and case rules, which differ between the
-        // engines: SQLite's instr() and PostgreSQL's strpos() find a plain substring.
-        let find = match self.backend() {
-            Backend::Sqlite => "instr",
-            Backend::Postgres => "strpos",
-        };
         let mut conditions = vec!["d.product_id = $1".to_owned()];
         let mut binds: Vec<String> = Vec::new();
         if let Some(identifier) = &filter.identifier {
-            binds.push(identifier.to_ascii_lowercase());
+            // A plain substring, the same on both engines: the input's wildcards escaped,
+            // both sides lower-cased (SQLite's LIKE ignores ASCII case, PostgreSQL's does not).
+            binds.push(format!(
+                "%{}%",
+                like_escape(&identifier.to_ascii_lowercase())
+            ));
             conditions.push(format!(
-                "{find}(LOWER(d.identifier), ${}) > 0",
+                "LOWER(d.identifier) LIKE ${} ESCAPE '\\'",
                 binds.len() + 1
             ));
         }
         if let Some(tag) = &filter.tag {
             // Tags are stored as a JSON array of strings that need no escaping (checked when
             // written), so `"tag"` occurs in the text exactly when the device has the tag.
-            binds.push(serde_json::Value::from(tag.as_str()).to_string());
-            conditions.push(format!("{find}(d.tags, ${}) > 0", binds.len() + 1));
+            let quoted = serde_json::Value::from(tag.as_str()).to_string();
+            binds.push(format!("%{}%", like_escape(&quoted)));
+            conditions.push(format!("d.tags LIKE ${} ESCAPE '\\'", binds.len() + 1));
         }
         // Numbers computed here, not input: safe to write into the SQL.
         let now = now_ms();
@@ -326,8 +366,14 @@ impl Db {
     }
 }
 
-/// SQL assembled only from this module's constant fragments and numbered placeholders, never
-/// from input (input is always bound).
-fn trusted(sql: String) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(sql)
+/// `text` with LIKE's wildcards and the escape character (a backslash) escaped.
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -8,14 +8,15 @@ pub(crate) mod advisory;
 mod catalog;
 mod certificates;
 pub(crate) mod cluster;
+mod connections;
 pub(crate) mod deployments;
-pub(crate) mod device_session;
 pub(crate) mod device_updates;
 mod devices;
 mod firmwares;
 mod operations;
 mod polls;
 mod shared_secrets;
+mod user_certificates;
 pub(crate) mod web_sessions;
 
 use std::path::Path;
@@ -29,11 +30,13 @@ use crate::error::ServerError;
 pub(crate) use accounts::*;
 pub(crate) use catalog::*;
 pub(crate) use certificates::*;
+pub(crate) use connections::*;
 pub(crate) use deployments::DeploymentRow;
 pub(crate) use devices::*;
 pub(crate) use firmwares::*;
 pub(crate) use operations::*;
 pub(crate) use shared_secrets::*;
+pub(crate) use user_certificates::*;
 
 /// Which database engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +252,51 @@ pub(crate) fn now_ms() -> i64 {
 /// Whether `e` is a unique-constraint violation (a duplicate name, key, identifier…).
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// What a caller does when a write hits a unique constraint (a name, key or identifier
+/// already taken), in one place rather than a `match` at every insert.
+pub(crate) trait OnUnique<T> {
+    /// A unique violation becomes the error `taken` makes; any other error converts as usual.
+    fn on_unique<E: From<sqlx::Error>>(self, taken: impl FnOnce() -> E) -> Result<T, E>;
+
+    /// A unique violation becomes `Ok(None)`: the row exists already, which the caller
+    /// handles (another writer won a race).
+    fn unique_as_none(self) -> Result<Option<T>, sqlx::Error>;
+}
+
+impl<T> OnUnique<T> for Result<T, sqlx::Error> {
+    fn on_unique<E: From<sqlx::Error>>(self, taken: impl FnOnce() -> E) -> Result<T, E> {
+        self.map_err(|e| {
+            if is_unique_violation(&e) {
+                taken()
+            } else {
+                E::from(e)
+            }
+        })
+    }
+
+    fn unique_as_none(self) -> Result<Option<T>, sqlx::Error> {
+        match self {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if is_unique_violation(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// SQL assembled only from `db/`'s constant fragments and numbered placeholders, never from
+/// input (input is always bound).
+pub(super) fn trusted(sql: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(sql)
+}
+
+/// `$first, $first+1, …`: `count` numbered placeholders.
+pub(super) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Whether `e` is a foreign-key violation (a row still referenced elsewhere).

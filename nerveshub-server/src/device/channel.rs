@@ -12,7 +12,7 @@ use nerveshub_proto::{
 use serde_json::{Map, Value, json};
 
 use super::auth::AuthKind;
-use crate::db::device_session::{DeviceJoin, SessionDevice};
+use crate::db::{DeviceJoin, DeviceRef};
 use crate::fleet::lifecycle;
 use crate::state::AppState;
 
@@ -31,7 +31,7 @@ const MAX_EVENT_NAME: usize = 100;
 #[derive(Debug)]
 pub(crate) struct DeviceChannel {
     state: AppState,
-    device: SessionDevice,
+    device: DeviceRef,
     connection_metadata: Map<String, Value>,
     last_seen_written: Instant,
     last_progress: Option<(String, u64, Instant)>,
@@ -72,7 +72,7 @@ pub(crate) fn firmware_metadata_json(params: &DeviceJoinParams) -> Value {
 }
 
 impl DeviceChannel {
-    pub(crate) fn new(state: AppState, device: SessionDevice) -> Self {
+    pub(crate) fn new(state: AppState, device: DeviceRef) -> Self {
         DeviceChannel {
             state,
             device,
@@ -96,14 +96,14 @@ impl DeviceChannel {
 
     /// The channel of one HTTP poll: its "join" records a poll, online for `online_ms`,
     /// and leaves the socket's connection state alone.
-    pub(crate) fn polled(state: AppState, device: SessionDevice, online_ms: i64) -> Self {
+    pub(crate) fn polled(state: AppState, device: DeviceRef, online_ms: i64) -> Self {
         DeviceChannel {
             poll_online_ms: Some(online_ms),
             ..DeviceChannel::new(state, device)
         }
     }
 
-    pub(crate) fn device(&self) -> &SessionDevice {
+    pub(crate) fn device(&self) -> &DeviceRef {
         &self.device
     }
 
@@ -220,7 +220,10 @@ impl DeviceChannel {
         }
         let mut pushes = Vec::new();
         if params.wants_fwup_public_keys() || params.wants_archive_public_keys() {
-            let keys = self.state.db.org_key_values(self.device.org_id).await?;
+            let keys = (self.state.db.keys(self.device.org_id).await?)
+                .into_iter()
+                .map(|k| k.key)
+                .collect();
             let keys = PublicKeys {
                 keys,
                 ..Default::default()

@@ -480,12 +480,9 @@ mod tests {
         }
 
         async fn join(db: &Db, id: i64) -> i64 {
-            db.record_device_join(
-                id,
-                &crate::db::device_session::DeviceJoin::bare("test-node"),
-            )
-            .await
-            .unwrap()
+            db.record_device_join(id, &crate::db::DeviceJoin::bare("test-node"))
+                .await
+                .unwrap()
         }
 
         #[tokio::test]

@@ -8,7 +8,7 @@ use super::lifecycle::User;
 use super::rules::{Conditions, DeviceFacts, GroupFacts};
 use crate::db::deployments::{self as dq, DeploymentSettings, MemberRow};
 use crate::db::device_updates as upd;
-use crate::db::{self, Actor, Audit, DeploymentRow, DeviceRow, ProductRow, now_ms};
+use crate::db::{self, Actor, Audit, DeploymentRow, DeviceRow, OnUnique, ProductRow, now_ms};
 use crate::state::AppState;
 
 pub(crate) use super::deployment_settings::{
@@ -90,7 +90,7 @@ pub(crate) async fn create(
     }
     let (settings, _) = apply(defaults(name.clone()), fields)?;
     let mut tx = state.db.begin().await?;
-    let id = match dq::insert_deployment(
+    let id = dq::insert_deployment(
         &mut tx,
         product.org_id,
         product.id,
@@ -99,13 +99,7 @@ pub(crate) async fn create(
         &settings,
     )
     .await
-    {
-        Ok(id) => id,
-        Err(e) if db::is_unique_violation(&e) => {
-            return Err(FleetError::invalid("name", "has already been taken"));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    .on_unique(|| FleetError::invalid("name", "has already been taken"))?;
     dq::insert_release(&mut tx, id, firmware.id, Some(user.id)).await?;
     db::audit(
         &mut tx,
@@ -178,13 +172,9 @@ pub(crate) async fn update(
     };
     let (settings, activates) = apply(DeploymentSettings::of(d), fields)?;
     let mut tx = state.db.begin().await?;
-    match dq::update_deployment(&mut tx, d.id, &settings, activates).await {
-        Ok(()) => {}
-        Err(e) if db::is_unique_violation(&e) => {
-            return Err(FleetError::invalid("name", "has already been taken"));
-        }
-        Err(e) => return Err(e.into()),
-    }
+    dq::update_deployment(&mut tx, d.id, &settings, activates)
+        .await
+        .on_unique(|| FleetError::invalid("name", "has already been taken"))?;
     let mut changes = Vec::new();
     if let Some(f) = &firmware {
         let number = dq::insert_release(&mut tx, d.id, f.id, Some(user.id)).await?;

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use super::{Fleet, lifecycle, version};
 use crate::db::device_updates as upd;
-use crate::db::{self, Actor, Audit, DeploymentRow, deployments::CandidateRow, now_ms};
+use crate::db::{self, Actor, Audit, DeploymentRow, OnUnique, deployments::CandidateRow, now_ms};
 use crate::state::AppState;
 use crate::storage::DEFAULT_URL_TTL;
 
@@ -353,7 +353,8 @@ async fn schedule(
     };
     // The row first: if the server dies before the push, the device's next join ends it.
     let mut tx = state.db.begin().await?;
-    let id = match upd::insert_update(
+    // Taken: the device has an update in flight after all (another run won).
+    let Some(id) = upd::insert_update(
         &mut tx,
         candidate.id,
         firmware.id,
@@ -361,10 +362,9 @@ async fn schedule(
         queue == Queue::Priority,
     )
     .await
-    {
-        Ok(id) => id,
-        Err(e) if db::is_unique_violation(&e) => return Ok(false),
-        Err(e) => return Err(e),
+    .unique_as_none()?
+    else {
+        return Ok(false);
     };
     db::audit(
         &mut tx,
