@@ -108,7 +108,7 @@ impl Db {
                  connection_disconnected_at = NULL
              WHERE id IN ({list})"
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node_id);
+        let mut query = sqlx::query(super::trusted(sql)).bind(node_id);
         for id in ids {
             query = query.bind(*id);
         }

@@ -1,9 +1,11 @@
 //! Devices: identity (identifier unique server-wide), description, tags, firmware metadata
 //! and connection state.
 
+use std::collections::HashMap;
+
 use sqlx::{AnyConnection, FromRow};
 
-use super::{Db, now_ms, trusted};
+use super::{ConnectionStatus, Db, Flag, now_ms, placeholders, trusted};
 
 /// The columns of a [`DeviceRef`] (`d` is `devices`).
 pub(super) const DEVICE_REF_COLUMNS: &str =
@@ -22,7 +24,7 @@ pub(crate) struct DeviceRef {
 }
 
 /// The columns of a [`DeviceRow`], with the org and product names joined in (`d`, `o`, `p`).
-const DEVICE_COLUMNS: &str = "d.id, d.org_id, d.product_id, d.identifier, d.description, d.tags, \
+const DEVICE_COLUMNS: &str = "d.id, d.org_id, d.product_id, d.identifier, d.description, \
      d.firmware_metadata, d.updates_enabled, d.connection_status, d.connection_last_seen_at, \
      o.name AS org_name, p.name AS product_name, \
      d.deployment_id, d.updates_blocked_until, g.name AS deployment_name, \
@@ -47,14 +49,15 @@ pub(crate) struct DeviceRow {
     /// Unique across the server; the common name of the device's certificates.
     pub(crate) identifier: String,
     pub(crate) description: String,
-    /// JSON array of strings; read with [`DeviceRow::tag_list`].
-    pub(crate) tags: String,
+    /// In the order they were given (`device_tags`, read after the row).
+    #[sqlx(skip)]
+    pub(crate) tags: Vec<String>,
     /// JSON object as the device reported it, `None` until its first connection.
     pub(crate) firmware_metadata: Option<String>,
-    /// 0 or 1.
-    pub(crate) updates_enabled: i64,
-    /// `not_seen`, `connected` or `disconnected`.
-    pub(crate) connection_status: String,
+    #[sqlx(try_from = "Flag")]
+    pub(crate) updates_enabled: bool,
+    #[sqlx(try_from = "String")]
+    pub(crate) connection_status: ConnectionStatus,
     /// Unix ms of the last message from the device.
     pub(crate) connection_last_seen_at: Option<i64>,
     pub(crate) org_name: String,
@@ -77,11 +80,6 @@ pub(crate) struct DeviceRow {
 }
 
 impl DeviceRow {
-    /// The tags (an unreadable column, which only a corrupted row could hold, reads as none).
-    pub(crate) fn tag_list(&self) -> Vec<String> {
-        serde_json::from_str(&self.tags).unwrap_or_default()
-    }
-
     /// The firmware metadata document, if the device reported one.
     pub(crate) fn firmware_metadata_json(&self) -> Option<serde_json::Value> {
         self.firmware_metadata
@@ -92,7 +90,7 @@ impl DeviceRow {
     /// Whether the device is connected now, or polling (its last poll within two poll
     /// intervals).
     pub(crate) fn online(&self) -> bool {
-        self.connection_status == "connected"
+        self.connection_status == ConnectionStatus::Connected
             || self
                 .poll_online_until
                 .is_some_and(|until| until >= now_ms())
@@ -126,18 +124,93 @@ pub(crate) async fn insert_device(
     new: &NewDevice<'_>,
 ) -> Result<i64, sqlx::Error> {
     let now = now_ms();
-    sqlx::query_scalar(
-        "INSERT INTO devices (org_id, product_id, identifier, description, tags, inserted_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+    let id = sqlx::query_scalar(
+        "INSERT INTO devices (org_id, product_id, identifier, description, inserted_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
     )
     .bind(new.org_id)
     .bind(new.product_id)
     .bind(new.identifier)
     .bind(new.description)
-    .bind(tags_json(new.tags))
     .bind(now)
     .fetch_one(&mut *conn)
-    .await
+    .await?;
+    write_tags(conn, id, new.tags).await?;
+    Ok(id)
+}
+
+/// Replaces a device's tags with `tags`, in this order (distinct: the API drops repeats).
+async fn write_tags(
+    conn: &mut AnyConnection,
+    device_id: i64,
+    tags: &[String],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM device_tags WHERE device_id = $1")
+        .bind(device_id)
+        .execute(&mut *conn)
+        .await?;
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let values = (0..tags.len())
+        .map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("INSERT INTO device_tags (device_id, position, tag) VALUES {values}");
+    let mut query = sqlx::query(trusted(sql)).bind(device_id);
+    for (position, tag) in (0_i64..).zip(tags) {
+        query = query.bind(position).bind(tag.as_str());
+    }
+    query.persistent(false).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// The tags of the devices `ids`, each device's in order (a device without tags is absent).
+pub(super) async fn tags_of(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+) -> Result<HashMap<i64, Vec<String>>, sqlx::Error> {
+    let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
+    // Bounded statements: at most 1,000 ids each.
+    for chunk in ids.chunks(1000) {
+        let sql = format!(
+            "SELECT device_id, tag FROM device_tags WHERE device_id IN ({})
+             ORDER BY device_id, position",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query_as::<_, (i64, String)>(trusted(sql));
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for (device_id, tag) in query.persistent(false).fetch_all(&mut *conn).await? {
+            tags.entry(device_id).or_default().push(tag);
+        }
+    }
+    Ok(tags)
+}
+
+/// Fills in the rows' tags.
+async fn with_tags(
+    conn: &mut AnyConnection,
+    mut rows: Vec<DeviceRow>,
+) -> Result<Vec<DeviceRow>, sqlx::Error> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut tags = tags_of(conn, &ids).await?;
+    for row in &mut rows {
+        row.tags = tags.remove(&row.id).unwrap_or_default();
+    }
+    Ok(rows)
+}
+
+/// One device with its tags.
+async fn one_with_tags(
+    conn: &mut AnyConnection,
+    row: Option<DeviceRow>,
+) -> Result<Option<DeviceRow>, sqlx::Error> {
+    match row {
+        Some(row) => Ok(with_tags(conn, vec![row]).await?.pop()),
+        None => Ok(None),
+    }
 }
 
 /// Sets a device's description, tags and updates flag.
@@ -149,17 +222,15 @@ pub(crate) async fn update_device(
     updates_enabled: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE devices SET description = $1, tags = $2, updates_enabled = $3, updated_at = $4
-         WHERE id = $5",
+        "UPDATE devices SET description = $1, updates_enabled = $2, updated_at = $3 WHERE id = $4",
     )
     .bind(description)
-    .bind(tags_json(tags))
-    .bind(i64::from(updates_enabled))
+    .bind(Flag(updates_enabled))
     .bind(now_ms())
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    write_tags(conn, id, tags).await
 }
 
 /// Deletes a device; its certificates, shared secrets, updates and events go with it.
@@ -176,16 +247,13 @@ pub(crate) async fn device_by_id_in(
     conn: &mut AnyConnection,
     id: i64,
 ) -> Result<Option<DeviceRow>, sqlx::Error> {
-    sqlx::query_as(trusted(format!(
+    let row = sqlx::query_as(trusted(format!(
         "SELECT {DEVICE_COLUMNS} {DEVICE_FROM} WHERE d.id = $1"
     )))
     .bind(id)
     .fetch_optional(&mut *conn)
-    .await
-}
-
-fn tags_json(tags: &[String]) -> String {
-    serde_json::Value::from(tags.to_vec()).to_string()
+    .await?;
+    one_with_tags(conn, row).await
 }
 
 /// Which devices of a product a listing shows.
@@ -221,13 +289,15 @@ impl Db {
         product_id: i64,
         identifier: &str,
     ) -> Result<Option<DeviceRow>, sqlx::Error> {
-        sqlx::query_as(trusted(format!(
+        let mut conn = self.pool().acquire().await?;
+        let row = sqlx::query_as(trusted(format!(
             "SELECT {DEVICE_COLUMNS} {DEVICE_FROM} WHERE d.product_id = $1 AND d.identifier = $2"
         )))
         .bind(product_id)
         .bind(identifier)
-        .fetch_optional(self.pool())
-        .await
+        .fetch_optional(&mut *conn)
+        .await?;
+        one_with_tags(&mut conn, row).await
     }
 
     /// A device by identifier, whatever its org and product (identifiers are unique
@@ -303,11 +373,12 @@ impl Db {
             ));
         }
         if let Some(tag) = &filter.tag {
-            // Tags are stored as a JSON array of strings that need no escaping (checked when
-            // written), so `"tag"` occurs in the text exactly when the device has the tag.
-            let quoted = serde_json::Value::from(tag.as_str()).to_string();
-            binds.push(format!("%{}%", like_escape(&quoted)));
-            conditions.push(format!("d.tags LIKE ${} ESCAPE '\\'", binds.len() + 1));
+            // Exactly this tag, case and all (`eu` is neither `europe` nor `EU`).
+            binds.push(tag.clone());
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM device_tags t WHERE t.device_id = d.id AND t.tag = ${})",
+                binds.len() + 1
+            ));
         }
         // Numbers computed here, not input: safe to write into the SQL.
         let now = now_ms();
@@ -334,13 +405,14 @@ impl Db {
         }
         let wheres = conditions.join(" AND ");
 
-        // Every condition is on `d` alone: counted without the joins.
+        // Every condition is on `d` (and its own tags): counted without the joins.
         let count_sql = format!("SELECT COUNT(*) FROM devices d WHERE {wheres}");
         let mut count = sqlx::query_scalar(trusted(count_sql)).bind(product_id);
         for value in &binds {
             count = count.bind(value.as_str());
         }
-        let total: i64 = count.fetch_one(self.pool()).await?;
+        let mut conn = self.pool().acquire().await?;
+        let total: i64 = count.fetch_one(&mut *conn).await?;
 
         // The page's ids first, from the (product_id, identifier) index alone, then the
         // joins for those rows only: a deep page skips index entries, not joined rows.
@@ -360,9 +432,9 @@ impl Db {
         let devices = rows
             .bind(page_size)
             .bind(offset)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *conn)
             .await?;
-        Ok((devices, total))
+        Ok((with_tags(&mut conn, devices).await?, total))
     }
 }
 

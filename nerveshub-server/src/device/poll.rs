@@ -572,7 +572,7 @@ pub(crate) async fn legacy_me(
         .as_ref()
         .and_then(|f| f.get("version").cloned())
         .unwrap_or(Value::Null);
-    let tags = row.tag_list();
+    let tags = row.tags.clone();
     Json(json!({"data": {
         "identifier": row.identifier,
         "description": row.description,

@@ -254,7 +254,7 @@ fn device_facts(device: &DeviceRow) -> DeviceFacts {
     };
     DeviceFacts {
         product_id: device.product_id,
-        tags: device.tag_list(),
+        tags: device.tags.clone(),
         version: get("version"),
         platform: get("platform"),
         architecture: get("architecture"),
@@ -476,9 +476,9 @@ pub(crate) fn member_state(d: &DeploymentRow, m: &MemberRow, now: i64) -> Member
         MemberState::Failed
     } else if m.updates_blocked_until.is_some_and(|t| t > now) {
         MemberState::PenaltyBox
-    } else if m.updates_enabled == 0 {
+    } else if !m.updates_enabled {
         MemberState::UpdatesDisabled
-    } else if m.connection_status != "connected" {
+    } else if m.connection_status != db::ConnectionStatus::Connected {
         MemberState::Offline
     } else {
         MemberState::Pending

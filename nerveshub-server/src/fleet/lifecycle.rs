@@ -428,7 +428,7 @@ async fn membership(
 ) -> Result<Option<i64>, sqlx::Error> {
     let facts = rules::DeviceFacts {
         product_id: device.product_id,
-        tags: serde_json::from_str(&device.tags).unwrap_or_default(),
+        tags: device.tags.clone(),
         version: report.version.clone(),
         platform: report.platform.clone(),
         architecture: report.architecture.clone(),

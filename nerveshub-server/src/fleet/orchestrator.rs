@@ -258,8 +258,7 @@ fn reported(candidate: &CandidateRow, key: &str) -> Option<String> {
 /// `release_tags` (the device carries all of them) and validation: a device that reported its
 /// firmware as not validated would refuse the update (NervesHub PR #2369).
 fn eligible(candidate: &CandidateRow, release_tags: &[String]) -> bool {
-    let tags: Vec<String> = serde_json::from_str(&candidate.tags).unwrap_or_default();
-    if !release_tags.iter().all(|t| tags.contains(t)) {
+    if !release_tags.iter().all(|t| candidate.tags.contains(t)) {
         return false;
     }
     let validated = candidate
