@@ -94,6 +94,10 @@ pub struct Config {
     /// second node on local storage is refused, since a firmware uploaded to one node would
     /// be missing on the other.
     pub local_storage_shared: bool,
+    /// Where the server reads the time of day: the system clock (the default), or a test's
+    /// [`ManualClock`](crate::ManualClock), which lifetimes (verification tokens, web
+    /// sessions, the stale-connection sweep) then follow without sleeping.
+    pub clock: crate::Clock,
 }
 
 impl Config {
@@ -130,6 +134,7 @@ impl Config {
             node_id: None,
             drain: crate::DrainPacing::default(),
             local_storage_shared: false,
+            clock: crate::Clock::system(),
         }
     }
 }

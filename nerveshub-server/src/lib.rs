@@ -29,6 +29,7 @@
 
 mod api;
 mod auth;
+mod clock;
 mod cluster;
 mod config;
 mod db;
@@ -50,6 +51,7 @@ mod web;
 #[doc(hidden)]
 pub mod fuzzing;
 
+pub use clock::{Clock, ManualClock};
 pub use cluster::{DrainPacing, NodeRole};
 pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE};
 pub use error::{ApiError, ServerError};

@@ -280,13 +280,14 @@ pub(crate) async fn touch_ca_certificate(
     Ok(())
 }
 
-/// Stores a freshly issued verification token for `org_id`, dropping the org's expired ones.
+/// Stores a token issued to `org_id` at `now` (Unix ms, by the server's clock), dropping the
+/// org's expired ones.
 pub(crate) async fn insert_verification_token(
     conn: &mut AnyConnection,
     org_id: i64,
     token: &str,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
-    let now = now_ms();
     sqlx::query("DELETE FROM ca_verification_tokens WHERE org_id = $1 AND inserted_at < $2")
         .bind(org_id)
         .bind(now - VERIFICATION_TOKEN_TTL_MS)
@@ -303,20 +304,22 @@ pub(crate) async fn insert_verification_token(
     Ok(())
 }
 
-/// Uses up `token` if `org_id` was issued it less than an hour ago: deletes it and answers
-/// whether it was there. Inside the registration's transaction, so a refused registration
-/// keeps the token, and two registrations cannot both use it.
+/// Uses up `token` if `org_id` was issued it less than an hour before `now` (Unix ms, by the
+/// server's clock): deletes it and answers whether it was there. Inside the registration's
+/// transaction, so a refused registration keeps the token, and two registrations cannot both
+/// use it.
 pub(crate) async fn take_verification_token(
     conn: &mut AnyConnection,
     org_id: i64,
     token: &str,
+    now: i64,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "DELETE FROM ca_verification_tokens WHERE org_id = $1 AND token = $2 AND inserted_at >= $3",
     )
     .bind(org_id)
     .bind(token)
-    .bind(now_ms() - VERIFICATION_TOKEN_TTL_MS)
+    .bind(now - VERIFICATION_TOKEN_TTL_MS)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -388,7 +391,7 @@ impl Db {
         fingerprint: &str,
     ) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE device_certificates SET last_used = $1 WHERE fingerprint = $2")
-            .bind(now_ms())
+            .bind(self.now_ms())
             .bind(fingerprint)
             .execute(self.pool())
             .await?;

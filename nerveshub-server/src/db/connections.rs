@@ -2,7 +2,9 @@
 //! metadata, the node holding the socket), the presence writer's "last seen" and
 //! disconnections, the stale sweep, and the events a device pushes.
 
-use super::{Db, now_ms, placeholders};
+use sqlx::AnyConnection;
+
+use super::{Db, placeholders};
 
 /// What a socket's `device` join records.
 #[derive(Debug, Clone, Copy)]
@@ -33,41 +35,42 @@ impl<'a> DeviceJoin<'a> {
     }
 }
 
-impl Db {
-    /// The device's connection after its `device` join: connected now, with the metadata it
-    /// reported. Returns the `connection_established_at` written, which names this connection
-    /// for its disconnection (see [`write_disconnects`](Self::write_disconnects)): it is
-    /// strictly greater than the device's previous one, even for two joins in one millisecond.
-    pub(crate) async fn record_device_join(
-        &self,
-        device_id: i64,
-        join: &DeviceJoin<'_>,
-    ) -> Result<i64, sqlx::Error> {
-        let now = now_ms();
-        let established: Option<i64> = sqlx::query_scalar(
-            "UPDATE devices SET firmware_metadata = $1, firmware_uuid = $5, connection_metadata = $2,
-                 connection_status = 'connected', connected_node = $6,
-                 connection_remote_address = $7, connection_auth = $8,
-                 connection_established_at = CASE WHEN connection_established_at >= $3
-                     THEN connection_established_at + 1 ELSE $3 END,
-                 connection_last_seen_at = $3, connection_disconnected_at = NULL,
-                 first_seen_at = COALESCE(first_seen_at, $3), updated_at = $3
-             WHERE id = $4
-             RETURNING connection_established_at",
-        )
-        .bind(join.firmware_metadata)
-        .bind(join.connection_metadata)
-        .bind(now)
-        .bind(device_id)
-        .bind(join.firmware_uuid)
-        .bind(join.node_id)
-        .bind(join.remote_address)
-        .bind(join.auth)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(established.unwrap_or(now))
-    }
+/// The device's connection after its `device` join: connected now, with the metadata it
+/// reported, at `now`, in the caller's transaction (which also writes the audit row of a
+/// firmware change). Returns the `connection_established_at` written, which names this connection
+/// for its disconnection (see [`Db::write_disconnects`]): it is
+/// strictly greater than the device's previous one, even for two joins in one millisecond.
+pub(crate) async fn record_device_join(
+    conn: &mut AnyConnection,
+    now: i64,
+    device_id: i64,
+    join: &DeviceJoin<'_>,
+) -> Result<i64, sqlx::Error> {
+    let established: Option<i64> = sqlx::query_scalar(
+        "UPDATE devices SET firmware_metadata = $1, firmware_uuid = $5, connection_metadata = $2,
+             connection_status = 'connected', connected_node = $6,
+             connection_remote_address = $7, connection_auth = $8,
+             connection_established_at = CASE WHEN connection_established_at >= $3
+                 THEN connection_established_at + 1 ELSE $3 END,
+             connection_last_seen_at = $3, connection_disconnected_at = NULL,
+             first_seen_at = COALESCE(first_seen_at, $3), updated_at = $3
+         WHERE id = $4
+         RETURNING connection_established_at",
+    )
+    .bind(join.firmware_metadata)
+    .bind(join.connection_metadata)
+    .bind(now)
+    .bind(device_id)
+    .bind(join.firmware_uuid)
+    .bind(join.node_id)
+    .bind(join.remote_address)
+    .bind(join.auth)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(established.unwrap_or(now))
+}
 
+impl Db {
     /// The connection metadata changed (network interface, validation…).
     pub(crate) async fn record_connection_metadata(
         &self,
@@ -137,16 +140,21 @@ impl Db {
         Ok(done.rows_affected())
     }
 
-    /// Marks disconnected the devices still shown connected that were last heard from before
-    /// `before_ms` (their node stopped without closing them).
-    pub(crate) async fn sweep_stale_connections(&self, before_ms: i64) -> Result<u64, sqlx::Error> {
+    /// Marks disconnected the devices still shown connected that were last heard from more
+    /// than `stale_after` ago by the server's clock (their node stopped without closing them).
+    pub(crate) async fn sweep_stale_connections(
+        &self,
+        stale_after: std::time::Duration,
+    ) -> Result<u64, sqlx::Error> {
+        let now = self.now_ms();
+        let stale_ms = i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX);
         let done = sqlx::query(
             "UPDATE devices SET connection_status = 'disconnected', connected_node = NULL,
                  connection_disconnected_at = $1
              WHERE connection_status = 'connected' AND connection_last_seen_at < $2",
         )
-        .bind(now_ms())
-        .bind(before_ms)
+        .bind(now)
+        .bind(now.saturating_sub(stale_ms))
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
@@ -165,9 +173,128 @@ impl Db {
         .bind(device_id)
         .bind(event)
         .bind(payload)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::ManualClock;
+    use crate::db::{self, NewDevice};
+
+    /// A join is written in its caller's transaction: when the audit row beside it fails,
+    /// the join is not recorded either; when both succeed they commit together.
+    #[tokio::test]
+    async fn a_join_and_its_audit_row_commit_together() {
+        let dir = tempfile::tempdir().unwrap();
+        for (db, pg) in db::test_databases(dir.path(), "nhunit_join_audit").await {
+            let mut tx = db.begin().await.unwrap();
+            let org = db::insert_org(&mut tx, "acme").await.unwrap();
+            let product = db::insert_product(&mut tx, org.id, "hub").await.unwrap();
+            let id = db::insert_device(
+                &mut tx,
+                &NewDevice {
+                    org_id: org.id,
+                    product_id: product.id,
+                    identifier: "joiner-1",
+                    description: "",
+                    tags: &[],
+                },
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            let audit = |org_id| db::Audit {
+                org_id: Some(org_id),
+                actor: db::Actor::Device(id),
+                resource_type: "device",
+                resource_id: "joiner-1",
+                action: "firmware_changed",
+                description: "device joiner-1 now runs other firmware".into(),
+            };
+            let status = |db: Db| async move {
+                db.device_by_id(id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .connection_status
+            };
+
+            // The audit row refers to an org that does not exist: the transaction fails and
+            // the join it carried is gone with it.
+            let mut tx = db.begin().await.unwrap();
+            record_device_join(&mut tx, db.now_ms(), id, &DeviceJoin::bare("n"))
+                .await
+                .unwrap();
+            assert!(db::audit(&mut tx, audit(org.id + 1_000)).await.is_err());
+            drop(tx);
+            assert_eq!(status(db.clone()).await, db::ConnectionStatus::NotSeen);
+
+            let mut tx = db.begin().await.unwrap();
+            record_device_join(&mut tx, db.now_ms(), id, &DeviceJoin::bare("n"))
+                .await
+                .unwrap();
+            db::audit(&mut tx, audit(org.id)).await.unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(status(db.clone()).await, db::ConnectionStatus::Connected);
+            let log = db
+                .org_audit_log(org.id, &db::AuditFilter::default(), 10)
+                .await
+                .unwrap();
+            assert_eq!(log[0].action, "firmware_changed");
+            db.close().await;
+            db::drop_test_database(pg).await;
+        }
+    }
+
+    /// The sweep marks a connection stale by the server's clock: not at 9 minutes of silence
+    /// with a 10-minute limit, at 11 — no sleeping.
+    #[tokio::test]
+    async fn the_stale_sweep_follows_the_servers_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        for (db, pg) in db::test_databases(dir.path(), "nhunit_stale").await {
+            let manual = ManualClock::new(SystemTime::now());
+            let db = db.with_clock(manual.clock());
+            let mut tx = db.begin().await.unwrap();
+            let org = db::insert_org(&mut tx, "acme").await.unwrap();
+            let product = db::insert_product(&mut tx, org.id, "hub").await.unwrap();
+            let id = db::insert_device(
+                &mut tx,
+                &NewDevice {
+                    org_id: org.id,
+                    product_id: product.id,
+                    identifier: "quiet-1",
+                    description: "",
+                    tags: &[],
+                },
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            let mut conn = db.pool().acquire().await.unwrap();
+            record_device_join(&mut conn, db.now_ms(), id, &DeviceJoin::bare("node-a"))
+                .await
+                .unwrap();
+            drop(conn);
+            let limit = Duration::from_secs(10 * 60);
+
+            manual.advance(Duration::from_secs(9 * 60));
+            assert_eq!(db.sweep_stale_connections(limit).await.unwrap(), 0);
+            assert!(db.device_by_id(id).await.unwrap().unwrap().online());
+
+            manual.advance(Duration::from_secs(2 * 60));
+            assert_eq!(db.sweep_stale_connections(limit).await.unwrap(), 1);
+            let device = db.device_by_id(id).await.unwrap().unwrap();
+            assert_eq!(device.connection_status, db::ConnectionStatus::Disconnected);
+            assert!(!device.online());
+            db.close().await;
+            db::drop_test_database(pg).await;
+        }
     }
 }

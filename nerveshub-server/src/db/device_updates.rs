@@ -226,7 +226,7 @@ impl Db {
         )
         .bind(status)
         .bind(progress)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(id)
         .execute(self.pool())
         .await?;

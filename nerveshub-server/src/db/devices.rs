@@ -77,6 +77,10 @@ pub(crate) struct DeviceRow {
     pub(crate) connection_auth: Option<String>,
     /// The update in flight to the device, if any (at most one: a unique index).
     pub(crate) in_flight_update_id: Option<i64>,
+    /// When the row was read (Unix ms, by the server's clock): what [`DeviceRow::online`] and
+    /// [`DeviceRow::in_penalty_box`] compare with.
+    #[sqlx(skip)]
+    pub(crate) read_at: i64,
 }
 
 impl DeviceRow {
@@ -93,7 +97,7 @@ impl DeviceRow {
         self.connection_status == ConnectionStatus::Connected
             || self
                 .poll_online_until
-                .is_some_and(|until| until >= now_ms())
+                .is_some_and(|until| until >= self.read_at)
     }
 
     /// Whether an update is in flight to the device.
@@ -103,7 +107,7 @@ impl DeviceRow {
 
     /// Whether the device's updates are blocked now (the penalty box).
     pub(crate) fn in_penalty_box(&self) -> bool {
-        self.updates_blocked_until.is_some_and(|t| t > now_ms())
+        self.updates_blocked_until.is_some_and(|t| t > self.read_at)
     }
 }
 
@@ -189,26 +193,29 @@ pub(super) async fn tags_of(
     Ok(tags)
 }
 
-/// Fills in the rows' tags.
+/// Fills in the rows' tags and the time they were read (`read_at`, Unix ms).
 async fn with_tags(
     conn: &mut AnyConnection,
     mut rows: Vec<DeviceRow>,
+    read_at: i64,
 ) -> Result<Vec<DeviceRow>, sqlx::Error> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut tags = tags_of(conn, &ids).await?;
     for row in &mut rows {
         row.tags = tags.remove(&row.id).unwrap_or_default();
+        row.read_at = read_at;
     }
     Ok(rows)
 }
 
-/// One device with its tags.
+/// One device with its tags, read at `read_at`.
 async fn one_with_tags(
     conn: &mut AnyConnection,
     row: Option<DeviceRow>,
+    read_at: i64,
 ) -> Result<Option<DeviceRow>, sqlx::Error> {
     match row {
-        Some(row) => Ok(with_tags(conn, vec![row]).await?.pop()),
+        Some(row) => Ok(with_tags(conn, vec![row], read_at).await?.pop()),
         None => Ok(None),
     }
 }
@@ -253,7 +260,7 @@ pub(crate) async fn device_by_id_in(
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
-    one_with_tags(conn, row).await
+    one_with_tags(conn, row, now_ms()).await
 }
 
 /// Which devices of a product a listing shows.
@@ -297,7 +304,7 @@ impl Db {
         .bind(identifier)
         .fetch_optional(&mut *conn)
         .await?;
-        one_with_tags(&mut conn, row).await
+        one_with_tags(&mut conn, row, self.now_ms()).await
     }
 
     /// A device by identifier, whatever its org and product (identifiers are unique
@@ -346,7 +353,11 @@ impl Db {
     /// A device by id (the `device_id` of a certificate or shared secret).
     pub(crate) async fn device_by_id(&self, id: i64) -> Result<Option<DeviceRow>, sqlx::Error> {
         let mut conn = self.pool().acquire().await?;
-        device_by_id_in(&mut conn, id).await
+        let mut row = device_by_id_in(&mut conn, id).await?;
+        if let Some(row) = &mut row {
+            row.read_at = self.now_ms();
+        }
+        Ok(row)
     }
 
     /// One page (1-based) of `product_id`'s devices matching `filter`, by identifier, and how
@@ -381,7 +392,7 @@ impl Db {
             ));
         }
         // Numbers computed here, not input: safe to write into the SQL.
-        let now = now_ms();
+        let now = self.now_ms();
         let polling = format!("COALESCE(d.poll_online_until, 0) >= {now}");
         let online = format!("(d.connection_status = 'connected' OR {polling})");
         let offline = format!("d.connection_status <> 'connected' AND NOT ({polling})");
@@ -434,7 +445,7 @@ impl Db {
             .bind(offset)
             .fetch_all(&mut *conn)
             .await?;
-        Ok((with_tags(&mut conn, devices).await?, total))
+        Ok((with_tags(&mut conn, devices, now).await?, total))
     }
 }
 

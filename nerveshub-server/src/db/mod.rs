@@ -22,11 +22,11 @@ mod user_certificates;
 pub(crate) mod web_sessions;
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 
+use crate::clock::Clock;
 use crate::error::ServerError;
 
 pub(crate) use accounts::*;
@@ -37,6 +37,7 @@ pub(crate) use deployments::DeploymentRow;
 pub(crate) use devices::*;
 pub(crate) use firmwares::*;
 pub(crate) use operations::*;
+pub(crate) use polls::record_device_poll;
 pub(crate) use shared_secrets::*;
 pub(crate) use types::{ConnectionStatus, Flag};
 pub(crate) use user_certificates::*;
@@ -63,6 +64,8 @@ pub(crate) struct Db {
     /// The device endpoint's pool (the same as `pool` in the device view).
     device_pool: AnyPool,
     backend: Backend,
+    /// The time of day its queries write and compare with.
+    clock: Clock,
 }
 
 /// How many connections each pool may open (`None` takes the backend's default), and how
@@ -174,7 +177,18 @@ impl Db {
             pool,
             device_pool,
             backend,
+            clock: Clock::system(),
         })
+    }
+
+    /// The same database, reading the time from `clock` (the server's `Config::clock`).
+    pub(crate) fn with_clock(self, clock: Clock) -> Db {
+        Db { clock, ..self }
+    }
+
+    /// Now in Unix milliseconds, by [`Db::clock`].
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// The device endpoint's view: the same database, its queries on the device pool.
@@ -183,6 +197,7 @@ impl Db {
             pool: self.device_pool.clone(),
             device_pool: self.device_pool.clone(),
             backend: self.backend,
+            clock: self.clock.clone(),
         }
     }
 
@@ -244,12 +259,11 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
-/// Now, in Unix milliseconds: the unit of every time column.
+/// Now by the system clock, in Unix milliseconds: the creation and change times the
+/// transaction-level writes stamp rows with. Rules with lifetimes read [`Db::now_ms`] (the
+/// server's clock) instead, or take the time from their caller.
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    Clock::system().now_ms()
 }
 
 /// Whether `e` is a unique-constraint violation (a duplicate name, key, identifier…).

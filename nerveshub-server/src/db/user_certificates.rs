@@ -86,7 +86,7 @@ impl Db {
              WHERE c.fingerprint = $1 AND c.revoked_at IS NULL AND c.not_after > $2",
         )
         .bind(sha256_fingerprint)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_optional(self.pool())
         .await
     }

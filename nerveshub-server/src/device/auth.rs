@@ -5,10 +5,8 @@
 //! As NervesHub's `DeviceSocket.connect/3`: a certificate decides when one was presented;
 //! otherwise the `x-nh-*` headers; otherwise the device gave no credentials.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::http::HeaderMap;
-use nerveshub_pki::{DeviceAuth, UnixTime, VerifiedDevice};
+use nerveshub_pki::{DeviceAuth, VerifiedDevice};
 use nerveshub_proto::{Nh1Alg, Nh1Policy, SharedSecretHeaders};
 use rustls_pki_types::CertificateDer;
 
@@ -81,14 +79,6 @@ pub(crate) async fn authenticate(
     Err(Refusal::NoCredentials)
 }
 
-fn now_unix() -> UnixTime {
-    UnixTime::since_unix_epoch(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default(),
-    )
-}
-
 async fn by_certificate(
     state: &AppState,
     chain: &[CertificateDer<'static>],
@@ -98,7 +88,7 @@ async fn by_certificate(
     let verified = state
         .devices
         .trust_store()
-        .verify_device(chain, now_unix())
+        .verify_device(chain, state.clock.now_unix())
         .map_err(invalid)?;
     if verified.auth() == DeviceAuth::KnownCertificate {
         let device = state
@@ -275,7 +265,7 @@ async fn by_shared_secret(state: &AppState, headers: &HeaderMap) -> Result<Devic
         .secrets
         .open(&nh1.key, &secret.secret)
         .map_err(invalid)?;
-    let now_ms = u64::try_from(db::now_ms()).unwrap_or(0);
+    let now_ms = u64::try_from(state.clock.now_ms()).unwrap_or(0);
     let derived = state
         .devices
         .nh1_keys

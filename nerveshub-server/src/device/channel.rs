@@ -12,7 +12,7 @@ use nerveshub_proto::{
 use serde_json::{Map, Value, json};
 
 use super::auth::AuthKind;
-use crate::db::{DeviceJoin, DeviceRef};
+use crate::db::{self, DeviceJoin, DeviceRef};
 use crate::fleet::lifecycle;
 use crate::state::AppState;
 
@@ -156,41 +156,64 @@ impl DeviceChannel {
         self.connection_metadata = meta;
         let firmware_text = firmware.to_string();
         let connection_text = Value::Object(self.connection_metadata.clone()).to_string();
-        if let Some(online_ms) = self.poll_online_ms {
-            let until = crate::db::now_ms().saturating_add(online_ms);
-            self.state
-                .db
-                .record_device_poll(
-                    self.device.id,
-                    &firmware_text,
-                    new_uuid.as_deref(),
-                    &connection_text,
-                    until,
-                )
-                .await?;
+        let now = self.state.clock.now_ms();
+        // The record and the audit row of a firmware change commit together.
+        let firmware_changed = new_uuid
+            .as_deref()
+            .filter(|u| old_uuid.as_deref() != Some(*u));
+        // Which node held the device before a socket's join: a socket there, older than this
+        // one, closes (the duplicate-connection rule across nodes). Read before the
+        // transaction takes its connection.
+        let previous_node = if self.poll_online_ms.is_none() && self.state.devices.clustered() {
+            self.state.db.device_node(self.device.id).await?
         } else {
-            // Which node held the device before this join: a socket there, older than this
-            // one, closes (the duplicate-connection rule across nodes).
-            let previous_node = if self.state.devices.clustered() {
-                self.state.db.device_node(self.device.id).await?
-            } else {
-                None
-            };
-            let joined_at = self
-                .state
-                .db
-                .record_device_join(
-                    self.device.id,
-                    &DeviceJoin {
-                        firmware_metadata: &firmware_text,
-                        firmware_uuid: new_uuid.as_deref(),
-                        connection_metadata: &connection_text,
-                        node_id: self.state.cluster.node_id(),
-                        remote_address: self.remote_address.as_deref(),
-                        auth: self.auth.map(AuthKind::as_str),
-                    },
+            None
+        };
+        let mut tx = self.state.db.begin().await?;
+        if let Some(online_ms) = self.poll_online_ms {
+            db::record_device_poll(
+                &mut tx,
+                now,
+                self.device.id,
+                &firmware_text,
+                new_uuid.as_deref(),
+                &connection_text,
+                now.saturating_add(online_ms),
+            )
+            .await?;
+            if let Some(uuid) = firmware_changed {
+                let version = params.nerves_fw_version.as_deref();
+                db::audit(
+                    &mut tx,
+                    lifecycle::firmware_changed(self.device_ref(), uuid, version),
                 )
                 .await?;
+            }
+            tx.commit().await?;
+        } else {
+            let joined_at = db::record_device_join(
+                &mut tx,
+                now,
+                self.device.id,
+                &DeviceJoin {
+                    firmware_metadata: &firmware_text,
+                    firmware_uuid: new_uuid.as_deref(),
+                    connection_metadata: &connection_text,
+                    node_id: self.state.cluster.node_id(),
+                    remote_address: self.remote_address.as_deref(),
+                    auth: self.auth.map(AuthKind::as_str),
+                },
+            )
+            .await?;
+            if let Some(uuid) = firmware_changed {
+                let version = params.nerves_fw_version.as_deref();
+                db::audit(
+                    &mut tx,
+                    lifecycle::firmware_changed(self.device_ref(), uuid, version),
+                )
+                .await?;
+            }
+            tx.commit().await?;
             self.joined_at = Some(joined_at);
             self.last_seen_written = Instant::now();
             self.state.devices.joined_elsewhere_before(
@@ -202,7 +225,6 @@ impl DeviceChannel {
         self.device.firmware_metadata = Some(firmware_text);
         let report = lifecycle::JoinReport {
             uuid: new_uuid,
-            previous_uuid: old_uuid,
             version: params.nerves_fw_version.clone(),
             platform: params.nerves_fw_platform.clone(),
             architecture: params.nerves_fw_architecture.clone(),

@@ -8,7 +8,7 @@ use super::lifecycle::User;
 use super::rules::{Conditions, DeviceFacts, GroupFacts};
 use crate::db::deployments::{self as dq, DeploymentSettings, MemberRow};
 use crate::db::device_updates as upd;
-use crate::db::{self, Actor, Audit, DeploymentRow, DeviceRow, OnUnique, ProductRow, now_ms};
+use crate::db::{self, Actor, Audit, DeploymentRow, DeviceRow, OnUnique, ProductRow};
 use crate::state::AppState;
 
 pub(crate) use super::deployment_settings::{
@@ -490,7 +490,7 @@ pub(crate) async fn members(
     state: &AppState,
     d: &DeploymentRow,
 ) -> Result<Vec<(MemberRow, MemberState)>, FleetError> {
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let members = state.db.deployment_members(d.id).await?;
     Ok(members
         .into_iter()

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use super::{Fleet, lifecycle, version};
 use crate::db::device_updates as upd;
-use crate::db::{self, Actor, Audit, DeploymentRow, OnUnique, deployments::CandidateRow, now_ms};
+use crate::db::{self, Actor, Audit, DeploymentRow, OnUnique, deployments::CandidateRow};
 use crate::state::AppState;
 use crate::storage::DEFAULT_URL_TTL;
 
@@ -208,7 +208,7 @@ async fn run(state: &AppState, id: i64) -> Result<Run, sqlx::Error> {
     if normal_slots == 0 && priority_slots == 0 {
         return Ok(Run::Continue { again: false });
     }
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let lifo = d.queue_management == "LIFO";
     let candidates = state
         .db
@@ -338,7 +338,7 @@ async fn schedule(
         .reachable(candidate.id, candidate.connected_node.as_deref());
     let polling = candidate
         .poll_online_until
-        .is_some_and(|until| until >= now_ms());
+        .is_some_and(|until| until >= state.clock.now_ms());
     if !connected && !polling {
         // Shown connected but held by no node (a stale row after a crash).
         return Ok(false);
