@@ -102,6 +102,10 @@ pub struct Config {
     /// from its in-memory cache only (`ConnectionLimits::tls_session_cache`). Shared secrets
     /// at rest are sealed with aws-lc-rs' AES-256-GCM whatever the provider.
     pub crypto_provider: Arc<CryptoProvider>,
+    /// Where the server reads the time of day: the system clock (the default), or a test's
+    /// [`ManualClock`](crate::ManualClock), which lifetimes (verification tokens, web
+    /// sessions, the stale-connection sweep) then follow without sleeping.
+    pub clock: crate::Clock,
 }
 
 impl Config {
@@ -137,6 +141,7 @@ impl Config {
             node_id: None,
             drain: crate::DrainPacing::default(),
             crypto_provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+            clock: crate::Clock::system(),
         }
     }
 }

@@ -45,6 +45,7 @@
 
 mod api;
 mod auth;
+mod clock;
 mod cluster;
 mod config;
 mod db;
@@ -67,6 +68,7 @@ mod web;
 #[doc(hidden)]
 pub mod fuzzing;
 
+pub use clock::{Clock, ManualClock};
 pub use cluster::{DrainPacing, NodeRole};
 pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE, StorageConfig};
 pub use error::{ApiError, InternalError, ServerError};

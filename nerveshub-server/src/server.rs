@@ -115,7 +115,9 @@ impl RunningServer {
         if config.database_url.is_none() {
             files::restrict_sqlite_files(&config.data_dir)?;
         }
-        let db = Db::connect(&url, db::PoolSizes::of(&config)).await?;
+        let db = Db::connect(&url, db::PoolSizes::of(&config))
+            .await?
+            .with_clock(config.clock.clone());
         let secrets = Arc::new(SecretCipher::load_or_create(&config.data_dir)?);
         let sealed = db::seal_plaintext_secrets(&db, &secrets).await?;
         if sealed > 0 {
@@ -152,6 +154,7 @@ impl RunningServer {
         );
         let state = AppState {
             db,
+            clock: config.clock.clone(),
             config: Arc::new(config),
             devices,
             storage,

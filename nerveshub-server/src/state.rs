@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::db::{Db, SecretCipher};
@@ -27,6 +28,8 @@ pub(crate) struct AppState {
     pub(crate) logins: Arc<crate::auth::LoginLimiter>,
     /// This node among the others sharing the database.
     pub(crate) cluster: Cluster,
+    /// The time of day (`Config::clock`): the system clock, or a test's.
+    pub(crate) clock: Clock,
 }
 
 impl AppState {

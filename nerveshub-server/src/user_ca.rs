@@ -13,9 +13,8 @@ use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use sqlx::FromRow;
 
-use crate::db::{Db, UserRow, now_ms};
+use crate::db::{Db, UserRow};
 use crate::error::{ApiError, ServerError};
 use crate::tls::write_file;
 
@@ -116,74 +115,6 @@ impl UserCa {
     }
 }
 
-/// A stored user certificate.
-#[derive(Debug, Clone, FromRow)]
-pub(crate) struct UserCertificateRow {
-    pub(crate) serial: String,
-    pub(crate) note: String,
-    pub(crate) not_before: i64,
-    pub(crate) not_after: i64,
-    pub(crate) revoked_at: Option<i64>,
-    pub(crate) inserted_at: i64,
-}
-
-/// Records a certificate issued to `user_id`.
-pub(crate) async fn insert(
-    conn: &mut sqlx::AnyConnection,
-    user_id: i64,
-    cert: &Certificate,
-    note: &str,
-) -> Result<(), sqlx::Error> {
-    let ms = |t: UnixTime| {
-        i64::try_from(t.as_secs())
-            .unwrap_or(i64::MAX)
-            .saturating_mul(1000)
-    };
-    sqlx::query(
-        "INSERT INTO user_certificates (user_id, serial, fingerprint, note, not_before, not_after, inserted_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(user_id)
-    .bind(cert.serial())
-    .bind(cert.sha256_fingerprint())
-    .bind(note)
-    .bind(ms(cert.not_before()))
-    .bind(ms(cert.not_after()))
-    .bind(now_ms())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// The user's certificates, newest first.
-pub(crate) async fn list(db: &Db, user_id: i64) -> Result<Vec<UserCertificateRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT serial, note, not_before, not_after, revoked_at, inserted_at
-         FROM user_certificates WHERE user_id = $1 ORDER BY inserted_at DESC, id DESC",
-    )
-    .bind(user_id)
-    .fetch_all(db.pool())
-    .await
-}
-
-/// Revokes the user's certificate `serial`; false when the user has no such certificate.
-pub(crate) async fn revoke(
-    conn: &mut sqlx::AnyConnection,
-    user_id: i64,
-    serial: &str,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE user_certificates SET revoked_at = COALESCE(revoked_at, $1)
-         WHERE user_id = $2 AND serial = $3",
-    )
-    .bind(now_ms())
-    .bind(user_id)
-    .bind(serial)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() > 0)
-}
-
 /// The user a presented client certificate (already verified by rustls against the user CA)
 /// stands for: known by its SHA-256, not revoked, not expired.
 pub(crate) async fn user_for_certificate(
@@ -193,14 +124,5 @@ pub(crate) async fn user_for_certificate(
     let Ok(cert) = Certificate::from_der(leaf) else {
         return Ok(None);
     };
-    let user = sqlx::query_as(
-        "SELECT u.id, u.name, u.email, u.password_hash, u.server_admin
-         FROM user_certificates c JOIN users u ON u.id = c.user_id
-         WHERE c.fingerprint = $1 AND c.revoked_at IS NULL AND c.not_after > $2",
-    )
-    .bind(cert.sha256_fingerprint())
-    .bind(now_ms())
-    .fetch_optional(db.pool())
-    .await?;
-    Ok(user)
+    Ok(db.user_by_certificate(cert.sha256_fingerprint()).await?)
 }

@@ -306,12 +306,10 @@ async fn listing_100k_devices_is_fast_on_the_first_and_a_deep_page() {
             for chunk in (0..DEVICES).collect::<Vec<_>>().chunks(1000) {
                 let values: Vec<String> = chunk
                     .iter()
-                    .map(|i| {
-                        format!("({org_id}, {product_id}, 'dev-{i:06}', '[]', 1, 1, 'not_seen')")
-                    })
+                    .map(|i| format!("({org_id}, {product_id}, 'dev-{i:06}', 1, 1, 'not_seen')"))
                     .collect();
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO devices (org_id, product_id, identifier, tags, inserted_at, updated_at, connection_status) VALUES {}",
+                    "INSERT INTO devices (org_id, product_id, identifier, inserted_at, updated_at, connection_status) VALUES {}",
                     values.join(", ")
                 )))
                 .execute(&mut conn)

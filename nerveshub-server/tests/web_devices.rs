@@ -512,10 +512,12 @@ async fn the_device_list_stays_fast_at_100k_devices() {
     let mut db = rig.fw.database().await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
-         INSERT INTO devices (org_id, product_id, identifier, description, tags, inserted_at, updated_at)
-         SELECT p.org_id, p.id, printf('bulk-%06d', n.i), '',
-                CASE WHEN n.i % 10 = 0 THEN '[\"tenth\"]' ELSE '[]' END, 0, 0
-         FROM n, products p WHERE p.name = '{PRODUCT}'"
+         INSERT INTO devices (org_id, product_id, identifier, description, inserted_at, updated_at)
+         SELECT p.org_id, p.id, printf('bulk-%06d', n.i), '', 0, 0
+         FROM n, products p WHERE p.name = '{PRODUCT}';
+         INSERT INTO device_tags (device_id, position, tag)
+         SELECT d.id, 0, 'tenth' FROM devices d
+         WHERE d.identifier LIKE 'bulk-%' AND CAST(substr(d.identifier, 6) AS INTEGER) % 10 = 0"
     )))
     .execute(&mut db)
     .await

@@ -1,15 +1,11 @@
 //! `/api/orgs/{org}/ca_certificates`: Device CAs, registered with proof of possession of the
 //! CA's key, optionally with a just-in-time provisioning profile.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use nerveshub_pki::{
-    CaRegistration, Error as PkiError, ProofPlacement, UnixTime, VERIFY_URI_PREFIX,
-};
+use nerveshub_pki::{CaRegistration, Error as PkiError, ProofPlacement, VERIFY_URI_PREFIX};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -17,7 +13,7 @@ use super::certificates::{cert_time, decode_certificate};
 use super::devices::{audit_change, parse_tags};
 use super::{Api, Body, Endpoint, Success, created, data, no_content};
 use crate::auth::{Caller, Role};
-use crate::db::{self, CaCertificateRow, JitpFields};
+use crate::db::{self, CaCertificateRow, JitpFields, OnUnique};
 use crate::device::TrustChange;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -102,7 +98,7 @@ async fn verification_token(
     getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("random", e))?;
     let token = URL_SAFE_NO_PAD.encode(bytes);
     let mut tx = state.db.begin().await?;
-    db::insert_verification_token(&mut tx, membership.org.id, &token).await?;
+    db::insert_verification_token(&mut tx, membership.org.id, &token, state.clock.now_ms()).await?;
     audit_change(
         &mut tx,
         membership.org.id,
@@ -143,14 +139,6 @@ struct CaCreate {
     description: Option<String>,
     #[serde(default)]
     jitp: Option<Jitp>,
-}
-
-fn unix_now() -> UnixTime {
-    UnixTime::since_unix_epoch(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO),
-    )
 }
 
 /// The answer for a registration nerveshub-pki refused.
@@ -231,7 +219,7 @@ async fn create(
     // with the registration (a refused registration rolls back and keeps it).
     let mut token = None;
     for candidate in candidates {
-        if db::take_verification_token(&mut tx, org_id, candidate).await? {
+        if db::take_verification_token(&mut tx, org_id, candidate, state.clock.now_ms()).await? {
             token = Some(candidate.to_owned());
             break;
         }
@@ -243,7 +231,7 @@ async fn create(
         ));
     };
     let vetted = CaRegistration::new(ca.clone(), proof, token)
-        .vet(unix_now())
+        .vet(state.clock.now_unix())
         .map_err(|e| refusal(&e))?;
     if vetted.proof_placement() != ProofPlacement::SanUri {
         return Err(refusal(&PkiError::ProofTokenMismatch));
@@ -255,14 +243,9 @@ async fn create(
             tags,
             description,
         });
-    match db::insert_ca_certificate(&mut tx, org_id, &ca, &description, jitp_fields.as_ref()).await
-    {
-        Ok(_) => {}
-        Err(e) if db::is_unique_violation(&e) => {
-            return Err(ApiError::invalid("serial", "has already been taken"));
-        }
-        Err(e) => return Err(e.into()),
-    }
+    db::insert_ca_certificate(&mut tx, org_id, &ca, &description, jitp_fields.as_ref())
+        .await
+        .on_unique(|| ApiError::invalid("serial", "has already been taken"))?;
     tx.changes(TrustChange::ca_added(&ca));
     audit_change(
         &mut tx,

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::devices::{audit_change, find};
 use super::{Api, Body, Endpoint, Success, created, data, no_content};
 use crate::auth::{Caller, Role};
-use crate::db::{self, DeviceCertificateRow};
+use crate::db::{self, DeviceCertificateRow, OnUnique};
 use crate::device::TrustChange;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -146,13 +146,15 @@ async fn create(
             ));
         }
     }
-    let id = match db::insert_device_certificate(&mut tx, device.id, org_id, &cert).await {
-        Ok(id) => id,
-        Err(e) if db::is_unique_violation(&e) => {
-            return Err(ApiError::invalid("serial", "has already been taken"));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let id = db::insert_device_certificate(
+        &mut tx,
+        device.id,
+        org_id,
+        &cert,
+        db::CertificateSource::Added,
+    )
+    .await
+    .on_unique(|| ApiError::invalid("serial", "has already been taken"))?;
     tx.changes(TrustChange::certificate_added(&cert, &identifier));
     audit_change(
         &mut tx,

@@ -418,8 +418,8 @@ async fn members(
                 "identifier": m.identifier,
                 "state": s.as_str(),
                 "firmware_uuid": m.firmware_uuid,
-                "connection_status": m.connection_status,
-                "updates_enabled": m.updates_enabled != 0,
+                "connection_status": m.connection_status.as_str(),
+                "updates_enabled": m.updates_enabled,
                 "updates_blocked_until": m.updates_blocked_until.and_then(iso8601_ms),
                 "update": m.in_flight.as_ref().map(|status| json!({
                     "status": status, "progress": m.in_flight_progress.unwrap_or(0),

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::{Api, Body, Endpoint, Success};
 use crate::auth::{Caller, Role};
+use crate::db::DeviceRef;
 use crate::db::FirmwareRow;
-use crate::db::device_session::SessionDevice;
 use crate::db::{self, Actor, Audit};
 use crate::error::ApiError;
 use crate::fleet::{FleetError, lifecycle};
@@ -106,12 +106,12 @@ async fn find_device(
     state: &AppState,
     caller: &Caller,
     (_, product, identifier): &(String, String, String),
-) -> Result<SessionDevice, ApiError> {
+) -> Result<DeviceRef, ApiError> {
     let membership = caller.membership()?;
     let product = super::products::find(state, membership.org.id, product).await?;
     state
         .db
-        .session_device_in_product(product.org_id, &product.name, identifier)
+        .device_ref_in_product(product.org_id, &product.name, identifier)
         .await?
         .ok_or(ApiError::NotFound("device"))
 }
@@ -120,7 +120,7 @@ async fn find_device(
 async fn audit_action(
     state: &AppState,
     caller: &Caller,
-    device: &SessionDevice,
+    device: &DeviceRef,
     action: &str,
     description: String,
 ) -> Result<(), ApiError> {

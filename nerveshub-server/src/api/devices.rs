@@ -12,7 +12,9 @@ use sqlx::AnyConnection;
 
 use super::{Api, Body, Endpoint, Success, created, data, no_content, products};
 use crate::auth::{Caller, Role};
-use crate::db::{self, Actor, Audit, DeviceFilter, DeviceRow, DeviceStatus, NewDevice, ProductRow};
+use crate::db::{
+    self, Actor, Audit, DeviceFilter, DeviceRow, DeviceStatus, NewDevice, OnUnique, ProductRow,
+};
 use crate::device::TrustChange;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -123,13 +125,13 @@ pub(crate) fn device_json(device: &DeviceRow) -> Value {
     json!({
         "identifier": device.identifier,
         "description": device.description,
-        "tags": device.tag_list(),
+        "tags": device.tags,
         "online": device.online(),
-        "connection_status": device.connection_status,
+        "connection_status": device.connection_status.as_str(),
         "last_communication": device.connection_last_seen_at.and_then(iso8601_ms),
         "firmware_metadata": firmware_metadata,
         "version": version,
-        "updates_enabled": device.updates_enabled != 0,
+        "updates_enabled": device.updates_enabled,
         "updates_blocked_until": device.updates_blocked_until.and_then(iso8601_ms),
         "in_penalty_box": device.in_penalty_box(),
         "updating": device.updating(),
@@ -418,13 +420,9 @@ async fn create(
         description: &description,
         tags: &tags,
     };
-    let id = match db::insert_device(&mut tx, &new_device).await {
-        Ok(id) => id,
-        Err(e) if db::is_unique_violation(&e) => {
-            return Err(ApiError::invalid("identifier", "has already been taken"));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let id = db::insert_device(&mut tx, &new_device)
+        .await
+        .on_unique(|| ApiError::invalid("identifier", "has already been taken"))?;
     audit_change(
         &mut tx,
         membership.org.id,
@@ -476,11 +474,9 @@ async fn update(
     check_description(&description)?;
     let tags = match &changes.tags {
         Some(value) => parse_tags("tags", value)?,
-        None => device.tag_list(),
+        None => device.tags.clone(),
     };
-    let updates_enabled = changes
-        .updates_enabled
-        .unwrap_or(device.updates_enabled != 0);
+    let updates_enabled = changes.updates_enabled.unwrap_or(device.updates_enabled);
     let mut tx = state.db.begin().await?;
     db::update_device(&mut tx, device.id, &description, &tags, updates_enabled).await?;
     audit_change(

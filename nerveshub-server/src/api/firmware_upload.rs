@@ -31,7 +31,7 @@ use tokio::io::AsyncWriteExt as _;
 use super::firmwares::firmware_json;
 use super::{created, products};
 use crate::auth::Caller;
-use crate::db::{self, Actor, Audit, FirmwareRow, KeyRow, NewFirmware, ProductRow};
+use crate::db::{self, Actor, Audit, FirmwareRow, KeyRow, NewFirmware, OnUnique, ProductRow};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::storage::UPLOAD_PREFIX;
@@ -496,11 +496,9 @@ async fn store(state: AppState, job: Upload) -> Result<FirmwareRow, ApiError> {
     };
     let recorded = async {
         let mut tx = state.db.begin().await?;
-        let (id, inserted_at) = match db::insert_firmware(&mut tx, &new_firmware(&row)).await {
-            Ok(inserted) => inserted,
-            Err(e) if db::is_unique_violation(&e) => return Err(taken()),
-            Err(e) => return Err(e.into()),
-        };
+        let (id, inserted_at) = db::insert_firmware(&mut tx, &new_firmware(&row))
+            .await
+            .on_unique(taken)?;
         db::audit(
             &mut tx,
             Audit {

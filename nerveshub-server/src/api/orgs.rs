@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{Access, Api, Body, Endpoint, Success, check_name, created, data, no_content};
 use crate::auth::{Caller, Role};
-use crate::db::{self, Actor, Audit, is_unique_violation};
+use crate::db::{self, Actor, Audit, OnUnique};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -103,13 +103,9 @@ async fn create(
 ) -> Result<Response, ApiError> {
     check_org_name(&new.name)?;
     let mut tx = state.db.begin().await?;
-    let org = match db::insert_org(&mut tx, &new.name).await {
-        Ok(org) => org,
-        Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::invalid("name", "has already been taken"));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let org = db::insert_org(&mut tx, &new.name)
+        .await
+        .on_unique(|| ApiError::invalid("name", "has already been taken"))?;
     db::insert_member(&mut tx, org.id, caller.user.id, Role::Admin).await?;
     db::audit(
         &mut tx,
@@ -183,16 +179,9 @@ async fn add_member(
         .await?
         .ok_or_else(|| ApiError::invalid("email", "no user has this email"))?;
     let mut tx = state.db.begin().await?;
-    match db::insert_member(&mut tx, org_row.id, user.id, role).await {
-        Ok(()) => {}
-        Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::invalid(
-                "email",
-                "is already a member of this org",
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    }
+    db::insert_member(&mut tx, org_row.id, user.id, role)
+        .await
+        .on_unique(|| ApiError::invalid("email", "is already a member of this org"))?;
     db::audit(
         &mut tx,
         Audit {

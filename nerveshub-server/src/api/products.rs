@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{Api, Body, Endpoint, Success, check_name, created, data, no_content};
 use crate::auth::{Caller, Role};
-use crate::db::{self, Actor, Audit, ProductRow, is_unique_violation};
+use crate::db::{self, Actor, Audit, OnUnique, ProductRow};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -134,13 +134,9 @@ async fn create(
     check_name("name", &new.name)?;
     check_poll_interval(new.poll_interval_seconds)?;
     let mut tx = state.db.begin().await?;
-    let mut product = match db::insert_product(&mut tx, membership.org.id, &new.name).await {
-        Ok(product) => product,
-        Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::invalid("name", "has already been taken"));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let mut product = db::insert_product(&mut tx, membership.org.id, &new.name)
+        .await
+        .on_unique(|| ApiError::invalid("name", "has already been taken"))?;
     if new.poll_interval_seconds.is_some() {
         db::set_product_poll_interval(&mut tx, product.id, new.poll_interval_seconds).await?;
         product.poll_interval_seconds = new.poll_interval_seconds;
@@ -198,13 +194,9 @@ async fn update(
     let mut tx = state.db.begin().await?;
     let mut changes = Vec::new();
     if let Some(new_name) = &fields.name {
-        match db::rename_product(&mut tx, product.id, new_name).await {
-            Ok(()) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(ApiError::invalid("name", "has already been taken"));
-            }
-            Err(e) => return Err(e.into()),
-        }
+        db::rename_product(&mut tx, product.id, new_name)
+            .await
+            .on_unique(|| ApiError::invalid("name", "has already been taken"))?;
         changes.push(format!("renamed product {name} to {new_name}"));
         product.name = new_name.clone();
     }

@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 
 use super::{Api, Body, Endpoint, Success, created, data, no_content};
 use crate::auth::Caller;
-use crate::db::{self, Actor, Audit, is_unique_violation};
+use crate::db::{self, Actor, Audit, OnUnique, UserCertificateRow};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::time::iso8601_ms;
-use crate::user_ca::{self, UserCa, UserCertificateRow};
+use crate::user_ca::UserCa;
 
 /// A CSR is a few hundred bytes; anything much bigger is not one.
 const MAX_CSR_LEN: usize = 16 * 1024;
@@ -60,7 +60,7 @@ fn certificate_json(row: &UserCertificateRow) -> Value {
 }
 
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
-    let rows = user_ca::list(&state.db, caller.user.id).await?;
+    let rows = state.db.user_certificates(caller.user.id).await?;
     Ok(data(rows.iter().map(certificate_json).collect::<Vec<_>>()).into_response())
 }
 
@@ -100,16 +100,11 @@ async fn create(
             )
         })?;
     let mut tx = state.db.begin().await?;
-    match user_ca::insert(&mut tx, caller.user.id, &cert, &note).await {
-        Ok(()) => {}
-        Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::invalid(
-                "csr",
-                "gave a certificate that already exists; try again",
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    }
+    db::insert_user_certificate(&mut tx, caller.user.id, &cert, &note)
+        .await
+        .on_unique(|| {
+            ApiError::invalid("csr", "gave a certificate that already exists; try again")
+        })?;
     db::audit(
         &mut tx,
         Audit {
@@ -147,7 +142,7 @@ async fn revoke(
     Path(serial): Path<String>,
 ) -> Result<Response, ApiError> {
     let mut tx = state.db.begin().await?;
-    if !user_ca::revoke(&mut tx, caller.user.id, &serial).await? {
+    if !db::revoke_user_certificate(&mut tx, caller.user.id, &serial).await? {
         return Err(ApiError::NotFound("user certificate"));
     }
     db::audit(

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{Access, Api, Body, Endpoint, Success, check_text, created, data};
 use crate::auth::{self, Caller};
-use crate::db::{self, Actor, Audit, is_unique_violation};
+use crate::db::{self, Actor, Audit, OnUnique};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -145,13 +145,9 @@ async fn create_user(
     }
     let hash = auth::hash_password(&new.password)?;
     let mut tx = state.db.begin().await?;
-    let user = match db::insert_user(&mut tx, &name, &email, &hash, false).await {
-        Ok(user) => user,
-        Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::invalid("email", "has already been taken"));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let user = db::insert_user(&mut tx, &name, &email, &hash, false)
+        .await
+        .on_unique(|| ApiError::invalid("email", "has already been taken"))?;
     db::audit(
         &mut tx,
         Audit {

@@ -220,10 +220,7 @@ fn default_node_id() -> Result<String, ServerError> {
     getrandom::fill(&mut suffix)
         .map_err(|e| ServerError::Config(format!("no randomness for the node id: {e}")))?;
     let host = if host.is_empty() { "node".into() } else { host };
-    validate_node_id(&format!(
-        "{host}-{}",
-        crate::db::device_session::hex(&suffix)
-    ))
+    validate_node_id(&format!("{host}-{}", crate::auth::hex_upper(&suffix)))
 }
 
 /// This machine's hostname as the `nodes` table shows it.

@@ -327,7 +327,9 @@ mod tests {
         .await
         .unwrap();
         tx.commit().await.unwrap();
-        db.record_device_join(id, &crate::db::device_session::DeviceJoin::bare(node_id))
+        let mut conn = db.pool().acquire().await.unwrap();
+        let join = crate::db::DeviceJoin::bare(node_id);
+        crate::db::record_device_join(&mut conn, db.now_ms(), id, &join)
             .await
             .unwrap();
         id

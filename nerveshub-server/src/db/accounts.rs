@@ -249,7 +249,7 @@ impl Db {
         .await?;
         if row.is_some() {
             sqlx::query("UPDATE user_tokens SET last_used = $1 WHERE token_hash = $2")
-                .bind(now_ms())
+                .bind(self.now_ms())
                 .bind(token_hash)
                 .execute(self.pool())
                 .await?;

@@ -1,19 +1,16 @@
 //! Device certificates, registered Device CAs and CA verification tokens.
-// The lookups for the device endpoint (issue 11) are not called from the API itself.
-#![allow(dead_code)]
 
 use nerveshub_pki::{Certificate, KnownCertificate, RegisteredCa, TrustStore};
 use sqlx::{AnyConnection, FromRow};
 
-use super::{Db, now_ms};
+use super::{Db, DeviceRef, now_ms, trusted};
 use crate::auth::hex_upper;
 
 /// How long a CA verification token may be used after it was issued (NervesHub: 1 hour).
 pub(crate) const VERIFICATION_TOKEN_TTL_MS: i64 = 60 * 60 * 1000;
 
-const DEVICE_CERT_COLUMNS: &str = "c.id, c.device_id, c.org_id, c.serial, c.aki, c.ski, \
-     c.not_before, c.not_after, c.der, c.fingerprint, c.public_key_fingerprint, c.last_used, \
-     d.identifier";
+const DEVICE_CERT_COLUMNS: &str = "c.id, c.device_id, c.serial, c.not_before, c.not_after, \
+     c.fingerprint, c.public_key_fingerprint, d.identifier";
 
 const DEVICE_CERT_FROM: &str = "FROM device_certificates c JOIN devices d ON d.id = c.device_id";
 
@@ -22,23 +19,16 @@ const DEVICE_CERT_FROM: &str = "FROM device_certificates c JOIN devices d ON d.i
 pub(crate) struct DeviceCertificateRow {
     pub(crate) id: i64,
     pub(crate) device_id: i64,
-    pub(crate) org_id: i64,
     /// Decimal, as NervesHub stores it.
     pub(crate) serial: String,
-    /// Authority key identifier, upper-case hex.
-    pub(crate) aki: Option<String>,
-    /// Subject key identifier, upper-case hex.
-    pub(crate) ski: Option<String>,
     /// Unix ms.
     pub(crate) not_before: i64,
     /// Unix ms.
     pub(crate) not_after: i64,
-    pub(crate) der: Vec<u8>,
     /// SHA-1 over the DER, upper-case hex.
     pub(crate) fingerprint: String,
     /// SHA-1 over the SubjectPublicKeyInfo, upper-case hex.
     pub(crate) public_key_fingerprint: String,
-    pub(crate) last_used: Option<i64>,
     /// The owning device's identifier.
     pub(crate) identifier: String,
 }
@@ -61,6 +51,15 @@ pub(crate) fn unix_ms(time: nerveshub_pki::UnixTime) -> i64 {
         .saturating_mul(1000)
 }
 
+/// How a certificate came to be stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CertificateSource {
+    /// Added through the API: not used yet.
+    Added,
+    /// Presented by its device on a connection (a CA-signed certificate's first use): used now.
+    Presented,
+}
+
 /// Stores `cert` as a certificate of device `device_id` (of org `org_id`) and returns its id.
 /// The fingerprint is unique server-wide and the serial unique per device: either repeated is
 /// a unique violation.
@@ -69,11 +68,14 @@ pub(crate) async fn insert_device_certificate(
     device_id: i64,
     org_id: i64,
     cert: &Certificate,
+    source: CertificateSource,
 ) -> Result<i64, sqlx::Error> {
+    let now = now_ms();
+    let last_used = (source == CertificateSource::Presented).then_some(now);
     sqlx::query_scalar(
         "INSERT INTO device_certificates (device_id, org_id, serial, aki, ski, not_before, not_after,
-             der, fingerprint, public_key_fingerprint, inserted_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+             der, fingerprint, public_key_fingerprint, inserted_at, last_used)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(device_id)
     .bind(org_id)
@@ -85,7 +87,8 @@ pub(crate) async fn insert_device_certificate(
     .bind(cert.der().to_vec())
     .bind(cert.fingerprint())
     .bind(cert.public_key_fingerprint())
-    .bind(now_ms())
+    .bind(now)
+    .bind(last_used)
     .fetch_one(&mut *conn)
     .await
 }
@@ -142,9 +145,9 @@ pub(crate) async fn ca_orgs_with_ski(
         .await
 }
 
-const CA_COLUMNS: &str = "c.id, c.org_id, c.serial, c.aki, c.ski, c.not_before, c.not_after, \
-     c.der, c.description, c.jitp_product_id, p.name AS jitp_product_name, c.jitp_tags, \
-     c.jitp_description, c.last_used, c.inserted_at";
+const CA_COLUMNS: &str = "c.id, c.org_id, c.serial, c.not_before, c.not_after, c.der, \
+     c.description, c.jitp_product_id, p.name AS jitp_product_name, c.jitp_tags, \
+     c.jitp_description";
 
 const CA_FROM: &str = "FROM ca_certificates c LEFT JOIN products p ON p.id = c.jitp_product_id";
 
@@ -155,9 +158,6 @@ pub(crate) struct CaCertificateRow {
     pub(crate) org_id: i64,
     /// Decimal; unique server-wide.
     pub(crate) serial: String,
-    pub(crate) aki: Option<String>,
-    /// Upper-case hex; what device certificates' AKI names.
-    pub(crate) ski: Option<String>,
     pub(crate) not_before: i64,
     pub(crate) not_after: i64,
     pub(crate) der: Vec<u8>,
@@ -168,8 +168,6 @@ pub(crate) struct CaCertificateRow {
     /// JSON array of strings.
     pub(crate) jitp_tags: Option<String>,
     pub(crate) jitp_description: Option<String>,
-    pub(crate) last_used: Option<i64>,
-    pub(crate) inserted_at: i64,
 }
 
 impl CaCertificateRow {
@@ -204,8 +202,6 @@ pub(crate) struct JitpFields<'a> {
     pub(crate) description: &'a str,
 }
 
-/// Stores a vetted CA for `org_id` and returns its id; a serial already registered (by any
-/// org) is a unique violation.
 /// How many certificates a device has, read inside the caller's transaction.
 pub(crate) async fn device_certificate_count(
     conn: &mut AnyConnection,
@@ -228,6 +224,8 @@ pub(crate) async fn product_org(
         .await
 }
 
+/// Stores a vetted CA for `org_id` and returns its id; a serial already registered (by any
+/// org) is a unique violation.
 pub(crate) async fn insert_ca_certificate(
     conn: &mut AnyConnection,
     org_id: i64,
@@ -269,13 +267,27 @@ pub(crate) async fn delete_ca_certificate(
     Ok(())
 }
 
-/// Stores a freshly issued verification token for `org_id`, dropping the org's expired ones.
+/// Records that CA `id` just vouched for a device (a certificate's first use).
+pub(crate) async fn touch_ca_certificate(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE ca_certificates SET last_used = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores a token issued to `org_id` at `now` (Unix ms, by the server's clock), dropping the
+/// org's expired ones.
 pub(crate) async fn insert_verification_token(
     conn: &mut AnyConnection,
     org_id: i64,
     token: &str,
+    now: i64,
 ) -> Result<(), sqlx::Error> {
-    let now = now_ms();
     sqlx::query("DELETE FROM ca_verification_tokens WHERE org_id = $1 AND inserted_at < $2")
         .bind(org_id)
         .bind(now - VERIFICATION_TOKEN_TTL_MS)
@@ -292,20 +304,22 @@ pub(crate) async fn insert_verification_token(
     Ok(())
 }
 
-/// Uses up `token` if `org_id` was issued it less than an hour ago: deletes it and answers
-/// whether it was there. Inside the registration's transaction, so a refused registration
-/// keeps the token, and two registrations cannot both use it.
+/// Uses up `token` if `org_id` was issued it less than an hour before `now` (Unix ms, by the
+/// server's clock): deletes it and answers whether it was there. Inside the registration's
+/// transaction, so a refused registration keeps the token, and two registrations cannot both
+/// use it.
 pub(crate) async fn take_verification_token(
     conn: &mut AnyConnection,
     org_id: i64,
     token: &str,
+    now: i64,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "DELETE FROM ca_verification_tokens WHERE org_id = $1 AND token = $2 AND inserted_at >= $3",
     )
     .bind(org_id)
     .bind(token)
-    .bind(now_ms() - VERIFICATION_TOKEN_TTL_MS)
+    .bind(now - VERIFICATION_TOKEN_TTL_MS)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -356,19 +370,32 @@ impl Db {
         .await
     }
 
-    /// The stored device certificates for the public key whose SHA-1 fingerprint is
-    /// `public_key_fingerprint` (all belong to one device): a renewed certificate for a known
-    /// key is recognised by it.
-    pub(crate) async fn device_certificates_by_public_key(
+    /// The device owning the certificate with this SHA-1 fingerprint (upper-case hex): who a
+    /// device presenting a known certificate is.
+    pub(crate) async fn device_by_certificate(
         &self,
-        public_key_fingerprint: &str,
-    ) -> Result<Vec<DeviceCertificateRow>, sqlx::Error> {
+        fingerprint: &str,
+    ) -> Result<Option<DeviceRef>, sqlx::Error> {
         sqlx::query_as(trusted(format!(
-            "SELECT {DEVICE_CERT_COLUMNS} {DEVICE_CERT_FROM} WHERE c.public_key_fingerprint = $1 ORDER BY c.id"
+            "SELECT {} {DEVICE_CERT_FROM} WHERE c.fingerprint = $1",
+            super::devices::DEVICE_REF_COLUMNS
         )))
-        .bind(public_key_fingerprint.to_ascii_uppercase())
-        .fetch_all(self.pool())
+        .bind(fingerprint)
+        .fetch_optional(self.pool())
         .await
+    }
+
+    /// Records that the certificate with this SHA-1 fingerprint just authenticated its device.
+    pub(crate) async fn touch_device_certificate(
+        &self,
+        fingerprint: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE device_certificates SET last_used = $1 WHERE fingerprint = $2")
+            .bind(self.now_ms())
+            .bind(fingerprint)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     /// Every stored device certificate on the server, for the known certificates of a
@@ -381,16 +408,6 @@ impl Db {
         )))
         .fetch_all(self.pool())
         .await
-    }
-
-    /// Records that device certificate `id` was just used to authenticate.
-    pub(crate) async fn touch_device_certificate(&self, id: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE device_certificates SET last_used = $1 WHERE id = $2")
-            .bind(now_ms())
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
     }
 
     /// The CAs registered by `org_id`, oldest first.
@@ -432,28 +449,17 @@ impl Db {
         .await
     }
 
-    /// The registered CAs whose SKI (upper-case hex) is `ski`: the CA named by a device
-    /// certificate's AKI.
-    pub(crate) async fn ca_certificates_by_ski(
+    /// The registered CA with exactly this certificate (the anchor of a device's chain).
+    pub(crate) async fn ca_certificate_by_der(
         &self,
-        ski: &str,
-    ) -> Result<Vec<CaCertificateRow>, sqlx::Error> {
+        der: &[u8],
+    ) -> Result<Option<CaCertificateRow>, sqlx::Error> {
         sqlx::query_as(trusted(format!(
-            "SELECT {CA_COLUMNS} {CA_FROM} WHERE c.ski = $1 ORDER BY c.id"
+            "SELECT {CA_COLUMNS} {CA_FROM} WHERE c.der = $1 ORDER BY c.id LIMIT 1"
         )))
-        .bind(ski.to_ascii_uppercase())
-        .fetch_all(self.pool())
+        .bind(der.to_vec())
+        .fetch_optional(self.pool())
         .await
-    }
-
-    /// Records that CA `id` just vouched for a device.
-    pub(crate) async fn touch_ca_certificate(&self, id: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE ca_certificates SET last_used = $1 WHERE id = $2")
-            .bind(now_ms())
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
     }
 
     /// A [`TrustStore`] of everything stored now: every registered CA and every known device
@@ -479,12 +485,6 @@ impl Db {
             .known_certificates(known.iter().map(DeviceCertificateRow::known))
             .build())
     }
-}
-
-/// SQL assembled only from this module's constant fragments and numbered placeholders, never
-/// from input (input is always bound).
-fn trusted(sql: String) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(sql)
 }
 
 #[cfg(test)]
@@ -532,7 +532,7 @@ mod tests {
             )
             .await
             .unwrap();
-            insert_device_certificate(&mut tx, device_id, org.id, &cert)
+            insert_device_certificate(&mut tx, device_id, org.id, &cert, CertificateSource::Added)
                 .await
                 .unwrap();
             let jitp = JitpFields {
@@ -566,25 +566,37 @@ mod tests {
                 .unwrap();
             assert_eq!(found.identifier, "nerves-42");
             assert_eq!(found.serial, cert.serial());
-            assert_eq!(found.der, cert.der().to_vec());
-            db.touch_device_certificate(found.id).await.unwrap();
-            assert!(
-                db.device_certificates_by_public_key(cert.public_key_fingerprint())
-                    .await
-                    .unwrap()[0]
-                    .last_used
-                    .is_some()
-            );
+            assert_eq!(found.device_id, device_id);
+            let last_used = |table: &'static str| {
+                let db = db.clone();
+                async move {
+                    let sql = format!("SELECT last_used FROM {table}");
+                    let used: Option<i64> = sqlx::query_scalar(trusted(sql))
+                        .fetch_one(db.pool())
+                        .await
+                        .unwrap();
+                    used
+                }
+            };
+            assert!(last_used("device_certificates").await.is_none());
+            db.touch_device_certificate(cert.fingerprint())
+                .await
+                .unwrap();
+            assert!(last_used("device_certificates").await.is_some());
             assert!(
                 db.device_certificate_by_fingerprint("00")
                     .await
                     .unwrap()
                     .is_none()
             );
-            let device = db.device_by_identifier("nerves-42").await.unwrap().unwrap();
+            let device = db
+                .device_by_certificate(cert.fingerprint())
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(
-                (device.org_name.as_str(), device.product_name.as_str()),
-                ("acme", "hub")
+                (device.id, device.org_id, device.product_id),
+                (device_id, org.id, product.id)
             );
 
             // CAs: all of them, by SKI, with the JITP profile.
@@ -593,9 +605,16 @@ mod tests {
             assert_eq!(cas[0].jitp_product_name.as_deref(), Some("hub"));
             assert_eq!(cas[0].jitp_tag_list(), tags);
             cas[0].registered().unwrap();
-            let ski = hex_upper(ca.certificate().ski().unwrap());
-            assert_eq!(db.ca_certificates_by_ski(&ski).await.unwrap().len(), 1);
-            db.touch_ca_certificate(cas[0].id).await.unwrap();
+            let by_der = db
+                .ca_certificate_by_der(ca.certificate().der())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(by_der.id, cas[0].id);
+            let mut conn = db.pool().acquire().await.unwrap();
+            touch_ca_certificate(&mut conn, cas[0].id).await.unwrap();
+            drop(conn);
+            assert!(last_used("ca_certificates").await.is_some());
 
             // The trust store knows the certificate and trusts the CA.
             let algorithms =

@@ -4,7 +4,7 @@
 
 use sqlx::FromRow;
 
-use super::{Db, now_ms};
+use super::Db;
 
 /// A node's row in `nodes`.
 #[derive(Debug, Clone, FromRow)]
@@ -84,7 +84,7 @@ impl Db {
                  connection_disconnected_at = $1
              WHERE connected_node = $2",
         )
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(node_id)
         .execute(&mut *tx)
         .await?;
@@ -102,13 +102,13 @@ impl Db {
         if ids.is_empty() {
             return Ok(0);
         }
-        let list = super::device_session::placeholders(2, ids.len());
+        let list = super::placeholders(2, ids.len());
         let sql = format!(
             "UPDATE devices SET connection_status = 'connected', connected_node = $1,
                  connection_disconnected_at = NULL
              WHERE id IN ({list})"
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node_id);
+        let mut query = sqlx::query(super::trusted(sql)).bind(node_id);
         for id in ids {
             query = query.bind(*id);
         }
@@ -139,7 +139,7 @@ impl Db {
         )
         .bind(name)
         .bind(candidate)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .execute(self.pool())
         .await?;
         sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
@@ -164,7 +164,7 @@ impl Db {
             "INSERT INTO cluster_messages (payload, created_at) VALUES ($1, $2) RETURNING id",
         )
         .bind(payload)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_one(self.pool())
         .await
     }

@@ -3,7 +3,7 @@
 
 use sqlx::{AnyConnection, FromRow};
 
-use super::{Db, now_ms};
+use super::{ConnectionStatus, Db, Flag, now_ms};
 
 /// A deployment with its current (highest-numbered) release and that release's firmware.
 #[derive(Debug, Clone, FromRow)]
@@ -65,7 +65,7 @@ const DEPLOYMENT_SELECT: &str = "SELECT g.id, g.org_id, g.product_id, g.name, g.
 
 fn select(where_clause: &str) -> sqlx::AssertSqlSafe<String> {
     // Only this module's constant fragments; input is always bound.
-    sqlx::AssertSqlSafe(format!("{DEPLOYMENT_SELECT} {where_clause}"))
+    super::trusted(format!("{DEPLOYMENT_SELECT} {where_clause}"))
 }
 
 /// A release of a deployment.
@@ -322,7 +322,9 @@ pub(crate) async fn halt_deployment(
 pub(crate) struct CandidateRow {
     pub(crate) id: i64,
     pub(crate) identifier: String,
-    pub(crate) tags: String,
+    /// In the order they were given.
+    #[sqlx(skip)]
+    pub(crate) tags: Vec<String>,
     pub(crate) firmware_metadata: Option<String>,
     pub(crate) connection_metadata: Option<String>,
     pub(crate) update_attempts: String,
@@ -337,9 +339,11 @@ pub(crate) struct CandidateRow {
 pub(crate) struct MemberRow {
     pub(crate) identifier: String,
     pub(crate) firmware_uuid: Option<String>,
-    pub(crate) connection_status: String,
+    #[sqlx(try_from = "String")]
+    pub(crate) connection_status: ConnectionStatus,
     pub(crate) updates_blocked_until: Option<i64>,
-    pub(crate) updates_enabled: i64,
+    #[sqlx(try_from = "Flag")]
+    pub(crate) updates_enabled: bool,
     /// The status of the update in flight, if any.
     pub(crate) in_flight: Option<String>,
     pub(crate) in_flight_progress: Option<i64>,
@@ -482,8 +486,9 @@ impl Db {
         } else {
             "COALESCE(d.connection_established_at, d.last_poll_at) ASC, d.id ASC"
         };
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT d.id, d.identifier, d.tags, d.firmware_metadata, d.connection_metadata,
+        let mut conn = self.pool().acquire().await?;
+        let mut candidates: Vec<CandidateRow> = sqlx::query_as(super::trusted(format!(
+            "SELECT d.id, d.identifier, d.firmware_metadata, d.connection_metadata,
                     d.update_attempts, d.poll_online_until, d.connected_node
              FROM devices d
              WHERE d.deployment_id = $1 AND d.updates_enabled = 1
@@ -497,8 +502,14 @@ impl Db {
         .bind(deployment_id)
         .bind(now)
         .bind(release_uuid)
-        .fetch_all(self.pool())
-        .await
+        .fetch_all(&mut *conn)
+        .await?;
+        let ids: Vec<i64> = candidates.iter().map(|c| c.id).collect();
+        let mut tags = super::devices::tags_of(&mut conn, &ids).await?;
+        for candidate in &mut candidates {
+            candidate.tags = tags.remove(&candidate.id).unwrap_or_default();
+        }
+        Ok(candidates)
     }
 
     /// Every device of a deployment with its update in flight, for the status.

@@ -4,7 +4,7 @@
 
 use sqlx::{AnyConnection, FromRow};
 
-use super::{Db, now_ms};
+use super::{Db, Flag, now_ms};
 
 /// One update of a device, with the firmware it was to.
 #[derive(Debug, Clone, FromRow)]
@@ -41,8 +41,9 @@ pub(crate) struct FleetDevice {
     pub(crate) org_id: i64,
     pub(crate) product_id: i64,
     pub(crate) identifier: String,
-    /// JSON array.
-    pub(crate) tags: String,
+    /// In the order they were given.
+    #[sqlx(skip)]
+    pub(crate) tags: Vec<String>,
     pub(crate) deployment_id: Option<i64>,
 }
 
@@ -154,7 +155,7 @@ pub(crate) async fn set_updates_enabled(
     enabled: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE devices SET updates_enabled = $1, updated_at = $2 WHERE id = $3")
-        .bind(i64::from(enabled))
+        .bind(Flag(enabled))
         .bind(now_ms())
         .bind(device_id)
         .execute(&mut *conn)
@@ -167,12 +168,20 @@ pub(crate) async fn fleet_device_in(
     conn: &mut AnyConnection,
     device_id: i64,
 ) -> Result<Option<FleetDevice>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, org_id, product_id, identifier, tags, deployment_id FROM devices WHERE id = $1",
+    let device: Option<FleetDevice> = sqlx::query_as(
+        "SELECT id, org_id, product_id, identifier, deployment_id FROM devices WHERE id = $1",
     )
     .bind(device_id)
     .fetch_optional(&mut *conn)
-    .await
+    .await?;
+    let Some(mut device) = device else {
+        return Ok(None);
+    };
+    device.tags = super::devices::tags_of(conn, &[device.id])
+        .await?
+        .remove(&device.id)
+        .unwrap_or_default();
+    Ok(Some(device))
 }
 
 impl Db {
@@ -217,7 +226,7 @@ impl Db {
         )
         .bind(status)
         .bind(progress)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(id)
         .execute(self.pool())
         .await?;

@@ -1,14 +1,32 @@
 //! Devices: identity (identifier unique server-wide), description, tags, firmware metadata
 //! and connection state.
 
+use std::collections::HashMap;
+
 use sqlx::{AnyConnection, FromRow};
 
-use super::{Backend, Db, now_ms};
+use super::{ConnectionStatus, Db, Flag, now_ms, placeholders, trusted};
+
+/// The columns of a [`DeviceRef`] (`d` is `devices`).
+pub(super) const DEVICE_REF_COLUMNS: &str =
+    "d.id, d.org_id, d.product_id, d.identifier, d.firmware_metadata";
+
+/// A device as the device endpoint knows it: who it is and what it last reported. Read from
+/// `devices` alone, for every connection and poll; [`DeviceRow`] is the whole record.
+#[derive(Debug, Clone, FromRow)]
+pub(crate) struct DeviceRef {
+    pub(crate) id: i64,
+    pub(crate) org_id: i64,
+    pub(crate) product_id: i64,
+    pub(crate) identifier: String,
+    /// JSON object as the device reported it, `None` until its first connection.
+    pub(crate) firmware_metadata: Option<String>,
+}
 
 /// The columns of a [`DeviceRow`], with the org and product names joined in (`d`, `o`, `p`).
-const DEVICE_COLUMNS: &str = "d.id, d.org_id, d.product_id, d.identifier, d.description, d.tags, \
+const DEVICE_COLUMNS: &str = "d.id, d.org_id, d.product_id, d.identifier, d.description, \
      d.firmware_metadata, d.updates_enabled, d.connection_status, d.connection_last_seen_at, \
-     d.first_seen_at, d.inserted_at, o.name AS org_name, p.name AS product_name, \
+     o.name AS org_name, p.name AS product_name, \
      d.deployment_id, d.updates_blocked_until, g.name AS deployment_name, \
      g.is_active AS deployment_is_active, gf.uuid AS deployment_firmware_uuid, \
      gf.version AS deployment_firmware_version, d.poll_online_until, \
@@ -24,7 +42,6 @@ const DEVICE_FROM: &str = "FROM devices d JOIN orgs o ON o.id = d.org_id \
 
 /// A device as stored, with the names of its org and product.
 #[derive(Debug, Clone, FromRow)]
-#[allow(dead_code)] // some columns are for the device endpoint (issue 11)
 pub(crate) struct DeviceRow {
     pub(crate) id: i64,
     pub(crate) org_id: i64,
@@ -32,18 +49,17 @@ pub(crate) struct DeviceRow {
     /// Unique across the server; the common name of the device's certificates.
     pub(crate) identifier: String,
     pub(crate) description: String,
-    /// JSON array of strings; read with [`DeviceRow::tag_list`].
-    pub(crate) tags: String,
+    /// In the order they were given (`device_tags`, read after the row).
+    #[sqlx(skip)]
+    pub(crate) tags: Vec<String>,
     /// JSON object as the device reported it, `None` until its first connection.
     pub(crate) firmware_metadata: Option<String>,
-    /// 0 or 1.
-    pub(crate) updates_enabled: i64,
-    /// `not_seen`, `connected` or `disconnected`.
-    pub(crate) connection_status: String,
+    #[sqlx(try_from = "Flag")]
+    pub(crate) updates_enabled: bool,
+    #[sqlx(try_from = "String")]
+    pub(crate) connection_status: ConnectionStatus,
     /// Unix ms of the last message from the device.
     pub(crate) connection_last_seen_at: Option<i64>,
-    pub(crate) first_seen_at: Option<i64>,
-    pub(crate) inserted_at: i64,
     pub(crate) org_name: String,
     pub(crate) product_name: String,
     pub(crate) deployment_id: Option<i64>,
@@ -61,14 +77,13 @@ pub(crate) struct DeviceRow {
     pub(crate) connection_auth: Option<String>,
     /// The update in flight to the device, if any (at most one: a unique index).
     pub(crate) in_flight_update_id: Option<i64>,
+    /// When the row was read (Unix ms, by the server's clock): what [`DeviceRow::online`] and
+    /// [`DeviceRow::in_penalty_box`] compare with.
+    #[sqlx(skip)]
+    pub(crate) read_at: i64,
 }
 
 impl DeviceRow {
-    /// The tags (an unreadable column, which only a corrupted row could hold, reads as none).
-    pub(crate) fn tag_list(&self) -> Vec<String> {
-        serde_json::from_str(&self.tags).unwrap_or_default()
-    }
-
     /// The firmware metadata document, if the device reported one.
     pub(crate) fn firmware_metadata_json(&self) -> Option<serde_json::Value> {
         self.firmware_metadata
@@ -79,10 +94,10 @@ impl DeviceRow {
     /// Whether the device is connected now, or polling (its last poll within two poll
     /// intervals).
     pub(crate) fn online(&self) -> bool {
-        self.connection_status == "connected"
+        self.connection_status == ConnectionStatus::Connected
             || self
                 .poll_online_until
-                .is_some_and(|until| until >= now_ms())
+                .is_some_and(|until| until >= self.read_at)
     }
 
     /// Whether an update is in flight to the device.
@@ -92,7 +107,7 @@ impl DeviceRow {
 
     /// Whether the device's updates are blocked now (the penalty box).
     pub(crate) fn in_penalty_box(&self) -> bool {
-        self.updates_blocked_until.is_some_and(|t| t > now_ms())
+        self.updates_blocked_until.is_some_and(|t| t > self.read_at)
     }
 }
 
@@ -113,18 +128,96 @@ pub(crate) async fn insert_device(
     new: &NewDevice<'_>,
 ) -> Result<i64, sqlx::Error> {
     let now = now_ms();
-    sqlx::query_scalar(
-        "INSERT INTO devices (org_id, product_id, identifier, description, tags, inserted_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+    let id = sqlx::query_scalar(
+        "INSERT INTO devices (org_id, product_id, identifier, description, inserted_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
     )
     .bind(new.org_id)
     .bind(new.product_id)
     .bind(new.identifier)
     .bind(new.description)
-    .bind(tags_json(new.tags))
     .bind(now)
     .fetch_one(&mut *conn)
-    .await
+    .await?;
+    write_tags(conn, id, new.tags).await?;
+    Ok(id)
+}
+
+/// Replaces a device's tags with `tags`, in this order (distinct: the API drops repeats).
+async fn write_tags(
+    conn: &mut AnyConnection,
+    device_id: i64,
+    tags: &[String],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM device_tags WHERE device_id = $1")
+        .bind(device_id)
+        .execute(&mut *conn)
+        .await?;
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let values = (0..tags.len())
+        .map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("INSERT INTO device_tags (device_id, position, tag) VALUES {values}");
+    let mut query = sqlx::query(trusted(sql)).bind(device_id);
+    for (position, tag) in (0_i64..).zip(tags) {
+        query = query.bind(position).bind(tag.as_str());
+    }
+    query.persistent(false).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// The tags of the devices `ids`, each device's in order (a device without tags is absent).
+pub(super) async fn tags_of(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+) -> Result<HashMap<i64, Vec<String>>, sqlx::Error> {
+    let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
+    // Bounded statements: at most 1,000 ids each.
+    for chunk in ids.chunks(1000) {
+        let sql = format!(
+            "SELECT device_id, tag FROM device_tags WHERE device_id IN ({})
+             ORDER BY device_id, position",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query_as::<_, (i64, String)>(trusted(sql));
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for (device_id, tag) in query.persistent(false).fetch_all(&mut *conn).await? {
+            tags.entry(device_id).or_default().push(tag);
+        }
+    }
+    Ok(tags)
+}
+
+/// Fills in the rows' tags and the time they were read (`read_at`, Unix ms).
+async fn with_tags(
+    conn: &mut AnyConnection,
+    mut rows: Vec<DeviceRow>,
+    read_at: i64,
+) -> Result<Vec<DeviceRow>, sqlx::Error> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut tags = tags_of(conn, &ids).await?;
+    for row in &mut rows {
+        row.tags = tags.remove(&row.id).unwrap_or_default();
+        row.read_at = read_at;
+    }
+    Ok(rows)
+}
+
+/// One device with its tags, read at `read_at`.
+async fn one_with_tags(
+    conn: &mut AnyConnection,
+    row: Option<DeviceRow>,
+    read_at: i64,
+) -> Result<Option<DeviceRow>, sqlx::Error> {
+    match row {
+        Some(row) => Ok(with_tags(conn, vec![row], read_at).await?.pop()),
+        None => Ok(None),
+    }
 }
 
 /// Sets a device's description, tags and updates flag.
@@ -136,17 +229,15 @@ pub(crate) async fn update_device(
     updates_enabled: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE devices SET description = $1, tags = $2, updates_enabled = $3, updated_at = $4
-         WHERE id = $5",
+        "UPDATE devices SET description = $1, updates_enabled = $2, updated_at = $3 WHERE id = $4",
     )
     .bind(description)
-    .bind(tags_json(tags))
-    .bind(i64::from(updates_enabled))
+    .bind(Flag(updates_enabled))
     .bind(now_ms())
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    write_tags(conn, id, tags).await
 }
 
 /// Deletes a device; its certificates, shared secrets, updates and events go with it.
@@ -163,16 +254,13 @@ pub(crate) async fn device_by_id_in(
     conn: &mut AnyConnection,
     id: i64,
 ) -> Result<Option<DeviceRow>, sqlx::Error> {
-    sqlx::query_as(trusted(format!(
+    let row = sqlx::query_as(trusted(format!(
         "SELECT {DEVICE_COLUMNS} {DEVICE_FROM} WHERE d.id = $1"
     )))
     .bind(id)
     .fetch_optional(&mut *conn)
-    .await
-}
-
-fn tags_json(tags: &[String]) -> String {
-    serde_json::Value::from(tags.to_vec()).to_string()
+    .await?;
+    one_with_tags(conn, row, now_ms()).await
 }
 
 /// Which devices of a product a listing shows.
@@ -208,26 +296,55 @@ impl Db {
         product_id: i64,
         identifier: &str,
     ) -> Result<Option<DeviceRow>, sqlx::Error> {
-        sqlx::query_as(trusted(format!(
+        let mut conn = self.pool().acquire().await?;
+        let row = sqlx::query_as(trusted(format!(
             "SELECT {DEVICE_COLUMNS} {DEVICE_FROM} WHERE d.product_id = $1 AND d.identifier = $2"
         )))
         .bind(product_id)
         .bind(identifier)
-        .fetch_optional(self.pool())
-        .await
+        .fetch_optional(&mut *conn)
+        .await?;
+        one_with_tags(&mut conn, row, self.now_ms()).await
     }
 
     /// A device by identifier, whatever its org and product (identifiers are unique
     /// server-wide): for the device endpoint, where a certificate's common name or a shared
     /// secret's token names the device.
-    #[allow(dead_code)] // for the device endpoint (issue 11)
-    pub(crate) async fn device_by_identifier(
+    pub(crate) async fn device_ref_by_identifier(
         &self,
         identifier: &str,
-    ) -> Result<Option<DeviceRow>, sqlx::Error> {
+    ) -> Result<Option<DeviceRef>, sqlx::Error> {
         sqlx::query_as(trusted(format!(
-            "SELECT {DEVICE_COLUMNS} {DEVICE_FROM} WHERE d.identifier = $1"
+            "SELECT {DEVICE_REF_COLUMNS} FROM devices d WHERE d.identifier = $1"
         )))
+        .bind(identifier)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// A device by id, as the device endpoint knows it.
+    pub(crate) async fn device_ref(&self, id: i64) -> Result<Option<DeviceRef>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT {DEVICE_REF_COLUMNS} FROM devices d WHERE d.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// The device `identifier` of the product named `product` in org `org_id`.
+    pub(crate) async fn device_ref_in_product(
+        &self,
+        org_id: i64,
+        product: &str,
+        identifier: &str,
+    ) -> Result<Option<DeviceRef>, sqlx::Error> {
+        sqlx::query_as(trusted(format!(
+            "SELECT {DEVICE_REF_COLUMNS} FROM devices d JOIN products p ON p.id = d.product_id
+             WHERE d.org_id = $1 AND p.name = $2 AND d.identifier = $3"
+        )))
+        .bind(org_id)
+        .bind(product)
         .bind(identifier)
         .fetch_optional(self.pool())
         .await
@@ -236,7 +353,11 @@ impl Db {
     /// A device by id (the `device_id` of a certificate or shared secret).
     pub(crate) async fn device_by_id(&self, id: i64) -> Result<Option<DeviceRow>, sqlx::Error> {
         let mut conn = self.pool().acquire().await?;
-        device_by_id_in(&mut conn, id).await
+        let mut row = device_by_id_in(&mut conn, id).await?;
+        if let Some(row) = &mut row {
+            row.read_at = self.now_ms();
+        }
+        Ok(row)
     }
 
     /// One page (1-based) of `product_id`'s devices matching `filter`, by identifier, and how
@@ -248,29 +369,30 @@ impl Db {
         page: i64,
         page_size: i64,
     ) -> Result<(Vec<DeviceRow>, i64), sqlx::Error> {
-        // Substring tests without LIKE's wildcards and case rules, which differ between the
-        // engines: SQLite's instr() and PostgreSQL's strpos() find a plain substring.
-        let find = match self.backend() {
-            Backend::Sqlite => "instr",
-            Backend::Postgres => "strpos",
-        };
         let mut conditions = vec!["d.product_id = $1".to_owned()];
         let mut binds: Vec<String> = Vec::new();
         if let Some(identifier) = &filter.identifier {
-            binds.push(identifier.to_ascii_lowercase());
+            // A plain substring, the same on both engines: the input's wildcards escaped,
+            // both sides lower-cased (SQLite's LIKE ignores ASCII case, PostgreSQL's does not).
+            binds.push(format!(
+                "%{}%",
+                like_escape(&identifier.to_ascii_lowercase())
+            ));
             conditions.push(format!(
-                "{find}(LOWER(d.identifier), ${}) > 0",
+                "LOWER(d.identifier) LIKE ${} ESCAPE '\\'",
                 binds.len() + 1
             ));
         }
         if let Some(tag) = &filter.tag {
-            // Tags are stored as a JSON array of strings that need no escaping (checked when
-            // written), so `"tag"` occurs in the text exactly when the device has the tag.
-            binds.push(serde_json::Value::from(tag.as_str()).to_string());
-            conditions.push(format!("{find}(d.tags, ${}) > 0", binds.len() + 1));
+            // Exactly this tag, case and all (`eu` is neither `europe` nor `EU`).
+            binds.push(tag.clone());
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM device_tags t WHERE t.device_id = d.id AND t.tag = ${})",
+                binds.len() + 1
+            ));
         }
         // Numbers computed here, not input: safe to write into the SQL.
-        let now = now_ms();
+        let now = self.now_ms();
         let polling = format!("COALESCE(d.poll_online_until, 0) >= {now}");
         let online = format!("(d.connection_status = 'connected' OR {polling})");
         let offline = format!("d.connection_status <> 'connected' AND NOT ({polling})");
@@ -294,13 +416,14 @@ impl Db {
         }
         let wheres = conditions.join(" AND ");
 
-        // Every condition is on `d` alone: counted without the joins.
+        // Every condition is on `d` (and its own tags): counted without the joins.
         let count_sql = format!("SELECT COUNT(*) FROM devices d WHERE {wheres}");
         let mut count = sqlx::query_scalar(trusted(count_sql)).bind(product_id);
         for value in &binds {
             count = count.bind(value.as_str());
         }
-        let total: i64 = count.fetch_one(self.pool()).await?;
+        let mut conn = self.pool().acquire().await?;
+        let total: i64 = count.fetch_one(&mut *conn).await?;
 
         // The page's ids first, from the (product_id, identifier) index alone, then the
         // joins for those rows only: a deep page skips index entries, not joined rows.
@@ -320,14 +443,20 @@ impl Db {
         let devices = rows
             .bind(page_size)
             .bind(offset)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *conn)
             .await?;
-        Ok((devices, total))
+        Ok((with_tags(&mut conn, devices, now).await?, total))
     }
 }
 
-/// SQL assembled only from this module's constant fragments and numbered placeholders, never
-/// from input (input is always bound).
-fn trusted(sql: String) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(sql)
+/// `text` with LIKE's wildcards and the escape character (a backslash) escaped.
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -223,10 +223,6 @@ impl Db {
     }
 
     /// The firmware with this row id (as `device_updates.firmware_id` refers to it), if any.
-    #[allow(
-        dead_code,
-        reason = "for the device endpoint, which resolves device_updates rows"
-    )]
     pub(crate) async fn firmware_by_id(&self, id: i64) -> Result<Option<FirmwareRow>, sqlx::Error> {
         let row: Option<StoredFirmware> = sqlx::query_as(select_firmwares!("WHERE f.id = $1"))
             .bind(id)

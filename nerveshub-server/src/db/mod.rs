@@ -1,39 +1,46 @@
 //! All SQL lives here. One set of queries serves SQLite and PostgreSQL through sqlx's `Any`
 //! driver: `$n` placeholders (sqlx-sqlite binds them by number), and only the types `Any`
 //! carries the same way on both (`i64`, `String`, `Vec<u8>`): times are Unix milliseconds,
-//! flags are 0/1, lists and documents are JSON text.
+//! flags are 0/1, documents are JSON text, a device's tags are rows of `device_tags`.
+//! `types.rs` turns columns into the types rows carry (`bool`, enums).
 
 mod accounts;
 pub(crate) mod advisory;
 mod catalog;
 mod certificates;
 pub(crate) mod cluster;
+mod connections;
 pub(crate) mod deployments;
-pub(crate) mod device_session;
 pub(crate) mod device_updates;
 mod devices;
 mod firmwares;
 mod operations;
 mod polls;
 mod shared_secrets;
+mod types;
+mod user_certificates;
 pub(crate) mod web_sessions;
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 
+use crate::clock::Clock;
 use crate::error::ServerError;
 
 pub(crate) use accounts::*;
 pub(crate) use catalog::*;
 pub(crate) use certificates::*;
+pub(crate) use connections::*;
 pub(crate) use deployments::DeploymentRow;
 pub(crate) use devices::*;
 pub(crate) use firmwares::*;
 pub(crate) use operations::*;
+pub(crate) use polls::record_device_poll;
 pub(crate) use shared_secrets::*;
+pub(crate) use types::{ConnectionStatus, Flag};
+pub(crate) use user_certificates::*;
 
 /// Which database engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +64,8 @@ pub(crate) struct Db {
     /// The device endpoint's pool (the same as `pool` in the device view).
     device_pool: AnyPool,
     backend: Backend,
+    /// The time of day its queries write and compare with.
+    clock: Clock,
 }
 
 /// How many connections each pool may open (`None` takes the backend's default), and how
@@ -187,7 +196,18 @@ impl Db {
             pool,
             device_pool,
             backend,
+            clock: Clock::system(),
         })
+    }
+
+    /// The same database, reading the time from `clock` (the server's `Config::clock`).
+    pub(crate) fn with_clock(self, clock: Clock) -> Db {
+        Db { clock, ..self }
+    }
+
+    /// Now in Unix milliseconds, by [`Db::clock`].
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// The device endpoint's view: the same database, its queries on the device pool.
@@ -196,6 +216,7 @@ impl Db {
             pool: self.device_pool.clone(),
             device_pool: self.device_pool.clone(),
             backend: self.backend,
+            clock: self.clock.clone(),
         }
     }
 
@@ -257,17 +278,61 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
-/// Now, in Unix milliseconds: the unit of every time column.
+/// Now by the system clock, in Unix milliseconds: the creation and change times the
+/// transaction-level writes stamp rows with. Rules with lifetimes read [`Db::now_ms`] (the
+/// server's clock) instead, or take the time from their caller.
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    Clock::system().now_ms()
 }
 
 /// Whether `e` is a unique-constraint violation (a duplicate name, key, identifier…).
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// What a caller does when a write hits a unique constraint (a name, key or identifier
+/// already taken), in one place rather than a `match` at every insert.
+pub(crate) trait OnUnique<T> {
+    /// A unique violation becomes the error `taken` makes; any other error converts as usual.
+    fn on_unique<E: From<sqlx::Error>>(self, taken: impl FnOnce() -> E) -> Result<T, E>;
+
+    /// A unique violation becomes `Ok(None)`: the row exists already, which the caller
+    /// handles (another writer won a race).
+    fn unique_as_none(self) -> Result<Option<T>, sqlx::Error>;
+}
+
+impl<T> OnUnique<T> for Result<T, sqlx::Error> {
+    fn on_unique<E: From<sqlx::Error>>(self, taken: impl FnOnce() -> E) -> Result<T, E> {
+        self.map_err(|e| {
+            if is_unique_violation(&e) {
+                taken()
+            } else {
+                E::from(e)
+            }
+        })
+    }
+
+    fn unique_as_none(self) -> Result<Option<T>, sqlx::Error> {
+        match self {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if is_unique_violation(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// SQL assembled only from `db/`'s constant fragments and numbered placeholders, never from
+/// input (input is always bound).
+pub(super) fn trusted(sql: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(sql)
+}
+
+/// `$first, $first+1, …`: `count` numbered placeholders.
+pub(super) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Whether `e` is a foreign-key violation (a row still referenced elsewhere).
@@ -317,7 +382,7 @@ pub(crate) async fn lock_row(
     } else {
         format!("UPDATE {table} SET updated_at = updated_at WHERE id = $1 RETURNING id")
     };
-    let found: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+    let found: Option<i64> = sqlx::query_scalar(trusted(sql))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -476,7 +541,8 @@ mod tests {
     use super::*;
 
     /// The two dialects differ only in how an identity column and a byte column are spelled
-    /// (and in the header comment naming the other file).
+    /// (and in the header comment naming the other file), and in data migrations marked as
+    /// `-- dialect: begin` … `-- dialect: end` (reading JSON differs by engine).
     #[test]
     fn migrations_describe_the_same_schema() {
         let sqlite_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
@@ -491,7 +557,17 @@ mod tests {
         };
         assert_eq!(names(sqlite_dir), names(postgres_dir));
         let normalise = |text: String| {
+            let mut in_dialect = false;
             text.lines()
+                .filter(|l| {
+                    if l.starts_with("-- dialect: begin") {
+                        in_dialect = true;
+                    } else if l.starts_with("-- dialect: end") {
+                        in_dialect = false;
+                        return false;
+                    }
+                    !in_dialect
+                })
                 .filter(|l| !l.starts_with("-- sqlite/") && !l.starts_with("-- postgres/"))
                 .map(|l| {
                     l.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "IDENTITY")

@@ -5,7 +5,7 @@ use std::fmt;
 
 use sqlx::{AnyConnection, FromRow};
 
-use super::{Db, now_ms};
+use super::{Db, now_ms, trusted};
 use crate::error::ServerError;
 
 /// A product or device shared secret. `Debug` leaves the secret out.
@@ -30,6 +30,28 @@ impl fmt::Debug for SharedSecretRow {
             .field("owner_id", &self.owner_id)
             .field("key", &self.key)
             .field("deactivated_at", &self.deactivated_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An active secret found by its access key, with the product, org and device it
+/// authenticates for. `Debug` leaves the secret out.
+#[derive(Clone, FromRow)]
+pub(crate) struct SecretLookup {
+    /// The product (product keys) or the device's product (device keys).
+    pub(crate) product_id: i64,
+    pub(crate) org_id: i64,
+    /// The device of a device key; `None` for a product key.
+    pub(crate) device_id: Option<i64>,
+    pub(crate) secret: String,
+}
+
+impl fmt::Debug for SecretLookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretLookup")
+            .field("product_id", &self.product_id)
+            .field("org_id", &self.org_id)
+            .field("device_id", &self.device_id)
             .finish_non_exhaustive()
     }
 }
@@ -104,6 +126,36 @@ pub(crate) async fn deactivate_shared_secret(
 }
 
 impl Db {
+    /// An active (not deactivated) product shared secret by its key.
+    pub(crate) async fn product_secret(
+        &self,
+        key: &str,
+    ) -> Result<Option<SecretLookup>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT s.product_id, p.org_id, CAST(NULL AS BIGINT) AS device_id, s.secret
+             FROM product_shared_secrets s JOIN products p ON p.id = s.product_id
+             WHERE s.key = $1 AND s.deactivated_at IS NULL",
+        )
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// An active (not deactivated) device shared secret by its key.
+    pub(crate) async fn device_secret(
+        &self,
+        key: &str,
+    ) -> Result<Option<SecretLookup>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT d.product_id, d.org_id, d.id AS device_id, s.secret
+             FROM device_shared_secrets s JOIN devices d ON d.id = s.device_id
+             WHERE s.key = $1 AND s.deactivated_at IS NULL",
+        )
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await
+    }
+
     /// The shared secrets of a product or device, active and deactivated, oldest first.
     pub(crate) async fn shared_secrets(
         &self,
@@ -139,12 +191,6 @@ impl Db {
         .fetch_optional(self.pool())
         .await
     }
-}
-
-/// SQL assembled only from this module's constant fragments and numbered placeholders, never
-/// from input (input is always bound).
-fn trusted(sql: String) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(sql)
 }
 
 /// The file beside `firmware-url.key` holding the key shared secrets are encrypted with.

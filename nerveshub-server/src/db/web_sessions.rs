@@ -1,5 +1,7 @@
 //! Web UI sessions: a row per signed-in browser, found by the SHA-256 of the cookie's secret.
 
+use sqlx::AnyConnection;
+
 use super::{Db, UserRow};
 
 /// A session ends this long after its last request.
@@ -21,31 +23,32 @@ struct SessionUser {
     last_seen: i64,
 }
 
-impl Db {
-    /// Records a new session for `user_id` and sweeps the ones that have ended.
-    pub(crate) async fn create_web_session(
-        &self,
-        user_id: i64,
-        secret_hash: &str,
-        now: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM web_sessions WHERE last_seen < $1 OR inserted_at < $2")
-            .bind(now - IDLE_MS)
-            .bind(now - ABSOLUTE_MS)
-            .execute(self.pool())
-            .await?;
-        sqlx::query(
-            "INSERT INTO web_sessions (secret_hash, user_id, inserted_at, last_seen)
-             VALUES ($1, $2, $3, $3)",
-        )
-        .bind(secret_hash)
-        .bind(user_id)
-        .bind(now)
-        .execute(self.pool())
+/// Records a new session for `user_id` and sweeps the ones that have ended, in the caller's
+/// transaction (which also writes the sign-in's audit row).
+pub(crate) async fn create_web_session(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    secret_hash: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM web_sessions WHERE last_seen < $1 OR inserted_at < $2")
+        .bind(now - IDLE_MS)
+        .bind(now - ABSOLUTE_MS)
+        .execute(&mut *conn)
         .await?;
-        Ok(())
-    }
+    sqlx::query(
+        "INSERT INTO web_sessions (secret_hash, user_id, inserted_at, last_seen)
+         VALUES ($1, $2, $3, $3)",
+    )
+    .bind(secret_hash)
+    .bind(user_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
 
+impl Db {
     /// The user of a live session, touching it; `None` (and the row removed) when it has
     /// ended or never existed.
     pub(crate) async fn web_session_user(
@@ -105,9 +108,10 @@ mod tests {
             let user = insert_user(&mut conn, "A", "a@example.test", "x", false)
                 .await
                 .unwrap();
-            drop(conn);
             let t0 = 1_000_000_000_000;
-            db.create_web_session(user.id, "h1", t0).await.unwrap();
+            create_web_session(&mut conn, user.id, "h1", t0)
+                .await
+                .unwrap();
             let found = db.web_session_user("h1", t0 + 1000).await.unwrap();
             assert_eq!(found.map(|u| u.id), Some(user.id));
             assert!(db.web_session_user("other", t0).await.unwrap().is_none());
@@ -130,7 +134,9 @@ mod tests {
             assert!(db.web_session_user("h1", t0).await.unwrap().is_none());
 
             // A busy session still ends ABSOLUTE_MS after sign-in.
-            db.create_web_session(user.id, "h2", t0).await.unwrap();
+            create_web_session(&mut conn, user.id, "h2", t0)
+                .await
+                .unwrap();
             let mut now = t0;
             while now < t0 + ABSOLUTE_MS {
                 assert!(db.web_session_user("h2", now).await.unwrap().is_some());
@@ -138,9 +144,12 @@ mod tests {
             }
             assert!(db.web_session_user("h2", now + 1).await.unwrap().is_none());
 
-            db.create_web_session(user.id, "h3", t0).await.unwrap();
+            create_web_session(&mut conn, user.id, "h3", t0)
+                .await
+                .unwrap();
             db.delete_web_session("h3").await.unwrap();
             assert!(db.web_session_user("h3", t0).await.unwrap().is_none());
+            drop(conn);
             db.close().await;
             drop_test_database(pg).await;
         }

@@ -5,15 +5,15 @@
 //! As NervesHub's `DeviceSocket.connect/3`: a certificate decides when one was presented;
 //! otherwise the `x-nh-*` headers; otherwise the device gave no credentials.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::http::HeaderMap;
-use nerveshub_pki::{DeviceAuth, UnixTime, VerifiedDevice};
+use nerveshub_pki::{DeviceAuth, VerifiedDevice};
 use nerveshub_proto::{Nh1Alg, Nh1Policy, SharedSecretHeaders};
 use rustls_pki_types::CertificateDer;
 
-use crate::db::device_session::{self as q, SessionCa, SessionDevice};
-use crate::db::{self, Actor, Audit, is_unique_violation};
+use crate::db::{
+    self, Actor, Audit, CaCertificateRow, CertificateSource, DeviceRef, NewDevice, OnUnique,
+    SecretLookup, is_unique_violation,
+};
 use crate::device::TrustChange;
 use crate::state::AppState;
 
@@ -62,7 +62,7 @@ pub(crate) async fn authenticate(
     state: &AppState,
     chain: &[CertificateDer<'static>],
     headers: &HeaderMap,
-) -> Result<(SessionDevice, AuthKind), Refusal> {
+) -> Result<(DeviceRef, AuthKind), Refusal> {
     if !chain.is_empty() {
         return by_certificate(state, chain)
             .await
@@ -79,34 +79,26 @@ pub(crate) async fn authenticate(
     Err(Refusal::NoCredentials)
 }
 
-fn now_unix() -> UnixTime {
-    UnixTime::since_unix_epoch(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default(),
-    )
-}
-
 async fn by_certificate(
     state: &AppState,
     chain: &[CertificateDer<'static>],
-) -> Result<SessionDevice, Refusal> {
+) -> Result<DeviceRef, Refusal> {
     // The TLS verifier already accepted the chain against the same store; deciding again here
     // gives the identity (and catches a change in between).
     let verified = state
         .devices
         .trust_store()
-        .verify_device(chain, now_unix())
+        .verify_device(chain, state.clock.now_unix())
         .map_err(invalid)?;
     if verified.auth() == DeviceAuth::KnownCertificate {
         let device = state
             .db
-            .device_by_cert_fingerprint(verified.fingerprint())
+            .device_by_certificate(verified.fingerprint())
             .await?
             .ok_or_else(|| invalid("the certificate is no longer stored"))?;
         state
             .db
-            .touch_certificate_by_fingerprint(verified.fingerprint())
+            .touch_device_certificate(verified.fingerprint())
             .await?;
         return Ok(device);
     }
@@ -131,7 +123,7 @@ async fn by_certificate(
     }
     let ca = state
         .db
-        .ca_by_der(ca_cert.der())
+        .ca_certificate_by_der(ca_cert.der())
         .await?
         .ok_or_else(|| invalid("the CA is no longer registered"))?;
     // Two first connections of one device may race; the loser finds the winner's rows.
@@ -142,7 +134,7 @@ async fn by_certificate(
             Err(Refusal::Unavailable(e)) if is_unique_violation(&e) => {
                 if let Some(device) = state
                     .db
-                    .device_by_cert_fingerprint(verified.fingerprint())
+                    .device_by_certificate(verified.fingerprint())
                     .await?
                 {
                     return Ok(device);
@@ -159,10 +151,10 @@ async fn by_certificate(
 async fn record_new_certificate(
     state: &AppState,
     verified: &VerifiedDevice,
-    ca: &SessionCa,
-) -> Result<SessionDevice, Refusal> {
+    ca: &CaCertificateRow,
+) -> Result<DeviceRef, Refusal> {
     let identifier = verified.identifier();
-    let existing = state.db.session_device_by_identifier(identifier).await?;
+    let existing = state.db.device_ref_by_identifier(identifier).await?;
     // Every read from here on goes through `tx`: asking the pool for a second connection
     // while holding this one deadlocks once every pooled connection is held by a first-time
     // device doing the same (the server froze at 48 new JITP devices).
@@ -193,18 +185,16 @@ async fn record_new_certificate(
             if db::product_org(&mut tx, product_id).await? != Some(ca.org_id) {
                 return Err(invalid("the CA's JITP product is not in its org"));
             }
-            let tags = ca
-                .jitp_tags
-                .as_deref()
-                .filter(|t| serde_json::from_str::<Vec<String>>(t).is_ok())
-                .unwrap_or("[]");
-            let device = q::insert_session_device(
+            let tags = ca.jitp_tag_list();
+            let device = insert_device(
                 &mut tx,
-                ca.org_id,
-                product_id,
-                identifier,
-                ca.jitp_description.as_deref().unwrap_or(""),
-                tags,
+                &NewDevice {
+                    org_id: ca.org_id,
+                    product_id,
+                    identifier,
+                    description: ca.jitp_description.as_deref().unwrap_or(""),
+                    tags: &tags,
+                },
             )
             .await?;
             db::audit(
@@ -225,13 +215,19 @@ async fn record_new_certificate(
             device
         }
     };
-    q::insert_session_certificate(&mut tx, device.id, device.org_id, verified.certificate())
-        .await?;
+    db::insert_device_certificate(
+        &mut tx,
+        device.id,
+        device.org_id,
+        verified.certificate(),
+        CertificateSource::Presented,
+    )
+    .await?;
     tx.changes(TrustChange::certificate_added(
         verified.certificate(),
         &device.identifier,
     ));
-    q::touch_ca(&mut tx, ca.id).await?;
+    db::touch_ca_certificate(&mut tx, ca.id).await?;
     db::audit(
         &mut tx,
         Audit {
@@ -252,7 +248,7 @@ async fn record_new_certificate(
     Ok(device)
 }
 
-async fn by_shared_secret(state: &AppState, headers: &HeaderMap) -> Result<SessionDevice, Refusal> {
+async fn by_shared_secret(state: &AppState, headers: &HeaderMap) -> Result<DeviceRef, Refusal> {
     let nh1 =
         SharedSecretHeaders::from_lookup(|name| headers.get(name).and_then(|v| v.to_str().ok()))
             .map_err(invalid)?;
@@ -267,7 +263,7 @@ async fn by_shared_secret(state: &AppState, headers: &HeaderMap) -> Result<Sessi
         .secrets
         .open(&nh1.key, &secret.secret)
         .map_err(invalid)?;
-    let now_ms = u64::try_from(db::now_ms()).unwrap_or(0);
+    let now_ms = u64::try_from(state.clock.now_ms()).unwrap_or(0);
     let derived = state
         .devices
         .nh1_keys
@@ -280,7 +276,7 @@ async fn by_shared_secret(state: &AppState, headers: &HeaderMap) -> Result<Sessi
     if let Some(device_id) = secret.device_id {
         let device = state
             .db
-            .session_device(device_id)
+            .device_ref(device_id)
             .await?
             .ok_or_else(|| invalid("the key's device no longer exists"))?;
         if device.identifier != identifier {
@@ -293,7 +289,7 @@ async fn by_shared_secret(state: &AppState, headers: &HeaderMap) -> Result<Sessi
     }
     // A product key: the device named in the token, created in the product if new.
     for _ in 0..2 {
-        if let Some(device) = state.db.session_device_by_identifier(&identifier).await? {
+        if let Some(device) = state.db.device_ref_by_identifier(&identifier).await? {
             if device.product_id != secret.product_id {
                 return Err(invalid(format!(
                     "identifier {identifier} is already used in another product"
@@ -302,10 +298,12 @@ async fn by_shared_secret(state: &AppState, headers: &HeaderMap) -> Result<Sessi
             return Ok(device);
         }
         check_identifier(&identifier)?;
-        match register_by_product_key(state, &secret, &identifier).await {
-            Ok(device) => return Ok(device),
-            Err(e) if is_unique_violation(&e) => continue,
-            Err(e) => return Err(e.into()),
+        // Taken: another connection registered it first; the next round finds it.
+        if let Some(device) = register_by_product_key(state, &secret, &identifier)
+            .await
+            .unique_as_none()?
+        {
+            return Ok(device);
         }
     }
     Err(invalid("the device could not be registered"))
@@ -342,17 +340,19 @@ fn check_identifier(identifier: &str) -> Result<(), Refusal> {
 
 async fn register_by_product_key(
     state: &AppState,
-    secret: &q::SecretRow,
+    secret: &SecretLookup,
     identifier: &str,
-) -> Result<SessionDevice, sqlx::Error> {
+) -> Result<DeviceRef, sqlx::Error> {
     let mut tx = state.db.begin().await?;
-    let device = q::insert_session_device(
+    let device = insert_device(
         &mut tx,
-        secret.org_id,
-        secret.product_id,
-        identifier,
-        "",
-        "[]",
+        &NewDevice {
+            org_id: secret.org_id,
+            product_id: secret.product_id,
+            identifier,
+            description: "",
+            tags: &[],
+        },
     )
     .await?;
     db::audit(
@@ -371,4 +371,19 @@ async fn register_by_product_key(
     .await?;
     tx.commit().await?;
     Ok(device)
+}
+
+/// Creates a device registered on its first connection (a CA's JITP profile or a product key).
+async fn insert_device(
+    conn: &mut sqlx::AnyConnection,
+    new: &NewDevice<'_>,
+) -> Result<DeviceRef, sqlx::Error> {
+    let id = db::insert_device(conn, new).await?;
+    Ok(DeviceRef {
+        id,
+        org_id: new.org_id,
+        product_id: new.product_id,
+        identifier: new.identifier.to_owned(),
+        firmware_metadata: None,
+    })
 }

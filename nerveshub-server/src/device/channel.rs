@@ -12,7 +12,7 @@ use nerveshub_proto::{
 use serde_json::{Map, Value, json};
 
 use super::auth::AuthKind;
-use crate::db::device_session::{DeviceJoin, SessionDevice};
+use crate::db::{self, DeviceJoin, DeviceRef};
 use crate::fleet::lifecycle;
 use crate::state::AppState;
 
@@ -31,7 +31,7 @@ const MAX_EVENT_NAME: usize = 100;
 #[derive(Debug)]
 pub(crate) struct DeviceChannel {
     state: AppState,
-    device: SessionDevice,
+    device: DeviceRef,
     connection_metadata: Map<String, Value>,
     last_seen_written: Instant,
     last_progress: Option<(String, u64, Instant)>,
@@ -72,7 +72,7 @@ pub(crate) fn firmware_metadata_json(params: &DeviceJoinParams) -> Value {
 }
 
 impl DeviceChannel {
-    pub(crate) fn new(state: AppState, device: SessionDevice) -> Self {
+    pub(crate) fn new(state: AppState, device: DeviceRef) -> Self {
         DeviceChannel {
             state,
             device,
@@ -96,14 +96,14 @@ impl DeviceChannel {
 
     /// The channel of one HTTP poll: its "join" records a poll, online for `online_ms`,
     /// and leaves the socket's connection state alone.
-    pub(crate) fn polled(state: AppState, device: SessionDevice, online_ms: i64) -> Self {
+    pub(crate) fn polled(state: AppState, device: DeviceRef, online_ms: i64) -> Self {
         DeviceChannel {
             poll_online_ms: Some(online_ms),
             ..DeviceChannel::new(state, device)
         }
     }
 
-    pub(crate) fn device(&self) -> &SessionDevice {
+    pub(crate) fn device(&self) -> &DeviceRef {
         &self.device
     }
 
@@ -156,41 +156,64 @@ impl DeviceChannel {
         self.connection_metadata = meta;
         let firmware_text = firmware.to_string();
         let connection_text = Value::Object(self.connection_metadata.clone()).to_string();
-        if let Some(online_ms) = self.poll_online_ms {
-            let until = crate::db::now_ms().saturating_add(online_ms);
-            self.state
-                .db
-                .record_device_poll(
-                    self.device.id,
-                    &firmware_text,
-                    new_uuid.as_deref(),
-                    &connection_text,
-                    until,
-                )
-                .await?;
+        let now = self.state.clock.now_ms();
+        // The record and the audit row of a firmware change commit together.
+        let firmware_changed = new_uuid
+            .as_deref()
+            .filter(|u| old_uuid.as_deref() != Some(*u));
+        // Which node held the device before a socket's join: a socket there, older than this
+        // one, closes (the duplicate-connection rule across nodes). Read before the
+        // transaction takes its connection.
+        let previous_node = if self.poll_online_ms.is_none() && self.state.devices.clustered() {
+            self.state.db.device_node(self.device.id).await?
         } else {
-            // Which node held the device before this join: a socket there, older than this
-            // one, closes (the duplicate-connection rule across nodes).
-            let previous_node = if self.state.devices.clustered() {
-                self.state.db.device_node(self.device.id).await?
-            } else {
-                None
-            };
-            let joined_at = self
-                .state
-                .db
-                .record_device_join(
-                    self.device.id,
-                    &DeviceJoin {
-                        firmware_metadata: &firmware_text,
-                        firmware_uuid: new_uuid.as_deref(),
-                        connection_metadata: &connection_text,
-                        node_id: self.state.cluster.node_id(),
-                        remote_address: self.remote_address.as_deref(),
-                        auth: self.auth.map(AuthKind::as_str),
-                    },
+            None
+        };
+        let mut tx = self.state.db.begin().await?;
+        if let Some(online_ms) = self.poll_online_ms {
+            db::record_device_poll(
+                &mut tx,
+                now,
+                self.device.id,
+                &firmware_text,
+                new_uuid.as_deref(),
+                &connection_text,
+                now.saturating_add(online_ms),
+            )
+            .await?;
+            if let Some(uuid) = firmware_changed {
+                let version = params.nerves_fw_version.as_deref();
+                db::audit(
+                    &mut tx,
+                    lifecycle::firmware_changed(self.device_ref(), uuid, version),
                 )
                 .await?;
+            }
+            tx.commit().await?;
+        } else {
+            let joined_at = db::record_device_join(
+                &mut tx,
+                now,
+                self.device.id,
+                &DeviceJoin {
+                    firmware_metadata: &firmware_text,
+                    firmware_uuid: new_uuid.as_deref(),
+                    connection_metadata: &connection_text,
+                    node_id: self.state.cluster.node_id(),
+                    remote_address: self.remote_address.as_deref(),
+                    auth: self.auth.map(AuthKind::as_str),
+                },
+            )
+            .await?;
+            if let Some(uuid) = firmware_changed {
+                let version = params.nerves_fw_version.as_deref();
+                db::audit(
+                    &mut tx,
+                    lifecycle::firmware_changed(self.device_ref(), uuid, version),
+                )
+                .await?;
+            }
+            tx.commit().await?;
             self.joined_at = Some(joined_at);
             self.last_seen_written = Instant::now();
             self.state.devices.joined_elsewhere_before(
@@ -202,7 +225,6 @@ impl DeviceChannel {
         self.device.firmware_metadata = Some(firmware_text);
         let report = lifecycle::JoinReport {
             uuid: new_uuid,
-            previous_uuid: old_uuid,
             version: params.nerves_fw_version.clone(),
             platform: params.nerves_fw_platform.clone(),
             architecture: params.nerves_fw_architecture.clone(),
@@ -220,7 +242,10 @@ impl DeviceChannel {
         }
         let mut pushes = Vec::new();
         if params.wants_fwup_public_keys() || params.wants_archive_public_keys() {
-            let keys = self.state.db.org_key_values(self.device.org_id).await?;
+            let keys = (self.state.db.keys(self.device.org_id).await?)
+                .into_iter()
+                .map(|k| k.key)
+                .collect();
             let keys = PublicKeys {
                 keys,
                 ..Default::default()

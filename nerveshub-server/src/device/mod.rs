@@ -240,12 +240,7 @@ pub(crate) async fn maintenance(state: AppState, mut stop: watch::Receiver<bool>
             _ = tick.tick() => {}
             () = async { let _ = stop.wait_for(|s| *s).await; } => return,
         }
-        let stale_ms = i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX);
-        match state
-            .db
-            .sweep_stale_connections(crate::db::now_ms().saturating_sub(stale_ms))
-            .await
-        {
+        match state.db.sweep_stale_connections(STALE_AFTER).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(devices = n, "marked stale device connections disconnected"),
             Err(e) => tracing::warn!(error = %e, "sweeping stale device connections failed"),

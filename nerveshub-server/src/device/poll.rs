@@ -34,7 +34,7 @@ use serde_json::{Map, Value, json};
 use super::auth::{self, Refusal};
 use super::channel::{self, DeviceChannel, JoinOutcome};
 use super::socket::{ERROR_REASON_HEADER, NO_CREDENTIALS_REASON, UNAVAILABLE_REASON, with_date};
-use crate::db::device_session::SessionDevice;
+use crate::db::DeviceRef;
 use crate::db::device_updates::InFlight;
 use crate::device_endpoint::PeerCertificates;
 use crate::fleet::lifecycle;
@@ -105,7 +105,7 @@ async fn authenticate(
     state: &AppState,
     certs: Option<Extension<PeerCertificates>>,
     headers: &HeaderMap,
-) -> Result<SessionDevice, Response> {
+) -> Result<DeviceRef, Response> {
     let chain = certs.map(|Extension(c)| c.0).unwrap_or_default();
     match auth::authenticate(state, &chain, headers).await {
         Ok((device, _)) => Ok(device),
@@ -139,7 +139,7 @@ fn unavailable(e: &sqlx::Error) -> Response {
 }
 
 /// The device's poll interval: its product's, else the server's.
-async fn interval_of(state: &AppState, device: &SessionDevice) -> Result<Duration, sqlx::Error> {
+async fn interval_of(state: &AppState, device: &DeviceRef) -> Result<Duration, sqlx::Error> {
     let product = state.db.product_poll_interval(device.product_id).await?;
     Ok(product
         .and_then(|s| u64::try_from(s).ok())
@@ -165,7 +165,7 @@ struct Answer {
 /// One poll of an authenticated device with its join params.
 async fn poll_once(
     state: &AppState,
-    device: SessionDevice,
+    device: DeviceRef,
     params: Value,
     host: Option<&str>,
 ) -> Result<Answer, Response> {
@@ -311,7 +311,7 @@ async fn release_pending(state: &AppState, device_id: i64) -> Result<bool, sqlx:
     let Some(d) = state.db.deployment_by_id(deployment_id).await? else {
         return Ok(false);
     };
-    let running = state.db.session_device(device_id).await?.and_then(|s| {
+    let running = state.db.device_ref(device_id).await?.and_then(|s| {
         s.firmware_metadata
             .as_deref()
             .and_then(|m| serde_json::from_str::<Value>(m).ok())
@@ -415,7 +415,7 @@ async fn authenticated_body(
     certs: Option<Extension<PeerCertificates>>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(SessionDevice, Value), Box<Response>> {
+) -> Result<(DeviceRef, Value), Box<Response>> {
     let body = read_body(body)?;
     let device = authenticate(state, certs, headers)
         .await
@@ -572,7 +572,7 @@ pub(crate) async fn legacy_me(
         .as_ref()
         .and_then(|f| f.get("version").cloned())
         .unwrap_or(Value::Null);
-    let tags = row.tag_list();
+    let tags = row.tags.clone();
     Json(json!({"data": {
         "identifier": row.identifier,
         "description": row.description,

@@ -480,12 +480,11 @@ mod tests {
         }
 
         async fn join(db: &Db, id: i64) -> i64 {
-            db.record_device_join(
-                id,
-                &crate::db::device_session::DeviceJoin::bare("test-node"),
-            )
-            .await
-            .unwrap()
+            let mut conn = db.pool().acquire().await.unwrap();
+            let join = crate::db::DeviceJoin::bare("test-node");
+            crate::db::record_device_join(&mut conn, db.now_ms(), id, &join)
+                .await
+                .unwrap()
         }
 
         #[tokio::test]

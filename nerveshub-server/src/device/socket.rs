@@ -22,7 +22,7 @@ use super::auth::{self, AuthKind, Refusal};
 use super::channel::{DeviceChannel, JoinOutcome};
 use super::registry::DeviceCommand;
 use crate::api::DeviceError;
-use crate::db::device_session::SessionDevice;
+use crate::db::DeviceRef;
 use crate::device_endpoint::PeerCertificates;
 use crate::observability::{self, RefusalReason};
 use crate::state::AppState;
@@ -120,7 +120,7 @@ struct Connection {
 /// Drives one device socket until it closes.
 async fn run(
     state: AppState,
-    device: SessionDevice,
+    device: DeviceRef,
     connection: Connection,
     codec: Codec,
     host: Option<String>,

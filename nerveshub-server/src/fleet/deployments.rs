@@ -8,7 +8,7 @@ use super::lifecycle::User;
 use super::rules::{Conditions, DeviceFacts, GroupFacts};
 use crate::db::deployments::{self as dq, DeploymentSettings, MemberRow};
 use crate::db::device_updates as upd;
-use crate::db::{self, Actor, Audit, DeploymentRow, DeviceRow, ProductRow, now_ms};
+use crate::db::{self, Actor, Audit, DeploymentRow, DeviceRow, OnUnique, ProductRow};
 use crate::state::AppState;
 
 pub(crate) use super::deployment_settings::{
@@ -90,7 +90,7 @@ pub(crate) async fn create(
     }
     let (settings, _) = apply(defaults(name.clone()), fields)?;
     let mut tx = state.db.begin().await?;
-    let id = match dq::insert_deployment(
+    let id = dq::insert_deployment(
         &mut tx,
         product.org_id,
         product.id,
@@ -99,13 +99,7 @@ pub(crate) async fn create(
         &settings,
     )
     .await
-    {
-        Ok(id) => id,
-        Err(e) if db::is_unique_violation(&e) => {
-            return Err(FleetError::invalid("name", "has already been taken"));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    .on_unique(|| FleetError::invalid("name", "has already been taken"))?;
     dq::insert_release(&mut tx, id, firmware.id, Some(user.id)).await?;
     db::audit(
         &mut tx,
@@ -178,13 +172,9 @@ pub(crate) async fn update(
     };
     let (settings, activates) = apply(DeploymentSettings::of(d), fields)?;
     let mut tx = state.db.begin().await?;
-    match dq::update_deployment(&mut tx, d.id, &settings, activates).await {
-        Ok(()) => {}
-        Err(e) if db::is_unique_violation(&e) => {
-            return Err(FleetError::invalid("name", "has already been taken"));
-        }
-        Err(e) => return Err(e.into()),
-    }
+    dq::update_deployment(&mut tx, d.id, &settings, activates)
+        .await
+        .on_unique(|| FleetError::invalid("name", "has already been taken"))?;
     let mut changes = Vec::new();
     if let Some(f) = &firmware {
         let number = dq::insert_release(&mut tx, d.id, f.id, Some(user.id)).await?;
@@ -264,7 +254,7 @@ fn device_facts(device: &DeviceRow) -> DeviceFacts {
     };
     DeviceFacts {
         product_id: device.product_id,
-        tags: device.tag_list(),
+        tags: device.tags.clone(),
         version: get("version"),
         platform: get("platform"),
         architecture: get("architecture"),
@@ -486,9 +476,9 @@ pub(crate) fn member_state(d: &DeploymentRow, m: &MemberRow, now: i64) -> Member
         MemberState::Failed
     } else if m.updates_blocked_until.is_some_and(|t| t > now) {
         MemberState::PenaltyBox
-    } else if m.updates_enabled == 0 {
+    } else if !m.updates_enabled {
         MemberState::UpdatesDisabled
-    } else if m.connection_status != "connected" {
+    } else if m.connection_status != db::ConnectionStatus::Connected {
         MemberState::Offline
     } else {
         MemberState::Pending
@@ -500,7 +490,7 @@ pub(crate) async fn members(
     state: &AppState,
     d: &DeploymentRow,
 ) -> Result<Vec<(MemberRow, MemberState)>, FleetError> {
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let members = state.db.deployment_members(d.id).await?;
     Ok(members
         .into_iter()

@@ -6,7 +6,7 @@ use nerveshub_proto::{DeviceServerEvent, FirmwareMetadata, StatusUpdate, UpdateP
 
 use super::{FleetError, rules};
 use crate::db::device_updates::{self as upd, InFlight};
-use crate::db::{self, Actor, Audit, DeploymentRow, FirmwareRow, deployments as dq, now_ms};
+use crate::db::{self, Actor, Audit, DeploymentRow, FirmwareRow, deployments as dq};
 use crate::state::AppState;
 use crate::storage::DEFAULT_URL_TTL;
 
@@ -85,6 +85,26 @@ fn audit<'a>(
     }
 }
 
+/// The audit row of a join or poll reporting other firmware than the device last ran,
+/// written in the join's transaction.
+pub(crate) fn firmware_changed<'a>(
+    device: DeviceRef<'a>,
+    uuid: &str,
+    version: Option<&str>,
+) -> Audit<'a> {
+    audit(
+        device.org_id,
+        Actor::Device(device.id),
+        device.identifier,
+        "firmware_changed",
+        format!(
+            "device {} now runs firmware {uuid} (version {})",
+            device.identifier,
+            version.unwrap_or("unknown")
+        ),
+    )
+}
+
 /// A manual upgrade (`POST …/devices/:identifier/upgrade`): replaces whatever update the
 /// device has in flight, turns its automatic updates off (as NervesHub does), records the
 /// update and pushes it (a polling device's next poll hands it out). `Offline` when the
@@ -96,7 +116,12 @@ pub(crate) async fn manual_upgrade(
     firmware: &FirmwareRow,
 ) -> Result<CreatedUpdate, FleetError> {
     let connected = state.devices.reachable_now(device.id).await;
-    if !connected && !state.db.device_poll_expected(device.id, now_ms()).await? {
+    if !connected
+        && !state
+            .db
+            .device_poll_expected(device.id, state.clock.now_ms())
+            .await?
+    {
         return Err(FleetError::Offline);
     }
     let url = state
@@ -169,7 +194,6 @@ pub(crate) async fn manual_upgrade(
 #[derive(Debug, Clone, Default)]
 pub(crate) struct JoinReport {
     pub(crate) uuid: Option<String>,
-    pub(crate) previous_uuid: Option<String>,
     pub(crate) version: Option<String>,
     pub(crate) platform: Option<String>,
     pub(crate) architecture: Option<String>,
@@ -194,29 +218,6 @@ pub(crate) async fn on_join(
         org_id: device.org_id,
         identifier: &device.identifier,
     };
-    if let Some(uuid) = report
-        .uuid
-        .as_deref()
-        .filter(|u| report.previous_uuid.as_deref() != Some(*u))
-    {
-        let mut tx = state.db.begin().await?;
-        db::audit(
-            &mut tx,
-            audit(
-                device.org_id,
-                Actor::Device(device.id),
-                &device.identifier,
-                "firmware_changed",
-                format!(
-                    "device {} now runs firmware {uuid} (version {})",
-                    device.identifier,
-                    report.version.as_deref().unwrap_or("unknown")
-                ),
-            ),
-        )
-        .await?;
-        tx.commit().await?;
-    }
     if let Some(update) = state.db.in_flight_update(device.id).await? {
         reconcile(state, dref, &update, report).await?;
     }
@@ -342,7 +343,10 @@ async fn fail(
     }
     tracing::info!(device = %device.identifier, firmware = %update.firmware_uuid, status, reason, "update failed");
     if let Some(d) = deployment {
-        let until = now_ms().saturating_add(d.penalty_timeout_minutes.saturating_mul(60_000));
+        let until = state
+            .clock
+            .now_ms()
+            .saturating_add(d.penalty_timeout_minutes.saturating_mul(60_000));
         upd::set_blocked_until(&mut tx, device.id, Some(until), false).await?;
     }
     db::audit(
@@ -428,7 +432,7 @@ async fn membership(
 ) -> Result<Option<i64>, sqlx::Error> {
     let facts = rules::DeviceFacts {
         product_id: device.product_id,
-        tags: serde_json::from_str(&device.tags).unwrap_or_default(),
+        tags: device.tags.clone(),
         version: report.version.clone(),
         platform: report.platform.clone(),
         architecture: report.architecture.clone(),
@@ -577,7 +581,7 @@ pub(crate) async fn on_status(
             upd::set_blocked_until(
                 &mut tx,
                 device.id,
-                Some(now_ms().saturating_add(delay)),
+                Some(state.clock.now_ms().saturating_add(delay)),
                 false,
             )
             .await?;
@@ -626,7 +630,7 @@ pub(crate) async fn on_validated(
 /// Appends now to the device's attempts (the first report of an update).
 async fn count_attempt(state: &AppState, device_id: i64) -> Result<(), sqlx::Error> {
     let mut attempts = state.db.update_attempts(device_id).await?;
-    attempts.push(now_ms());
+    attempts.push(state.clock.now_ms());
     // Only recent attempts matter; a bounded list keeps the column small.
     let keep = attempts.len().saturating_sub(100);
     attempts.drain(..keep);
@@ -637,7 +641,7 @@ async fn count_attempt(state: &AppState, device_id: i64) -> Result<(), sqlx::Err
 /// health gate after the deployment's health timeout; any other update not heard from for
 /// the in-flight timeout expires.
 pub(crate) async fn sweep(state: &AppState) -> Result<(), sqlx::Error> {
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let silent_ms =
         i64::try_from(state.fleet.timing().in_flight_timeout.as_millis()).unwrap_or(i64::MAX);
     for row in state.db.in_flight_updates().await? {

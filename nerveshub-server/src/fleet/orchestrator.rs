@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use super::{Fleet, lifecycle, version};
 use crate::db::device_updates as upd;
-use crate::db::{self, Actor, Audit, DeploymentRow, deployments::CandidateRow, now_ms};
+use crate::db::{self, Actor, Audit, DeploymentRow, OnUnique, deployments::CandidateRow};
 use crate::state::AppState;
 use crate::storage::DEFAULT_URL_TTL;
 
@@ -208,7 +208,7 @@ async fn run(state: &AppState, id: i64) -> Result<Run, sqlx::Error> {
     if normal_slots == 0 && priority_slots == 0 {
         return Ok(Run::Continue { again: false });
     }
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let lifo = d.queue_management == "LIFO";
     let candidates = state
         .db
@@ -258,8 +258,7 @@ fn reported(candidate: &CandidateRow, key: &str) -> Option<String> {
 /// `release_tags` (the device carries all of them) and validation: a device that reported its
 /// firmware as not validated would refuse the update (NervesHub PR #2369).
 fn eligible(candidate: &CandidateRow, release_tags: &[String]) -> bool {
-    let tags: Vec<String> = serde_json::from_str(&candidate.tags).unwrap_or_default();
-    if !release_tags.iter().all(|t| tags.contains(t)) {
+    if !release_tags.iter().all(|t| candidate.tags.contains(t)) {
         return false;
     }
     let validated = candidate
@@ -339,7 +338,7 @@ async fn schedule(
         .reachable(candidate.id, candidate.connected_node.as_deref());
     let polling = candidate
         .poll_online_until
-        .is_some_and(|until| until >= now_ms());
+        .is_some_and(|until| until >= state.clock.now_ms());
     if !connected && !polling {
         // Shown connected but held by no node (a stale row after a crash).
         return Ok(false);
@@ -353,7 +352,8 @@ async fn schedule(
     };
     // The row first: if the server dies before the push, the device's next join ends it.
     let mut tx = state.db.begin().await?;
-    let id = match upd::insert_update(
+    // Taken: the device has an update in flight after all (another run won).
+    let Some(id) = upd::insert_update(
         &mut tx,
         candidate.id,
         firmware.id,
@@ -361,10 +361,9 @@ async fn schedule(
         queue == Queue::Priority,
     )
     .await
-    {
-        Ok(id) => id,
-        Err(e) if db::is_unique_violation(&e) => return Ok(false),
-        Err(e) => return Err(e),
+    .unique_as_none()?
+    else {
+        return Ok(false);
     };
     db::audit(
         &mut tx,

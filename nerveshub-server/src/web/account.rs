@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::backend::WebState;
 use super::page::{WebError, bare_page, safe_next};
 use super::session::{self, NoFields, Posted, Session};
-use crate::db::{self, Actor, Audit, now_ms};
+use crate::db::{self, Actor, Audit};
 use crate::error::ApiError;
 
 const LOGIN_COOKIE: &str = "nh_login";
@@ -135,14 +135,18 @@ async fn login(
         };
     let secret = session::new_secret()?;
     let internal = |e: sqlx::Error| WebError::Internal(format!("session: {e}"));
-    web.app
-        .db
-        .create_web_session(user.id, &session::secret_hash(&secret), now_ms())
-        .await
-        .map_err(internal)?;
-    let mut conn = web.app.db.pool().acquire().await.map_err(internal)?;
+    // The session and its audit row commit together.
+    let mut tx = web.app.db.begin().await.map_err(internal)?;
+    db::web_sessions::create_web_session(
+        &mut tx,
+        user.id,
+        &session::secret_hash(&secret),
+        web.app.clock.now_ms(),
+    )
+    .await
+    .map_err(internal)?;
     db::audit(
-        &mut conn,
+        &mut tx,
         Audit {
             org_id: None,
             actor: Actor::User(user.id),
@@ -154,6 +158,7 @@ async fn login(
     )
     .await
     .map_err(internal)?;
+    tx.commit().await.map_err(internal)?;
     let mut response = Redirect::to(&next).into_response();
     let headers = response.headers_mut();
     for cookie in [

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::backend::WebState;
 use super::page::{Flash, WebError};
-use crate::db::{UserRow, now_ms};
+use crate::db::UserRow;
 
 pub(crate) const SESSION_COOKIE: &str = "nh_session";
 const FLASH_COOKIE: &str = "nh_flash";
@@ -120,7 +120,7 @@ impl FromRequestParts<WebState> for Session {
         let user = web
             .app
             .db
-            .web_session_user(&hash, now_ms())
+            .web_session_user(&hash, web.app.clock.now_ms())
             .await
             .map_err(|e| WebError::Internal(format!("session: {e}")))?
             .ok_or(WebError::SignIn { next })?;
