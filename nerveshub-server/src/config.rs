@@ -106,7 +106,17 @@ pub struct Config {
     /// [`ManualClock`](crate::ManualClock), which lifetimes (verification tokens, web
     /// sessions, the stale-connection sweep) then follow without sleeping.
     pub clock: crate::Clock,
+    /// A product's own routes, served on the API listeners (plain and TLS) under
+    /// [`EXTENSION_PREFIX`] (`/ext`), beside the management API and the web UI: a
+    /// provisioning endpoint, a webhook receiver, a status page. The prefix keeps them from
+    /// colliding with today's or a later version's routes. They get the listeners' limits,
+    /// request hardening and metrics, and nothing else: they authenticate their own callers.
+    /// Not served on `device`-role nodes, which serve no API.
+    pub api_extension: Option<axum::Router>,
 }
+
+/// Where [`Config::api_extension`] routes are served: `/ext/…`.
+pub const EXTENSION_PREFIX: &str = "/ext";
 
 impl Config {
     /// The embedded defaults: SQLite and local storage in `data_dir`, the API on
@@ -142,12 +152,13 @@ impl Config {
             drain: crate::DrainPacing::default(),
             crypto_provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
             clock: crate::Clock::system(),
+            api_extension: None,
         }
     }
 }
 
 /// Where firmware is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum StorageConfig {
     /// A directory on this machine; download URLs are the server's own signed `/firmware/…`
@@ -172,7 +183,60 @@ pub enum StorageConfig {
         /// applied over the `AWS_*` environment variables.
         options: Vec<(String, String)>,
     },
+    /// Any [`object_store::ObjectStore`] a product brings (Google Cloud Storage, Azure, its
+    /// own): firmware objects are written there under their storage keys, and devices
+    /// download them through the server's own signed `/firmware/…` URLs, served by the device
+    /// endpoint from the store (with Range support), as for local storage. The crate
+    /// re-exports the `object_store` version it was built with.
+    ///
+    /// Several nodes may share it: the product vouches that every node reaches the same
+    /// objects (nodes compare `name`).
+    ObjectStore {
+        /// The store.
+        store: Arc<dyn object_store::ObjectStore>,
+        /// How messages, `/ready` and the other nodes of a cluster name it, e.g.
+        /// `gs://bucket/firmware`.
+        name: String,
+    },
 }
+
+/// Two configs are equal when they name the same place; product stores are equal when they
+/// are the same store object under the same name.
+impl PartialEq for StorageConfig {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                StorageConfig::Local { dir, shared },
+                StorageConfig::Local {
+                    dir: other_dir,
+                    shared: other_shared,
+                },
+            ) => dir == other_dir && shared == other_shared,
+            (
+                StorageConfig::S3 {
+                    bucket,
+                    prefix,
+                    options,
+                },
+                StorageConfig::S3 {
+                    bucket: other_bucket,
+                    prefix: other_prefix,
+                    options: other_options,
+                },
+            ) => bucket == other_bucket && prefix == other_prefix && options == other_options,
+            (
+                StorageConfig::ObjectStore { store, name },
+                StorageConfig::ObjectStore {
+                    store: other_store,
+                    name: other_name,
+                },
+            ) => Arc::ptr_eq(store, other_store) && name == other_name,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StorageConfig {}
 
 impl StorageConfig {
     /// Local storage in `<data_dir>/firmware`, for one node.
@@ -235,6 +299,7 @@ impl fmt::Display for StorageConfig {
                 write!(f, "s3://{bucket}")
             }
             StorageConfig::S3 { bucket, prefix, .. } => write!(f, "s3://{bucket}/{prefix}"),
+            StorageConfig::ObjectStore { name, .. } => f.write_str(name),
         }
     }
 }

@@ -42,6 +42,38 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Embedding it in a product
+//!
+//! Two places take a product's own parts, beside the crypto provider and the clock:
+//! - **Firmware storage**: [`StorageConfig::ObjectStore`] takes any
+//!   [`object_store::ObjectStore`] (Google Cloud Storage, Azure, an in-house store). Devices
+//!   download from it through the server's own signed, expiring URLs on the device endpoint.
+//! - **Routes**: [`Config::api_extension`] is an [`axum::Router`] served on the API listeners
+//!   under `/ext` ([`EXTENSION_PREFIX`]), with the listeners' limits, hardening and metrics.
+//!
+//! The crate re-exports the `axum` and `object_store` it was built with, so a product's types
+//! match.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use nerveshub_server::axum::{Router, routing::get};
+//! use nerveshub_server::object_store::memory::InMemory;
+//! use nerveshub_server::{Config, RunningServer, StorageConfig};
+//!
+//! # async fn run() -> Result<(), nerveshub_server::ServerError> {
+//! let mut config = Config::new("./nerveshub-data");
+//! config.storage = StorageConfig::ObjectStore {
+//!     store: Arc::new(InMemory::new()),
+//!     name: "memory://firmware".to_owned(),
+//! };
+//! // Served at GET /ext/hello on the management API's listener.
+//! config.api_extension = Some(Router::new().route("/hello", get(|| async { "hello" })));
+//! let server = RunningServer::start(config).await?;
+//! # server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 
 mod api;
 mod auth;
@@ -68,11 +100,16 @@ mod web;
 #[doc(hidden)]
 pub mod fuzzing;
 
+/// The `axum` this crate serves with: [`Config::api_extension`] is one of its routers.
+pub use axum;
 pub use clock::{Clock, ManualClock};
 pub use cluster::{DrainPacing, NodeRole};
-pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE, StorageConfig};
+pub use config::{Config, DEFAULT_MAX_FIRMWARE_SIZE, EXTENSION_PREFIX, StorageConfig};
 pub use error::{ApiError, InternalError, ServerError};
 pub use listener::ConnectionLimits;
+/// The `object_store` this crate stores firmware with: [`StorageConfig::ObjectStore`] takes
+/// one of its stores.
+pub use object_store;
 pub use server::{FirstAdmin, RunningServer, reset_password};
 
 /// The OpenAPI 3 document of the management API (also served at `GET /api/openapi`).

@@ -175,9 +175,7 @@ impl RunningServer {
             "connection limits"
         );
         let api_router = if role.serves_api() {
-            api::router(state.clone())
-                .merge(observability::health_routes(state.clone()))
-                .merge(web::router(state.clone(), false))
+            api_routes(&state, false)
         } else {
             observability::health_routes(state.clone())
         };
@@ -212,12 +210,7 @@ impl RunningServer {
                 "api-tls",
                 listener,
                 Some(tokio_rustls::TlsAcceptor::from(tls)),
-                listener::harden(observability::layer(
-                    api::router(state.clone())
-                        .merge(observability::health_routes(state.clone()))
-                        .merge(web::router(state.clone(), true)),
-                    "api-tls",
-                )),
+                listener::harden(observability::layer(api_routes(&state, true), "api-tls")),
                 limits.api(),
                 not_accepting.clone(),
                 DEVICE_SHUTDOWN_GRACE,
@@ -395,6 +388,18 @@ impl RunningServer {
 /// Binds a listener with a listen queue of `backlog` connections (tokio's `bind` asks for 128:
 /// in a reconnect storm the kernel then drops SYNs and devices wait 1, 3, 7 s in retries). The
 /// kernel caps it at `net.core.somaxconn`.
+/// What an API listener serves: the management API, health probes, the web UI (its cookies
+/// `Secure` on the TLS listener) and a product's extension routes under `/ext`.
+fn api_routes(state: &AppState, secure_cookies: bool) -> axum::Router {
+    let router = api::router(state.clone())
+        .merge(observability::health_routes(state.clone()))
+        .merge(web::router(state.clone(), secure_cookies));
+    match &state.config.api_extension {
+        Some(extension) => router.nest(crate::config::EXTENSION_PREFIX, extension.clone()),
+        None => router,
+    }
+}
+
 fn bind(addr: SocketAddr, backlog: u32, what: &str) -> Result<TcpListener, ServerError> {
     let err = |e| ServerError::io(format!("binding {what} to {addr}"), e);
     let socket = if addr.is_ipv4() {

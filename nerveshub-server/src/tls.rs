@@ -156,6 +156,7 @@ fn development_identity(
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| ServerError::io(format!("creating {}", dir.display()), e))?;
+    // Real TLS peers check this certificate's validity against the time of day.
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -34,6 +34,7 @@ impl std::fmt::Debug for UserCa {
     }
 }
 
+/// The time of day: real TLS peers check the user CA's validity against it.
 fn unix_now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

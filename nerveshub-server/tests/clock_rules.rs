@@ -2,7 +2,10 @@
 //! [`ManualClock`]) instead of sleeping, on SQLite and PostgreSQL.
 
 mod common;
+mod device_support;
 mod devices_support;
+mod firmware_support;
+mod fleet_support;
 
 use std::time::{Duration, SystemTime};
 
@@ -12,6 +15,7 @@ use serde_json::{Value, json};
 
 use common::TestServer;
 use devices_support::{b64, pki_ca, pki_proof, verification_token};
+use fleet_support::{Behaviour, Fleet, wait_sims};
 
 const CAS: &str = "/orgs/acme/ca_certificates";
 
@@ -55,5 +59,66 @@ async fn a_verification_token_expires_an_hour_after_it_was_issued() {
         let (status, body) = ts.post(&f.manage, CAS, registration(&late, &token)).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         ts.stop().await;
+    }
+}
+
+/// Polls `identifier`'s update rows (real time, at most a minute) until `ok` holds.
+async fn wait_updates(
+    fleet: &Fleet,
+    identifier: &str,
+    ok: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = fleet.updates(identifier).await;
+        if ok(&rows) {
+            return rows;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{identifier}'s updates never matched: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An update the device never answers expires after the in-flight timeout (30 minutes by
+/// default) by the server's clock, and the deployment sends it again: nothing expires while
+/// the clock stands still, and moving it 31 minutes expires the row at the next sweep.
+#[tokio::test]
+async fn a_silent_update_expires_after_the_in_flight_timeout() {
+    for db in common::databases().await {
+        let manual = ManualClock::new(SystemTime::now());
+        let clock = manual.clock();
+        let fleet = Fleet::start(db, &["1.0.0", "2.0.0"], |config| config.clock = clock).await;
+        fleet
+            .deployment("main", "2.0.0", json!({"is_active": true}))
+            .await;
+        let mute = fleet.spawn("dev-mute", "1.0.0", Behaviour::Mute);
+        let rows = wait_updates(&fleet, "dev-mute", |r| r.len() == 1).await;
+        assert_eq!(rows[0]["in_flight"], true, "{rows:?}");
+
+        // Several sweeps (one per second in these tests) with the clock standing still.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let rows = fleet.updates("dev-mute").await;
+        assert_eq!(
+            rows.len(),
+            1,
+            "nothing expires while the clock stands: {rows:?}"
+        );
+        assert_eq!(rows[0]["in_flight"], true, "{rows:?}");
+
+        manual.advance(Duration::from_secs(31 * 60));
+        let rows = wait_updates(&fleet, "dev-mute", |r| r.len() >= 2).await;
+        assert_eq!(rows[0]["status"], "expired", "{rows:?}");
+        wait_sims(
+            std::slice::from_ref(&mute),
+            Duration::from_secs(60),
+            "update sent again",
+            |s| s.updates().len() >= 2,
+        )
+        .await;
+        mute.stop();
+        fleet.fw.ts.stop().await;
     }
 }

@@ -36,6 +36,8 @@ pub(super) async fn register(
     node_id: &str,
     storage_is_local: bool,
 ) -> Result<(), ServerError> {
+    // Leases are compared by every node's process: they follow the system clock, not a
+    // test's `Config::clock`.
     let now = now_ms();
     let host = hostname();
     let pid = i64::from(std::process::id());

@@ -62,16 +62,16 @@ pub(crate) async fn in_flight_update_in(
         .await
 }
 
-/// Records a new update in flight (status `requested`); a unique violation when the device
-/// already has one.
+/// Records a new update in flight (status `requested`) at `now` (the server's clock: the
+/// in-flight timeout is measured from it); a unique violation when the device already has one.
 pub(crate) async fn insert_update(
     conn: &mut AnyConnection,
+    now: i64,
     device_id: i64,
     firmware_id: i64,
     deployment_id: Option<i64>,
     priority_queue: bool,
 ) -> Result<i64, sqlx::Error> {
-    let now = now_ms();
     sqlx::query_scalar(
         "INSERT INTO device_updates (device_id, firmware_id, deployment_id, priority_queue, status,
              progress, inserted_at, updated_at)
@@ -90,12 +90,12 @@ pub(crate) async fn insert_update(
 /// already ended.
 pub(crate) async fn finish_update(
     conn: &mut AnyConnection,
+    now: i64,
     id: i64,
     status: &str,
     progress: Option<i64>,
     reason: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
-    let now = now_ms();
     let done = sqlx::query(
         "UPDATE device_updates SET status = $1, progress = COALESCE($2, progress),
              reason = COALESCE($3, reason), updated_at = $4, finished_at = $4
@@ -115,12 +115,13 @@ pub(crate) async fn finish_update(
 /// replaces it).
 pub(crate) async fn supersede_updates(
     conn: &mut AnyConnection,
+    now: i64,
     device_id: i64,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE device_updates SET finished_at = $1 WHERE device_id = $2 AND finished_at IS NULL",
     )
-    .bind(now_ms())
+    .bind(now)
     .bind(device_id)
     .execute(&mut *conn)
     .await?;

@@ -228,15 +228,17 @@ impl Presence {
 
     /// The device (connected) was heard from now.
     pub(crate) fn seen(&self, device_id: i64) {
-        self.lock().seen(device_id, now_ms());
+        let now = self.inner.db.now_ms();
+        self.lock().seen(device_id, now);
     }
 
     /// A socket of the device closed: its connections established up to `up_to` (its join's
     /// `connection_established_at`, or the close's time if it never joined) are over.
     pub(crate) fn disconnected(&self, device_id: i64, up_to: i64) {
+        let now = self.inner.db.now_ms();
         let many = {
             let mut pending = self.lock();
-            pending.disconnected(device_id, up_to, now_ms());
+            pending.disconnected(device_id, up_to, now);
             pending.disconnects >= BATCH_ROWS
         };
         if many {

@@ -131,8 +131,16 @@ pub(crate) async fn manual_upgrade(
         .map_err(FleetError::Storage)?;
     // Recorded before the push, so the device's first status finds it.
     let mut tx = state.db.begin().await?;
-    upd::supersede_updates(&mut tx, device.id).await?;
-    let id = upd::insert_update(&mut tx, device.id, firmware.id, None, false).await?;
+    upd::supersede_updates(&mut tx, state.clock.now_ms(), device.id).await?;
+    let id = upd::insert_update(
+        &mut tx,
+        state.clock.now_ms(),
+        device.id,
+        firmware.id,
+        None,
+        false,
+    )
+    .await?;
     upd::set_updates_enabled(&mut tx, device.id, false).await?;
     db::audit(
         &mut tx,
@@ -159,6 +167,7 @@ pub(crate) async fn manual_upgrade(
         let mut tx = state.db.begin().await?;
         upd::finish_update(
             &mut tx,
+            state.clock.now_ms(),
             id,
             "undelivered",
             None,
@@ -285,6 +294,7 @@ async fn reconcile(
     let mut tx = state.db.begin().await?;
     upd::finish_update(
         &mut tx,
+        state.clock.now_ms(),
         update.id,
         "interrupted",
         None,
@@ -302,7 +312,16 @@ async fn succeed(
     update: &InFlight,
 ) -> Result<(), sqlx::Error> {
     let mut tx = state.db.begin().await?;
-    if upd::finish_update(&mut tx, update.id, "completed", Some(100), None).await? {
+    if upd::finish_update(
+        &mut tx,
+        state.clock.now_ms(),
+        update.id,
+        "completed",
+        Some(100),
+        None,
+    )
+    .await?
+    {
         tracing::info!(device = %device.identifier, firmware = %update.firmware_uuid, "update completed: the device runs the release");
         upd::set_blocked_until(&mut tx, device.id, None, true).await?;
         db::audit(
@@ -338,7 +357,16 @@ async fn fail(
     reason: &str,
 ) -> Result<(), sqlx::Error> {
     let mut tx = state.db.begin().await?;
-    if !upd::finish_update(&mut tx, update.id, status, None, Some(reason)).await? {
+    if !upd::finish_update(
+        &mut tx,
+        state.clock.now_ms(),
+        update.id,
+        status,
+        None,
+        Some(reason),
+    )
+    .await?
+    {
         return Ok(());
     }
     tracing::info!(device = %device.identifier, firmware = %update.firmware_uuid, status, reason, "update failed");
@@ -577,7 +605,15 @@ pub(crate) async fn on_status(
                 None => format!("retry in {delay_for_minutes} min"),
             };
             let mut tx = state.db.begin().await?;
-            upd::finish_update(&mut tx, update.id, "rescheduled", None, Some(&text)).await?;
+            upd::finish_update(
+                &mut tx,
+                state.clock.now_ms(),
+                update.id,
+                "rescheduled",
+                None,
+                Some(&text),
+            )
+            .await?;
             upd::set_blocked_until(
                 &mut tx,
                 device.id,
@@ -692,6 +728,7 @@ pub(crate) async fn sweep(state: &AppState) -> Result<(), sqlx::Error> {
             let mut tx = state.db.begin().await?;
             let expired = upd::finish_update(
                 &mut tx,
+                state.clock.now_ms(),
                 row.id,
                 "expired",
                 None,

@@ -355,6 +355,7 @@ async fn schedule(
     // Taken: the device has an update in flight after all (another run won).
     let Some(id) = upd::insert_update(
         &mut tx,
+        state.clock.now_ms(),
         candidate.id,
         firmware.id,
         Some(d.id),
@@ -398,6 +399,7 @@ async fn schedule(
         let mut tx = state.db.begin().await?;
         upd::finish_update(
             &mut tx,
+            state.clock.now_ms(),
             id,
             "undelivered",
             None,

@@ -23,7 +23,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use object_store::ObjectStoreExt as _;
 #[cfg(feature = "s3")]
@@ -77,14 +77,20 @@ pub(crate) struct Storage {
 
 struct Inner {
     store: Arc<dyn ObjectStore>,
+    /// The configured storage as `--storage` (or a product) names it.
+    name: String,
+    /// The server's clock: download URLs expire by it, and the sweep's ages are read by it.
+    clock: crate::Clock,
     backend: Backend,
     upload_dir: PathBuf,
 }
 
 enum Backend {
-    Local {
-        /// `<data-dir>/firmware`
-        root: PathBuf,
+    /// Objects served by the device endpoint under our own signed URLs: local storage, or a
+    /// product's object store.
+    Served {
+        /// `<data-dir>/firmware` for local storage; `None` for a product's store.
+        root: Option<PathBuf>,
         signer: UrlSigner,
         /// `https://host:port`, no trailing slash.
         base_url: String,
@@ -104,8 +110,8 @@ enum Backend {
 impl fmt::Debug for Storage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.inner.backend {
-            Backend::Local { root, base_url, .. } => f
-                .debug_struct("Storage::Local")
+            Backend::Served { root, base_url, .. } => f
+                .debug_struct("Storage::Served")
                 .field("root", root)
                 .field("base_url", base_url)
                 .finish_non_exhaustive(),
@@ -149,22 +155,15 @@ impl Storage {
                     .map_err(|e| ServerError::Config(format!("local firmware storage: {e}")))?
                     // Deleting a firmware removes the directories it leaves empty.
                     .with_automatic_cleanup(true);
-                let signer = UrlSigner::from_secret(url_secret);
-                let base_url = config
-                    .device_url
-                    .as_deref()
-                    .map(|url| url.trim_end_matches('/').to_owned())
-                    .unwrap_or_else(|| format!("https://localhost:{}", device_addr.port()));
                 (
                     Arc::new(local),
-                    Backend::Local {
-                        root,
-                        signer,
-                        base_url,
-                        base_from_host: config.device_url.is_none(),
-                    },
+                    served_backend(config, device_addr, url_secret, Some(root)),
                 )
             }
+            StorageConfig::ObjectStore { store, .. } => (
+                store.clone(),
+                served_backend(config, device_addr, url_secret, None),
+            ),
             #[cfg(feature = "s3")]
             StorageConfig::S3 {
                 bucket,
@@ -182,6 +181,8 @@ impl Storage {
         Ok(Storage {
             inner: Arc::new(Inner {
                 store,
+                name: config.storage.to_string(),
+                clock: config.clock.clone(),
                 backend,
                 upload_dir,
             }),
@@ -197,7 +198,10 @@ impl Storage {
     /// `local` or `s3://bucket`, for messages.
     pub(crate) fn describe(&self) -> String {
         match &self.inner.backend {
-            Backend::Local { root, .. } => format!("local ({})", root.display()),
+            Backend::Served {
+                root: Some(root), ..
+            } => format!("local ({})", root.display()),
+            Backend::Served { root: None, .. } => self.inner.name.clone(),
             #[cfg(feature = "s3")]
             #[cfg(feature = "s3")]
             Backend::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
@@ -208,7 +212,7 @@ impl Storage {
     fn object_path(&self, key: &str) -> Result<Path, StorageError> {
         let key = Path::parse(key)?;
         Ok(match &self.inner.backend {
-            Backend::Local { .. } => key,
+            Backend::Served { .. } => key,
             #[cfg(feature = "s3")]
             Backend::S3 { prefix, .. } => prefix.parts().chain(key.parts()).collect(),
         })
@@ -272,12 +276,12 @@ impl Storage {
         ttl: Duration,
     ) -> Result<String, StorageError> {
         match &self.inner.backend {
-            Backend::Local {
+            Backend::Served {
                 signer, base_url, ..
             } => {
                 // Validate the key the same way the server will when the URL comes back.
                 Path::parse(&firmware.storage_key)?;
-                let expires = unix_now().saturating_add(ttl.as_secs());
+                let expires = self.unix_now().saturating_add(ttl.as_secs());
                 Ok(format!(
                     "{base_url}{}",
                     signer.url_path(&firmware.storage_key, expires)
@@ -297,7 +301,7 @@ impl Storage {
     /// on the network downloads from the address it already reaches. Other URLs (S3, a
     /// configured `device_url`) and hosts that are not a plain authority pass unchanged.
     pub(crate) fn url_for_host(&self, url: String, host: Option<&str>) -> String {
-        let Backend::Local {
+        let Backend::Served {
             base_url,
             base_from_host: true,
             ..
@@ -317,7 +321,7 @@ impl Storage {
     /// seconds). Always invalid for S3 storage, which never hands out such URLs.
     fn check_local_url(&self, key: &str, expires: u64, signature: &str, now: u64) -> UrlCheck {
         match &self.inner.backend {
-            Backend::Local { signer, .. } => signer.check(key, expires, signature, now),
+            Backend::Served { signer, .. } => signer.check(key, expires, signature, now),
             #[cfg(feature = "s3")]
             Backend::S3 { .. } => UrlCheck::Invalid,
         }
@@ -326,7 +330,10 @@ impl Storage {
     /// Whether the store can be reached: the local root exists, or S3 answers a HEAD in the
     /// bucket (a missing object is an answer).
     pub(crate) async fn ping(&self) -> Result<(), StorageError> {
-        if let Backend::Local { root, .. } = &self.inner.backend {
+        if let Backend::Served {
+            root: Some(root), ..
+        } = &self.inner.backend
+        {
             std::fs::metadata(root).map_err(|e| StorageError::Io {
                 context: format!("reading {}", root.display()),
                 source: e,
@@ -351,6 +358,27 @@ impl Storage {
             .store
             .get_opts(&self.object_path(key)?, options)
             .await?)
+    }
+}
+
+/// The backend of stores whose objects the device endpoint serves under our signed URLs,
+/// based at the configured device URL or, without one, at the host each device reached.
+fn served_backend(
+    config: &Config,
+    device_addr: SocketAddr,
+    url_secret: signed_url::UrlSecret,
+    root: Option<PathBuf>,
+) -> Backend {
+    let base_url = config
+        .device_url
+        .as_deref()
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| format!("https://localhost:{}", device_addr.port()));
+    Backend::Served {
+        root,
+        signer: UrlSigner::from_secret(url_secret),
+        base_url,
+        base_from_host: config.device_url.is_none(),
     }
 }
 
@@ -382,12 +410,16 @@ fn clean_upload_dir(dir: &FsPath) {
 /// The name prefix of upload temp files.
 pub(crate) const UPLOAD_PREFIX: &str = "upload-";
 
-/// Now, in Unix seconds.
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+impl Storage {
+    /// Now by the server's clock, in Unix seconds.
+    fn unix_now(&self) -> u64 {
+        self.inner
+            .clock
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
 }
 
 /// The S3 store `spec` names: `bucket`, objects under `[prefix/]firmware/`, path-style

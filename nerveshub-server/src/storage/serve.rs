@@ -1,6 +1,6 @@
-//! `GET /firmware/<key>?expires=…&signature=…` on the device endpoint: local storage's signed,
-//! expiring downloads, with single-range HTTP Range support (devices resume downloads with
-//! `Range: bytes=N-`).
+//! `GET /firmware/<key>?expires=…&signature=…` on the device endpoint: the signed, expiring
+//! downloads of local storage and of a product's object store, with single-range HTTP Range
+//! support (devices resume downloads with `Range: bytes=N-`).
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use object_store::GetRange;
 
+use super::StorageError;
 use super::signed_url::UrlCheck;
-use super::{StorageError, unix_now};
 use crate::api::{Download, DownloadError};
 use crate::state::AppState;
 
@@ -23,9 +23,8 @@ pub(crate) async fn serve_firmware(
     let (expires, signature) = parse_query(query.as_deref().unwrap_or(""));
     let check = match (expires, signature) {
         (Some(expires), Some(signature)) => {
-            state
-                .storage
-                .check_local_url(&key, expires, signature, unix_now())
+            let now = state.storage.unix_now();
+            state.storage.check_local_url(&key, expires, signature, now)
         }
         _ => UrlCheck::Invalid,
     };

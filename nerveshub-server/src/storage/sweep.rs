@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use object_store::path::Path;
 use object_store::{ObjectStore as _, ObjectStoreExt as _};
 
-use super::{Backend, Storage, StorageError, unix_now};
+use super::{Backend, Storage, StorageError};
 
 /// What one sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -29,9 +29,9 @@ impl Storage {
         referenced: &HashSet<String>,
         min_age: Duration,
     ) -> Result<Swept, StorageError> {
-        let cutoff = i64::try_from(unix_now().saturating_sub(min_age.as_secs())).unwrap_or(0);
+        let cutoff = i64::try_from(self.unix_now().saturating_sub(min_age.as_secs())).unwrap_or(0);
         let root = match &self.inner.backend {
-            Backend::Local { .. } => None,
+            Backend::Served { .. } => None,
             #[cfg(feature = "s3")]
             Backend::S3 { prefix, .. } => Some(prefix.clone()),
         };
@@ -57,7 +57,10 @@ impl Storage {
                 }
             }
         }
-        if let Backend::Local { root, .. } = &self.inner.backend {
+        if let Backend::Served {
+            root: Some(root), ..
+        } = &self.inner.backend
+        {
             swept.temp_files = remove_stale_temp_files(root, min_age);
         }
         Ok(swept)
@@ -90,6 +93,7 @@ fn is_temp_name(name: &str) -> bool {
 fn remove_stale_temp_files(root: &FsPath, min_age: Duration) -> usize {
     let mut removed = 0;
     let mut pending = vec![root.to_owned()];
+    // Compared with file modification times, which the filesystem stamps by the system clock.
     let now = SystemTime::now();
     while let Some(dir) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
