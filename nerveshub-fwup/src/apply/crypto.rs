@@ -144,7 +144,6 @@ impl SectorCipher {
 fn plain_iv(lba: u64) -> [u8; 16] {
     let mut iv = [0u8; 16];
     // Truncation is the definition of `plain` (as opposed to `plain64`).
-    #[allow(clippy::cast_possible_truncation)]
     iv[..4].copy_from_slice(&(lba as u32).to_le_bytes());
     iv
 }

@@ -84,7 +84,6 @@ impl CreationTime {
     pub fn from_env(source_date_epoch: Option<&str>, now: Option<&str>, clock: i64) -> Self {
         if let Some(epoch) = source_date_epoch {
             // time_t from an unsigned long: modulo 2⁶⁴, as in C.
-            #[allow(clippy::cast_possible_wrap)]
             let unix = crate::metaconf::strtoul(epoch).value as i64;
             return Self {
                 unix,

@@ -317,7 +317,6 @@ pub(crate) fn requirement(name: &str, args: &[String], declared: &Declared) -> C
 fn off_t(value: Option<&str>) -> Option<i64> {
     let p = strtoul(value?);
     // off_t is signed: C converts the unsigned value modulo 2⁶⁴.
-    #[allow(clippy::cast_possible_wrap)]
     let v = p.value as i64;
     (p.complete && !p.overflow).then_some(v)
 }
@@ -326,7 +325,6 @@ fn off_t(value: Option<&str>) -> Option<i64> {
 pub(crate) fn uboot_environment(env: &UbootEnvironment) -> Check {
     let offset = off_t(env.block_offset()).ok_or("block-offset must be specified")?;
     // cfg_getint's long is stored in a C int.
-    #[allow(clippy::cast_possible_truncation)]
     let count = i64::from(env.block_count() as i32);
     require(
         count > 0 && count < i64::from(u16::MAX),

@@ -149,9 +149,8 @@ pub(crate) fn strtol_int(s: &str) -> i32 {
         i64::try_from(p.magnitude).unwrap_or(i64::MAX)
     };
     // Truncation to `int` is the point here.
-    #[allow(clippy::cast_possible_truncation)]
-    let int = long as i32;
-    int
+
+    long as i32
 }
 
 /// `(int) strtoul(s, NULL, 0)` as fwup uses it to read the argument count of a funlist
@@ -159,9 +158,8 @@ pub(crate) fn strtol_int(s: &str) -> i32 {
 /// is truncated to a C `int`.
 pub(crate) fn funlist_argc(s: &str) -> i32 {
     // Truncation to `int` is the point here.
-    #[allow(clippy::cast_possible_truncation)]
-    let truncated = strtoul(s).value as u32 as i32;
-    truncated
+
+    strtoul(s).value as u32 as i32
 }
 
 /// libconfuse booleans: true/yes/on and false/no/off, in any case.
@@ -196,7 +194,6 @@ fn strtol10_int(s: &[u8]) -> (i32, usize) {
     } else {
         i64::try_from(p.magnitude).unwrap_or(i64::MAX)
     };
-    #[allow(clippy::cast_possible_truncation)]
     let truncated = value as i32;
     (truncated, p.consumed)
 }

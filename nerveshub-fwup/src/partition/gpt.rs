@@ -106,7 +106,6 @@ fn uuid_me(s: &str) -> Option<[u8; 16]> {
         let digit = |c: u8| char::from(c).to_digit(16);
         let (h, l) = (digit(b[pos])?, digit(b[pos + 1])?);
         // Two hex digits fit a byte.
-        #[allow(clippy::cast_possible_truncation)]
         {
             out[ix] = (h * 16 + l) as u8;
         }

@@ -28,9 +28,8 @@ pub(super) use crate::metaconf::strtoul;
 /// `(int) strtoul(title, NULL, 0)`: how fwup numbers `partition` and `osii` sections.
 pub(super) fn section_index(title: &str) -> i32 {
     // The truncation to a C int is what fwup does.
-    #[allow(clippy::cast_possible_truncation)]
-    let ix = strtoul(title).value as u32 as i32;
-    ix
+
+    strtoul(title).value as u32 as i32
 }
 
 /// A block offset option as fwup checks it (`mbr.c`, `gpt.c`): required, `strtoul`, below
@@ -61,9 +60,7 @@ pub(super) fn parse_block_offset(value: Option<&str>, ix: i64) -> Result<u32> {
 
 /// C's conversion of a `long` option to `uint32_t` (modulo 2³²).
 pub(super) fn as_u32(v: i64) -> u32 {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let v = v as u32;
-    v
+    v as u32
 }
 
 /// fwup's `struct mbr_partition`.
@@ -114,7 +111,6 @@ fn cfg_to_partitions(mbr: &Mbr) -> Result<([Part; MAX_PARTITIONS], usize)> {
             num_extended = slot - PRIMARY + 1;
         }
 
-        #[allow(clippy::cast_possible_truncation)]
         let partition_type = cfg.partition_type() as i32;
         if !(0..=0xff).contains(&partition_type) {
             return err(format!("partition {ix}'s type must be between 0 and 255"));
@@ -189,7 +185,6 @@ struct Osip {
 }
 
 /// fwup's `mbr_cfg_to_osip`; `None` without `include-osip`.
-#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 fn cfg_to_osip(mbr: &Mbr) -> Result<Option<Osip>> {
     if !mbr.include_osip() {
         return Ok(None);
@@ -260,7 +255,6 @@ fn bootstrap_code(hex: &str) -> Result<[u8; 440]> {
     for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
         let digit = |c: u8| char::from(c).to_digit(16);
         match (digit(pair[0]), digit(pair[1])) {
-            #[allow(clippy::cast_possible_truncation)]
             (Some(h), Some(l)) => *byte = (h * 16 + l) as u8,
             _ => return err("Invalid character in hex string".to_string()),
         }
@@ -358,7 +352,6 @@ fn lba_to_chs(lba: u32, out: &mut [u8]) {
         let head = (lba / SECTORS_PER_HEAD) % HEADS_PER_CYLINDER;
         let sector = lba % SECTORS_PER_HEAD + 1;
         // All three fit their bytes by construction (cylinder < 1024).
-        #[allow(clippy::cast_possible_truncation)]
         {
             out[0] = head as u8;
             out[1] = (((cylinder & 0x300) >> 2) | sector) as u8;
@@ -373,7 +366,6 @@ fn encode_partition(p: &Part, out: &mut [u8]) {
     if p.partition_type > 0 {
         out[0] = if p.boot { 0x80 } else { 0 };
         lba_to_chs(p.block_offset, &mut out[1..4]);
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         {
             out[4] = p.partition_type as u8;
         }
@@ -398,11 +390,9 @@ fn encode_osip(osip: &Osip, out: &mut [u8]) {
     out[7] = 0;
     out[8] = osip.num_pointers;
     // At most 15 images.
-    #[allow(clippy::cast_possible_truncation)]
     let num_images = osip.descriptors.len() as u8;
     out[9] = num_images;
     let header_size = 32 + 24 * osip.descriptors.len();
-    #[allow(clippy::cast_possible_truncation)]
     out[10..12].copy_from_slice(&(header_size as u16).to_le_bytes());
     out[12..32].fill(0);
     for (d, o) in osip.descriptors.iter().zip(out[32..].chunks_exact_mut(24)) {
@@ -444,11 +434,7 @@ fn create(mbr: &Mbr, num_blocks: u32) -> Result<Vec<(u32, [u8; BLOCK])>> {
     let (table, num_extended) = cfg_to_partitions(mbr)?;
     let osip = cfg_to_osip(mbr)?;
     let bootstrap = mbr.bootstrap_code().map(bootstrap_code).transpose()?;
-    let signature = {
-        #[allow(clippy::cast_possible_truncation)]
-        let s = mbr.signature().map_or(0, |s| strtoul(s).value as u32);
-        s
-    };
+    let signature = { mbr.signature().map_or(0, |s| strtoul(s).value as u32) };
 
     // fwup ignores mbr_create's errors and then writes nothing (a silent no-op); this
     // implementation reports them instead.
@@ -508,9 +494,7 @@ fn create(mbr: &Mbr, num_blocks: u32) -> Result<Vec<(u32, [u8; BLOCK])>> {
 /// fwup's destination size in blocks as `mbr_write` and `gpt_write` see it: the end hint
 /// divided by 512 and truncated to 32 bits, 0 when unknown.
 pub(super) fn num_blocks(target: &dyn Target) -> u32 {
-    #[allow(clippy::cast_possible_truncation)]
-    let n = target.end_hint().map_or(0, |s| (s / BLOCK as u64) as u32);
-    n
+    target.end_hint().map_or(0, |s| (s / BLOCK as u64) as u32)
 }
 
 #[cfg(feature = "apply")]

@@ -41,7 +41,6 @@ fn size(value: &Value) -> String {
     let Some(bytes) = value.as_u64() else {
         return text(value);
     };
-    #[allow(clippy::cast_precision_loss)] // a display value
     let b = bytes as f64;
     if bytes < 1024 {
         format!("{bytes} B")
