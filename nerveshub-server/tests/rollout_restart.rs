@@ -20,6 +20,7 @@ use std::time::Duration;
 use firmware_support::{full_meta, make_firmware, uuid_of};
 use fleet_support::{Behaviour, PRODUCT, Sim, SimConfig, names, wait_sims};
 use nerveshub_server::{Config, RunningServer};
+use nerveshub_test_support::postgres::TestDatabase;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
