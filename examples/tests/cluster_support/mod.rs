@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use nerveshub_proto::{
@@ -317,7 +317,10 @@ impl Node {
         }
         command.env(
             "RUST_LOG",
-            var("NERVESHUB_CLUSTER_LOG").unwrap_or_else(|| "info".into()),
+            std::env::var("NERVESHUB_CLUSTER_LOG")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "info".into()),
         );
         self.child = Some(command.spawn().expect("starting nerveshub-server"));
     }

@@ -30,7 +30,13 @@ pub const PRODUCT: &str = "demo";
 /// How long anything the tests wait for may take (a busy CI machine included).
 const PATIENCE: Duration = Duration::from_secs(90);
 
-pub use nerveshub_test_support::{TestDb, databases};
+pub use nerveshub_test_support::TestDb;
+
+/// SQLite, plus PostgreSQL when `NERVESHUB_TEST_DATABASE_URL` names one (required under
+/// `NERVESHUB_CI=1`, as in the server's own tests).
+pub fn databases() -> Vec<TestDb> {
+    nerveshub_test_support::databases()
+}
 
 /// Calls the management API at `url` with the token: (status, JSON body, or the text when it
 /// is not JSON).
