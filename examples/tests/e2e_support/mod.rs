@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::common::{Record, TestClient, fast};
+use nerveshub_test_support::device::{Record, TestClient, fast};
 use nerveshub_test_support::postgres::TestDatabase;
 
 /// The org and product every test uses (the test firmware declares product `demo`).
