@@ -13,10 +13,9 @@
 #![cfg(unix)]
 #![allow(clippy::print_stderr)]
 
-#[path = "../../nerveshub-client/tests/common/mod.rs"]
-mod common;
 mod e2e_support;
 
+use nerveshub_test_support::device as common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};

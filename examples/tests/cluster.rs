@@ -20,10 +20,9 @@
 #![cfg(unix)]
 
 mod cluster_support;
-#[path = "../../nerveshub-client/tests/common/mod.rs"]
-mod common;
 mod e2e_support;
 
+use nerveshub_test_support::device as common;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

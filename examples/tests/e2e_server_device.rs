@@ -12,10 +12,9 @@
 //!
 //! `RUST_LOG=info` shows the server's and the client's logs.
 
-#[path = "../../nerveshub-client/tests/common/mod.rs"]
-mod common;
 mod e2e_support;
 
+use nerveshub_test_support::device as common;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 

@@ -375,9 +375,7 @@ fn apply_to_a_loop_device() {
     let device = match attach {
         Ok(out) if out.status.success() => String::from_utf8(out.stdout).unwrap().trim().to_owned(),
         other => {
-            let why = format!("skipped: no loop device available ({other:?})");
-            println!("{why}");
-            assert!(std::env::var_os("NERVESHUB_CI").is_none(), "{why}");
+            nerveshub_test_support::skip_or_fail(format!("no loop device available ({other:?})"));
             return;
         }
     };

@@ -4,10 +4,9 @@
 //! checking it. Correctness only — every device joined, rejoined, updated, and ended offline
 //! with its update completed; the timings in the summary are for BENCHMARKS.md, not asserted.
 
-#[path = "../../nerveshub-client/tests/common/mod.rs"]
-mod common;
 mod e2e_support;
 
+use nerveshub_test_support::device as common;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;

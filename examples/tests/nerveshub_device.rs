@@ -5,10 +5,9 @@
 //! a deployment's release taken by polling, the update completed by the next poll.
 #![cfg(unix)]
 
-#[path = "../../nerveshub-client/tests/common/mod.rs"]
-mod common;
 mod e2e_support;
 
+use nerveshub_test_support::device as common;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;

@@ -57,14 +57,6 @@ fn walkthrough_blocks(readme: &str) -> Vec<String> {
     blocks
 }
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 #[test]
 fn readme_blocks_are_found() {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
@@ -78,14 +70,10 @@ fn readme_blocks_are_found() {
 fn readme_walkthrough_updates_a_simulated_device_from_v1_to_v2() {
     let missing: Vec<&str> = ["bash", "curl", "jq", "timeout"]
         .into_iter()
-        .filter(|t| !have(t))
+        .filter(|t| !nerveshub_test_support::on_path(t))
         .collect();
     if !missing.is_empty() {
-        assert!(
-            !std::env::var("NERVESHUB_CI").is_ok_and(|v| v == "1"),
-            "NERVESHUB_CI=1 but {missing:?} missing"
-        );
-        eprintln!("skipped: the README walkthrough needs {missing:?}");
+        nerveshub_test_support::skip_or_fail(format!("the README walkthrough needs {missing:?}"));
         return;
     }
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();

@@ -81,18 +81,12 @@ impl Drop for Node {
     }
 }
 
-#[allow(clippy::print_stdout, reason = "the skip notice is the test's output")]
 fn start_or_skip() -> Option<Node> {
-    match Node::start() {
-        Ok(n) => Some(n),
-        Err(why) => {
-            if std::env::var("NERVESHUB_CI").as_deref() == Ok("1") {
-                panic!("NERVESHUB_CI=1 but the Phoenix JS interop cannot run: {why}");
-            }
-            println!("skipped: {why}");
-            None
-        }
-    }
+    Node::start()
+        .map_err(|why| {
+            nerveshub_test_support::skip_or_fail(format!("the Phoenix JS interop: {why}"))
+        })
+        .ok()
 }
 
 fn text(frame: &Frame) -> String {

@@ -34,21 +34,8 @@ const TRUST_DELAY: Duration = Duration::from_secs(1);
 const WAIT: Duration = Duration::from_secs(15);
 
 /// The PostgreSQL server of the tests, or `None` (with the reason printed) without one.
-#[allow(clippy::print_stderr)] // the `skipped:` line is the test's report
 fn postgres() -> Option<TestDb> {
-    match std::env::var("NERVESHUB_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(TestDb::Postgres(url)),
-        _ => {
-            assert!(
-                !common::ci(),
-                "NERVESHUB_CI=1 but NERVESHUB_TEST_DATABASE_URL is not set: the cluster suite cannot run"
-            );
-            eprintln!(
-                "skipped: cluster bus (PostgreSQL only; set NERVESHUB_TEST_DATABASE_URL=postgres://… to run it)"
-            );
-            None
-        }
-    }
+    nerveshub_test_support::postgres_admin_url().map(TestDb::Postgres)
 }
 
 /// Node `id` of a cluster sharing local storage.

@@ -151,7 +151,6 @@ impl Nodes {
 
     /// Drops the shared database (every node must be stopped).
     async fn finish(self) {
-        use sqlx::Connection as _;
         let url = self.base.database_url.clone().unwrap();
         let name = url
             .rsplit('/')
@@ -161,14 +160,8 @@ impl Nodes {
             .next()
             .unwrap()
             .to_owned();
-        let mut conn = sqlx::AnyConnection::connect(&self.admin_url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        let _ = conn.close().await;
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        nerveshub_test_support::postgres::admin_execute(&self.admin_url, &drop).await;
     }
 }
 
@@ -184,15 +177,9 @@ async fn leading_gauge(http: &reqwest::Client, node: &RunningServer) -> f64 {
         .unwrap()
 }
 
-/// The PostgreSQL admin URL, or `None` (the skip is printed by `databases`, and fails in CI).
+/// The PostgreSQL admin URL, or `None` (the skip is printed, and fails in CI).
 async fn postgres() -> Option<String> {
-    common::databases()
-        .await
-        .into_iter()
-        .find_map(|db| match db {
-            TestDb::Postgres(url) => Some(url),
-            TestDb::Sqlite => None,
-        })
+    nerveshub_test_support::postgres_admin_url()
 }
 
 /// Waits until `ok` holds for what `probe` reads.

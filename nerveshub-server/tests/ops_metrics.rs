@@ -13,6 +13,7 @@ use common::TestDb;
 use device_support::*;
 use firmware_support::{FwServer, SIMPLE, SIMPLE_UUID, TestStorage, fixture_bytes};
 use nerveshub_proto::Vsn;
+use nerveshub_test_support::postgres::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -91,45 +92,15 @@ async fn ready_fails_when_storage_is_gone() {
 /// The database is dropped under a running server: `/ready` turns 503 and `/health` stays 200.
 #[tokio::test]
 async fn ready_fails_when_the_database_is_gone() {
-    let Some(admin_url) = common::databases()
-        .await
-        .into_iter()
-        .find_map(|db| match db {
-            TestDb::Postgres(url) => Some(url),
-            TestDb::Sqlite => None,
-        })
-    else {
-        // databases() already printed `skipped:` (and failed under NERVESHUB_CI=1).
+    let Some(admin_url) = nerveshub_test_support::postgres_admin_url() else {
         return;
     };
-    use sqlx::Connection as _;
-    sqlx::any::install_default_drivers();
-    let name = format!(
-        "nhops_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let mut admin = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (base, query) = admin_url
-        .split_once('?')
-        .map_or((admin_url.as_str(), None), |(b, q)| (b, Some(q)));
-    let base = &base[..base.rfind('/').unwrap()];
-    let url = match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    };
+    let database = TestDatabase::create(&admin_url, "nhops").await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = nerveshub_server::Config::new(dir.path());
     config.api_addr = "127.0.0.1:0".parse().unwrap();
     config.device_addr = "127.0.0.1:0".parse().unwrap();
-    config.database_url = Some(url);
+    config.database_url = Some(database.url());
     let server = nerveshub_server::RunningServer::start(config)
         .await
         .unwrap();
@@ -140,12 +111,7 @@ async fn ready_fails_when_the_database_is_gone() {
         StatusCode::OK
     );
 
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
+    database.drop_database().await;
     let answer = http.get(&ready).send().await.unwrap();
     assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = answer.json().await.unwrap();
@@ -159,7 +125,6 @@ async fn ready_fails_when_the_database_is_gone() {
     tokio::time::timeout(Duration::from_secs(30), server.shutdown())
         .await
         .expect("shutdown with the database gone");
-    let _ = admin.close().await;
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ use std::time::Duration;
 use firmware_support::{full_meta, make_firmware, uuid_of};
 use fleet_support::{Behaviour, PRODUCT, Sim, SimConfig, names, wait_sims};
 use nerveshub_server::{Config, RunningServer};
+use nerveshub_test_support::postgres::TestDatabase;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -115,37 +116,6 @@ impl Client {
     }
 }
 
-async fn pg_database(admin_url: &str) -> String {
-    use sqlx::Connection as _;
-    sqlx::any::install_default_drivers();
-    let name = format!("nhrestart_{}_{}", std::process::id(), rand_suffix());
-    let mut conn = sqlx::AnyConnection::connect(admin_url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let _ = conn.close().await;
-    let (base, query) = match admin_url.split_once('?') {
-        Some((b, q)) => (b.to_owned(), Some(q.to_owned())),
-        None => (admin_url.to_owned(), None),
-    };
-    let cut = base[base.find("://").unwrap() + 3..]
-        .find('/')
-        .map(|i| base.find("://").unwrap() + 3 + i)
-        .unwrap_or(base.len());
-    match query {
-        Some(q) => format!("{}/{name}?{q}", &base[..cut]),
-        None => format!("{}/{name}", &base[..cut]),
-    }
-}
-
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-}
-
 fn config(dir: &std::path::Path, database_url: Option<String>) -> Config {
     let mut config = Config::new(dir);
     config.api_addr = "127.0.0.1:0".parse().unwrap();
@@ -159,10 +129,11 @@ fn config(dir: &std::path::Path, database_url: Option<String>) -> Config {
 async fn a_killed_server_resumes_the_rollout_without_sending_twice() {
     for db in common::databases().await {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = match &db {
+        let database = match &db {
             common::TestDb::Sqlite => None,
-            common::TestDb::Postgres(admin) => Some(pg_database(admin).await),
+            common::TestDb::Postgres(admin) => Some(TestDatabase::create(admin, "nhrestart").await),
         };
+        let database_url = database.as_ref().map(TestDatabase::url);
         let first = Crashable::start(config(dir.path(), database_url.clone()));
         let client = Client {
             http: reqwest::Client::new(),
@@ -325,16 +296,8 @@ async fn a_killed_server_resumes_the_rollout_without_sending_twice() {
             sim.stop();
         }
         second.kill();
-        if let (common::TestDb::Postgres(admin), Some(url)) = (&db, &database_url) {
-            use sqlx::Connection as _;
-            let name = url.rsplit('/').next().unwrap().split('?').next().unwrap();
-            let mut conn = sqlx::AnyConnection::connect(admin).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        if let Some(database) = database {
+            database.drop_database().await;
         }
     }
 }

@@ -12,11 +12,12 @@ mod device;
 
 pub use device::*;
 
-use crate::e2e_support::{admin_execute, call_api, replace_database};
+use crate::e2e_support::call_api;
+use nerveshub_test_support::postgres::TestDatabase;
+use nerveshub_test_support::unique_name;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -42,73 +43,18 @@ pub const PRODUCT: &str = "demo";
 
 const SERVER: &str = env!("CARGO_BIN_EXE_nerveshub-server");
 
-/// Under `NERVESHUB_CI=1` a missing service fails the test instead of skipping it.
-fn ci() -> bool {
-    std::env::var("NERVESHUB_CI").is_ok_and(|v| v == "1")
-}
-
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 /// The S3 test server `.ci/s3-server` started.
-#[derive(Debug, Clone)]
-pub struct S3 {
-    pub endpoint: String,
-    pub bucket: String,
-}
+pub use nerveshub_test_support::S3Server as S3;
 
 /// What every test needs: PostgreSQL (an admin URL to make databases with) and, for most,
 /// S3. `None` (with the reason printed) when one is missing; a panic under `NERVESHUB_CI=1`.
 pub fn services(need_s3: bool) -> Option<(String, Option<S3>)> {
-    let Some(pg) = var("NERVESHUB_TEST_DATABASE_URL") else {
-        assert!(
-            !ci(),
-            "NERVESHUB_CI=1 but NERVESHUB_TEST_DATABASE_URL is not set: the cluster tests need PostgreSQL"
-        );
-        eprintln!(
-            "skipped: the cluster tests need PostgreSQL (set NERVESHUB_TEST_DATABASE_URL=postgres://…)"
-        );
-        return None;
-    };
+    let pg = nerveshub_test_support::postgres_admin_url()?;
     if !need_s3 {
         return Some((pg, None));
     }
-    match (
-        var("NERVESHUB_TEST_S3_ENDPOINT"),
-        var("NERVESHUB_TEST_S3_BUCKET"),
-        var("AWS_ACCESS_KEY_ID"),
-        var("AWS_SECRET_ACCESS_KEY"),
-    ) {
-        (Some(endpoint), Some(bucket), Some(_), Some(_)) => {
-            Some((pg, Some(S3 { endpoint, bucket })))
-        }
-        _ => {
-            assert!(
-                !ci(),
-                "NERVESHUB_CI=1 but NERVESHUB_TEST_S3_ENDPOINT, NERVESHUB_TEST_S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not all set (.ci/s3-server starts one)"
-            );
-            eprintln!(
-                "skipped: this cluster test needs S3 (source .ci/s3-server, or set NERVESHUB_TEST_S3_ENDPOINT, NERVESHUB_TEST_S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
-            );
-            None
-        }
-    }
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A name no other test (or test process) uses: for databases and S3 prefixes.
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    )
+    let s3 = nerveshub_test_support::s3_server()?;
+    Some((pg, Some(s3)))
 }
 
 /// Where the nodes keep firmware.
@@ -124,8 +70,7 @@ pub enum Storage {
 /// One test's cluster: its database, its storage, the directory every node's data directory
 /// lives in, and the first admin's token once the first node made it.
 pub struct Cluster {
-    admin_url: String,
-    db_name: String,
+    database: TestDatabase,
     pub database_url: String,
     storage: Storage,
     dir: tempfile::TempDir,
@@ -139,19 +84,17 @@ pub struct Cluster {
 impl Cluster {
     /// A fresh database on `pg` and the storage `storage` (S3 when `s3` is given).
     pub async fn new(pg: &str, s3: Option<&S3>) -> Cluster {
-        let db_name = unique("nhcluster");
-        admin_execute(pg, &format!("CREATE DATABASE {db_name}")).await;
+        let database = TestDatabase::create(pg, "nhcluster").await;
         let storage = match s3 {
             Some(s3) => Storage::S3 {
-                spec: format!("s3://{}/{}", s3.bucket, unique("cluster")),
+                spec: format!("s3://{}/{}", s3.bucket, unique_name("cluster")),
                 endpoint: s3.endpoint.clone(),
             },
             None => Storage::LocalShared,
         };
         Cluster {
-            admin_url: pg.to_owned(),
-            database_url: replace_database(pg, &db_name),
-            db_name,
+            database_url: database.url(),
+            database,
             storage,
             dir: tempfile::tempdir().unwrap(),
             seed: Mutex::new(None),
@@ -293,17 +236,14 @@ impl Drop for Cluster {
     /// Drops the test's database. The nodes are gone by now (they are declared after the
     /// cluster, so dropped first); `WITH (FORCE)` covers any that is not.
     fn drop(&mut self) {
-        let (url, name) = (self.admin_url.clone(), self.db_name.clone());
+        let database = self.database.clone();
         // Its own thread and runtime: this may run inside the test's runtime.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
-            runtime.block_on(admin_execute(
-                &url,
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            ));
+            runtime.block_on(database.drop_database());
         })
         .join();
     }
@@ -377,7 +317,10 @@ impl Node {
         }
         command.env(
             "RUST_LOG",
-            var("NERVESHUB_CLUSTER_LOG").unwrap_or_else(|| "info".into()),
+            std::env::var("NERVESHUB_CLUSTER_LOG")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "info".into()),
         );
         self.child = Some(command.spawn().expect("starting nerveshub-server"));
     }

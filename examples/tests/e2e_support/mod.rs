@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::common::{Record, TestClient, fast};
+use nerveshub_test_support::device::{Record, TestClient, fast};
+use nerveshub_test_support::postgres::TestDatabase;
 
 /// The org and product every test uses (the test firmware declares product `demo`).
 pub const ORG: &str = "acme";
@@ -29,43 +30,13 @@ pub const PRODUCT: &str = "demo";
 /// How long anything the tests wait for may take (a busy CI machine included).
 const PATIENCE: Duration = Duration::from_secs(90);
 
-/// Which database a hub uses.
-#[derive(Debug, Clone)]
-pub enum TestDb {
-    Sqlite,
-    /// The admin URL of a PostgreSQL server; each hub makes its own database there.
-    Postgres(String),
-}
-
-impl TestDb {
-    pub fn name(&self) -> &'static str {
-        match self {
-            TestDb::Sqlite => "sqlite",
-            TestDb::Postgres(_) => "postgres",
-        }
-    }
-}
+pub use nerveshub_test_support::TestDb;
 
 /// SQLite, plus PostgreSQL when `NERVESHUB_TEST_DATABASE_URL` names one (required under
 /// `NERVESHUB_CI=1`, as in the server's own tests).
 pub fn databases() -> Vec<TestDb> {
-    let mut dbs = vec![TestDb::Sqlite];
-    match std::env::var("NERVESHUB_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => dbs.push(TestDb::Postgres(url)),
-        _ => {
-            assert!(
-                !std::env::var("NERVESHUB_CI").is_ok_and(|v| v == "1"),
-                "NERVESHUB_CI=1 but NERVESHUB_TEST_DATABASE_URL is not set"
-            );
-            eprintln!(
-                "skipped: PostgreSQL (set NERVESHUB_TEST_DATABASE_URL=postgres://… to run it)"
-            );
-        }
-    }
-    dbs
+    nerveshub_test_support::databases()
 }
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Calls the management API at `url` with the token: (status, JSON body, or the text when it
 /// is not JSON).
@@ -89,34 +60,6 @@ pub(crate) async fn call_api(
     (status, value)
 }
 
-/// `url` with its database name replaced by `name` (the query string is kept).
-pub(crate) fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let base = base[scheme_end..]
-        .find('/')
-        .map_or(base, |slash| &base[..scheme_end + slash]);
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
-pub(crate) async fn admin_execute(admin_url: &str, sql: &str) {
-    use sqlx::Connection as _;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(admin_url)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to NERVESHUB_TEST_DATABASE_URL: {e}"));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let _ = conn.close().await;
-}
-
 /// A running server with an org `acme` holding product `demo`, and its admin's token.
 pub struct Hub {
     server: Option<nerveshub_server::RunningServer>,
@@ -124,8 +67,8 @@ pub struct Hub {
     pub data_dir: tempfile::TempDir,
     token: String,
     http: reqwest::Client,
-    /// For PostgreSQL: (admin URL, database name), dropped in [`Hub::stop`].
-    pg: Option<(String, String)>,
+    /// For PostgreSQL: its database, dropped in [`Hub::stop`].
+    pg: Option<TestDatabase>,
 }
 
 impl Hub {
@@ -135,24 +78,12 @@ impl Hub {
         let data_dir = tempfile::tempdir().unwrap();
         let pg = match &db {
             TestDb::Sqlite => None,
-            TestDb::Postgres(url) => {
-                let name = format!(
-                    "nhe2e_{}_{}_{}",
-                    std::process::id(),
-                    COUNTER.fetch_add(1, Ordering::Relaxed),
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap()
-                        .subsec_nanos()
-                );
-                admin_execute(url, &format!("CREATE DATABASE {name}")).await;
-                Some((url.clone(), name))
-            }
+            TestDb::Postgres(url) => Some(TestDatabase::create(url, "nhe2e").await),
         };
         let mut config = nerveshub_server::Config::new(data_dir.path());
         config.api_addr = "127.0.0.1:0".parse().unwrap();
         config.device_addr = "127.0.0.1:0".parse().unwrap();
-        config.database_url = pg.as_ref().map(|(url, name)| replace_database(url, name));
+        config.database_url = pg.as_ref().map(TestDatabase::url);
         adjust(&mut config);
         let server = nerveshub_server::RunningServer::start(config)
             .await
@@ -185,12 +116,8 @@ impl Hub {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
-        if let Some((url, name)) = self.pg.take() {
-            admin_execute(
-                &url,
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            )
-            .await;
+        if let Some(database) = self.pg.take() {
+            database.drop_database().await;
         }
     }
 

@@ -26,18 +26,15 @@ pub fn days_from(t: UnixTime, days: i64) -> UnixTime {
 
 /// The openssl binary, or `None` after printing `skipped: <why>`; with NERVESHUB_CI=1 a missing
 /// binary fails the test instead.
-#[allow(clippy::print_stdout)] // the `skipped:` line is the test's report
 pub fn openssl() -> Option<PathBuf> {
     let bin =
         std::env::var_os("OPENSSL_BIN").map_or_else(|| PathBuf::from("openssl"), PathBuf::from);
     match Command::new(&bin).arg("version").output() {
         Ok(out) if out.status.success() => Some(bin),
         other => {
-            let why = format!("openssl binary not usable ({other:?})");
-            if std::env::var("NERVESHUB_CI").as_deref() == Ok("1") {
-                panic!("{why}; NERVESHUB_CI=1 requires it (Debian package `openssl`)");
-            }
-            println!("skipped: {why}");
+            nerveshub_test_support::skip_or_fail(format!(
+                "openssl binary not usable ({other:?}; Debian package `openssl`)"
+            ));
             None
         }
     }

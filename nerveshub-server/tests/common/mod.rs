@@ -1,120 +1,18 @@
 //! The server test harness: a real `RunningServer` on loopback, on SQLite (always) and on
 //! PostgreSQL (when `NERVESHUB_TEST_DATABASE_URL` is set; each server gets a fresh database).
-#![allow(dead_code, unreachable_pub, clippy::print_stderr)] // shared by several test binaries; says what it skips
-
-use std::sync::atomic::{AtomicU32, Ordering};
+#![allow(dead_code, unreachable_pub)] // shared by several test binaries
 
 use nerveshub_server::{Config, RunningServer};
+use nerveshub_test_support::postgres::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// Which database a test server uses.
-#[derive(Debug, Clone)]
-pub enum TestDb {
-    Sqlite,
-    /// The admin URL of a PostgreSQL server; each TestServer makes its own database there.
-    Postgres(String),
-}
+pub use nerveshub_test_support::TestDb;
 
-impl TestDb {
-    pub fn name(&self) -> &'static str {
-        match self {
-            TestDb::Sqlite => "sqlite",
-            TestDb::Postgres(_) => "postgres",
-        }
-    }
-}
-
-/// Whether missing services must fail tests instead of skipping them (CI).
-pub fn ci() -> bool {
-    std::env::var("NERVESHUB_CI").is_ok_and(|v| v == "1")
-}
-
-/// SQLite, plus PostgreSQL when `NERVESHUB_TEST_DATABASE_URL` names one.
-#[allow(clippy::print_stderr)] // the `skipped:` line is the test's report
+/// SQLite, plus PostgreSQL when `NERVESHUB_TEST_DATABASE_URL` names one (skipped with a
+/// message without it, a failure under `NERVESHUB_CI=1`).
 pub async fn databases() -> Vec<TestDb> {
-    let mut dbs = vec![TestDb::Sqlite];
-    match std::env::var("NERVESHUB_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => dbs.push(TestDb::Postgres(url)),
-        _ => {
-            assert!(
-                !ci(),
-                "NERVESHUB_CI=1 but NERVESHUB_TEST_DATABASE_URL is not set: the PostgreSQL suite cannot run"
-            );
-            eprintln!(
-                "skipped: PostgreSQL (set NERVESHUB_TEST_DATABASE_URL=postgres://… to run this test on it too)"
-            );
-        }
-    }
-    dbs
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh PostgreSQL database, dropped when the server stops.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
-async fn admin_execute(admin_url: &str, sql: &str) {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(admin_url)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to NERVESHUB_TEST_DATABASE_URL: {e}"));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let _ = conn.close().await;
-}
-
-impl PgDatabase {
-    async fn create(admin_url: &str) -> PgDatabase {
-        let name = format!(
-            "nhtest_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        admin_execute(admin_url, &format!("CREATE DATABASE {name}")).await;
-        PgDatabase {
-            admin_url: admin_url.to_owned(),
-            name,
-        }
-    }
-
-    fn url(&self) -> String {
-        replace_database(&self.admin_url, &self.name)
-    }
-
-    async fn drop_database(self) {
-        admin_execute(
-            &self.admin_url,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        )
-        .await;
-    }
+    nerveshub_test_support::databases()
 }
 
 /// Members of one org, each with their own API token.
@@ -137,7 +35,7 @@ pub struct TestServer {
     pub admin_token: String,
     pub data_dir: tempfile::TempDir,
     pub http: reqwest::Client,
-    pg: Option<PgDatabase>,
+    pg: Option<TestDatabase>,
 }
 
 impl TestServer {
@@ -151,12 +49,12 @@ impl TestServer {
         let data_dir = tempfile::tempdir().unwrap();
         let pg = match &db {
             TestDb::Sqlite => None,
-            TestDb::Postgres(url) => Some(PgDatabase::create(url).await),
+            TestDb::Postgres(url) => Some(TestDatabase::create(url, "nhtest").await),
         };
         let mut config = Config::new(data_dir.path());
         config.api_addr = "127.0.0.1:0".parse().unwrap();
         config.device_addr = "127.0.0.1:0".parse().unwrap();
-        config.database_url = pg.as_ref().map(PgDatabase::url);
+        config.database_url = pg.as_ref().map(TestDatabase::url);
         adjust(&mut config);
         let server = RunningServer::start(config).await.unwrap();
         let admin_token = server
@@ -181,7 +79,7 @@ impl TestServer {
         let mut config = Config::new(self.data_dir.path());
         config.api_addr = "127.0.0.1:0".parse().unwrap();
         config.device_addr = "127.0.0.1:0".parse().unwrap();
-        config.database_url = self.pg.as_ref().map(PgDatabase::url);
+        config.database_url = self.pg.as_ref().map(TestDatabase::url);
         adjust(&mut config);
         let server = RunningServer::start(config).await.unwrap();
         TestServer {
@@ -197,7 +95,7 @@ impl TestServer {
 
     /// The PostgreSQL URL of this server's database, if it has one.
     pub fn database_url(&self) -> Option<String> {
-        self.pg.as_ref().map(PgDatabase::url)
+        self.pg.as_ref().map(TestDatabase::url)
     }
 
     /// Stops the server and drops its PostgreSQL database.

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use nerveshub_server::Config;
 use object_store::ObjectStore as _;
@@ -32,12 +31,7 @@ pub fn fixture_bytes(rel: &str) -> Vec<u8> {
     std::fs::read(fixture(rel)).unwrap_or_else(|e| panic!("reading fixture {rel}: {e}"))
 }
 
-/// An S3-protocol server for the tests, from the environment `.ci/s3-server` sets.
-#[derive(Debug, Clone)]
-pub struct S3Server {
-    pub endpoint: String,
-    pub bucket: String,
-}
+pub use nerveshub_test_support::S3Server;
 
 /// Where a test server keeps firmware.
 #[derive(Debug, Clone)]
@@ -60,26 +54,7 @@ impl TestStorage {
 /// suite is skipped, loudly, and fails under `NERVESHUB_CI=1`.
 pub fn storages() -> Vec<TestStorage> {
     let mut storages = vec![TestStorage::Local];
-    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
-    match (
-        var("NERVESHUB_TEST_S3_ENDPOINT"),
-        var("NERVESHUB_TEST_S3_BUCKET"),
-        var("AWS_ACCESS_KEY_ID"),
-        var("AWS_SECRET_ACCESS_KEY"),
-    ) {
-        (Some(endpoint), Some(bucket), Some(_), Some(_)) => {
-            storages.push(TestStorage::S3(S3Server { endpoint, bucket }));
-        }
-        _ => {
-            assert!(
-                !common::ci(),
-                "NERVESHUB_CI=1 but NERVESHUB_TEST_S3_ENDPOINT, NERVESHUB_TEST_S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not all set: the S3 suite cannot run (.ci/s3-server starts one)"
-            );
-            eprintln!(
-                "skipped: S3 storage (source .ci/s3-server, or set NERVESHUB_TEST_S3_ENDPOINT, NERVESHUB_TEST_S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
-            );
-        }
-    }
+    storages.extend(nerveshub_test_support::s3_server().map(TestStorage::S3));
     storages
 }
 
@@ -95,19 +70,9 @@ pub async fn matrix() -> Vec<(TestDb, TestStorage)> {
     pairs
 }
 
-static PREFIX: AtomicU32 = AtomicU32::new(0);
-
 /// A prefix in the shared test bucket that no other test server uses.
 fn unique_prefix() -> String {
-    format!(
-        "t{}-{}-{}",
-        std::process::id(),
-        PREFIX.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    )
+    nerveshub_test_support::unique_name("t")
 }
 
 /// The object_store options that point the server (or a test's own client) at the S3 server.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::common::{TestServer, ci};
+use crate::common::TestServer;
 
 /// The password `TestServer::user` gives every user it makes.
 pub const PASSWORD: &str = "a long test password";
@@ -28,24 +28,12 @@ pub struct Browser {
     _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
-fn chromedriver() -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("chromedriver"))
-            .find(|path| path.is_file())
-    })
-}
-
 impl Browser {
     /// A browser pointed at `ts`'s API listener, or `None` (skipped) without chromedriver.
     pub async fn start(ts: &TestServer) -> Option<Browser> {
-        let Some(driver_path) = chromedriver() else {
-            assert!(
-                !ci(),
-                "NERVESHUB_CI=1 but chromedriver is not installed (.ci/install-deps installs chromium-driver)"
-            );
-            eprintln!(
-                "skipped: chromedriver is not installed (apt install chromium chromium-driver)"
+        let Some(driver_path) = nerveshub_test_support::find_on_path("chromedriver") else {
+            nerveshub_test_support::skip_or_fail(
+                "chromedriver is not installed (apt install chromium chromium-driver; .ci/install-deps does)",
             );
             return None;
         };

@@ -1,5 +1,7 @@
-//! Test support: certificates, A/B firmware, a device endpoint and a download server.
-#![allow(dead_code, unreachable_pub, missing_docs)]
+//! Device tests' peers (feature `device`): certificates ([`pki`]), A/B firmware built with
+//! nerveshub-fwup ([`firmware`]), a small device endpoint ([`server`]) and a firmware download
+//! server ([`http`]), plus a recording [`Client`] and helpers for update messages. Used by
+//! nerveshub-client's tests and by the examples' end-to-end tests.
 
 pub mod firmware;
 pub mod http;
@@ -20,20 +22,33 @@ use sha2::{Digest, Sha256};
 /// What the test client was told, and what it decides.
 #[derive(Debug, Default)]
 pub struct Record {
+    /// Every fwup progress, warning and error message, in order.
     pub messages: Vec<FwupMessage>,
+    /// Every error the client reported, as text.
     pub errors: Vec<String>,
+    /// Every reboot asked for.
     pub reboots: Vec<RebootReason>,
+    /// Every update offered.
     pub offers: Vec<UpdateInfo>,
 }
 
 /// A [`Client`] that records and answers with a fixed decision.
 #[derive(Debug, Clone)]
 pub struct TestClient {
+    /// What it was told (shared with the test).
     pub record: Arc<Mutex<Record>>,
+    /// Its answer to every update offer.
     pub decision: UpdateDecision,
 }
 
+impl Default for TestClient {
+    fn default() -> Self {
+        TestClient::new()
+    }
+}
+
 impl TestClient {
+    /// A client that applies every update.
     pub fn new() -> Self {
         TestClient {
             record: Arc::default(),

@@ -65,6 +65,7 @@ pub struct Options {
 }
 
 /// The running server.
+#[derive(Debug)]
 pub struct TestServer {
     /// `wss://localhost:PORT`.
     pub url: String,

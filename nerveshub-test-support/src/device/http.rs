@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use super::pki::Pki;
 
 /// The running file server.
+#[derive(Debug)]
 pub struct FileServer {
     /// The file's URL.
     pub url: String,

@@ -6,6 +6,7 @@ use nerveshub_pki::{CertOptions, DeviceCa, UnixTime, dev_server_certificate};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A server certificate for `localhost` with its CA, and a Device CA with one device.
+#[derive(Debug)]
 pub struct Pki {
     /// The server's certificate, key and CA.
     pub server: nerveshub_pki::DevServerCertificate,
@@ -17,6 +18,12 @@ pub struct Pki {
     pub device_key_pem: String,
     /// The device key, DER (PKCS#8).
     pub device_key_der: Vec<u8>,
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Pki::new()
+    }
 }
 
 impl Pki {
