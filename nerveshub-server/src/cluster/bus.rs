@@ -618,8 +618,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for (db, pg) in crate::db::test_databases(dir.path(), "nhunit_bus_stored").await {
             // NOTIFY is PostgreSQL's: the SQLite database has no bus.
-            let Some((admin, name)) = &pg else { continue };
-            let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+            let Some(pg) = pg else { continue };
+            let url = pg.url();
             let bus = Bus::connect(&url, db.clone(), "n1").await.unwrap();
             let mut listener = bus.take_listener().unwrap();
             for size in [10, 2 * MAX_INLINE] {
@@ -644,7 +644,7 @@ mod tests {
             assert_eq!(read(&db, &reference(i64::MAX)).await.unwrap(), None);
             drop(listener);
             drop(bus);
-            crate::db::drop_test_database(pg).await;
+            pg.drop_database().await;
         }
     }
 
@@ -652,8 +652,8 @@ mod tests {
     async fn a_burst_of_wake_ups_is_two_notifications() {
         let dir = tempfile::tempdir().unwrap();
         for (db, pg) in crate::db::test_databases(dir.path(), "nhunit_bus_wakes").await {
-            let Some((admin, name)) = &pg else { continue };
-            let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+            let Some(pg) = pg else { continue };
+            let url = pg.url();
             let bus = Bus::connect(&url, db.clone(), "n1").await.unwrap();
             let mut other = subscribe(&url, "n2").await.unwrap();
             for _ in 0..100 {
@@ -676,7 +676,7 @@ mod tests {
             // deployment's own.
             assert_eq!(woken, [5, 5, 6]);
             drop((other, bus));
-            crate::db::drop_test_database(pg).await;
+            pg.drop_database().await;
         }
     }
 

@@ -281,22 +281,11 @@ async fn open(url: &str) -> Result<PgConnection, sqlx::Error> {
 mod tests {
     //! Elections on PostgreSQL when `NERVESHUB_TEST_DATABASE_URL` is set (advisory locks need
     //! no tables: the test database itself serves, with deployment ids no server uses there).
-    #![allow(clippy::print_stderr)] // the `skipped:` line is the test's report
 
     use super::*;
 
     fn pg_url() -> Option<String> {
-        match std::env::var("NERVESHUB_TEST_DATABASE_URL") {
-            Ok(url) if !url.is_empty() => Some(url),
-            _ => {
-                assert!(
-                    std::env::var("NERVESHUB_CI").as_deref() != Ok("1"),
-                    "NERVESHUB_CI=1 but NERVESHUB_TEST_DATABASE_URL is not set"
-                );
-                eprintln!("skipped: PostgreSQL (NERVESHUB_TEST_DATABASE_URL is not set)");
-                None
-            }
-        }
+        nerveshub_test_support::postgres_admin_url()
     }
 
     /// Ids unlikely to meet another test's: this process's id in the high bits.

@@ -483,56 +483,38 @@ pub(crate) struct AuditFilter {
 }
 
 /// The databases unit tests run on: SQLite in `dir` always, and a fresh PostgreSQL database
-/// (`<prefix>_<pid>`) too when `NERVESHUB_TEST_DATABASE_URL` is set; pass each one's second
-/// half to [`drop_test_database`] at the end.
+/// (named after `prefix`) too when `NERVESHUB_TEST_DATABASE_URL` is set (the test-support
+/// crate's harness); pass each one's second half to [`drop_test_database`] at the end.
 #[cfg(test)]
 pub(crate) async fn test_databases(
     dir: &Path,
     prefix: &str,
-) -> Vec<(Db, Option<(String, String)>)> {
-    use sqlx::Connection as _;
-    let mut dbs = vec![(
-        Db::connect(&Db::sqlite_url(dir), PoolSizes::default())
-            .await
-            .unwrap(),
-        None,
-    )];
-    if let Ok(admin) = std::env::var("NERVESHUB_TEST_DATABASE_URL") {
-        sqlx::any::install_default_drivers();
-        let name = format!("{prefix}_{}", std::process::id());
-        let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .unwrap();
+) -> Vec<(Db, Option<nerveshub_test_support::postgres::TestDatabase>)> {
+    use nerveshub_test_support::{TestDb, databases, postgres::TestDatabase};
+    let mut dbs = Vec::new();
+    for which in databases() {
+        match which {
+            TestDb::Sqlite => dbs.push((
+                Db::connect(&Db::sqlite_url(dir), PoolSizes::default())
+                    .await
+                    .unwrap(),
+                None,
+            )),
+            TestDb::Postgres(admin) => {
+                let pg = TestDatabase::create(&admin, prefix).await;
+                let db = Db::connect(&pg.url(), PoolSizes::default()).await.unwrap();
+                dbs.push((db, Some(pg)));
+            }
         }
-        let base = admin.rsplit_once('/').unwrap().0;
-        let db = Db::connect(&format!("{base}/{name}"), PoolSizes::default())
-            .await
-            .unwrap();
-        dbs.push((db, Some((admin, name))));
-    } else {
-        eprintln!("skipped: PostgreSQL (NERVESHUB_TEST_DATABASE_URL is not set)");
     }
     dbs
 }
 
 /// Drops a PostgreSQL database [`test_databases`] made (nothing for SQLite's `None`).
 #[cfg(test)]
-pub(crate) async fn drop_test_database(pg: Option<(String, String)>) {
-    use sqlx::Connection as _;
-    if let Some((admin, name)) = pg {
-        let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+pub(crate) async fn drop_test_database(pg: Option<nerveshub_test_support::postgres::TestDatabase>) {
+    if let Some(pg) = pg {
+        pg.drop_database().await;
     }
 }
 
