@@ -197,7 +197,7 @@ impl ClientCertVerifier for DeviceCertVerifier {
         self.trust
             .verify_device(&chain, now)
             .map(|_| ClientCertVerified::assertion())
-            .map_err(|e| e.to_rustls())
+            .map_err(Error::into_rustls)
     }
 
     fn verify_tls12_signature(

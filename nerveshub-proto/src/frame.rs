@@ -443,9 +443,7 @@ impl Codec {
             });
         }
         let value = match self.vsn {
-            Vsn::V2Json => {
-                serde_json::from_slice::<Value>(bytes).map_err(|e| Error::Json(e.to_string()))?
-            }
+            Vsn::V2Json => serde_json::from_slice::<Value>(bytes).map_err(Error::Json)?,
             Vsn::V3MsgPack => msgpack::decode(bytes)?,
         };
         Frame::from_value(value)

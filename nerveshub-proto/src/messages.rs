@@ -45,9 +45,9 @@ pub(crate) fn from_payload<T: DeserializeOwned>(event: &str, payload: Value) -> 
     } else {
         payload
     };
-    serde_json::from_value(payload).map_err(|e| Error::InvalidPayload {
+    serde_json::from_value(payload).map_err(|source| Error::InvalidPayload {
         event: event.to_owned(),
-        reason: e.to_string(),
+        source,
     })
 }
 
