@@ -142,7 +142,7 @@ impl Reply {
     pub fn from_payload(payload: &Value) -> Result<Self> {
         let bad = |reason: &str| Error::InvalidPayload {
             event: "phx_reply".into(),
-            reason: reason.into(),
+            source: serde::de::Error::custom(reason),
         };
         let obj = payload.as_object().ok_or_else(|| bad("not an object"))?;
         let status = obj

@@ -525,7 +525,7 @@ impl StatusUpdate {
         let event = "status_update";
         let bad = |reason: &str| Error::InvalidPayload {
             event: event.into(),
-            reason: reason.into(),
+            source: serde::de::Error::custom(reason),
         };
         let mut m: Extra = from_payload(event, payload)?;
         let status = match m.remove("status") {

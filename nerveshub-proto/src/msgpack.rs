@@ -55,7 +55,7 @@ fn to_json(mp: Mp) -> Result<Value> {
                 let key = match k {
                     Mp::String(s) => s
                         .into_str()
-                        .ok_or_else(|| Error::MsgPack(MsgPackError::KeyNotUtf8))?,
+                        .ok_or(Error::MsgPack(MsgPackError::KeyNotUtf8))?,
                     // A scalar key becomes its JSON text. A container key is refused: its text
                     // would hold its own keys' text escaped again, which doubles with every
                     // level of nesting (32 levels of maps-as-keys would be gigabytes).
@@ -76,7 +76,7 @@ fn to_json(mp: Mp) -> Result<Value> {
 fn float(f: f64) -> Result<Value> {
     Number::from_f64(f)
         .map(Value::Number)
-        .ok_or_else(|| Error::MsgPack(MsgPackError::NonFiniteFloat))
+        .ok_or(Error::MsgPack(MsgPackError::NonFiniteFloat))
 }
 
 /// Formats a MessagePack timestamp (extension -1) as an RFC 3339 UTC string.
