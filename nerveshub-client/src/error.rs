@@ -262,3 +262,6 @@ pub enum UpdateError {
     #[error("Unexpected error : the update task ended")]
     TaskEnded,
 }
+
+/// A specialised `Result` for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
