@@ -755,6 +755,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "aws-lc-rs")] // Device::new builds TLS configurations: a provider is needed
     fn join_params_ask_for_keys_only_without_local_keys() {
         let config = Config::new(
             "wss://localhost:4001",
