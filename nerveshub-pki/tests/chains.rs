@@ -754,3 +754,30 @@ fn concurrent_readers_see_whole_stores() {
         }
     });
 }
+
+#[test]
+fn errors_keep_their_cause() {
+    use std::error::Error as _;
+
+    // DER that does not parse: the DER parser's error is the source.
+    let err = Certificate::from_der(b"junk").unwrap_err();
+    assert!(
+        matches!(err, Error::Decode(nerveshub_pki::DecodeError::Der { .. })),
+        "{err:?}"
+    );
+    assert!(err.source().is_some(), "{err}");
+    assert!(
+        err.to_string().starts_with("malformed certificate: "),
+        "{err}"
+    );
+
+    // Broken PEM: rustls-pki-types' error is the source.
+    let err =
+        Certificate::from_pem(b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n")
+            .unwrap_err();
+    assert!(
+        matches!(err, Error::Decode(nerveshub_pki::DecodeError::Pem(_))),
+        "{err:?}"
+    );
+    assert!(err.source().is_some(), "{err}");
+}
