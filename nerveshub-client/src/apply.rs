@@ -14,15 +14,16 @@ use tokio::sync::mpsc;
 
 use crate::client::FwupMessage;
 use crate::download::Chunk;
+use crate::error::UpdateError;
 use crate::verify::StreamCheck;
 
 /// Why an apply failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum ApplyFailure {
-    /// The download failed or did not match its checksums.
+    /// The download failed or did not match its checksums (nerves_hub_link's reason).
     Download(String),
-    /// The engine failed (fwup's message).
-    Fwup(String),
+    /// The engine failed.
+    Engine(UpdateError),
 }
 
 struct Feed {
@@ -148,10 +149,10 @@ pub(crate) async fn apply_built_in(
         match (result, failure) {
             (Ok(_), _) => Ok(()),
             (Err(_), Some(reason)) => Err(ApplyFailure::Download(reason)),
-            (Err(e), None) => Err(ApplyFailure::Fwup(e.to_string())),
+            (Err(e), None) => Err(ApplyFailure::Engine(UpdateError::Fwup(e))),
         }
     });
     handle
         .await
-        .unwrap_or_else(|e| Err(ApplyFailure::Fwup(format!("apply task failed: {e}"))))
+        .unwrap_or_else(|e| Err(ApplyFailure::Engine(UpdateError::ApplyTask(e))))
 }

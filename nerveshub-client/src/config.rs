@@ -1,10 +1,12 @@
 //! What a device needs to know to connect and take updates.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nerveshub_fwup::PublicKey;
 use nerveshub_proto::{DeviceJoinParams, Vsn};
+use rustls::crypto::CryptoProvider;
 
 use crate::error::{Error, Result};
 use crate::tls::{Identity, Trust};
@@ -120,7 +122,9 @@ pub enum Updater {
         /// The task (fwup's `--task`, a name prefix): `upgrade`.
         task: String,
     },
-    /// An external `fwup` process, fed through `--framing --exit-handshake`.
+    /// An external `fwup` process, fed through `--framing --exit-handshake` (feature
+    /// `fwup-process`).
+    #[cfg(feature = "fwup-process")]
     Fwup {
         /// The `fwup` executable.
         program: PathBuf,
@@ -142,7 +146,8 @@ impl Updater {
         }
     }
 
-    /// The `fwup` program applying task `upgrade` to `devpath`.
+    /// The `fwup` program applying task `upgrade` to `devpath` (feature `fwup-process`).
+    #[cfg(feature = "fwup-process")]
     pub fn fwup(program: impl Into<PathBuf>, devpath: impl Into<PathBuf>) -> Self {
         Updater::Fwup {
             program: program.into(),
@@ -212,11 +217,29 @@ pub struct Config {
     pub wall_clock: WallClock,
     /// A socket (the default) or HTTP polling.
     pub transport: Transport,
+    /// The rustls crypto provider for every TLS connection (socket, polls, downloads) and
+    /// for loading the device's key: aws-lc-rs with [`Config::new`] (feature `aws-lc-rs`),
+    /// or the one given to [`Config::new_with_provider`] (ring, a FIPS provider…).
+    pub crypto_provider: Arc<CryptoProvider>,
 }
 
 impl Config {
-    /// A configuration with nerves_hub_link's defaults.
+    /// A configuration with nerves_hub_link's defaults and rustls' aws-lc-rs provider
+    /// (feature `aws-lc-rs`).
+    #[cfg(feature = "aws-lc-rs")]
     pub fn new(server: impl Into<String>, auth: Auth, trust: Trust, updater: Updater) -> Self {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        Self::new_with_provider(server, auth, trust, updater, provider)
+    }
+
+    /// A configuration with nerves_hub_link's defaults whose TLS uses `crypto_provider`.
+    pub fn new_with_provider(
+        server: impl Into<String>,
+        auth: Auth,
+        trust: Trust,
+        updater: Updater,
+        crypto_provider: Arc<CryptoProvider>,
+    ) -> Self {
         Config {
             server: server.into(),
             auth,
@@ -235,6 +258,7 @@ impl Config {
             connect_timeout: Duration::from_secs(30),
             wall_clock: system_clock,
             transport: Transport::Channel,
+            crypto_provider,
         }
     }
 
@@ -251,7 +275,7 @@ impl Config {
             "http"
         };
         url.set_scheme(scheme)
-            .map_err(|()| Error::Config(format!("cannot use scheme {scheme}")))?;
+            .map_err(|()| Error::config(format!("cannot use scheme {scheme}")))?;
         url.set_path(path);
         url.set_query(None);
         Ok(url)
@@ -269,18 +293,18 @@ impl Config {
             format!("wss://{}", self.server)
         };
         let mut url = reqwest::Url::parse(&raw)
-            .map_err(|e| Error::Config(format!("server URL {raw:?}: {e}")))?;
+            .map_err(|e| Error::config_caused(format!("server URL {raw:?}"), e))?;
         let scheme = match url.scheme() {
             "wss" | "https" => "wss",
             "ws" | "http" => "ws",
-            other => return Err(Error::Config(format!("unsupported URL scheme {other:?}"))),
+            other => return Err(Error::config(format!("unsupported URL scheme {other:?}"))),
         };
         if url.host_str().is_none() {
-            return Err(Error::Config(format!("server URL {raw:?} has no host")));
+            return Err(Error::config(format!("server URL {raw:?} has no host")));
         }
         // Switching between these special schemes always succeeds in the url crate.
         url.set_scheme(scheme)
-            .map_err(|()| Error::Config(format!("cannot use scheme {scheme}")))?;
+            .map_err(|()| Error::config(format!("cannot use scheme {scheme}")))?;
         url.set_path(self.auth.socket_path());
         url.set_query(Some(&format!("vsn={}", self.vsn.as_str())));
         url.set_fragment(None);
@@ -293,12 +317,48 @@ mod tests {
     use super::*;
 
     fn cfg(server: &str, auth: Auth) -> Config {
-        Config::new(
+        // Building a configuration uses no cryptography: any provider will do.
+        let provider = Arc::new(CryptoProvider {
+            cipher_suites: Vec::new(),
+            kx_groups: Vec::new(),
+            signature_verification_algorithms: rustls::crypto::WebPkiSupportedAlgorithms {
+                all: &[],
+                mapping: &[],
+            },
+            secure_random: &NoRandom,
+            key_provider: &NoKeys,
+        });
+        Config::new_with_provider(
             server,
             auth,
             Trust::Pinned(vec![]),
             Updater::built_in("/tmp/x"),
+            provider,
         )
+    }
+
+    #[derive(Debug)]
+    struct NoRandom;
+
+    impl rustls::crypto::SecureRandom for NoRandom {
+        fn fill(
+            &self,
+            _buf: &mut [u8],
+        ) -> std::result::Result<(), rustls::crypto::GetRandomFailed> {
+            Err(rustls::crypto::GetRandomFailed)
+        }
+    }
+
+    #[derive(Debug)]
+    struct NoKeys;
+
+    impl rustls::crypto::KeyProvider for NoKeys {
+        fn load_private_key(
+            &self,
+            _key: rustls_pki_types::PrivateKeyDer<'static>,
+        ) -> std::result::Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+            Err(rustls::Error::General("no keys".into()))
+        }
     }
 
     fn secret() -> Auth {

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, http};
 
-use crate::error::Error;
+use crate::error::{ConnectError, Error};
 
 /// A byte stream the WebSocket runs over (plain TCP or TLS).
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -49,7 +49,7 @@ pub(crate) async fn connect(
 ) -> std::result::Result<(Socket, SocketAddr), Failed> {
     match tokio::time::timeout(timeout, connect_inner(url, tls, sni, headers)).await {
         Ok(r) => r,
-        Err(_) => Err(Error::WebSocket(format!("no connection within {timeout:?}")).into()),
+        Err(_) => Err(Error::from(ConnectError::Timeout(timeout)).into()),
     }
 }
 
@@ -61,31 +61,33 @@ async fn connect_inner(
 ) -> std::result::Result<(Socket, SocketAddr), Failed> {
     let host = url
         .host_str()
-        .ok_or_else(|| Error::Config("server URL has no host".into()))?;
+        .ok_or_else(|| Error::config("server URL has no host"))?;
     let secure = url.scheme() == "wss";
     let port = url.port().unwrap_or(if secure { 443 } else { 80 });
     // IPv6 literals come bracketed from the URL; the resolver wants them bare.
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let addr = format!("{host}:{port}");
-    let tcp = TcpStream::connect((bare, port))
-        .await
-        .map_err(|source| Error::Connect {
+    let tcp = TcpStream::connect((bare, port)).await.map_err(|source| {
+        Error::from(ConnectError::Tcp {
             addr: addr.clone(),
             source,
-        })?;
+        })
+    })?;
     // Disabling Nagle only lowers latency; failure to do so is harmless.
     let _ = tcp.set_nodelay(true);
-    let local = tcp.local_addr().map_err(|source| Error::Connect {
-        addr: addr.clone(),
-        source,
+    let local = tcp.local_addr().map_err(|source| {
+        Error::from(ConnectError::Tcp {
+            addr: addr.clone(),
+            source,
+        })
     })?;
     let stream: Box<dyn Io> = if secure {
         let name = ServerName::try_from(sni.unwrap_or(bare).to_owned())
-            .map_err(|e| Error::Config(format!("TLS server name: {e}")))?;
+            .map_err(|e| Error::config_caused("TLS server name", e))?;
         let tls = tokio_rustls::TlsConnector::from(tls)
             .connect(name, tcp)
             .await
-            .map_err(|e| Error::Tls(e.to_string()))?;
+            .map_err(|e| Error::from(ConnectError::Tls(e)))?;
         Box::new(tls)
     } else {
         Box::new(tcp)
@@ -93,16 +95,16 @@ async fn connect_inner(
     let mut request = url
         .as_str()
         .into_client_request()
-        .map_err(|e| Error::WebSocket(e.to_string()))?;
+        .map_err(|e| Error::from(ConnectError::WebSocket(e)))?;
     for (name, value) in headers {
         let value = HeaderValue::from_str(value)
-            .map_err(|e| Error::Config(format!("header {name}: {e}")))?;
+            .map_err(|e| Error::config_caused(format!("header {name}"), e))?;
         request.headers_mut().insert(*name, value);
     }
     match tokio_tungstenite::client_async(request, stream).await {
         Ok((socket, _response)) => Ok((socket, local)),
         Err(tungstenite::Error::Http(response)) => Err(refused(&response)),
-        Err(e) => Err(Error::WebSocket(e.to_string()).into()),
+        Err(e) => Err(Error::from(ConnectError::WebSocket(e)).into()),
     }
 }
 

@@ -17,13 +17,13 @@ use nerveshub_proto::{
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::{debug, info, warn};
 
 use crate::client::{Client, FwupMessage, RebootAction, RebootReason, UpdateDecision, UpdateInfo};
 use crate::config::{Auth, Config, Transport, Updater};
 use crate::connection::{self, Socket};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, UpdateError};
 use crate::handle::{Command, CommandSlot, DeviceHandle};
 use crate::update::{UpdateJob, UpdateMsg, run_update};
 
@@ -95,25 +95,27 @@ impl<C: Client> Device<C> {
     /// the HTTP client; connects only in [`run`](Self::run).
     ///
     /// # Errors
-    /// [`Error::Config`] / [`Error::Tls`] for an unusable configuration.
+    /// [`Error::Config`] / [`Error::Tls`] for an unusable configuration (an unusable device
+    /// key or CA certificate, a crypto provider without TLS 1.2 or 1.3 cipher suites).
     pub fn new(mut config: Config, client: C) -> Result<Self> {
         let url = config.socket_url()?;
         let identity = match &config.auth {
             Auth::Certificate(id) => Some(id),
             Auth::SharedSecret(_) => None,
         };
-        let socket_tls = config.trust.client_config(identity)?;
+        let provider = &config.crypto_provider;
+        let socket_tls = config.trust.client_config(provider, identity)?;
         let download_tls = config
             .download_trust
             .as_ref()
             .unwrap_or(&config.trust)
-            .client_config(None)?;
+            .client_config(provider, None)?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured((*download_tls).clone())
             .connect_timeout(config.connect_timeout)
             .user_agent(concat!("nerveshub-client/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+            .map_err(|e| Error::config_caused("HTTP client", e))?;
         if config.join_params.fwup_version.is_none() {
             config.join_params.fwup_version = Some(fwup_version(&config.updater));
         }
@@ -229,6 +231,7 @@ impl<C: Client> Device<C> {
                     }
                     Err(e) => {
                         // Logged once while it keeps failing the same way; retries at debug.
+                        // Errors are not comparable; their text tells a repeat apart.
                         let text = e.to_string();
                         if last_failure.as_deref() == Some(text.as_str()) {
                             debug!(error = %e, "connection failed again");
@@ -324,19 +327,19 @@ impl<C: Client> Device<C> {
                             None => info!("the server closed the connection; reconnecting"),
                         }
                         socket = None;
-                        self.client.error(&Error::WebSocket("closed by the server".into()));
+                        self.client.error(&Error::ClosedByServer);
                         session.handle_disconnected(now());
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
                         warn!(error = %e, "socket failed");
                         socket = None;
-                        self.client.error(&Error::WebSocket(e.to_string()));
+                        self.client.error(&Error::WebSocket(e));
                         session.handle_disconnected(now());
                     }
                     None => {
                         socket = None;
-                        self.client.error(&Error::WebSocket("connection closed".into()));
+                        self.client.error(&Error::WebSocket(tungstenite::Error::ConnectionClosed));
                         session.handle_disconnected(now());
                     }
                 },
@@ -637,16 +640,13 @@ impl<C: Client> Device<C> {
             Some(UpdateMsg::Finished(result)) => {
                 self.finish_update(result, session, update, queued)
             }
-            None => {
-                let reason = "Unexpected error : the update task ended".to_owned();
-                self.finish_update(Err(reason), session, update, queued)
-            }
+            None => self.finish_update(Err(UpdateError::TaskEnded), session, update, queued),
         }
     }
 
     fn finish_update(
         &mut self,
-        result: std::result::Result<(), String>,
+        result: std::result::Result<(), UpdateError>,
         session: &mut ClientSession,
         update: &mut Option<RunningUpdate>,
         queued: &mut VecDeque<DeviceEvent>,
@@ -666,11 +666,12 @@ impl<C: Client> Device<C> {
                     _ => None,
                 }
             }
-            Err(reason) => {
+            Err(e) => {
+                // The wire carries the reason as text (nerves_hub_link's `failed` reason).
+                let reason = e.to_string();
                 self.push_status(session, queued, failed(&reason));
-                self.client
-                    .fwup_message(&FwupMessage::Error(reason.clone()));
-                self.client.error(&Error::Update(reason));
+                self.client.fwup_message(&FwupMessage::Error(reason));
+                self.client.error(&Error::Update(e));
                 None
             }
         }
@@ -720,6 +721,7 @@ async fn next_update(update: &mut Option<RunningUpdate>) -> Option<UpdateMsg> {
 /// The `fwup_version` to report: the engine's (fwup 1.16.0 behaviour) or `fwup --version`.
 fn fwup_version(updater: &Updater) -> String {
     match updater {
+        #[cfg(feature = "fwup-process")]
         Updater::Fwup { program, .. } => std::process::Command::new(program)
             .arg("--version")
             .output()
@@ -728,7 +730,7 @@ fn fwup_version(updater: &Updater) -> String {
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| nerveshub_fwup::FWUP_VERSION.to_owned()),
-        _ => nerveshub_fwup::FWUP_VERSION.to_owned(),
+        Updater::BuiltIn { .. } => nerveshub_fwup::FWUP_VERSION.to_owned(),
     }
 }
 
@@ -753,6 +755,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "aws-lc-rs")] // Device::new builds TLS configurations: a provider is needed
     fn join_params_ask_for_keys_only_without_local_keys() {
         let config = Config::new(
             "wss://localhost:4001",

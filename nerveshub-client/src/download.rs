@@ -34,7 +34,7 @@ enum Attempt {
     /// The whole file was received.
     Done,
     /// The connection broke; resume after the retry delay.
-    Resume(String),
+    Resume(Interruption),
     /// Give up.
     Fatal(String),
 }
@@ -62,6 +62,30 @@ pub(crate) async fn download(
         }
     }
     result
+}
+
+/// Why a download attempt broke off (logged; the attempt is resumed).
+#[derive(Debug)]
+enum Interruption {
+    /// No data for the idle timeout.
+    IdleTimeout,
+    /// The request failed.
+    Request(reqwest::Error),
+    /// The body broke off.
+    Transfer(reqwest::Error),
+    /// The body ended before its announced length.
+    LengthMismatch,
+}
+
+impl std::fmt::Display for Interruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Interruption::IdleTimeout => f.write_str("idle_timeout"),
+            Interruption::Request(e) => write!(f, "request failed: {e}"),
+            Interruption::Transfer(e) => write!(f, "transfer failed: {e}"),
+            Interruption::LengthMismatch => f.write_str("downloaded_content_length_mismatch"),
+        }
+    }
 }
 
 struct State {
@@ -126,8 +150,8 @@ async fn one_attempt(
         request = request.header("range", format!("bytes={}-", state.received));
     }
     let response = match tokio::time::timeout(policy.idle_timeout, request.send()).await {
-        Err(_) => return Attempt::Resume("idle_timeout".into()),
-        Ok(Err(e)) => return Attempt::Resume(format!("request failed: {e}")),
+        Err(_) => return Attempt::Resume(Interruption::IdleTimeout),
+        Ok(Err(e)) => return Attempt::Resume(Interruption::Request(e)),
         Ok(Ok(r)) => r,
     };
     let status = response.status();
@@ -162,12 +186,12 @@ async fn one_attempt(
             }
         };
         match next {
-            Err(_) => return Attempt::Resume("idle_timeout".into()),
-            Ok(Some(Err(e))) => return Attempt::Resume(format!("transfer failed: {e}")),
+            Err(_) => return Attempt::Resume(Interruption::IdleTimeout),
+            Ok(Some(Err(e))) => return Attempt::Resume(Interruption::Transfer(e)),
             Ok(None) => {
                 return match state.total {
                     Some(total) if state.received < total => {
-                        Attempt::Resume("downloaded_content_length_mismatch".into())
+                        Attempt::Resume(Interruption::LengthMismatch)
                     }
                     _ => Attempt::Done,
                 };

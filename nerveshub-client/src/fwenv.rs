@@ -149,7 +149,7 @@ impl FirmwareEnv {
     /// file.
     pub fn write(&self) -> Result<()> {
         if self.path.as_os_str().is_empty() {
-            return Err(Error::Config("environment was not read from a file".into()));
+            return Err(Error::config("environment was not read from a file"));
         }
         let mut target = FileTarget::open(&self.path)?;
         write_uboot_env(&mut target, &self.location, &self.env)?;

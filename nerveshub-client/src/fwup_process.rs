@@ -22,6 +22,7 @@ use tracing::debug;
 use crate::apply::ApplyFailure;
 use crate::client::FwupMessage;
 use crate::download::Chunk;
+use crate::error::UpdateError;
 use crate::verify::StreamCheck;
 
 /// Bytes held back from fwup until the download's checksum is checked (1 MiB: far more
@@ -101,6 +102,11 @@ async fn send_packet(stdin: &mut ChildStdin, data: &[u8]) -> std::io::Result<()>
     stdin.write_all(data).await
 }
 
+/// fwup's own report (its `ER` message, or how it ended): text from another process.
+fn process_failure(message: String) -> ApplyFailure {
+    ApplyFailure::Engine(UpdateError::FwupProcess(message))
+}
+
 /// Applies the download arriving on `rx` with the `fwup` program.
 pub(crate) async fn apply_external(
     job: ExternalJob,
@@ -127,14 +133,15 @@ pub(crate) async fn apply_external(
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
-    let spawn_error = |e: std::io::Error| {
-        ApplyFailure::Fwup(format!("cannot run {}: {e}", job.program.display()))
+    let spawn_error = |source| {
+        ApplyFailure::Engine(UpdateError::FwupSpawn {
+            program: job.program.clone(),
+            source,
+        })
     };
     let mut child = cmd.spawn().map_err(spawn_error)?;
     let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err(ApplyFailure::Fwup(
-            "fwup's stdin or stdout is missing".into(),
-        ));
+        return Err(process_failure("fwup's stdin or stdout is missing".into()));
     };
     let (ptx, mut prx) = mpsc::unbounded_channel();
     tokio::spawn(read_packets(stdout, ptx));
@@ -155,9 +162,9 @@ pub(crate) async fn apply_external(
                     let _ = report.send(FwupMessage::Warning(w));
                 }
                 Some(Packet::Ok(0)) => break Ok(()),
-                Some(Packet::Ok(code)) => break Err(ApplyFailure::Fwup(format!("fwup returned {code}"))),
-                Some(Packet::Error(e)) => break Err(ApplyFailure::Fwup(e)),
-                None => break Err(ApplyFailure::Fwup("fwup exited without a result".into())),
+                Some(Packet::Ok(code)) => break Err(process_failure(format!("fwup returned {code}"))),
+                Some(Packet::Error(e)) => break Err(process_failure(e)),
+                None => break Err(process_failure("fwup exited without a result".into())),
             },
             chunk = rx.recv(), if input_open => match chunk {
                 Some(Chunk::Data(data)) => {
@@ -194,8 +201,8 @@ pub(crate) async fn apply_external(
     let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await;
     match (outcome, status) {
         (Ok(()), Ok(Ok(s))) if s.success() => Ok(()),
-        (Ok(()), Ok(Ok(s))) => Err(ApplyFailure::Fwup(format!("fwup exited with {s}"))),
-        (Ok(()), _) => Err(ApplyFailure::Fwup("fwup did not exit".into())),
+        (Ok(()), Ok(Ok(s))) => Err(process_failure(format!("fwup exited with {s}"))),
+        (Ok(()), _) => Err(process_failure("fwup did not exit".into())),
         (Err(e), _) => {
             let _ = child.start_kill();
             Err(e)

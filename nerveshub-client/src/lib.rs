@@ -22,7 +22,14 @@
 //! [`Config::accept_server_keys`]). With no key, every update is refused with
 //! nerves_hub_link's reason ([`NO_PUBLIC_KEYS`]).
 //!
-//! TLS uses rustls with the aws-lc-rs provider, passed explicitly.
+//! TLS uses rustls with the crypto provider in [`Config::crypto_provider`], passed
+//! explicitly (no process-wide default): aws-lc-rs with [`Config::new`], or any provider
+//! (ring, a FIPS provider…) with [`Config::new_with_provider`].
+//!
+//! Errors keep their cause: [`Error`] groups connection failures in [`ConnectError`] (with
+//! the rustls and tungstenite errors as sources; [`Error::rustls_error`] finds a failed
+//! handshake's), polls in [`PollError`] and failed updates in [`UpdateError`] (the fwup
+//! engine's or the operating system's error as source).
 //!
 //! # Example
 //!
@@ -58,6 +65,15 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! # Crate features
+//!
+//! - `aws-lc-rs` (default): rustls' aws-lc-rs provider for [`Config::new`]. Without it,
+//!   build the configuration with [`Config::new_with_provider`].
+//! - `fwup-process` (default): applying updates with an external `fwup` program
+//!   ([`Updater::fwup`], `Updater::Fwup`), as nerves_hub_link does, through tokio's process
+//!   support. Without it, updates are applied by the built-in engine only
+//!   ([`Updater::built_in`]).
 #![forbid(unsafe_code)]
 
 mod apply;
@@ -70,6 +86,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod fwenv;
+#[cfg(feature = "fwup-process")]
 mod fwup_process;
 mod handle;
 mod tls;
@@ -83,7 +100,7 @@ pub use config::{
     Auth, Config, DownloadPolicy, SharedSecret, Transport, Updater, WallClock, system_clock,
 };
 pub use device::{Device, NO_PUBLIC_KEYS, Stopped};
-pub use error::{Error, Result};
+pub use error::{ConfigError, ConnectError, Error, PollError, Result, UpdateError};
 pub use fwenv::{FirmwareEnv, NERVES_UBOOT_ENV};
 pub use handle::DeviceHandle;
 pub use tls::{Identity, Trust, certificates_from_bytes, private_key_from_bytes};

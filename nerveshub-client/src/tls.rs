@@ -1,6 +1,7 @@
 //! TLS: who the device is (certificate and key, or a caller's signing key) and whom it
-//! trusts (CA certificates, or pinned server certificates). Everything uses rustls'
-//! aws-lc-rs provider, passed explicitly: nothing here depends on a process-wide default.
+//! trusts (CA certificates, or pinned server certificates). Everything uses the crypto
+//! provider of the [`Config`](crate::Config), passed explicitly: nothing here depends on a
+//! process-wide default.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,11 +17,6 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// The crypto provider every TLS configuration of this crate uses (aws-lc-rs).
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
 /// Reads certificates from PEM (every `CERTIFICATE` block) or, when the bytes are not PEM,
 /// as one DER certificate.
 ///
@@ -30,9 +26,9 @@ pub fn certificates_from_bytes(bytes: &[u8]) -> Result<Vec<CertificateDer<'stati
     if looks_like_pem(bytes) {
         let certs = CertificateDer::pem_slice_iter(bytes)
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Config(format!("bad PEM certificate: {e}")))?;
+            .map_err(|e| Error::config_caused("bad PEM certificate", e))?;
         if certs.is_empty() {
-            return Err(Error::Config("no certificate in PEM data".into()));
+            return Err(Error::config("no certificate in PEM data"));
         }
         Ok(certs)
     } else {
@@ -48,10 +44,11 @@ pub fn certificates_from_bytes(bytes: &[u8]) -> Result<Vec<CertificateDer<'stati
 pub fn private_key_from_bytes(bytes: &[u8]) -> Result<PrivateKeyDer<'static>> {
     if looks_like_pem(bytes) {
         PrivateKeyDer::from_pem_slice(bytes)
-            .map_err(|e| Error::Config(format!("bad PEM private key: {e}")))
+            .map_err(|e| Error::config_caused("bad PEM private key", e))
     } else {
+        // rustls-pki-types says why in a `&'static str`: there is no error value to keep.
         PrivateKeyDer::try_from(bytes.to_vec())
-            .map_err(|e| Error::Config(format!("bad DER private key: {e}")))
+            .map_err(|e| Error::config(format!("bad DER private key: {e}")))
     }
 }
 
@@ -65,29 +62,53 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
 
 /// The device's TLS client identity: a certificate chain (leaf first) with the key that
 /// signs for it.
+///
+/// A key given as bytes is loaded with the configuration's crypto provider when the
+/// [`Device`](crate::Device) is made, which also checks that it matches the certificate.
 #[derive(Clone)]
 pub struct Identity {
-    certified: Arc<CertifiedKey>,
+    key: IdentityKey,
+}
+
+#[derive(Clone)]
+enum IdentityKey {
+    /// A private key, loaded by the provider when a TLS configuration is built.
+    Der {
+        chain: Vec<CertificateDer<'static>>,
+        key: Arc<PrivateKeyDer<'static>>,
+    },
+    /// A caller's signing key.
+    Certified(Arc<CertifiedKey>),
 }
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let chain_len = match &self.key {
+            IdentityKey::Der { chain, .. } => chain.len(),
+            IdentityKey::Certified(c) => c.cert.len(),
+        };
         f.debug_struct("Identity")
-            .field("chain_len", &self.certified.cert.len())
+            .field("chain_len", &chain_len)
             .finish_non_exhaustive()
     }
 }
 
 impl Identity {
-    /// An identity from a certificate chain and a private key held in memory.
+    /// An identity from a certificate chain and a private key held in memory. The key is
+    /// loaded (and checked against the certificate) by the configuration's crypto provider
+    /// in [`Device::new`](crate::Device::new).
     ///
     /// # Errors
-    /// [`Error::Tls`] when the key type is not supported or does not match the certificate.
+    /// [`Error::Config`] when the chain is empty.
     pub fn new(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<Self> {
-        let certified = CertifiedKey::from_der(chain, key, &provider())
-            .map_err(|e| Error::Tls(format!("device certificate and key: {e}")))?;
+        if chain.is_empty() {
+            return Err(Error::config("the device certificate chain is empty"));
+        }
         Ok(Identity {
-            certified: Arc::new(certified),
+            key: IdentityKey::Der {
+                chain,
+                key: Arc::new(key),
+            },
         })
     }
 
@@ -95,16 +116,28 @@ impl Identity {
     /// supplies a rustls [`SigningKey`].
     pub fn with_signing_key(chain: Vec<CertificateDer<'static>>, key: Arc<dyn SigningKey>) -> Self {
         Identity {
-            certified: Arc::new(CertifiedKey::new(chain, key)),
+            key: IdentityKey::Certified(Arc::new(CertifiedKey::new(chain, key))),
         }
     }
 
     /// An identity from certificate and key bytes, each PEM or DER.
     ///
     /// # Errors
-    /// [`Error::Config`] for unreadable data, [`Error::Tls`] for an unusable key.
+    /// [`Error::Config`] for unreadable data.
     pub fn from_bytes(cert: &[u8], key: &[u8]) -> Result<Self> {
         Self::new(certificates_from_bytes(cert)?, private_key_from_bytes(key)?)
+    }
+
+    /// The certificate and signing key, the key loaded by `provider`.
+    fn certified(&self, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>> {
+        match &self.key {
+            IdentityKey::Der { chain, key } => {
+                CertifiedKey::from_der(chain.clone(), key.clone_key(), provider)
+                    .map(Arc::new)
+                    .map_err(Error::Tls)
+            }
+            IdentityKey::Certified(c) => Ok(c.clone()),
+        }
     }
 
     /// An identity from a certificate file and a key file, each PEM or DER.
@@ -170,7 +203,7 @@ impl Trust {
             .iter()
             .map(Path::new)
             .find(|p| p.exists())
-            .ok_or_else(|| Error::Config("no system CA bundle found; give a CA file".into()))?;
+            .ok_or_else(|| Error::config("no system CA bundle found; give a CA file"))?;
         Self::ca_file(path)
     }
 
@@ -182,30 +215,29 @@ impl Trust {
     /// A rustls client configuration with this trust and, optionally, a client identity.
     ///
     /// # Errors
-    /// [`Error::Tls`] when a CA certificate is unusable.
+    /// [`Error::Tls`] when a CA certificate or the device's key is unusable, or the provider
+    /// supports neither TLS 1.2 nor 1.3.
     pub(crate) fn client_config(
         &self,
+        provider: &Arc<CryptoProvider>,
         identity: Option<&Identity>,
     ) -> Result<Arc<rustls::ClientConfig>> {
-        let provider = provider();
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Tls(e.to_string()))?;
+            .map_err(Error::Tls)?;
         let verifier: Arc<dyn ServerCertVerifier> = match self {
             Trust::Roots(certs) => {
                 let mut roots = RootCertStore::empty();
                 for c in certs {
-                    roots
-                        .add(c.clone())
-                        .map_err(|e| Error::Tls(format!("CA certificate: {e}")))?;
+                    roots.add(c.clone()).map_err(Error::Tls)?;
                 }
                 WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                     .build()
-                    .map_err(|e| Error::Tls(e.to_string()))?
+                    .map_err(|e| Error::Tls(verifier_error(e)))?
             }
             Trust::Pinned(pins) => Arc::new(PinnedVerifier {
                 pins: pins.clone(),
-                provider,
+                provider: provider.clone(),
             }),
         };
         let builder = builder
@@ -213,11 +245,22 @@ impl Trust {
             .with_custom_certificate_verifier(verifier);
         let config = match identity {
             Some(id) => {
-                builder.with_client_cert_resolver(Arc::new(OneIdentity(id.certified.clone())))
+                builder.with_client_cert_resolver(Arc::new(OneIdentity(id.certified(provider)?)))
             }
             None => builder.with_no_client_auth(),
         };
         Ok(Arc::new(config))
+    }
+}
+
+/// A refused server verifier as the rustls error it wraps (an empty root store, or a bad
+/// revocation list: the verifier's error types are rustls errors in all but name).
+fn verifier_error(e: rustls::client::VerifierBuilderError) -> rustls::Error {
+    match e {
+        rustls::client::VerifierBuilderError::InvalidCrl(crl) => {
+            rustls::Error::InvalidCertRevocationList(crl)
+        }
+        other => rustls::Error::Other(rustls::OtherError(Arc::new(other))),
     }
 }
 

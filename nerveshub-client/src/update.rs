@@ -10,6 +10,8 @@ use crate::apply::{ApplyFailure, BuiltInJob, apply_built_in};
 use crate::client::FwupMessage;
 use crate::config::{DownloadPolicy, Updater};
 use crate::download::{download, redacted};
+use crate::error::UpdateError;
+#[cfg(feature = "fwup-process")]
 use crate::fwup_process::{ExternalJob, apply_external};
 use crate::verify::StreamCheck;
 
@@ -17,14 +19,14 @@ use crate::verify::StreamCheck;
 const CHANNEL_DEPTH: usize = 16;
 
 /// What an update task tells the driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum UpdateMsg {
     /// The downloader (re)connected: push `status_update started`.
     Started,
     /// Progress or a warning from the engine.
     Fwup(FwupMessage),
-    /// The update ended: `Ok` applied, `Err(reason)` failed (the `failed` reason).
-    Finished(Result<(), String>),
+    /// The update ended: `Ok` applied, `Err` failed (its text is the `failed` reason).
+    Finished(Result<(), UpdateError>),
 }
 
 /// Everything one update needs.
@@ -46,14 +48,14 @@ pub(crate) async fn run_update(job: UpdateJob, tx: mpsc::UnboundedSender<UpdateM
     let _ = tx.send(UpdateMsg::Finished(result));
 }
 
-async fn update(job: UpdateJob, tx: &mpsc::UnboundedSender<UpdateMsg>) -> Result<(), String> {
+async fn update(job: UpdateJob, tx: &mpsc::UnboundedSender<UpdateMsg>) -> Result<(), UpdateError> {
     let url = reqwest::Url::parse(&job.payload.firmware_url)
-        .map_err(|e| format!("Download failed : invalid firmware_url: {e}"))?;
+        .map_err(|e| UpdateError::InvalidUrl(Box::new(e)))?;
     let check = StreamCheck::new(
         job.payload.checksum.as_deref(),
         job.payload.partials_checksums.as_deref(),
     )
-    .map_err(|e| format!("Download failed : {e}"))?;
+    .map_err(UpdateError::Download)?;
     info!(url = %redacted(&url), size = ?job.payload.size, "downloading firmware");
 
     let (chunk_tx, chunk_rx) = mpsc::channel(CHANNEL_DEPTH);
@@ -77,6 +79,7 @@ async fn update(job: UpdateJob, tx: &mpsc::UnboundedSender<UpdateMsg>) -> Result
                 };
                 apply_built_in(job, chunk_rx, fwup_tx).await
             }
+            #[cfg(feature = "fwup-process")]
             Updater::Fwup {
                 program,
                 devpath,
@@ -105,8 +108,8 @@ async fn update(job: UpdateJob, tx: &mpsc::UnboundedSender<UpdateMsg>) -> Result
     let (downloaded, applied, ()) = tokio::join!(fetch, apply, forward);
     match (downloaded, applied) {
         (_, Ok(())) => Ok(()),
-        (Err(reason), _) if reason != "aborted" => Err(format!("Download failed : {reason}")),
-        (_, Err(ApplyFailure::Download(reason))) => Err(format!("Download failed : {reason}")),
-        (_, Err(ApplyFailure::Fwup(message))) => Err(format!("FWUP error : \"{message}\"")),
+        (Err(reason), _) if reason != "aborted" => Err(UpdateError::Download(reason)),
+        (_, Err(ApplyFailure::Download(reason))) => Err(UpdateError::Download(reason)),
+        (_, Err(ApplyFailure::Engine(e))) => Err(e),
     }
 }

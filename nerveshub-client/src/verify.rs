@@ -59,6 +59,7 @@ impl StreamCheck {
     }
 
     /// Bytes downloaded so far.
+    #[cfg(any(test, feature = "fwup-process"))]
     pub(crate) fn total(&self) -> u64 {
         self.total
     }

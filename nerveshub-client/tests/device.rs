@@ -1,5 +1,7 @@
 //! The device client against an in-test NervesHub endpoint and download server: real TLS on
 //! loopback, A/B firmware built in the test, the built-in fwup engine writing an image file.
+//! The configurations use the default aws-lc-rs provider (`Config::new`).
+#![cfg(feature = "aws-lc-rs")]
 
 use nerveshub_test_support::device as common;
 

@@ -1,5 +1,7 @@
 //! Replays the committed seed corpus of the `client_*` fuzz targets (`fuzz/corpus/client_*/`)
 //! through the same entry points the targets call, on stable, so the corpus keeps passing.
+//! The one target parses the external fwup's packets (feature `fwup-process`).
+#![cfg(feature = "fwup-process")]
 
 use std::path::PathBuf;
 

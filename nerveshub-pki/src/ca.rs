@@ -1,6 +1,7 @@
 //! Device CAs: the structural checks every registered CA passes, and the vetting a CA goes
 //! through when an organisation registers it (validity and proof of possession).
 
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls_pki_types::{TrustAnchor, UnixTime};
 
 use crate::{Certificate, Error, sig};
@@ -12,7 +13,7 @@ pub const VERIFY_URI_PREFIX: &str = "urn:nerveshub:verify:";
 ///
 /// [`RegisteredCa::new`] makes the structural checks (CA basic constraint, `keyCertSign`);
 /// use it to load CAs that were vetted at registration from storage. New registrations go
-/// through [`CaRegistration::vet`], which also checks validity and proof of possession.
+/// through [`CaRegistration::vet_with_provider`] (or `vet`), which also checks validity and proof of possession.
 #[derive(Clone, Debug)]
 pub struct RegisteredCa {
     cert: Certificate,
@@ -28,7 +29,7 @@ impl RegisteredCa {
     /// # Errors
     /// [`Error::NotCa`] without `basicConstraints cA`, [`Error::MissingKeyCertSign`] when a
     /// `keyUsage` extension is present without `keyCertSign` (an absent `keyUsage` allows all
-    /// uses, as RFC 5280 and OpenSSL have it), [`Error::MalformedCertificate`] when rustls-webpki
+    /// uses, as RFC 5280 and OpenSSL have it), [`Error::Decode`] when rustls-webpki
     /// cannot use it as a trust anchor.
     pub fn new(cert: Certificate, check_expiration: bool) -> Result<Self, Error> {
         if !cert.is_ca() {
@@ -38,7 +39,7 @@ impl RegisteredCa {
             return Err(Error::MissingKeyCertSign);
         }
         let anchor = webpki::anchor_from_trusted_cert(cert.der())
-            .map_err(|e| Error::from_webpki(&e))?
+            .map_err(Error::from_webpki)?
             .to_owned();
         Ok(Self {
             cert,
@@ -149,11 +150,36 @@ impl CaRegistration {
     /// SAN URI `urn:nerveshub:verify:<token>` or as its common name. The verification
     /// certificate's own validity is not checked (NervesHub does not either).
     ///
+    /// The proof's signature is checked with the aws-lc-rs provider's algorithms (feature
+    /// `aws-lc-rs`); [`vet_with_provider`](Self::vet_with_provider) takes another provider.
+    ///
     /// # Errors
     /// [`Error::NotCa`], [`Error::MissingKeyCertSign`], [`Error::Expired`],
     /// [`Error::NotYetValid`], [`Error::ProofNotSignedByCa`], [`Error::UnsupportedAlgorithm`],
     /// [`Error::ProofTokenMismatch`].
+    #[cfg(feature = "aws-lc-rs")]
     pub fn vet(self, now: UnixTime) -> Result<VettedCa, Error> {
+        self.vet_with_algorithms(&sig::default_algorithms(), now)
+    }
+
+    /// [`vet`](Self::vet), checking the proof's signature with `provider`'s signature
+    /// verification algorithms.
+    ///
+    /// # Errors
+    /// As [`vet`](Self::vet).
+    pub fn vet_with_provider(
+        self,
+        provider: &CryptoProvider,
+        now: UnixTime,
+    ) -> Result<VettedCa, Error> {
+        self.vet_with_algorithms(&provider.signature_verification_algorithms, now)
+    }
+
+    fn vet_with_algorithms(
+        self,
+        algorithms: &WebPkiSupportedAlgorithms,
+        now: UnixTime,
+    ) -> Result<VettedCa, Error> {
         let ca = RegisteredCa::new(self.ca, self.check_expiration)?;
         ca.cert.check_validity(now)?;
         let v = &self.verification;
@@ -161,7 +187,7 @@ impl CaRegistration {
             return Err(Error::ProofNotSignedByCa);
         }
         match sig::verify(
-            &sig::default_algorithms(),
+            algorithms,
             ca.cert.subject_public_key_info(),
             &v.signature_alg_der,
             &v.tbs_der,

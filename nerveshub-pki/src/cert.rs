@@ -12,7 +12,7 @@ use x509_cert::ext::pkix::{
     SubjectKeyIdentifier,
 };
 
-use crate::Error;
+use crate::{DecodeError, Error};
 
 /// `id-kp-clientAuth` (1.3.6.1.5.5.7.3.2).
 const OID_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
@@ -59,10 +59,10 @@ impl Certificate {
     /// Parses a DER-encoded certificate.
     ///
     /// # Errors
-    /// [`Error::MalformedCertificate`] when the bytes are not one well-formed X.509 v3
+    /// [`Error::Decode`] when the bytes are not one well-formed X.509 v3
     /// certificate (trailing bytes are refused).
     pub fn from_der(der: &[u8]) -> Result<Self, Error> {
-        let malformed = |e: x509_cert::der::Error| Error::MalformedCertificate(e.to_string());
+        let malformed = |e| Error::from(DecodeError::der("certificate", e));
         let cert = x509_cert::Certificate::from_der(der).map_err(malformed)?;
         let tbs = cert.tbs_certificate();
 
@@ -79,42 +79,40 @@ impl Certificate {
         let mut extended_key_usage = None;
         let mut san_uris = Vec::new();
         let mut san_dns_names = Vec::new();
-        let ext_err = |what: &str, e: x509_cert::der::Error| {
-            Error::MalformedCertificate(format!("{what} extension: {e}"))
-        };
+        let ext_err = |what: &'static str, e| Error::from(DecodeError::der(what, e));
         if let Some((_, v)) = tbs
             .get_extension::<SubjectKeyIdentifier>()
-            .map_err(|e| ext_err("subjectKeyIdentifier", e))?
+            .map_err(|e| ext_err("subjectKeyIdentifier extension", e))?
         {
             ski = Some(v.0.as_bytes().to_vec());
         }
         if let Some((_, v)) = tbs
             .get_extension::<AuthorityKeyIdentifier>()
-            .map_err(|e| ext_err("authorityKeyIdentifier", e))?
+            .map_err(|e| ext_err("authorityKeyIdentifier extension", e))?
         {
             aki = v.key_identifier.map(|k| k.as_bytes().to_vec());
         }
         if let Some((_, v)) = tbs
             .get_extension::<BasicConstraints>()
-            .map_err(|e| ext_err("basicConstraints", e))?
+            .map_err(|e| ext_err("basicConstraints extension", e))?
         {
             basic_constraints = Some((v.ca, v.path_len_constraint));
         }
         if let Some((_, v)) = tbs
             .get_extension::<KeyUsage>()
-            .map_err(|e| ext_err("keyUsage", e))?
+            .map_err(|e| ext_err("keyUsage extension", e))?
         {
             key_cert_sign = Some(v.key_cert_sign());
         }
         if let Some((_, v)) = tbs
             .get_extension::<ExtendedKeyUsage>()
-            .map_err(|e| ext_err("extendedKeyUsage", e))?
+            .map_err(|e| ext_err("extendedKeyUsage extension", e))?
         {
             extended_key_usage = Some(v.0.iter().map(|oid| oid.to_string()).collect());
         }
         if let Some((_, v)) = tbs
             .get_extension::<SubjectAltName>()
-            .map_err(|e| ext_err("subjectAltName", e))?
+            .map_err(|e| ext_err("subjectAltName extension", e))?
         {
             for name in v.0 {
                 match name {
@@ -170,12 +168,12 @@ impl Certificate {
     /// Parses the first `CERTIFICATE` block of PEM text.
     ///
     /// # Errors
-    /// [`Error::Pem`] for broken PEM, [`Error::PemMissing`] when there is no certificate, and
+    /// [`Error::Decode`] ([`DecodeError::Pem`]) for broken PEM, [`Error::PemMissing`] when there is no certificate, and
     /// the errors of [`Certificate::from_der`].
     pub fn from_pem(pem: &[u8]) -> Result<Self, Error> {
         match CertificateDer::pem_slice_iter(pem).next() {
             Some(Ok(der)) => Self::from_der(&der),
-            Some(Err(e)) => Err(Error::Pem(e.to_string())),
+            Some(Err(e)) => Err(DecodeError::Pem(e).into()),
             None => Err(Error::PemMissing("CERTIFICATE")),
         }
     }
@@ -187,7 +185,7 @@ impl Certificate {
     pub fn chain_from_pem(pem: &[u8]) -> Result<Vec<Self>, Error> {
         let mut out = Vec::new();
         for der in CertificateDer::pem_slice_iter(pem) {
-            let der = der.map_err(|e| Error::Pem(e.to_string()))?;
+            let der = der.map_err(DecodeError::Pem)?;
             out.push(Self::from_der(&der)?);
         }
         if out.is_empty() {
@@ -409,13 +407,13 @@ pub(crate) fn looks_like_pem(input: &[u8]) -> bool {
 pub(crate) fn der_contents(tlv: &[u8]) -> Result<&[u8], Error> {
     AnyRef::from_der(tlv)
         .map(AnyRef::value)
-        .map_err(|e| Error::MalformedCertificate(e.to_string()))
+        .map_err(|e| DecodeError::der("DER value", e).into())
 }
 
 /// The full encoding (tag, length, value) of the first element inside an outer SEQUENCE: the
 /// signed bytes of a certificate or certification request, exactly as received.
 pub(crate) fn first_element(der: &[u8]) -> Result<Vec<u8>, Error> {
-    let malformed = |e: x509_cert::der::Error| Error::MalformedCertificate(e.to_string());
+    let malformed = |e| Error::from(DecodeError::der("signed structure", e));
     let outer = AnyRef::from_der(der).map_err(malformed)?;
     let mut reader = SliceReader::new(outer.value()).map_err(malformed)?;
     let first: AnyRef<'_> = reader.decode().map_err(malformed)?;

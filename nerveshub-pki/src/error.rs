@@ -1,27 +1,34 @@
-//! The crate's one error type.
+//! The crate's one error type, and the decoding errors it groups.
 
 use rustls_pki_types::UnixTime;
+
+/// Any error, boxed: the source of a [`DecodeError::Der`], kept without naming the DER
+/// parser's version in this crate's API (downcast it to `der::Error` if needed).
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong while parsing, vetting, verifying or generating certificates.
 ///
 /// The variants name the reason in NervesHub's terms (an unknown CA, a mismatched common name, a
 /// known certificate of a deleted device…) so a server can log and count them; none of them
-/// carries secret material.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// carries secret material. Errors of the parsers and libraries below keep their cause
+/// ([`std::error::Error::source`]): decoding errors are grouped in [`DecodeError`], and a
+/// chain rustls-webpki refuses for a reason without a variant of its own is
+/// [`Error::Chain`] holding webpki's error.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The input is not PEM, or its PEM framing is broken.
-    #[error("invalid PEM: {0}")]
-    Pem(String),
+    /// The input does not decode: broken PEM framing, or DER that is not a well-formed X.509
+    /// certificate (or extension, or public key).
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
     /// The PEM input holds no object of the expected kind (for example no `CERTIFICATE`).
     #[error("no {0} found in PEM input")]
     PemMissing(&'static str),
-    /// The certificate's DER does not parse as an X.509 v3 certificate.
-    #[error("malformed certificate: {0}")]
-    MalformedCertificate(String),
-    /// The certificate signing request does not parse, or its self-signature does not verify.
+    /// The certificate signing request does not parse, or its self-signature does not verify
+    /// (feature `gen`).
+    #[cfg(feature = "gen")]
     #[error("invalid certificate signing request: {0}")]
-    InvalidCsr(String),
+    InvalidCsr(#[source] CsrError),
     /// No certificate was presented.
     #[error("no certificate presented")]
     NoCertificate,
@@ -74,7 +81,7 @@ pub enum Error {
     WrongRole,
     /// Some other path-validation failure reported by rustls-webpki.
     #[error("certificate chain rejected: {0}")]
-    Chain(String),
+    Chain(#[source] webpki::Error),
     /// The device certificate has no (or an empty) subject common name (`missing_common_name`).
     #[error("device certificate has no common name")]
     MissingCommonName,
@@ -89,24 +96,79 @@ pub enum Error {
     /// The certificate is known but belongs to a deleted device, or was otherwise denied.
     #[error("certificate is denied (device deleted)")]
     Denied,
-    /// Certificate generation failed (feature `gen`).
+    /// Certificate generation failed in rcgen (feature `gen`).
+    #[cfg(feature = "gen")]
     #[error("certificate generation failed: {0}")]
-    Generation(String),
+    Generation(#[source] rcgen::Error),
+    /// A validity time cannot be written in a certificate (before 1970 or after 9999;
+    /// feature `gen`).
+    #[cfg(feature = "gen")]
+    #[error("time {0:?} cannot be written in a certificate")]
+    TimeOutOfRange(UnixTime),
+    /// The operating system gave no randomness for a serial number (feature `gen`).
+    #[cfg(feature = "gen")]
+    #[error("no randomness for a certificate serial number: {0}")]
+    Random(#[source] getrandom::Error),
+}
+
+/// Bytes that do not decode as what was expected. The parser's error is the
+/// [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The input is not PEM, or its PEM framing (or base64) is broken.
+    #[error("invalid PEM: {0}")]
+    Pem(#[source] rustls_pki_types::pem::Error),
+    /// DER that is not the X.509 structure expected.
+    #[error("malformed {what}: {source}")]
+    Der {
+        /// What was being decoded: `certificate`, `keyUsage extension`, `public key`…
+        what: &'static str,
+        /// The DER parser's error.
+        #[source]
+        source: BoxError,
+    },
+    /// rustls-webpki refused the certificate's encoding (bad DER, trailing data, an
+    /// unsupported certificate version).
+    #[error("malformed certificate: {0}")]
+    Webpki(#[source] webpki::Error),
+}
+
+impl DecodeError {
+    pub(crate) fn der(what: &'static str, source: x509_cert::der::Error) -> Self {
+        DecodeError::Der {
+            what,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Why a certificate signing request was refused (feature `gen`).
+#[cfg(feature = "gen")]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CsrError {
+    /// The request's PEM framing is broken.
+    #[error("invalid PEM: {0}")]
+    Pem(#[source] rustls_pki_types::pem::Error),
+    /// The request does not parse, or its self-signature does not verify (rcgen's error).
+    #[error("{0}")]
+    Request(#[source] rcgen::Error),
 }
 
 impl Error {
     #[allow(deprecated)] // webpki still produces the context-free variants in places
-    pub(crate) fn from_webpki(err: &webpki::Error) -> Self {
+    pub(crate) fn from_webpki(err: webpki::Error) -> Self {
         use webpki::Error as W;
         match err {
             W::UnknownIssuer => Self::UnknownIssuer,
             W::CertExpired { time, not_after } => Self::Expired {
-                not_after: *not_after,
-                now: *time,
+                not_after,
+                now: time,
             },
             W::CertNotValidYet { time, not_before } => Self::NotYetValid {
-                not_before: *not_before,
-                now: *time,
+                not_before,
+                now: time,
             },
             W::InvalidSignatureForPublicKey | W::SignatureAlgorithmMismatch => Self::BadSignature,
             W::UnsupportedSignatureAlgorithm
@@ -117,24 +179,24 @@ impl Error {
             W::PathLenConstraintViolated | W::MaximumPathDepthExceeded => Self::PathTooLong,
             W::CaUsedAsEndEntity | W::EndEntityUsedAsCa => Self::WrongRole,
             W::BadDer | W::BadDerTime | W::TrailingData(_) | W::UnsupportedCertVersion => {
-                Self::MalformedCertificate(err.to_string())
+                Self::Decode(DecodeError::Webpki(err))
             }
-            other => Self::Chain(format!("{other:?}")),
+            other => Self::Chain(other),
         }
     }
 
     /// The closest rustls certificate error, for the TLS alert a refused device receives.
-    pub(crate) fn to_rustls(&self) -> rustls::Error {
+    pub(crate) fn into_rustls(self) -> rustls::Error {
         use rustls::CertificateError as C;
         let ce = match self {
             Self::UnknownIssuer => C::UnknownIssuer,
             Self::Expired { .. } => C::Expired,
             Self::NotYetValid { .. } => C::NotValidYet,
             Self::BadSignature => C::BadSignature,
-            Self::MalformedCertificate(_) => C::BadEncoding,
+            Self::Decode(_) => C::BadEncoding,
             Self::InvalidUsage => C::InvalidPurpose,
             Self::Denied => C::Revoked,
-            other => C::Other(rustls::OtherError(std::sync::Arc::new(other.clone()))),
+            other => C::Other(rustls::OtherError(std::sync::Arc::new(other))),
         };
         rustls::Error::InvalidCertificate(ce)
     }

@@ -12,10 +12,10 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateSigningRequestDer, UnixTime};
 
 use crate::cert::looks_like_pem;
-use crate::{Certificate, Error, ProofPlacement, VERIFY_URI_PREFIX};
+use crate::{Certificate, CsrError, Error, ProofPlacement, VERIFY_URI_PREFIX};
 
-fn gen_err(e: impl fmt::Display) -> Error {
-    Error::Generation(e.to_string())
+fn gen_err(e: rcgen::Error) -> Error {
+    Error::Generation(e)
 }
 
 /// The key type of a generated key pair.
@@ -244,16 +244,16 @@ enum Role {
 }
 
 fn to_offset(t: UnixTime) -> Result<time::OffsetDateTime, Error> {
-    let secs = i64::try_from(t.as_secs()).map_err(gen_err)?;
-    time::OffsetDateTime::from_unix_timestamp(secs).map_err(gen_err)
+    // Both failures mean only "out of range", which the error's time says in full.
+    i64::try_from(t.as_secs())
+        .ok()
+        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
+        .ok_or(Error::TimeOutOfRange(t))
 }
 
 fn random_serial() -> Result<Vec<u8>, Error> {
     let mut serial = vec![0u8; 16];
-    rustls::crypto::aws_lc_rs::default_provider()
-        .secure_random
-        .fill(&mut serial)
-        .map_err(|_| Error::Generation("random serial".into()))?;
+    getrandom::fill(&mut serial).map_err(Error::Random)?;
     if let Some(first) = serial.first_mut() {
         // Positive and without a leading zero byte.
         *first = (*first & 0x7f) | 0x01;
@@ -295,7 +295,7 @@ impl DeviceCa {
     ///
     /// # Errors
     /// [`Error::Generation`] when the key does not parse, or
-    /// [`Error::MalformedCertificate`]/[`Error::Pem`] for the certificate.
+    /// [`Error::Decode`] for the certificate.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, Error> {
         let cert = Certificate::from_pem(cert_pem.as_bytes())?;
         let key = KeyPair::from_pem(key_pem).map_err(gen_err)?;
@@ -361,12 +361,12 @@ impl DeviceCa {
     pub fn sign_device_csr(&self, csr: &[u8], options: &CertOptions) -> Result<Certificate, Error> {
         let der = if looks_like_pem(csr) {
             CertificateSigningRequestDer::from_pem_slice(csr)
-                .map_err(|e| Error::InvalidCsr(e.to_string()))?
+                .map_err(|e| Error::InvalidCsr(CsrError::Pem(e)))?
         } else {
             CertificateSigningRequestDer::from(csr.to_vec())
         };
         let request = CertificateSigningRequestParams::from_der(&der)
-            .map_err(|e| Error::InvalidCsr(e.to_string()))?;
+            .map_err(|e| Error::InvalidCsr(CsrError::Request(e)))?;
         let params = options.params(Role::Device)?;
         let cert = params
             .signed_by(&request.public_key, &self.issuer)

@@ -23,13 +23,20 @@
 //!   `dev_server_certificate`. ECDSA P-256 by default; Ed25519, ECDSA and RSA chains are
 //!   accepted when verifying.
 //!
-//! Cryptography is rustls' aws-lc-rs provider, used explicitly (no process-wide default is
-//! needed or installed).
+//! Signatures are checked with the signature verification algorithms of a rustls
+//! [`CryptoProvider`](rustls::crypto::CryptoProvider) passed in explicitly
+//! ([`TrustStore::builder_with_provider`], [`CaRegistration::vet_with_provider`]); no
+//! process-wide default is needed or installed. With the default feature `aws-lc-rs`,
+//! [`TrustStore::builder`] and [`CaRegistration::vet`] use rustls' aws-lc-rs provider.
+//!
+//! Errors keep their cause: [`Error`] names NervesHub's reasons and holds the error of the
+//! parser or library below as its [`source`](std::error::Error::source) ([`DecodeError`] for
+//! PEM and DER, rustls-webpki's error in [`Error::Chain`]).
 //!
 //! # Example
 //!
 //! ```
-//! # #[cfg(feature = "gen")]
+//! # #[cfg(all(feature = "gen", feature = "aws-lc-rs"))]
 //! # fn main() -> Result<(), nerveshub_pki::Error> {
 //! use nerveshub_pki::{
 //!     CaRegistration, CertOptions, DeviceAuth, DeviceCa, ProofPlacement, TrustStore, UnixTime,
@@ -57,13 +64,20 @@
 //! assert_eq!(device.auth(), DeviceAuth::NewCertificate);
 //! # Ok(())
 //! # }
-//! # #[cfg(not(feature = "gen"))]
+//! # #[cfg(not(all(feature = "gen", feature = "aws-lc-rs")))]
 //! # fn main() {}
 //! ```
 //!
 //! # Crate features
 //!
-//! - `gen` (off by default): certificate generation with rcgen.
+//! - `aws-lc-rs` (default): rustls' aws-lc-rs provider as the default crypto provider:
+//!   [`TrustStore::builder`], `TrustStore::default`, [`CaRegistration::vet`]. Without it,
+//!   pass a provider (ring, a FIPS provider…) to [`TrustStore::builder_with_provider`] and
+//!   [`CaRegistration::vet_with_provider`].
+//! - `gen` (off by default): certificate generation with rcgen (`DeviceCa`,
+//!   `dev_server_certificate`, `PrivateKey`). Key generation and signing use rcgen's own
+//!   aws-lc-rs backend whatever the provider chosen for verification; serial numbers come
+//!   from the operating system's random source.
 
 mod ca;
 mod cert;
@@ -78,7 +92,9 @@ pub use ca::{
     CaRegistration, JitpProfile, ProofPlacement, RegisteredCa, VERIFY_URI_PREFIX, VettedCa,
 };
 pub use cert::Certificate;
-pub use error::Error;
+#[cfg(feature = "gen")]
+pub use error::CsrError;
+pub use error::{DecodeError, Error};
 #[cfg(feature = "gen")]
 pub use generate::{
     CertOptions, DevServerCertificate, DeviceCa, KeyAlgorithm, PrivateKey, dev_server_certificate,
@@ -89,5 +105,6 @@ pub use verifier::{DeviceCertVerifier, SharedTrustStore};
 pub use rustls::time_provider::TimeProvider;
 pub use rustls_pki_types::{CertificateDer, UnixTime};
 
+#[cfg(feature = "aws-lc-rs")]
 #[doc(hidden)]
 pub mod fuzzing;

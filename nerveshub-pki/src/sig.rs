@@ -5,9 +5,10 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use x509_cert::der::asn1::{AnyRef, BitStringRef};
 use x509_cert::der::{Decode, Reader, SliceReader};
 
-use crate::Error;
+use crate::{DecodeError, Error};
 
 /// The signature algorithms of the aws-lc-rs provider (ECDSA, Ed25519, RSA PKCS#1 and PSS).
+#[cfg(feature = "aws-lc-rs")]
 pub(crate) fn default_algorithms() -> WebPkiSupportedAlgorithms {
     rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms
 }
@@ -22,7 +23,7 @@ pub(crate) fn verify(
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), Error> {
-    let malformed = |e: x509_cert::der::Error| Error::MalformedCertificate(e.to_string());
+    let malformed = |e| Error::from(DecodeError::der("public key", e));
     // SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT STRING }
     let spki = AnyRef::from_der(spki_der).map_err(malformed)?;
     let mut reader = SliceReader::new(spki.value()).map_err(malformed)?;

@@ -6,10 +6,12 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
-use crate::{Certificate, Error, RegisteredCa, sig};
+#[cfg(feature = "aws-lc-rs")]
+use crate::sig;
+use crate::{Certificate, Error, RegisteredCa};
 
 /// More certificates than this after the device's own are refused before any parsing
 /// (rustls-webpki builds paths of at most six intermediates anyway).
@@ -130,7 +132,7 @@ impl VerifiedDevice {
 /// What the device endpoint trusts: registered Device CAs, known device certificates, and
 /// denied certificates (of deleted devices).
 ///
-/// Build it with [`TrustStore::builder`] from what the server stores, then keep it current one
+/// Build it with [`TrustStore::builder_with_provider`] (or `builder`) from what the server stores, then keep it current one
 /// change at a time ([`add_ca`](Self::add_ca), [`add_known_certificate`](Self::add_known_certificate)
 /// …) rather than building it again: each change costs about one hash-map update (a CA change
 /// re-indexes the CAs only). [`SharedTrustStore`](crate::SharedTrustStore) shares one store
@@ -144,9 +146,11 @@ pub struct TrustStore {
     known: KnownSet,
 }
 
+/// An empty store on the aws-lc-rs provider (feature `aws-lc-rs`).
+#[cfg(feature = "aws-lc-rs")]
 impl Default for TrustStore {
     fn default() -> Self {
-        TrustStoreBuilder::default().build()
+        Self::builder().build()
     }
 }
 
@@ -187,13 +191,14 @@ pub(crate) enum Lookup {
     Unknown,
 }
 
-/// Builds a [`TrustStore`].
-#[derive(Clone, Debug, Default)]
+/// Builds a [`TrustStore`]: [`TrustStore::builder_with_provider`], or
+/// [`TrustStore::builder`] for the aws-lc-rs provider.
+#[derive(Clone, Debug)]
 pub struct TrustStoreBuilder {
     cas: Vec<RegisteredCa>,
     known: Vec<KnownCertificate>,
     denied: Vec<String>,
-    algs: Option<WebPkiSupportedAlgorithms>,
+    algs: WebPkiSupportedAlgorithms,
 }
 
 impl TrustStoreBuilder {
@@ -233,10 +238,10 @@ impl TrustStoreBuilder {
         self
     }
 
-    /// Uses these signature algorithms instead of the aws-lc-rs provider's.
+    /// Uses these signature algorithms instead of the provider's.
     #[must_use]
     pub fn signature_algorithms(mut self, algs: WebPkiSupportedAlgorithms) -> Self {
-        self.algs = Some(algs);
+        self.algs = algs;
         self
     }
 
@@ -248,19 +253,33 @@ impl TrustStoreBuilder {
         }
         known.denied = self.denied.into_iter().collect();
         TrustStore {
-            cas: Arc::new(CaSet::new(
-                self.cas,
-                self.algs.unwrap_or_else(sig::default_algorithms),
-            )),
+            cas: Arc::new(CaSet::new(self.cas, self.algs)),
             known,
         }
     }
 }
 
 impl TrustStore {
-    /// Starts building a store.
+    /// Starts building a store whose chains and handshake signatures are checked with the
+    /// aws-lc-rs provider's signature algorithms (feature `aws-lc-rs`).
+    #[cfg(feature = "aws-lc-rs")]
     pub fn builder() -> TrustStoreBuilder {
-        TrustStoreBuilder::default()
+        Self::builder_with_algorithms(sig::default_algorithms())
+    }
+
+    /// Starts building a store whose chains and handshake signatures are checked with
+    /// `provider`'s signature verification algorithms (ring, a FIPS provider…).
+    pub fn builder_with_provider(provider: &CryptoProvider) -> TrustStoreBuilder {
+        Self::builder_with_algorithms(provider.signature_verification_algorithms)
+    }
+
+    fn builder_with_algorithms(algs: WebPkiSupportedAlgorithms) -> TrustStoreBuilder {
+        TrustStoreBuilder {
+            cas: Vec::new(),
+            known: Vec::new(),
+            denied: Vec::new(),
+            algs,
+        }
     }
 
     /// The registered CAs.
@@ -494,7 +513,7 @@ impl CaSet {
         rest: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<&RegisteredCa, Error> {
-        let ee = webpki::EndEntityCert::try_from(first).map_err(|e| Error::from_webpki(&e))?;
+        let ee = webpki::EndEntityCert::try_from(first).map_err(Error::from_webpki)?;
 
         // Candidate CAs: those whose subject is the issuer of a presented certificate, the
         // ones named by the device certificate's AKI first.
@@ -593,7 +612,7 @@ impl CaSet {
             }
             Err(e) => Err(own_error
                 .into_inner()
-                .unwrap_or_else(|| Error::from_webpki(&e))),
+                .unwrap_or_else(|| Error::from_webpki(e))),
         }
     }
 }
@@ -608,7 +627,7 @@ fn clamp(now: UnixTime, lo: UnixTime, hi: UnixTime) -> UnixTime {
     }
 }
 
-#[cfg(all(test, feature = "gen"))]
+#[cfg(all(test, feature = "gen", feature = "aws-lc-rs"))]
 mod tests {
     use std::time::Duration;
 
@@ -646,23 +665,41 @@ mod tests {
         let (a, b) = (ca("CA a"), ca("CA b"));
         let (from_a, from_b) = (device(&a, "dev-a"), device(&b, "dev-b"));
         let mut store = TrustStore::default();
-        assert_eq!(verdict(&store, &from_a), Err(Error::UnknownIssuer));
+        assert!(matches!(
+            verdict(&store, &from_a),
+            Err(Error::UnknownIssuer)
+        ));
         assert!(store.add_ca(registered(&a)));
         // Applying the same change again changes nothing.
         assert!(!store.add_ca(registered(&a)));
         assert_eq!(store.cas().len(), 1);
         assert!(store.add_ca(registered(&b)));
-        assert_eq!(verdict(&store, &from_a), Ok(DeviceAuth::NewCertificate));
-        assert_eq!(verdict(&store, &from_b), Ok(DeviceAuth::NewCertificate));
+        assert!(matches!(
+            verdict(&store, &from_a),
+            Ok(DeviceAuth::NewCertificate)
+        ));
+        assert!(matches!(
+            verdict(&store, &from_b),
+            Ok(DeviceAuth::NewCertificate)
+        ));
 
         // A copy taken before a change keeps its CAs (they are shared until one side changes).
         let before = store.clone();
         let fingerprint = a.certificate().fingerprint().to_ascii_lowercase();
         assert!(store.remove_ca(&fingerprint));
         assert!(!store.remove_ca(&fingerprint));
-        assert_eq!(verdict(&store, &from_a), Err(Error::UnknownIssuer));
-        assert_eq!(verdict(&store, &from_b), Ok(DeviceAuth::NewCertificate));
-        assert_eq!(verdict(&before, &from_a), Ok(DeviceAuth::NewCertificate));
+        assert!(matches!(
+            verdict(&store, &from_a),
+            Err(Error::UnknownIssuer)
+        ));
+        assert!(matches!(
+            verdict(&store, &from_b),
+            Ok(DeviceAuth::NewCertificate)
+        ));
+        assert!(matches!(
+            verdict(&before, &from_a),
+            Ok(DeviceAuth::NewCertificate)
+        ));
     }
 
     #[test]
@@ -672,7 +709,10 @@ mod tests {
         let mut store = TrustStore::builder().ca(registered(&a)).build();
         store.add_known_certificate(KnownCertificate::from_certificate(&first, "dev-1"));
         assert_eq!(store.known_certificate_count(), 1);
-        assert_eq!(verdict(&store, &first), Ok(DeviceAuth::KnownCertificate));
+        assert!(matches!(
+            verdict(&store, &first),
+            Ok(DeviceAuth::KnownCertificate)
+        ));
 
         // Another certificate for the same key (a renewal) is recognised by the key while the
         // first one is known, and stays so while either is.
@@ -680,11 +720,17 @@ mod tests {
         store.add_known_certificate(key_twin.clone());
         let removed = store.remove_known_certificate(&first.fingerprint().to_ascii_lowercase());
         assert_eq!(removed.map(|k| k.identifier), Some("dev-1".to_owned()));
-        assert_eq!(verdict(&store, &first), Ok(DeviceAuth::RenewedCertificate));
+        assert!(matches!(
+            verdict(&store, &first),
+            Ok(DeviceAuth::RenewedCertificate)
+        ));
         assert!(store.remove_known_certificate("00aa").is_some());
         assert!(store.remove_known_certificate("00aa").is_none());
         assert_eq!(store.known_certificate_count(), 0);
-        assert_eq!(verdict(&store, &first), Ok(DeviceAuth::NewCertificate));
+        assert!(matches!(
+            verdict(&store, &first),
+            Ok(DeviceAuth::NewCertificate)
+        ));
         assert!(
             store.known.by_key.is_empty(),
             "no key outlives its certificates"
@@ -709,8 +755,11 @@ mod tests {
             .ca(registered(&a))
             .deny_fingerprint(cert.fingerprint())
             .build();
-        assert_eq!(verdict(&store, &cert), Err(Error::Denied));
+        assert!(matches!(verdict(&store, &cert), Err(Error::Denied)));
         store.add_known_certificate(KnownCertificate::from_certificate(&cert, "dev-1"));
-        assert_eq!(verdict(&store, &cert), Ok(DeviceAuth::KnownCertificate));
+        assert!(matches!(
+            verdict(&store, &cert),
+            Ok(DeviceAuth::KnownCertificate)
+        ));
     }
 }

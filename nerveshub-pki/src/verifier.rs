@@ -24,7 +24,9 @@ use crate::{Error, TrustStore, VerifiedDevice};
 /// swaps in a whole store (a full reload). A verification holds the read lock only to look the
 /// presented certificate up and take the CAs; chain validation runs after it is released, so a
 /// change never waits for a handshake and a handshake sees either the old or the new entry.
-#[derive(Clone, Default)]
+/// `Default` (feature `aws-lc-rs`) shares an empty store on the aws-lc-rs provider.
+#[derive(Clone)]
+#[cfg_attr(feature = "aws-lc-rs", derive(Default))]
 pub struct SharedTrustStore {
     inner: Arc<RwLock<TrustStore>>,
 }
@@ -197,7 +199,7 @@ impl ClientCertVerifier for DeviceCertVerifier {
         self.trust
             .verify_device(&chain, now)
             .map(|_| ClientCertVerified::assertion())
-            .map_err(|e| e.to_rustls())
+            .map_err(Error::into_rustls)
     }
 
     fn verify_tls12_signature(

@@ -63,28 +63,28 @@ fn cases() -> Vec<Case> {
             name: "unknown issuer",
             ca: "root.pem",
             chain: &["dev-unknown.pem"],
-            expect: Err(|e| *e == Error::UnknownIssuer),
+            expect: Err(|e| matches!(e, Error::UnknownIssuer)),
             partial: false,
         },
         Case {
             name: "unknown issuer, signer sent",
             ca: "root.pem",
             chain: &["dev-unknown.pem", "other-root.pem"],
-            expect: Err(|e| *e == Error::UnknownIssuer),
+            expect: Err(|e| matches!(e, Error::UnknownIssuer)),
             partial: false,
         },
         Case {
             name: "bad signature",
             ca: "root.pem",
             chain: &["dev-badsig.pem"],
-            expect: Err(|e| *e == Error::BadSignature),
+            expect: Err(|e| matches!(e, Error::BadSignature)),
             partial: false,
         },
         Case {
             name: "server-auth-only EKU",
             ca: "root.pem",
             chain: &["dev-serverauth.pem"],
-            expect: Err(|e| *e == Error::InvalidUsage),
+            expect: Err(|e| matches!(e, Error::InvalidUsage)),
             partial: false,
         },
         Case {
@@ -105,21 +105,21 @@ fn cases() -> Vec<Case> {
             name: "intermediate missing",
             ca: "root.pem",
             chain: &["dev-via-inter.pem"],
-            expect: Err(|e| *e == Error::UnknownIssuer),
+            expect: Err(|e| matches!(e, Error::UnknownIssuer)),
             partial: false,
         },
         Case {
             name: "path too long",
             ca: "root-pathlen0.pem",
             chain: &["dev-via-pl0.pem", "inter-pl0.pem"],
-            expect: Err(|e| *e == Error::PathTooLong),
+            expect: Err(|e| matches!(e, Error::PathTooLong)),
             partial: false,
         },
         Case {
             name: "intermediate without keyCertSign",
             ca: "root.pem",
             chain: &["dev-via-nokcs.pem", "inter-nokcs.pem"],
-            expect: Err(|e| *e == Error::MissingKeyCertSign),
+            expect: Err(|e| matches!(e, Error::MissingKeyCertSign)),
             partial: false,
         },
         Case {
@@ -154,7 +154,7 @@ fn cases() -> Vec<Case> {
             name: "device under another CA",
             ca: "rsa-root.pem",
             chain: &["dev-valid.pem"],
-            expect: Err(|e| *e == Error::UnknownIssuer),
+            expect: Err(|e| matches!(e, Error::UnknownIssuer)),
             partial: false,
         },
     ]
@@ -341,10 +341,10 @@ fn openssl_known_expired_and_lenient_ca() {
         .unwrap();
     assert_eq!(dev.identifier(), "dev-under-expired");
     // Root without keyCertSign cannot be registered.
-    assert_eq!(
+    assert!(matches!(
         RegisteredCa::new(load(d, "root-nokcs.pem"), true).unwrap_err(),
         Error::MissingKeyCertSign
-    );
+    ));
 }
 
 #[test]
@@ -370,18 +370,18 @@ fn openssl_registration_proofs() {
     .vet(now)
     .unwrap();
     assert_eq!(vetted.proof_placement(), ProofPlacement::CommonName);
-    assert_eq!(
+    assert!(matches!(
         CaRegistration::new(root.clone(), load(d, "verify-san.pem"), "wrong")
             .vet(now)
             .unwrap_err(),
         Error::ProofTokenMismatch
-    );
-    assert_eq!(
+    ));
+    assert!(matches!(
         CaRegistration::new(root, load(d, "verify-other.pem"), "test-token-123")
             .vet(now)
             .unwrap_err(),
         Error::ProofNotSignedByCa
-    );
+    ));
     // RSA and Ed25519 CAs: proofs are checked with the provider's algorithms too.
     let vetted = CaRegistration::new(
         load(d, "rsa-root.pem"),
@@ -392,12 +392,12 @@ fn openssl_registration_proofs() {
     .unwrap();
     assert_eq!(vetted.proof_placement(), ProofPlacement::SanUri);
     let ed_root = load(d, "ed-root.pem");
-    assert_eq!(
+    assert!(matches!(
         CaRegistration::new(ed_root, load(d, "verify-san.pem"), "test-token-123")
             .vet(now)
             .unwrap_err(),
         Error::ProofNotSignedByCa
-    );
+    ));
     assert!(
         CaRegistration::new(load(d, "root-expired.pem"), load(d, "verify-san.pem"), "x")
             .vet(now)

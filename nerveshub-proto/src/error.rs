@@ -6,8 +6,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong in this crate: decoding frames and messages, using a session
 /// the wrong way, and checking NH1 shared-secret tokens.
 ///
-/// Every decoder in this crate returns one of these for bad input; none of them panics.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Every decoder in this crate returns one of these for bad input; none of them panics. The
+/// JSON and MessagePack decoders' errors are kept as the [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     // ---- frames -----------------------------------------------------------------------------
@@ -21,10 +22,10 @@ pub enum Error {
     },
     /// The bytes are not valid JSON (V2 serializer).
     #[error("invalid JSON frame: {0}")]
-    Json(String),
+    Json(#[source] serde_json::Error),
     /// The bytes are not valid MessagePack, or hold a value with no JSON equivalent (V3).
     #[error("invalid MessagePack frame: {0}")]
-    MsgPack(String),
+    MsgPack(#[source] MsgPackError),
     /// The frame decoded but is not a `[join_ref, ref, topic, event, payload]` array.
     #[error("malformed frame: {0}")]
     MalformedFrame(&'static str),
@@ -34,12 +35,13 @@ pub enum Error {
 
     // ---- messages ---------------------------------------------------------------------------
     /// A payload did not have the shape its event requires.
-    #[error("invalid payload for event {event:?}: {reason}")]
+    #[error("invalid payload for event {event:?}: {source}")]
     InvalidPayload {
         /// The event whose payload was being decoded.
         event: String,
-        /// What was wrong.
-        reason: String,
+        /// What was wrong, as serde_json's deserializer reports it.
+        #[source]
+        source: serde_json::Error,
     },
 
     // ---- sessions ---------------------------------------------------------------------------
@@ -103,4 +105,37 @@ pub enum Error {
         /// The verifier's current time (Unix milliseconds).
         now_ms: u64,
     },
+}
+
+/// Why a V3 frame's MessagePack was refused (the source of [`Error::MsgPack`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MsgPackError {
+    /// The bytes are not MessagePack, or nest too deep (rmpv's error).
+    #[error("{0}")]
+    Decode(#[source] rmpv::decode::Error),
+    /// Bytes follow the value.
+    #[error("{0} trailing bytes")]
+    TrailingBytes(usize),
+    /// An integer fits neither `i64` nor `u64`.
+    #[error("integer out of range")]
+    IntegerOutOfRange,
+    /// A string is not UTF-8.
+    #[error("string is not UTF-8")]
+    StringNotUtf8,
+    /// A map key is a string that is not UTF-8.
+    #[error("map key is not UTF-8")]
+    KeyNotUtf8,
+    /// A map key is an array or a map (its JSON text could grow exponentially).
+    #[error("map key is an array or a map")]
+    ContainerKey,
+    /// An extension type other than the timestamp (-1).
+    #[error("unsupported extension type {0}")]
+    UnsupportedExtension(i8),
+    /// A NaN or infinite float (JSON has none).
+    #[error("non-finite float")]
+    NonFiniteFloat,
+    /// A timestamp extension of the wrong length or with nanoseconds out of range.
+    #[error("invalid timestamp extension")]
+    InvalidTimestamp,
 }

@@ -77,9 +77,10 @@ pub enum ExtensionSelection {
 
 impl ExtensionSelection {
     fn from_payload(event: &str, payload: Value) -> Result<Self> {
+        // Read by hand (a string or a list): the refusal is a deserializer error of our own.
         let bad = |r: &str| Error::InvalidPayload {
             event: event.to_owned(),
-            reason: r.to_owned(),
+            source: serde::de::Error::custom(r),
         };
         match payload.get("extensions") {
             Some(Value::String(s)) if s == "all" => Ok(Self::All),

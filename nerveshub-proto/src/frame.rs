@@ -142,7 +142,7 @@ impl Reply {
     pub fn from_payload(payload: &Value) -> Result<Self> {
         let bad = |reason: &str| Error::InvalidPayload {
             event: "phx_reply".into(),
-            reason: reason.into(),
+            source: serde::de::Error::custom(reason),
         };
         let obj = payload.as_object().ok_or_else(|| bad("not an object"))?;
         let status = obj
@@ -443,9 +443,7 @@ impl Codec {
             });
         }
         let value = match self.vsn {
-            Vsn::V2Json => {
-                serde_json::from_slice::<Value>(bytes).map_err(|e| Error::Json(e.to_string()))?
-            }
+            Vsn::V2Json => serde_json::from_slice::<Value>(bytes).map_err(Error::Json)?,
             Vsn::V3MsgPack => msgpack::decode(bytes)?,
         };
         Frame::from_value(value)

@@ -3,6 +3,8 @@
 //!
 //! Each function takes arbitrary bytes and must return without panicking; the properties they
 //! check are reported as a `Result` so the callers decide what a failure means.
+//! A broken property is a message for the person reading the fuzzer's crash report, so errors
+//! are formatted into it (the one place this crate turns an error into text on purpose).
 
 use std::time::Duration;
 

@@ -105,6 +105,11 @@
 //! pump(&codec, now, &mut device, &mut server)?;
 //! # Ok::<(), nerveshub_proto::Error>(())
 //! ```
+//!
+//! # Crate features
+//!
+//! None: the crate is sans-IO and needs no crypto provider (NH1 tokens use RustCrypto's
+//! HMAC and PBKDF2), so there is nothing to trim.
 #![forbid(unsafe_code)]
 
 mod client;
@@ -126,7 +131,7 @@ pub use console::{
     CONSOLE_TOPIC, ConsoleData, ConsoleDeviceEvent, ConsoleJoinParams, ConsoleServerEvent,
     FileChunk, FileName, WindowSize,
 };
-pub use error::{Error, Result};
+pub use error::{Error, MsgPackError, Result};
 pub use etf::Term;
 pub use extensions::{
     EXTENSIONS_TOPIC, ExtensionSelection, ExtensionsDeviceEvent, ExtensionsJoinParams,

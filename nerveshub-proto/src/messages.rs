@@ -45,9 +45,9 @@ pub(crate) fn from_payload<T: DeserializeOwned>(event: &str, payload: Value) -> 
     } else {
         payload
     };
-    serde_json::from_value(payload).map_err(|e| Error::InvalidPayload {
+    serde_json::from_value(payload).map_err(|source| Error::InvalidPayload {
         event: event.to_owned(),
-        reason: e.to_string(),
+        source,
     })
 }
 
@@ -525,7 +525,7 @@ impl StatusUpdate {
         let event = "status_update";
         let bad = |reason: &str| Error::InvalidPayload {
             event: event.into(),
-            reason: reason.into(),
+            source: serde::de::Error::custom(reason),
         };
         let mut m: Extra = from_payload(event, payload)?;
         let status = match m.remove("status") {

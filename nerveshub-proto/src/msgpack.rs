@@ -10,7 +10,7 @@
 use rmpv::Value as Mp;
 use serde_json::{Map, Number, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, MsgPackError, Result};
 
 /// rmpv counts a level for the value and one for its contents, so this is about 64 levels.
 const MAX_DEPTH: usize = 128;
@@ -18,9 +18,9 @@ const MAX_DEPTH: usize = 128;
 pub(crate) fn decode(bytes: &[u8]) -> Result<Value> {
     let mut rd = bytes;
     let mp = rmpv::decode::read_value_with_max_depth(&mut rd, MAX_DEPTH)
-        .map_err(|e| Error::MsgPack(e.to_string()))?;
+        .map_err(|e| Error::MsgPack(MsgPackError::Decode(e)))?;
     if !rd.is_empty() {
-        return Err(Error::MsgPack(format!("{} trailing bytes", rd.len())));
+        return Err(Error::MsgPack(MsgPackError::TrailingBytes(rd.len())));
     }
     to_json(mp)
 }
@@ -35,14 +35,14 @@ fn to_json(mp: Mp) -> Result<Value> {
             } else if let Some(s) = i.as_i64() {
                 Value::Number(s.into())
             } else {
-                return Err(Error::MsgPack("integer out of range".into()));
+                return Err(Error::MsgPack(MsgPackError::IntegerOutOfRange));
             }
         }
         Mp::F32(f) => float(f64::from(f))?,
         Mp::F64(f) => float(f)?,
         Mp::String(s) => match s.into_str() {
             Some(s) => Value::String(s),
-            None => return Err(Error::MsgPack("string is not UTF-8".into())),
+            None => return Err(Error::MsgPack(MsgPackError::StringNotUtf8)),
         },
         Mp::Binary(b) => match String::from_utf8(b) {
             Ok(s) => Value::String(s),
@@ -55,12 +55,12 @@ fn to_json(mp: Mp) -> Result<Value> {
                 let key = match k {
                     Mp::String(s) => s
                         .into_str()
-                        .ok_or_else(|| Error::MsgPack("map key is not UTF-8".into()))?,
+                        .ok_or(Error::MsgPack(MsgPackError::KeyNotUtf8))?,
                     // A scalar key becomes its JSON text. A container key is refused: its text
                     // would hold its own keys' text escaped again, which doubles with every
                     // level of nesting (32 levels of maps-as-keys would be gigabytes).
                     Mp::Array(_) | Mp::Map(_) => {
-                        return Err(Error::MsgPack("map key is an array or a map".into()));
+                        return Err(Error::MsgPack(MsgPackError::ContainerKey));
                     }
                     other => to_json(other)?.to_string(),
                 };
@@ -69,19 +69,19 @@ fn to_json(mp: Mp) -> Result<Value> {
             Value::Object(obj)
         }
         Mp::Ext(-1, data) => Value::String(timestamp(&data)?),
-        Mp::Ext(ty, _) => return Err(Error::MsgPack(format!("unsupported extension type {ty}"))),
+        Mp::Ext(ty, _) => return Err(Error::MsgPack(MsgPackError::UnsupportedExtension(ty))),
     })
 }
 
 fn float(f: f64) -> Result<Value> {
     Number::from_f64(f)
         .map(Value::Number)
-        .ok_or_else(|| Error::MsgPack("non-finite float".into()))
+        .ok_or(Error::MsgPack(MsgPackError::NonFiniteFloat))
 }
 
 /// Formats a MessagePack timestamp (extension -1) as an RFC 3339 UTC string.
 fn timestamp(data: &[u8]) -> Result<String> {
-    let bad = || Error::MsgPack("invalid timestamp extension".into());
+    let bad = || Error::MsgPack(MsgPackError::InvalidTimestamp);
     let (secs, nanos): (i64, u32) = match data.len() {
         4 => {
             let b: [u8; 4] = data.try_into().map_err(|_| bad())?;
@@ -254,7 +254,7 @@ mod tests {
         bytes.extend([0xa1, b'k', 0xc0]); // the innermost pair: "k" => nil
         bytes.extend(std::iter::repeat_n(0xc0, 39)); // the other levels' values: nil
         match decode(&bytes) {
-            Err(Error::MsgPack(msg)) => assert!(msg.contains("map key"), "{msg}"),
+            Err(Error::MsgPack(MsgPackError::ContainerKey)) => {}
             other => panic!("expected a refusal, got {other:?}"),
         }
         // Scalar keys still become their JSON text.

@@ -465,15 +465,14 @@ mod tests {
             h.verify(b"secret", at - 60_001),
             Err(Error::SignedInFuture { .. })
         ));
-        assert_eq!(h.verify(b"other", at), Err(Error::BadSignature));
+        assert!(matches!(h.verify(b"other", at), Err(Error::BadSignature)));
         let mut t = h.clone();
         t.time = "1000001".into();
-        assert_eq!(t.verify(b"secret", at), Err(Error::BadSignature));
+        assert!(matches!(t.verify(b"secret", at), Err(Error::BadSignature)));
         let mut t = h.clone();
         t.alg = "NH1-HMAC-SHA256-1000-32".into();
-        assert_eq!(
-            t.verify(b"secret", at),
-            Err(Error::BadSignature),
+        assert!(
+            matches!(t.verify(b"secret", at), Err(Error::BadSignature)),
             "the alg is salted verbatim"
         );
         let mut t = h.clone();
@@ -484,6 +483,9 @@ mod tests {
         ));
         let mut t = h;
         t.signature = "garbage".into();
-        assert_eq!(t.verify(b"secret", at), Err(Error::MalformedToken));
+        assert!(matches!(
+            t.verify(b"secret", at),
+            Err(Error::MalformedToken)
+        ));
     }
 }

@@ -69,10 +69,10 @@ fn headers_as_nerves_hub_link_sends_them() {
     })
     .unwrap();
     assert_eq!(back, h);
-    assert_eq!(
+    assert!(matches!(
         SharedSecretHeaders::from_lookup(|_| None),
         Err(Error::MissingHeader("x-nh-alg"))
-    );
+    ));
 }
 
 #[test]
@@ -80,21 +80,17 @@ fn freshness_window() {
     let h = SharedSecretHeaders::sign("nhp_k", b"s", "d", 2_000_000_000);
     let at = 2_000_000_000_000u64;
     assert!(h.verify(b"s", at + 90_000).is_ok());
-    assert_eq!(
+    assert!(matches!(
         h.verify(b"s", at + 90_001),
-        Err(Error::Expired {
-            signed_at_ms: at,
-            now_ms: at + 90_001
-        })
-    );
+        Err(Error::Expired { signed_at_ms, now_ms })
+            if signed_at_ms == at && now_ms == at + 90_001
+    ));
     assert!(h.verify(b"s", at - 60_000).is_ok());
-    assert_eq!(
+    assert!(matches!(
         h.verify(b"s", at - 60_001),
-        Err(Error::SignedInFuture {
-            signed_at_ms: at,
-            now_ms: at - 60_001
-        })
-    );
+        Err(Error::SignedInFuture { signed_at_ms, now_ms })
+            if signed_at_ms == at && now_ms == at - 60_001
+    ));
     let lax = Nh1Policy {
         max_age_ms: 86_400_000,
         max_future_ms: 0,

@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::{Device, NO_PUBLIC_KEYS, RunningUpdate, Stopped, failed, progress, progress_due};
 use crate::client::{Client, FwupMessage, RebootAction, RebootReason, UpdateDecision, UpdateInfo};
-use crate::error::{Error, Result};
+use crate::error::{Error, PollError, Result, UpdateError};
 use crate::handle::Command;
 use crate::update::{UpdateJob, UpdateMsg, run_update};
 
@@ -69,7 +69,7 @@ impl<C: Client> Device<C> {
             .timeout(self.config.connect_timeout + REQUEST_TIMEOUT)
             .user_agent(concat!("nerveshub-client/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+            .map_err(|e| Error::config_caused("HTTP client", e))?;
         let poll_url = self.config.poll_url(POLL_PATH)?;
         let seed = getrandom::u64()
             .unwrap_or_else(|_| u64::from(std::process::id()) ^ (self.config.wall_clock)());
@@ -127,14 +127,12 @@ impl<C: Client> Device<C> {
     ) -> std::result::Result<Answer, PollFailure> {
         let body = self.join_params(None).to_payload();
         let response = self.send(http, url, &body).await?;
-        let unreadable =
-            |e: String| PollFailure::Failed(Error::Poll(format!("unreadable answer: {e}")));
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| unreadable(e.to_string()))?;
-        let answer: Value =
-            serde_json::from_slice(&bytes).map_err(|e| unreadable(e.to_string()))?;
+            .map_err(|e| PollFailure::Failed(Error::Poll(PollError::Http(e))))?;
+        let answer: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| PollFailure::Failed(Error::Poll(PollError::Answer(e))))?;
         let advised = answer
             .get("poll_interval_seconds")
             .and_then(Value::as_u64)
@@ -183,7 +181,7 @@ impl<C: Client> Device<C> {
         let response = request
             .send()
             .await
-            .map_err(|e| PollFailure::Failed(Error::Poll(e.to_string())))?;
+            .map_err(|e| PollFailure::Failed(Error::Poll(PollError::Http(e))))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -236,7 +234,7 @@ impl<C: Client> Device<C> {
         if let Err(failure) = self.send(http, &url, &body).await {
             let e = match failure {
                 PollFailure::Failed(e) => e,
-                PollFailure::TooSoon(_) => Error::Poll("report refused: too many requests".into()),
+                PollFailure::TooSoon(_) => Error::Poll(PollError::TooManyRequests),
             };
             warn!(error = %e, event = event.event(), "report failed");
             self.client.error(&e);
@@ -327,7 +325,7 @@ impl<C: Client> Device<C> {
                     continue;
                 }
                 Some(UpdateMsg::Finished(result)) => result,
-                None => Err("Unexpected error : the update task ended".to_owned()),
+                None => Err(UpdateError::TaskEnded),
             };
             return match result {
                 Ok(()) => {
@@ -343,12 +341,13 @@ impl<C: Client> Device<C> {
                         _ => None,
                     }
                 }
-                Err(reason) => {
+                Err(e) => {
+                    // The wire carries the reason as text (nerves_hub_link's `failed` reason).
+                    let reason = e.to_string();
                     self.report(http, &DeviceEvent::StatusUpdate(failed(&reason)))
                         .await;
-                    self.client
-                        .fwup_message(&FwupMessage::Error(reason.clone()));
-                    self.client.error(&Error::Update(reason));
+                    self.client.fwup_message(&FwupMessage::Error(reason));
+                    self.client.error(&Error::Update(e));
                     None
                 }
             };

@@ -231,7 +231,7 @@ async fn create(
         ));
     };
     let vetted = CaRegistration::new(ca.clone(), proof, token)
-        .vet(state.clock.now_unix())
+        .vet_with_provider(&state.config.crypto_provider, state.clock.now_unix())
         .map_err(|e| refusal(&e))?;
     if vetted.proof_placement() != ProofPlacement::SanUri {
         return Err(refusal(&PkiError::ProofTokenMismatch));

@@ -1,6 +1,6 @@
 //! Device certificates, registered Device CAs and CA verification tokens.
 
-use nerveshub_pki::{Certificate, KnownCertificate, RegisteredCa, TrustStore};
+use nerveshub_pki::{Certificate, KnownCertificate, RegisteredCa, TrustStore, TrustStoreBuilder};
 use sqlx::{AnyConnection, FromRow};
 
 use super::{Db, DeviceRef, now_ms, trusted};
@@ -465,14 +465,14 @@ impl Db {
     /// A [`TrustStore`] of everything stored now: every registered CA and every known device
     /// certificate. A stored CA that no longer passes the structural checks is left out (and
     /// logged) rather than failing the whole store.
-    /// Signatures are checked with `algorithms` (the configured crypto provider's).
+    /// `builder` is an empty store's builder with the configured crypto provider
+    /// ([`TrustStore::builder_with_provider`]).
     pub(crate) async fn trust_store(
         &self,
-        algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+        mut builder: TrustStoreBuilder,
     ) -> Result<TrustStore, sqlx::Error> {
         let cas = self.ca_certificates_all().await?;
         let known = self.device_certificates_all().await?;
-        let mut builder = TrustStore::builder().signature_algorithms(algorithms);
         for ca in &cas {
             match ca.registered() {
                 Ok(registered) => builder = builder.ca(registered),
@@ -617,9 +617,7 @@ mod tests {
             assert!(last_used("ca_certificates").await.is_some());
 
             // The trust store knows the certificate and trusts the CA.
-            let algorithms =
-                rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
-            let store = db.trust_store(algorithms).await.unwrap();
+            let store = db.trust_store(TrustStore::builder()).await.unwrap();
             let now = at(now);
             let known = store.verify_device(&[cert.der().clone()], now).unwrap();
             assert_eq!(known.auth(), DeviceAuth::KnownCertificate);

@@ -77,7 +77,7 @@ impl DeviceHub {
     pub(crate) async fn load(
         db: &Db,
         cluster: &Cluster,
-        provider: &rustls::crypto::CryptoProvider,
+        provider: &std::sync::Arc<rustls::crypto::CryptoProvider>,
     ) -> Result<Self, ServerError> {
         Ok(DeviceHub {
             bus: cluster.bus().cloned(),

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 
 use nerveshub_pki::{Certificate, KnownCertificate, RegisteredCa, SharedTrustStore, TrustStore};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::CryptoProvider;
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, AnyConnection, Transaction};
 use tokio::sync::Mutex;
@@ -198,9 +198,9 @@ mod base64_der {
 #[derive(Debug, Clone)]
 pub(crate) struct Trust {
     store: SharedTrustStore,
-    /// The configured provider's signature algorithms, for every store built from the
-    /// database.
-    algorithms: WebPkiSupportedAlgorithms,
+    /// The configured crypto provider, whose signature algorithms every store built from the
+    /// database checks with.
+    provider: Arc<CryptoProvider>,
     reloading: Arc<Mutex<()>>,
     journal: Arc<std::sync::Mutex<Journal>>,
     /// Full reloads since start, for tests that check a path does not cause one.
@@ -230,11 +230,10 @@ impl Drop for Recording<'_> {
 impl Trust {
     /// Loads the store from the database; signatures are checked with `provider`'s
     /// algorithms.
-    pub(crate) async fn load(db: &Db, provider: &CryptoProvider) -> Result<Self, sqlx::Error> {
-        let algorithms = provider.signature_verification_algorithms;
+    pub(crate) async fn load(db: &Db, provider: &Arc<CryptoProvider>) -> Result<Self, sqlx::Error> {
         Ok(Trust {
-            store: SharedTrustStore::new(build(db, algorithms).await?),
-            algorithms,
+            store: SharedTrustStore::new(build(db, provider).await?),
+            provider: Arc::clone(provider),
             reloading: Arc::new(Mutex::new(())),
             journal: Arc::default(),
             reloads: Arc::default(),
@@ -272,7 +271,7 @@ impl Trust {
     /// read began replayed on it; on a database error the current store stays and the error
     /// is logged.
     pub(crate) async fn reload(&self, db: &Db) {
-        self.reload_from(build(db, self.algorithms)).await;
+        self.reload_from(build(db, &self.provider)).await;
     }
 
     /// [`reload`](Self::reload) from `read` (not polled before the journal records).
@@ -306,11 +305,9 @@ impl Trust {
 
 /// A store of what the database holds now (a stored CA that no longer passes the structural
 /// checks is left out with a warning rather than failing the whole endpoint).
-async fn build(db: &Db, algorithms: WebPkiSupportedAlgorithms) -> Result<TrustStore, sqlx::Error> {
-    // Issue 21: nerveshub-pki is gaining `TrustStore::builder_with_provider(&CryptoProvider)`;
-    // until it is in this tree the store is built with the provider's algorithms, which is
-    // what that builder does.
-    db.trust_store(algorithms).await
+async fn build(db: &Db, provider: &CryptoProvider) -> Result<TrustStore, sqlx::Error> {
+    db.trust_store(TrustStore::builder_with_provider(provider))
+        .await
 }
 
 #[cfg(test)]
@@ -379,8 +376,7 @@ mod tests {
         let registered = RegisteredCa::new(ca.certificate().clone(), true).unwrap();
         let trust = Trust {
             store: SharedTrustStore::new(TrustStore::builder().ca(registered.clone()).build()),
-            algorithms: rustls::crypto::aws_lc_rs::default_provider()
-                .signature_verification_algorithms,
+            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
             reloading: Arc::default(),
             journal: Arc::default(),
             reloads: Arc::default(),
