@@ -4,8 +4,6 @@
 //! certificate and joins `device`; the provider it was given loaded its key and supplied the
 //! handshake's randomness, which the test counts through thin wrappers around ring's.
 
-#[path = "../../nerveshub-client/tests/common/mod.rs"]
-mod common;
 mod e2e_support;
 
 use std::sync::Arc;
@@ -15,6 +13,7 @@ use common::pki::Pki;
 use common::{TestClient, fast};
 use e2e_support::{Hub, TestDb};
 use nerveshub_client::{Auth, Config, Device, Identity, Trust, Updater, certificates_from_bytes};
+use nerveshub_test_support::device as common;
 use rustls::crypto::{CryptoProvider, GetRandomFailed, KeyProvider, SecureRandom};
 use rustls::sign::SigningKey;
 use rustls_pki_types::PrivateKeyDer;

@@ -590,6 +590,14 @@ impl PgListener {
     }
 }
 
+/// Dropped where the real listener is (closing its connection); never runs, as no value exists.
+#[cfg(not(feature = "postgres"))]
+impl Drop for PgListener {
+    fn drop(&mut self) {
+        match *self {}
+    }
+}
+
 /// What [`PgListener::try_recv`] would return without PostgreSQL: nothing, ever.
 #[cfg(not(feature = "postgres"))]
 enum NoNotification {}

@@ -21,9 +21,10 @@ use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use sqlx::{Connection as _, PgConnection};
+#[cfg(feature = "postgres")]
+use sqlx::Connection as _;
 
-use crate::db::advisory;
+use crate::db::advisory::{self, PgConnection};
 use crate::error::ServerError;
 
 /// The advisory-lock namespace of deployment orchestrators ("NH" and 1).
@@ -277,7 +278,7 @@ async fn open(url: &str) -> Result<PgConnection, sqlx::Error> {
         })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "postgres"))]
 mod tests {
     //! Elections on PostgreSQL when `NERVESHUB_TEST_DATABASE_URL` is set (advisory locks need
     //! no tables: the test database itself serves, with deployment ids no server uses there).

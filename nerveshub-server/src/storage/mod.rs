@@ -127,6 +127,7 @@ impl fmt::Debug for Storage {
 
 /// The last part of the prefix of every object in an S3 bucket (the local store's root is
 /// already `<data-dir>/firmware`).
+#[cfg(feature = "s3")]
 const S3_PREFIX: &str = "firmware";
 
 impl Storage {
