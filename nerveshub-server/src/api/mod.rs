@@ -261,6 +261,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         }
         T::deserialize(value)
             .map(Body)
+            // tidy: text — serde's message is the field-level answer the caller reads.
             .map_err(|e| ApiError::Validation([("body".to_owned(), vec![e.to_string()])].into()))
     }
 }

@@ -334,6 +334,7 @@ pub(crate) async fn seal_plaintext_secrets(
         for (id, key, secret) in rows {
             let sealed = cipher
                 .seal(&key, &secret)
+                // tidy: text — `SecretUnreadable` has no source; its message is all it holds.
                 .map_err(|e| ServerError::Config(e.to_string()))?;
             let done = sqlx::query(trusted(format!(
                 "UPDATE {} SET secret = $1 WHERE id = $2 AND secret = $3",

@@ -178,6 +178,7 @@ fn parse_conditions(input: &ConditionsInput) -> Result<Conditions, FleetError> {
     let version_text = input.version.clone().unwrap_or_default().trim().to_owned();
     if !version_text.is_empty() {
         version::Requirement::parse(&version_text)
+            // tidy: text — the parser's message is the validation answer the caller reads.
             .map_err(|e| FleetError::invalid("conditions", e.to_string()))?;
     }
     let tags: Vec<String> = match &input.tags {
@@ -248,6 +249,7 @@ pub(super) fn apply(
     }
     if let Some(c) = &fields.conditions {
         s.conditions = serde_json::to_string(&parse_conditions(c)?)
+            // tidy: text — answered as a validation error of the field it came from.
             .map_err(|e| FleetError::invalid("conditions", e.to_string()))?;
     }
     if let Some(v) = fields.concurrent_updates {

@@ -89,6 +89,9 @@ pub(crate) enum BusError {
     /// The payload is not a message (logged and dropped).
     #[error("malformed cluster message: {0}")]
     Malformed(String),
+    /// A message could not be written as JSON.
+    #[error("encoding a cluster message: {0}")]
+    Encode(#[source] serde_json::Error),
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -97,7 +100,7 @@ pub(crate) enum BusError {
 /// The message as JSON, and whether it fits a NOTIFY payload (else it is stored and sent
 /// by reference: longer than [`MAX_INLINE`]).
 pub(crate) fn encode(envelope: &Envelope) -> Result<(String, bool), BusError> {
-    let text = serde_json::to_string(envelope).map_err(|e| BusError::Malformed(e.to_string()))?;
+    let text = serde_json::to_string(envelope).map_err(BusError::Encode)?;
     let inline = text.len() <= MAX_INLINE;
     Ok((text, inline))
 }
