@@ -122,6 +122,25 @@ pub struct InternalError {
 }
 
 impl InternalError {
+    /// A fault caused by `source` while doing `context`.
+    pub(crate) fn caused(
+        context: impl Into<Cow<'static, str>>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        InternalError {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A broken invariant of our own: nothing failed below us, so no cause.
+    pub(crate) fn broken(context: impl Into<Cow<'static, str>>) -> Self {
+        InternalError {
+            context: context.into(),
+            source: None,
+        }
+    }
+
     /// What was being done when the fault happened.
     pub fn context(&self) -> &str {
         &self.context

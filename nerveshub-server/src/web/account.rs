@@ -131,10 +131,10 @@ async fn login(
                     StatusCode::UNAUTHORIZED,
                 );
             }
-            Err(other) => return Err(WebError::Internal(format!("sign-in: {other}"))),
+            Err(other) => return Err(WebError::internal("sign-in", other)),
         };
     let secret = session::new_secret()?;
-    let internal = |e: sqlx::Error| WebError::Internal(format!("session: {e}"));
+    let internal = |e: sqlx::Error| WebError::internal("session", e);
     // The session and its audit row commit together.
     let mut tx = web.app.db.begin().await.map_err(internal)?;
     db::web_sessions::create_web_session(
@@ -180,7 +180,7 @@ async fn logout(
         .db
         .delete_web_session(&posted.session.secret_hash)
         .await
-        .map_err(|e| WebError::Internal(format!("session: {e}")))?;
+        .map_err(|e| WebError::internal("session", e))?;
     let mut response = Redirect::to("/login").into_response();
     let cookie = session::set_cookie(session::SESSION_COOKIE, "", 0, web.secure_cookies);
     if let Ok(cookie) = HeaderValue::from_str(&cookie) {

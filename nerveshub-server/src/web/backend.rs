@@ -61,7 +61,7 @@ impl WebState {
                 .body(Body::from(body.to_string())),
             None => builder.body(Body::empty()),
         }
-        .map_err(|e| WebError::Internal(format!("building an API request: {e}")))?;
+        .map_err(|e| WebError::internal("building an API request", e))?;
         let response = self.send(&session.user, request).await;
         read_answer(response).await
     }
@@ -106,7 +106,7 @@ impl WebState {
                 .db
                 .membership(session.user.id, org)
                 .await
-                .map_err(|e| WebError::Internal(format!("membership: {e}")))?
+                .map_err(|e| WebError::internal("membership", e))?
                 .map(|m| m.role),
             None => None,
         };
@@ -126,7 +126,7 @@ pub(crate) async fn read_answer(response: Response) -> Result<Value, WebError> {
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), MAX_API_ANSWER)
         .await
-        .map_err(|e| WebError::Internal(format!("reading an API answer: {e}")))?;
+        .map_err(|e| WebError::internal("reading an API answer", e))?;
     let json: Value = if bytes.is_empty() {
         Value::Null
     } else {

@@ -125,7 +125,7 @@ async fn new(
     let token = answer["verification_token"]
         .as_str()
         .filter(|t| plain_token(t))
-        .ok_or_else(|| WebError::Internal("verification token missing or odd".into()))?
+        .ok_or_else(|| WebError::bug("verification token missing or odd"))?
         .to_owned();
     let products = web
         .get(&session, &format!("/orgs/{}/products", seg(&org)))

@@ -93,19 +93,19 @@ async fn devices_page(
     }
     let request = Request::get(uri)
         .body(Body::empty())
-        .map_err(|e| WebError::Internal(format!("building an API request: {e}")))?;
+        .map_err(|e| WebError::internal("building an API request", e))?;
     let response = web.send(&session.user, request).await;
     if !response.status().is_success() {
         return Err(read_answer(response)
             .await
             .err()
-            .unwrap_or_else(|| WebError::Internal("a refusal without an error".into())));
+            .unwrap_or_else(|| WebError::bug("a refusal without an error")));
     }
     let bytes = axum::body::to_bytes(response.into_body(), MAX_LIST_ANSWER)
         .await
-        .map_err(|e| WebError::Internal(format!("reading the device list: {e}")))?;
+        .map_err(|e| WebError::internal("reading the device list", e))?;
     let json: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| WebError::Internal(format!("the device list is not JSON: {e}")))?;
+        .map_err(|e| WebError::internal("the device list is not JSON", e))?;
     let devices = json["data"].as_array().cloned().unwrap_or_default();
     Ok((devices, json["pagination"].clone()))
 }

@@ -155,7 +155,7 @@ async fn upload(
     }
     let forward = forward
         .body(Body::new(body))
-        .map_err(|e| WebError::Internal(format!("building the upload request: {e}")))?;
+        .map_err(|e| WebError::internal("building the upload request", e))?;
     let answer = read_answer(web.send(&session.user, forward).await).await;
     Ok(match answer {
         Ok(fw) => {
@@ -277,7 +277,7 @@ async fn download(
     );
     let request = Request::get(uri)
         .body(Body::empty())
-        .map_err(|e| WebError::Internal(format!("building an API request: {e}")))?;
+        .map_err(|e| WebError::internal("building an API request", e))?;
     let response = web.send(&session.user, request).await;
     match response
         .headers()
@@ -290,7 +290,7 @@ async fn download(
         _ => Err(read_answer(response)
             .await
             .err()
-            .unwrap_or_else(|| WebError::Internal("no download URL".into()))),
+            .unwrap_or_else(|| WebError::bug("no download URL"))),
     }
 }
 

@@ -122,11 +122,24 @@ pub(crate) enum WebError {
         status: StatusCode,
         messages: Vec<String>,
     },
-    /// A fault of the server, logged; the page says only that.
-    Internal(String),
+    /// A fault of the server, logged with its cause; the page says only that.
+    Internal(crate::InternalError),
 }
 
 impl WebError {
+    /// A fault caused by `source` while doing `context`.
+    pub(crate) fn internal(
+        context: &'static str,
+        source: impl Into<crate::error::BoxError>,
+    ) -> Self {
+        WebError::Internal(crate::InternalError::caused(context, source))
+    }
+
+    /// A broken invariant of our own (an API answer without what it always holds).
+    pub(crate) fn bug(context: &'static str) -> Self {
+        WebError::Internal(crate::InternalError::broken(context))
+    }
+
     pub(crate) fn not_found(what: &str) -> Self {
         WebError::Refused {
             status: StatusCode::NOT_FOUND,
@@ -177,9 +190,8 @@ impl IntoResponse for WebError {
                 )
                     .into_response()
             }
-            WebError::Internal(detail) => {
-                tracing::error!(%detail, "web page failed");
-                (
+            WebError::Internal(cause) => {
+                let mut response = (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     bare_page(
                         "Server error",
@@ -189,7 +201,10 @@ impl IntoResponse for WebError {
                         },
                     ),
                 )
-                    .into_response()
+                    .into_response();
+                // Logged once, with method, path and the source chain, by the error layer.
+                crate::observability::attach_cause(&mut response, cause);
+                response
             }
         }
     }

@@ -39,7 +39,7 @@ pub(crate) struct Session {
 /// A new random secret, in its cookie form.
 pub(crate) fn new_secret() -> Result<String, WebError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| WebError::Internal(format!("random: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| WebError::internal("random", e))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -122,7 +122,7 @@ impl FromRequestParts<WebState> for Session {
             .db
             .web_session_user(&hash, web.app.clock.now_ms())
             .await
-            .map_err(|e| WebError::Internal(format!("session: {e}")))?
+            .map_err(|e| WebError::internal("session", e))?
             .ok_or(WebError::SignIn { next })?;
         let session = Session {
             user,

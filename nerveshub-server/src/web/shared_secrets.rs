@@ -107,8 +107,7 @@ async fn create(
         Err(error) => return form_outcome::<()>(Err(error), "", &back, "", web.secure_cookies),
     };
     let (Some(key), Some(secret)) = (made["key"].as_str(), made["secret"].as_str()) else {
-        return WebError::Internal("the new shared secret's answer lacks key or secret".into())
-            .into_response();
+        return WebError::bug("the new shared secret's answer lacks key or secret").into_response();
     };
     let ctx = match web.context(session, Some(&org), Some(&product)).await {
         Ok(ctx) => ctx,

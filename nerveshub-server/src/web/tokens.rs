@@ -101,7 +101,7 @@ async fn create(State(web): State<WebState>, posted: Posted<NewToken>) -> Respon
         }
     };
     let Some(token) = made["token"].as_str() else {
-        return WebError::Internal("the new token's answer has no token".into()).into_response();
+        return WebError::bug("the new token's answer has no token").into_response();
     };
     let ctx = match web.context(session, None, None).await {
         Ok(ctx) => ctx,
