@@ -6,18 +6,18 @@
 //!   ([`skip_or_fail`], [`ci`], [`on_path`]).
 //! - The databases a server test runs on ([`databases`], [`TestDb`]): SQLite always,
 //!   PostgreSQL when `NERVESHUB_TEST_DATABASE_URL` names a server; with feature `postgres`, a
-//!   fresh database there per test ([`postgres::TestDatabase`]).
+//!   fresh database there per test (`postgres::TestDatabase`).
 //! - The S3 test server `.ci/s3-server` starts ([`s3_server`]).
 //! - Names no other test or test process uses ([`unique_name`]).
-//! - With feature `device`, the peers of device tests ([`device`]): certificates, A/B
+//! - With feature `device`, the peers of device tests (`device`): certificates, A/B
 //!   firmware, a device endpoint and a download server, as nerveshub-client's tests and the
 //!   examples' end-to-end tests use them.
 //!
 //! # Crate features
 //!
-//! - `postgres` (off by default): [`postgres::TestDatabase`] and the SQL helpers behind it,
+//! - `postgres` (off by default): `postgres::TestDatabase` and the SQL helpers behind it,
 //!   through sqlx with the PostgreSQL driver.
-//! - `device` (off by default): [`device`], on nerveshub-client, -proto, -fwup and -pki (and
+//! - `device` (off by default): `device`, on nerveshub-client, -proto, -fwup and -pki (and
 //!   tokio, rustls). A crate's integration tests may use it even when that crate is one of
 //!   these: they link the same copy of it.
 //!
