@@ -62,26 +62,6 @@ async fn a_verification_token_expires_an_hour_after_it_was_issued() {
     }
 }
 
-/// Polls `identifier`'s update rows (real time, at most a minute) until `ok` holds.
-async fn wait_updates(
-    fleet: &Fleet,
-    identifier: &str,
-    ok: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let rows = fleet.updates(identifier).await;
-        if ok(&rows) {
-            return rows;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{identifier}'s updates never matched: {rows:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// An update the device never answers expires after the in-flight timeout (30 minutes by
 /// default) by the server's clock, and the deployment sends it again: nothing expires while
 /// the clock stands still, and moving it 31 minutes expires the row at the next sweep.
@@ -95,7 +75,7 @@ async fn a_silent_update_expires_after_the_in_flight_timeout() {
             .deployment("main", "2.0.0", json!({"is_active": true}))
             .await;
         let mute = fleet.spawn("dev-mute", "1.0.0", Behaviour::Mute);
-        let rows = wait_updates(&fleet, "dev-mute", |r| r.len() == 1).await;
+        let rows = fleet.wait_updates("dev-mute", |r| r.len() == 1).await;
         assert_eq!(rows[0]["in_flight"], true, "{rows:?}");
 
         // Several sweeps (one per second in these tests) with the clock standing still.
@@ -109,7 +89,7 @@ async fn a_silent_update_expires_after_the_in_flight_timeout() {
         assert_eq!(rows[0]["in_flight"], true, "{rows:?}");
 
         manual.advance(Duration::from_secs(31 * 60));
-        let rows = wait_updates(&fleet, "dev-mute", |r| r.len() >= 2).await;
+        let rows = fleet.wait_updates("dev-mute", |r| r.len() >= 2).await;
         assert_eq!(rows[0]["status"], "expired", "{rows:?}");
         wait_sims(
             std::slice::from_ref(&mute),

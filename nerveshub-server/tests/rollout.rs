@@ -298,25 +298,6 @@ async fn wait_first_update(sims: &[Sim]) -> String {
     }
 }
 
-async fn wait_updates(
-    fleet: &Fleet,
-    identifier: &str,
-    ok: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + LONG;
-    loop {
-        let rows = fleet.updates(identifier).await;
-        if ok(&rows) {
-            return rows;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{identifier}'s updates never matched: {rows:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn failures_penalties_reschedules_and_attempt_limits() {
     for db in common::databases().await {
@@ -333,27 +314,28 @@ async fn failures_penalties_reschedules_and_attempt_limits() {
         let resched = fleet.spawn("dev-resched", "1.0.0", Behaviour::Reschedule);
         let flaky = fleet.spawn("dev-flaky", "1.0.0", Behaviour::Drop);
 
-        let rows = wait_updates(&fleet, "dev-fail", |r| {
-            r.len() == 1 && r[0]["status"] == "failed"
-        })
-        .await;
+        let rows = fleet
+            .wait_updates("dev-fail", |r| r.len() == 1 && r[0]["status"] == "failed")
+            .await;
         assert_eq!(rows[0]["reason"], "fwup error: simulated");
         assert_eq!(rows[0]["in_flight"], false);
         assert_eq!(rows[0]["deployment"], "main");
         let device = fleet.device("dev-fail").await;
         assert!(device["updates_blocked_until"].is_string(), "{device}");
 
-        let rows = wait_updates(&fleet, "dev-ignore", |r| {
-            r.len() == 1 && r[0]["status"] == "ignored"
-        })
-        .await;
+        let rows = fleet
+            .wait_updates("dev-ignore", |r| {
+                r.len() == 1 && r[0]["status"] == "ignored"
+            })
+            .await;
         assert_eq!(rows[0]["reason"], "not now");
         assert!(fleet.device("dev-ignore").await["updates_blocked_until"].is_string());
 
-        let rows = wait_updates(&fleet, "dev-resched", |r| {
-            r.len() == 1 && r[0]["status"] == "rescheduled"
-        })
-        .await;
+        let rows = fleet
+            .wait_updates("dev-resched", |r| {
+                r.len() == 1 && r[0]["status"] == "rescheduled"
+            })
+            .await;
         assert_eq!(rows[0]["reason"], "busy (retry in 5 min)");
         let blocked = fleet.device("dev-resched").await["updates_blocked_until"].clone();
         assert!(blocked.is_string(), "rescheduled devices wait");
@@ -428,23 +410,21 @@ async fn the_health_gate_and_expiry_of_silent_updates() {
         let mute = fleet.spawn("dev-mute", "1.0.0", Behaviour::Mute);
         let good = fleet.spawn("dev-good", "1.0.0", Behaviour::Install);
 
-        let rows = wait_updates(&fleet, "dev-revert", |r| {
-            r.len() == 1 && r[0]["status"] == "failed"
-        })
-        .await;
+        let rows = fleet
+            .wait_updates("dev-revert", |r| r.len() == 1 && r[0]["status"] == "failed")
+            .await;
         let reason = rows[0]["reason"].as_str().unwrap();
         assert!(reason.contains("came back running"), "{reason}");
         assert!(fleet.device("dev-revert").await["updates_blocked_until"].is_string());
         assert_eq!(revert.running().version, "1.0.0");
 
-        let rows = wait_updates(&fleet, "dev-vanish", |r| {
-            r.len() == 1 && r[0]["status"] == "failed"
-        })
-        .await;
+        let rows = fleet
+            .wait_updates("dev-vanish", |r| r.len() == 1 && r[0]["status"] == "failed")
+            .await;
         let reason = rows[0]["reason"].as_str().unwrap();
         assert!(reason.contains("did not come back healthy"), "{reason}");
 
-        let rows = wait_updates(&fleet, "dev-mute", |r| r.len() >= 2).await;
+        let rows = fleet.wait_updates("dev-mute", |r| r.len() >= 2).await;
         assert_eq!(rows[0]["status"], "expired", "{rows:?}");
         // The row is committed before its push: wait for the push itself.
         wait_sims(
@@ -459,10 +439,11 @@ async fn the_health_gate_and_expiry_of_silent_updates() {
             s.running().version == "2.0.0"
         })
         .await;
-        let rows = wait_updates(&fleet, "dev-good", |r| {
-            r.len() == 1 && r[0]["status"] == "completed"
-        })
-        .await;
+        let rows = fleet
+            .wait_updates("dev-good", |r| {
+                r.len() == 1 && r[0]["status"] == "completed"
+            })
+            .await;
         assert_eq!(rows[0]["progress"], 100);
         assert_eq!(rows[0]["in_flight"], false);
         for sim in [revert, vanish, mute, good] {

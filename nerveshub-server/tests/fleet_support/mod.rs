@@ -203,6 +203,26 @@ impl Fleet {
         body["data"].as_array().unwrap().clone()
     }
 
+    /// Polls `identifier`'s updates (every 100 ms, a minute at most) until `ok` holds.
+    pub async fn wait_updates(
+        &self,
+        identifier: &str,
+        ok: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let rows = self.updates(identifier).await;
+            if ok(&rows) {
+                return rows;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{identifier}'s updates never matched: {rows:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// A simulated device running `version`, connected to this server.
     pub fn spawn(&self, identifier: &str, version: &str, behaviour: Behaviour) -> Sim {
         let (addr_tx, addr_rx) = watch::channel(Some(self.ts().server.device_addr()));
