@@ -330,10 +330,12 @@ async fn device_polls_the_server_and_takes_a_deployment() {
             .unwrap();
 
         let done = eventually("the polled update to complete", async || {
-            let updates = match hub.device(ID).await {
-                Some(_) => hub.updates(ID).await,
-                None => return Err("not registered yet".to_owned()),
-            };
+            let (status, body) = hub.request(Method::GET, &Hub::device_path(ID), None).await;
+            if status != reqwest::StatusCode::OK {
+                // The device's own log says why it has not registered (or why the API refuses).
+                return Err(format!("device lookup: {status} {body}\n{}", b.log()));
+            }
+            let updates = hub.updates(ID).await;
             match updates.last() {
                 Some(u) if u["in_flight"] == false => Ok(u.clone()),
                 _ => Err(format!("{updates:?}\n{}", b.log())),

@@ -207,7 +207,7 @@ impl Hub {
         body["data"]["uuid"].as_str().unwrap().to_owned()
     }
 
-    fn device_path(identifier: &str) -> String {
+    pub fn device_path(identifier: &str) -> String {
         format!("/orgs/{ORG}/products/{PRODUCT}/devices/{identifier}")
     }
 
