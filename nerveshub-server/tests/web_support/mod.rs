@@ -154,15 +154,18 @@ impl Browser {
         self.text("main").await
     }
 
-    /// Waits (up to `secs`) until the text of `css` contains `needle`, without reloading.
+    /// Waits (up to `secs`) until `css` shows non-empty text containing `needle`, without
+    /// reloading, and returns that text.
     pub async fn wait_text(&self, css: &str, needle: &str, secs: u64) -> String {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
+            // Not found yet counts as no text: right after a click the old page may still be
+            // shown, or none, and an empty needle must not accept either.
             let found = match self.client.find(Locator::Css(css)).await {
                 Ok(element) => element.text().await.unwrap_or_default(),
                 Err(_) => String::new(),
             };
-            if found.contains(needle) {
+            if !found.is_empty() && found.contains(needle) {
                 return found;
             }
             assert!(
@@ -179,12 +182,17 @@ impl Browser {
         self.fill("#email", email).await;
         self.fill("#password", password).await;
         self.click("form button[type=submit]").await;
-        self.wait_text("main", "", 5).await;
-        assert!(
-            !self.path().await.starts_with("/login"),
-            "sign-in as {email} failed: {}",
-            self.main_text().await
-        );
+        // The form posts and redirects; until the browser has followed, the path is still
+        // /login, so poll it rather than judge the first look.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.path().await.starts_with("/login") {
+            assert!(
+                Instant::now() < deadline,
+                "sign-in as {email} failed: {}",
+                self.main_text().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The value of cookie `name`, if the browser holds it.
