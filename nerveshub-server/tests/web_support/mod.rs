@@ -83,6 +83,17 @@ impl Browser {
         })
     }
 
+    /// The element `locator` finds, waiting up to 10 s for it: a click that submits a form
+    /// returns before the next page has loaded.
+    async fn find(&self, locator: Locator<'_>) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(locator)
+            .await
+            .unwrap_or_else(|e| panic!("{locator:?}: {e}"))
+    }
+
     pub async fn goto(&self, path: &str) {
         self.client
             .goto(&format!("{}{path}", self.base))
@@ -100,19 +111,13 @@ impl Browser {
     }
 
     pub async fn fill(&self, css: &str, text: &str) {
-        let field = self.client.find(Locator::Css(css)).await.unwrap();
+        let field = self.find(Locator::Css(css)).await;
         field.clear().await.unwrap();
         field.send_keys(text).await.unwrap();
     }
 
     pub async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"))
-            .click()
-            .await
-            .unwrap();
+        self.find(Locator::Css(css)).await.click().await.unwrap();
     }
 
     /// Clicks the button or link whose text is `label`.
@@ -120,23 +125,15 @@ impl Browser {
         let xpath = format!(
             "//button[normalize-space()='{label}'] | //a[normalize-space()='{label}'] | //input[@type='submit' and @value='{label}']"
         );
-        self.client
-            .find(Locator::XPath(&xpath))
+        self.find(Locator::XPath(&xpath))
             .await
-            .unwrap_or_else(|e| panic!("no button or link {label:?}: {e}"))
             .click()
             .await
             .unwrap();
     }
 
     pub async fn text(&self, css: &str) -> String {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"))
-            .text()
-            .await
-            .unwrap()
+        self.find(Locator::Css(css)).await.text().await.unwrap()
     }
 
     /// Whether an element matches `css` now.
