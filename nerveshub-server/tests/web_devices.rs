@@ -501,6 +501,34 @@ async fn filters_and_pages_return_the_right_rows() {
     rig.fw.ts.stop().await;
 }
 
+/// A page's live region holds an event stream, and a browser opens at most six HTTP/1.1
+/// connections to one server. Streams of pages left behind (kept in the back/forward cache)
+/// once stayed open, so the seventh page of a session waited a minute for a connection.
+/// app.js closes them when a page is hidden; a visit blocked like that would take ~60 s, far
+/// beyond the bound checked here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_left_behind_free_their_live_streams() {
+    let rig = Rig::start().await;
+    rig.create(&["node-00"], &[]).await;
+    let Some(browser) = rig.browser("manage").await else {
+        return rig.fw.ts.stop().await;
+    };
+    for visit in 0..10 {
+        let started = Instant::now();
+        browser
+            .goto(&product_path(&format!("/devices?page_size={}", 10 + visit)))
+            .await;
+        browser.wait_text("nav.pager", " 1 device", 5).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "visit {visit} of a live page took {:?}",
+            started.elapsed()
+        );
+    }
+    browser.close().await;
+    rig.fw.ts.stop().await;
+}
+
 /// 100,000 devices written straight into the database, then the list's first and a deep page
 /// timed through the web route (`cargo test … -- --ignored --nocapture` prints the numbers).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,3 +45,17 @@ document.addEventListener("submit", (event) => {
   for (const button of form.querySelectorAll("button")) button.disabled = true;
   request.send(new FormData(form));
 });
+
+// Each live region holds an EventSource, and a browser opens at most six HTTP/1.1
+// connections to one server. A page left behind (kept in the back/forward cache) would keep
+// its streams open, so after a few pages the next one waits for a free connection. Close
+// them when the page is hidden; a page shown again from that cache is reloaded, fresh.
+window.addEventListener("pagehide", () => {
+  for (const region of document.querySelectorAll("[sse-connect]")) {
+    const source = region["htmx-internal-data"] && region["htmx-internal-data"].sseEventSource;
+    if (source) source.close();
+  }
+});
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) window.location.reload();
+});
