@@ -502,8 +502,8 @@ async fn filters_and_pages_return_the_right_rows() {
 }
 
 /// A page's live region holds an event stream, and a browser opens at most six HTTP/1.1
-/// connections to one server. Streams of pages left behind (kept in the back/forward cache)
-/// once stayed open, so the seventh page of a session waited a minute for a connection.
+/// connections to one server. Streams of pages left behind once stayed open for about a
+/// minute, so the seventh live page in a row waited that long for a connection.
 /// app.js closes them when a page is hidden; a visit blocked like that would take ~60 s, far
 /// beyond the bound checked here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
